@@ -1,0 +1,36 @@
+# Everything runs from .venv, built from this project's own pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := runs/demo
+
+.PHONY: test lint docs demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+test: lint $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/python ai/summarize_scores.py ai/sample/scores.csv --out $(DEMO)/summary.json --min-mean 3.0
+	$(BIN)/python -m provenance validate $(DEMO)/summary.json
+	cat $(DEMO)/summary.json.manifest.json
+
+bench: $(STAMP)
+	$(BIN)/python bench/decorator_overhead.py
+
+clean:
+	rm -rf $(VENV) build runs .pytest_cache .ruff_cache

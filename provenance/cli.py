@@ -1,0 +1,67 @@
+"""The ``provenance`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from provenance.errors import ProvenanceError
+from provenance.schema import _schema_text, validate
+from provenance.sidecar import sidecar_path_for
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(_schema_text())
+    return EXIT_OK
+
+
+def _sidecar_of(path: Path) -> Path:
+    """Accept an artifact or its sidecar."""
+    return (
+        path if path.name.endswith(".json") and "manifest" in path.name else sidecar_path_for(path)
+    )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for given in args.files:
+        sidecar = _sidecar_of(Path(given))
+        try:
+            validate(json.loads(sidecar.read_text("utf-8")))
+        except (OSError, ValueError) as err:
+            print(f"{sidecar}: unreadable: {err}", file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+        except ProvenanceError as err:
+            print(f"{sidecar}: invalid: {err}")
+            status = max(status, EXIT_FINDING)
+        else:
+            print(f"{sidecar}: valid")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from provenance import __version__
+
+    parser = argparse.ArgumentParser(prog="provenance", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"provenance {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    schema = commands.add_parser("schema", help="print the JSON Schema of the sidecar")
+    schema.set_defaults(func=_cmd_schema)
+    check = commands.add_parser("validate", help="check sidecars against the schema")
+    check.add_argument("files", nargs="+", help="artifacts or their sidecars")
+    check.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

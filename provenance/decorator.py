@@ -1,0 +1,127 @@
+"""``recorded_run``: a decorator (bare or with arguments) and a context manager over ``Run``."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+import wrapt
+
+from provenance.hashing import HashPolicy
+from provenance.paths import Declarations
+from provenance.run import ManifestDeclaration, Run, RunSpec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class RecordedRun:
+    """A ``recorded_run(...)`` declaration: decorate a ``main`` with it, or use it in ``with``."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self._open: list[Run] = []
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        spec = self.spec
+        defined_in = spec.entrypoint or _defining_file(func)
+
+        @wrapt.decorator
+        def wrapper(
+            wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            run = Run(spec, defined_in, _given_argv(wrapped, args, kwargs))
+            with run:
+                result = wrapped(*args, **kwargs)
+                run.returned(result)
+            return result
+
+        return wrapper(func)  # type: ignore[no-any-return]
+
+    def __enter__(self) -> Run:
+        caller = sys._getframe(1).f_code.co_filename
+        run = Run(self.spec, self.spec.entrypoint or caller, sys.argv[1:])
+        self._open.append(run)
+        return run.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return self._open.pop().__exit__(exc_type, exc, tb)
+
+
+def _defining_file(func: Callable[..., Any]) -> str:
+    return os.path.abspath(inspect.getfile(inspect.unwrap(func)))
+
+
+def _given_argv(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """The argument list the script was given: its ``argv`` parameter, else ``sys.argv[1:]``."""
+    try:
+        bound = inspect.signature(wrapped).bind_partial(*args, **kwargs)
+    except TypeError:
+        bound = None  # the call itself is wrong; let the wrapped function raise as it would
+    given = bound.arguments.get("argv") if bound is not None else None
+    if given is None:
+        given = sys.argv[1:]
+    if isinstance(given, (str, bytes)):
+        return [os.fsdecode(given)]
+    return [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in given]
+
+
+@overload
+def recorded_run(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def recorded_run(
+    *,
+    entrypoint: str | os.PathLike[str] | None = None,
+    inputs: Declarations | None = None,
+    outputs: Declarations | None = None,
+    manifest: ManifestDeclaration = "manifest_out",
+    embed_into: str | None = None,
+    redact: Iterable[str] = (),
+    hash_policy: HashPolicy | None = None,
+    root: str | os.PathLike[str] | None = None,
+) -> RecordedRun: ...
+
+
+def recorded_run(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    entrypoint: str | os.PathLike[str] | None = None,
+    inputs: Declarations | None = None,
+    outputs: Declarations | None = None,
+    manifest: ManifestDeclaration = "manifest_out",
+    embed_into: str | None = None,
+    redact: Iterable[str] = (),
+    hash_policy: HashPolicy | None = None,
+    root: str | os.PathLike[str] | None = None,
+) -> Callable[P, R] | RecordedRun:
+    """Record every run of a script's ``main`` in a provenance sidecar.
+
+    ``inputs``/``outputs`` map names to an argparse dest, a callable of the parsed arguments,
+    or a literal path. The sidecar goes to ``--manifest-out`` (the ``manifest`` dest or
+    callable) when given, else beside the first declared output. ``embed_into`` names an
+    output JSON object that also receives the block. ``redact`` adds secret option names.
+    """
+    spec = RunSpec(
+        inputs=dict(inputs or {}),
+        outputs=dict(outputs or {}),
+        entrypoint=os.path.abspath(entrypoint) if entrypoint is not None else None,
+        manifest=manifest,
+        embed_into=embed_into,
+        redact=tuple(redact),
+        hash_policy=hash_policy or HashPolicy(),
+        root=os.fspath(root) if root is not None else None,
+    )
+    declaration = RecordedRun(spec)
+    return declaration(func) if func is not None else declaration

@@ -1,0 +1,100 @@
+"""Turn arbitrary Python values (argparse results, recorded fields) into stable JSON values."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+JSONValue = Any
+
+# Reprs of ordinary objects carry their memory address, which would make reruns differ.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_MAX_DEPTH = 64
+
+
+def display_path(path: str | os.PathLike[str], root: Path | None) -> str:
+    """POSIX form of ``path``: relative to ``root`` when it lies under it, absolute otherwise."""
+    absolute = Path(os.path.abspath(path))
+    if root is not None:
+        try:
+            return absolute.relative_to(root).as_posix() or "."
+        except ValueError:
+            pass
+    return absolute.as_posix()
+
+
+def normalize(value: Any, root: Path | None = None) -> JSONValue:
+    """Return ``value`` as strict, deterministic JSON data; never raises for odd values."""
+    return _normalize(value, root, 0)
+
+
+def _normalize(value: Any, root: Path | None, depth: int) -> JSONValue:
+    if depth > _MAX_DEPTH:
+        return tagged_repr(value)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return _normalize(value.value, root, depth + 1)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, PurePath):
+        return display_path(value, root) if isinstance(value, Path) else value.as_posix()
+    if isinstance(value, Mapping):
+        return {
+            _key(k): _normalize(v, root, depth + 1)
+            for k, v in sorted(value.items(), key=lambda item: _key(item[0]))
+        }
+    if isinstance(value, (list, tuple)):
+        return [_normalize(v, root, depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [_normalize(v, root, depth + 1) for v in value]
+        return sorted(items, key=_sort_key)
+    if _is_numpy(value):
+        return _normalize(value.tolist(), root, depth + 1)
+    return tagged_repr(value)
+
+
+def _float(value: float) -> JSONValue:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) else str(normalize(key))
+
+
+def _sort_key(value: JSONValue) -> tuple[int, float, str]:
+    # Numbers sort by value, everything else by its canonical JSON text.
+    if isinstance(value, bool):
+        return (0, float(value), "")
+    if isinstance(value, (int, float)):
+        return (1, float(value), "")
+    if isinstance(value, str):
+        return (2, 0.0, value)
+    return (3, 0.0, json.dumps(value, sort_keys=True))
+
+
+def _is_numpy(value: Any) -> bool:
+    # Checked by module name so that numpy is never imported just to normalize arguments.
+    return type(value).__module__ == "numpy" and hasattr(value, "tolist")
+
+
+def tagged_repr(value: Any) -> dict[str, str]:
+    """A JSON stand-in for a value with no JSON form: its type and address-free repr."""
+    kind = type(value)
+    try:
+        text = repr(value)
+    except Exception as err:  # noqa: BLE001 -- a broken __repr__ must not break the run
+        text = f"<repr failed: {type(err).__name__}>"
+    return {"$type": f"{kind.__module__}.{kind.__qualname__}", "$repr": _ADDRESS.sub("", text)}

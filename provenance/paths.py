@@ -1,0 +1,145 @@
+"""Declared input/output paths: resolving declarations, the project root, stat fingerprints."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import blake3
+
+from provenance.errors import DeclarationError
+from provenance.hashing import walk_tree
+
+# A declaration names an argparse dest (str), computes paths from the parsed args (callable),
+# or gives a literal path (os.PathLike) for scripts without argparse.
+Declaration = Union[str, "os.PathLike[str]", Callable[[argparse.Namespace], Any]]
+Declarations = Mapping[str, Declaration]
+
+ROOT_MARKERS = (".git", "pyproject.toml")
+
+
+def find_root(start: str | os.PathLike[str]) -> Path | None:
+    """The nearest ancestor of ``start`` holding ``.git`` or ``pyproject.toml``, if any."""
+    here = Path(os.path.abspath(start))
+    if not here.is_dir():
+        here = here.parent
+    for folder in (here, *here.parents):
+        if any((folder / marker).exists() for marker in ROOT_MARKERS):
+            return folder
+    return None
+
+
+def in_virtualenv(path: Path, root: Path) -> bool:
+    """True when ``path`` lies in a virtual environment or site-packages kept under ``root``."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return False
+    if "site-packages" in parts or "dist-packages" in parts:
+        return True
+    folder = root
+    for part in parts[:-1]:
+        folder = folder / part
+        if (folder / "pyvenv.cfg").exists():
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a stat says of a path, to tell later whether it changed."""
+
+    exists: bool
+    identity: tuple[Any, ...] = ()
+    content: tuple[Any, ...] = ()
+
+    def differs(self, other: Fingerprint, *, strict: bool) -> bool:
+        """``strict`` compares inode and ctime too (did anyone write it?), else size and mtime."""
+        if self.exists != other.exists:
+            return True
+        if strict:
+            return (self.identity, self.content) != (other.identity, other.content)
+        return self.content != other.content
+
+
+def fingerprint(path: str) -> Fingerprint:
+    """Stat ``path`` (a directory: every entry below it) without reading any file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return Fingerprint(False)
+    if not stat.S_ISDIR(st.st_mode):
+        return Fingerprint(
+            True, (st.st_dev, st.st_ino, st.st_ctime_ns), (st.st_size, st.st_mtime_ns)
+        )
+    identity, content = blake3.blake3(), blake3.blake3()
+    for entry in sorted(walk_tree(path), key=lambda e: e.relpath):
+        s = entry.stat
+        fields = (s.st_size, s.st_mtime_ns) if s is not None else (None, None)
+        content.update(repr((entry.relpath, entry.kind, *fields)).encode())
+        if s is not None:
+            identity.update(repr((entry.relpath, s.st_ino, s.st_ctime_ns)).encode())
+    return Fingerprint(True, (identity.hexdigest(),), (content.hexdigest(),))
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The resolved paths of one declared name: ``many`` when the declaration gave a list."""
+
+    paths: tuple[str, ...]
+    many: bool
+
+
+def resolve(
+    kind: str, declarations: Declarations, namespace: argparse.Namespace | None
+) -> dict[str, Declared | None]:
+    """Resolve every declaration to absolute paths; None where the value was not given."""
+    return {name: _resolve_one(kind, name, d, namespace) for name, d in declarations.items()}
+
+
+def _resolve_one(
+    kind: str, name: str, declaration: Declaration, namespace: argparse.Namespace | None
+) -> Declared | None:
+    if isinstance(declaration, os.PathLike):
+        value: Any = declaration
+    elif isinstance(declaration, str):
+        if namespace is None or not hasattr(namespace, declaration):
+            have = ", ".join(sorted(vars(namespace))) if namespace is not None else "nothing parsed"
+            raise DeclarationError(
+                f"{kind} {name!r} names the argparse dest {declaration!r}, which the parsed "
+                f"arguments do not have (they have: {have})"
+            )
+        value = getattr(namespace, declaration)
+    elif callable(declaration):
+        try:
+            value = declaration(namespace)  # type: ignore[arg-type]
+        except Exception as err:
+            message = f"{kind} {name!r}: its declaration raised {type(err).__name__}: {err}"
+            raise DeclarationError(message) from err
+    else:
+        raise DeclarationError(
+            f"{kind} {name!r}: a declaration is a dest name, a callable of the parsed arguments "
+            f"or a path, not {type(declaration).__name__}"
+        )
+    return as_declared(kind, name, value)
+
+
+def as_declared(kind: str, name: str, value: Any) -> Declared | None:
+    """Check and absolutize a declared value: one path, a list of paths, or None."""
+    if value is None:
+        return None
+    many = isinstance(value, (list, tuple))
+    items = list(value) if many else [value]
+    paths = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
+            raise DeclarationError(
+                f"{kind} {name!r} must be a path, a list of paths or None, got {item!r}"
+            )
+        paths.append(os.path.abspath(os.fspath(item)))
+    return Declared(tuple(paths), many)

@@ -1,0 +1,212 @@
+"""The ``run_provenance`` block, built by a pipeline of small steps over one ``RunFacts``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provenance.code import imported_project_modules
+from provenance.hashing import HashPolicy, describe_path, hash_file
+from provenance.normalize import display_path, normalize
+from provenance.outcome import Outcome, from_exit_code
+from provenance.paths import Declared, Fingerprint, as_declared, find_root, fingerprint
+from provenance.redact import (
+    SecretMatcher,
+    redact_args,
+    redact_argv,
+    secret_options,
+    secret_values,
+)
+
+RUN_SCHEMA = "provenance.run/v1"
+# Code identity always carries SHA-256, whatever the size (ADR-0661 names it).
+_CODE_POLICY = HashPolicy(sha256_max_bytes=2**63)
+
+
+@dataclass
+class RunFacts:
+    """Everything measured about one run, from which the block is built."""
+
+    entrypoint: str
+    root: Path | None
+    argv: list[str]
+    args: dict[str, Any]
+    inputs: dict[str, Declared | None]
+    outputs: dict[str, Declared | None]
+    policy: HashPolicy = field(default_factory=HashPolicy)
+    secrets: SecretMatcher = field(default_factory=SecretMatcher)
+    parsers: list[argparse.ArgumentParser] = field(default_factory=list)
+    shared_trainer: str | None = None
+    # Stats taken when each path was declared; without them nothing is claimed about change.
+    baselines: dict[str, Fingerprint] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    gates: dict[str, Any] = field(default_factory=dict)
+    # A file whose copy of the block is being built: its own entry cannot carry its digest.
+    embedded_in: str | None = None
+    _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def shown(self, path: str) -> str:
+        return display_path(path, self.root)
+
+    def entry(self, path: str) -> dict[str, Any]:
+        """The on-disk description of ``path``, hashed once per run however often asked."""
+        if path not in self._entries:
+            self._entries[path] = describe_path(path, self.shown(path), self.policy)
+        return dict(self._entries[path])
+
+    def forget(self, path: str) -> None:
+        self._entries.pop(path, None)
+
+    def written_by_run(self, path: str) -> bool | None:
+        before = self.baselines.get(path)
+        if before is None:
+            return None
+        return before.differs(fingerprint(path), strict=True)
+
+    def changed_during_run(self, path: str) -> bool | None:
+        before = self.baselines.get(path)
+        if before is None:
+            return None
+        return before.differs(fingerprint(path), strict=False)
+
+
+Step = Callable[[RunFacts], dict[str, Any]]
+
+
+def _schema(facts: RunFacts) -> dict[str, Any]:
+    return {"schema": RUN_SCHEMA}
+
+
+def code_identity(path: str, root: Path | None) -> dict[str, Any]:
+    """``{path, sha256, blake3}`` of one source file."""
+    digest = hash_file(path, _CODE_POLICY)
+    return {"path": display_path(path, root), "sha256": digest.sha256, "blake3": digest.blake3}
+
+
+def _identity(facts: RunFacts) -> dict[str, Any]:
+    part = {"entrypoint": code_identity(facts.entrypoint, facts.root)}
+    if facts.shared_trainer is not None:
+        part["shared_trainer"] = code_identity(facts.shared_trainer, facts.root)
+    return part
+
+
+def _code(facts: RunFacts) -> dict[str, Any]:
+    return {"code": imported_project_modules(facts.root)}
+
+
+def _arguments(facts: RunFacts) -> dict[str, Any]:
+    args = normalize(facts.args, facts.root)
+    argv = redact_argv(
+        facts.argv,
+        secret_options(facts.parsers, facts.secrets),
+        secret_values(facts.args, facts.secrets),
+    )
+    return {"argv": argv, "args": redact_args(args, facts.secrets)}
+
+
+def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
+    entry = facts.entry(path)
+    changed = facts.changed_during_run(path)
+    if entry["exists"] and changed is not None:
+        entry["changed_during_run"] = changed
+    return entry
+
+
+def _output_entry(facts: RunFacts, path: str) -> dict[str, Any]:
+    if path == facts.embedded_in:
+        return {
+            "path": facts.shown(path),
+            "exists": True,
+            "embedded_here": True,
+            "written_by_run": True,
+        }
+    entry = facts.entry(path)
+    written = facts.written_by_run(path)
+    if entry["exists"] and written is not None:
+        entry["written_by_run"] = written
+    return entry
+
+
+def _entries(
+    facts: RunFacts,
+    declared: Mapping[str, Declared | None],
+    describe: Callable[[RunFacts, str], Any],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, item in declared.items():
+        if item is None:
+            out[name] = None
+        elif item.many:
+            out[name] = [describe(facts, p) for p in item.paths]
+        else:
+            out[name] = describe(facts, item.paths[0])
+    return out
+
+
+def _paths(facts: RunFacts) -> dict[str, Any]:
+    return {
+        "inputs": _entries(facts, facts.inputs, _input_entry),
+        "outputs": _entries(facts, facts.outputs, _output_entry),
+    }
+
+
+def _hash_policy(facts: RunFacts) -> dict[str, Any]:
+    return {"hash_policy": facts.policy.as_record()}
+
+
+def _outcome(facts: RunFacts) -> dict[str, Any]:
+    if facts.outcome is None:
+        return {}
+    return {"outcome": facts.outcome.as_record(facts.gates)}
+
+
+PIPELINE: tuple[Step, ...] = (_schema, _identity, _code, _arguments, _paths, _hash_policy, _outcome)
+
+
+def build_block(facts: RunFacts, steps: Sequence[Step] = PIPELINE) -> dict[str, Any]:
+    """Run every step over ``facts`` and merge their parts into one block."""
+    block: dict[str, Any] = {}
+    for step in steps:
+        block.update(step(facts))
+    return block
+
+
+def build_run_provenance(
+    *,
+    entrypoint: str | os.PathLike[str],
+    argv: Sequence[str] = (),
+    args: argparse.Namespace | Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    shared_trainer: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    redact: Iterable[str] = (),
+    hash_policy: HashPolicy | None = None,
+    exit_code: int | None = None,
+    gates: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``run_provenance`` block as a dict, for scripts that assemble their own JSON.
+
+    ``inputs``/``outputs`` map names to paths (one, a list, or None). With no stat taken before
+    the work, the block claims nothing about ``written_by_run``; with no ``exit_code`` it has no
+    ``outcome``.
+    """
+    entry = os.path.abspath(entrypoint)
+    facts = RunFacts(
+        entrypoint=entry,
+        root=Path(os.path.abspath(root)) if root is not None else find_root(entry),
+        argv=[str(a) for a in argv],
+        args=dict(vars(args) if isinstance(args, argparse.Namespace) else (args or {})),
+        inputs={n: as_declared("input", n, v) for n, v in (inputs or {}).items()},
+        outputs={n: as_declared("output", n, v) for n, v in (outputs or {}).items()},
+        policy=hash_policy or HashPolicy(),
+        secrets=SecretMatcher(redact),
+        shared_trainer=os.path.abspath(shared_trainer) if shared_trainer is not None else None,
+        outcome=from_exit_code(exit_code) if exit_code is not None else None,
+        gates=normalize(dict(gates or {})),
+    )
+    return build_block(facts)

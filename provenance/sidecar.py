@@ -1,0 +1,136 @@
+"""Writing evidence: canonical bytes, atomic replacement, embedding, keeping earlier records."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST_SCHEMA = "provenance.manifest/v1"
+SIDECAR_SUFFIX = ".manifest.json"
+
+_umask_lock = threading.Lock()
+_umask: int | None = None
+
+
+def canonical_bytes(document: Mapping[str, Any]) -> bytes:
+    """Sorted keys, two-space indentation, UTF-8, strict JSON (no NaN), trailing newline."""
+    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def sidecar_path_for(artifact: str | os.PathLike[str]) -> Path:
+    """``model.json`` -> ``model.json.manifest.json``."""
+    path = Path(artifact)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def _default_mode() -> int:
+    global _umask
+    with _umask_lock:
+        if _umask is None:
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+    return 0o666 & ~_umask
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``path`` with ``data``: a crash leaves the old file or the new one, never half."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except OSError:
+        mode = _default_mode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable only once the directory entry is; not every platform allows this.
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json_object(path: str | os.PathLike[str]) -> tuple[bytes, dict[str, Any]] | None:
+    """The bytes and parsed content of ``path`` when it holds a JSON object, else None."""
+    try:
+        raw = Path(path).read_bytes()
+        document = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    return (raw, document) if isinstance(document, dict) else None
+
+
+def embedded_bytes(document: Mapping[str, Any], block: Mapping[str, Any]) -> bytes:
+    """``document`` with ``run_provenance`` set, its own key order kept, the block last."""
+    merged = {k: v for k, v in document.items() if k != "run_provenance"}
+    merged["run_provenance"] = json.loads(canonical_bytes(block))  # sorted like the sidecar
+    return (json.dumps(merged, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a sidecar goes, and which earlier record moves aside to make room."""
+
+    path: Path
+    keep_previous_at: Path | None = None
+    note: str | None = None
+
+
+def place(target: Path, *, succeeded: bool, status: str, rewrote_output: bool) -> Placement:
+    """Decide where a run's sidecar goes without destroying an earlier run's evidence.
+
+    A run that did not succeed never takes over the sidecar of artifacts it left alone: if it
+    rewrote no output, the earlier sidecar stays and this record goes beside it as
+    ``<artifact>.manifest.<status>.json``; if it rewrote some, it takes the usual path and the
+    earlier record moves to ``<artifact>.manifest.previous.json``.
+    """
+    if succeeded or not target.exists():
+        return Placement(target)
+    stem = target.name.removesuffix(".json")
+    if not rewrote_output:
+        beside = target.with_name(f"{stem}.{status}.json")
+        return Placement(
+            beside,
+            note=f"kept the earlier sidecar {target} (this {status} run rewrote none of its "
+            f"outputs); this run's record is {beside}",
+        )
+    previous = target.with_name(f"{stem}.previous.json")
+    return Placement(
+        target,
+        keep_previous_at=previous,
+        note=f"this {status} run rewrote outputs; the earlier sidecar moved to {previous}",
+    )
+
+
+def write_placed(placement: Placement, data: bytes) -> None:
+    """Write ``data`` at the placement, first moving the earlier record aside if asked."""
+    if placement.keep_previous_at is not None:
+        os.replace(placement.path, placement.keep_previous_at)
+    atomic_write(placement.path, data)
