@@ -129,7 +129,10 @@ def _redact_values(token: str, values: set[str]) -> str:
     for value in values:
         if token == value:
             return REDACTED
-        if token.endswith(value) and token.startswith("-"):
+        if token.endswith(value):
             # --api-tok=secret (an abbreviation) or -psecret (a short option stuck to its value)
-            return token[: len(token) - len(value)] + REDACTED
+            prefix = token[: len(token) - len(value)]
+            short = len(prefix) == 2 and prefix[0] == "-" and prefix[1] != "-"
+            if short or (prefix.startswith("-") and prefix.endswith("=")):
+                return prefix + REDACTED
     return token

@@ -137,7 +137,7 @@ class Run:
             raise ProvenanceError(f"manifest field names {sorted(reserved)} are reserved")
         self.fields.update(normalize(fields, self.root))
 
-    def gate(self, name: str, passed: bool, **values: Any) -> None:
+    def gate(self, name: str, passed: bool, /, **values: Any) -> None:
         """Record a quality-gate verdict; it does not change the exit code, the script does."""
         if "passed" in values:
             raise ProvenanceError("gate values may not be named 'passed'")

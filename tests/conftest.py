@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = ROOT / "tests" / "fakes"
+
+
+def fake_path(name: str) -> Path:
+    return FAKES / f"{name}.py"
+
+
+def run_fake(
+    name: str, *argv: object, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run a fake script as a real subprocess, the way a user runs it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, str(fake_path(name)), *map(str, argv)],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def sidecar_of(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + ".manifest.json")
+
+
+def load_sidecar(path: Path) -> dict[str, Any]:
+    """Read a sidecar, checking it against the shipped schema first."""
+    document = json.loads(path.read_text("utf-8"))
+    validate(document)
+    return document
+
+
+@pytest.fixture
+def shards(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    paths = []
+    for i, rows in enumerate([["b,2", "a,1"], ["c,3"]]):
+        path = folder / f"shard{i}.csv"
+        path.write_text("name,value\n" + "\n".join(rows) + "\n")
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def features(tmp_path: Path) -> Path:
+    path = tmp_path / "features.csv"
+    path.write_text("adm2,motion2,mos\n0.9,3.1,4.2\n0.7,2.0,3.1\n")
+    return path

@@ -1,0 +1,61 @@
+"""Ends in whichever way --mode says, to exercise every row of the outcome table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from provenance import recorded_run
+
+MODES = (
+    "return-none",
+    "return-int",
+    "exit-none",
+    "exit-int",
+    "exit-str",
+    "raise",
+    "interrupt",
+    "wait",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--code", type=int, default=3)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--write", action="store_true", help="write the output before ending")
+    parser.add_argument("--ready", type=Path, help="touched once the run is under way")
+    return parser
+
+
+@recorded_run(outputs={"result": "out"})
+def main(argv: list[str] | None = None) -> int | None:
+    args = build_parser().parse_args(argv)
+    if args.write:
+        args.out.write_text(f"{args.mode}\n")
+    if args.ready:
+        args.ready.write_text("ready\n")
+    mode = args.mode
+    if mode == "return-none":
+        return None
+    if mode == "return-int":
+        return args.code
+    if mode == "exit-none":
+        sys.exit()
+    if mode == "exit-int":
+        sys.exit(args.code)
+    if mode == "exit-str":
+        sys.exit("gate failed: see the report")
+    if mode == "raise":
+        raise ValueError("features table has no rows")
+    if mode == "interrupt":
+        raise KeyboardInterrupt
+    time.sleep(60)  # "wait": until the test sends SIGTERM
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

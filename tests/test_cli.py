@@ -1,0 +1,47 @@
+"""The provenance command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from provenance import load_schema
+from tests.conftest import run_fake
+
+
+def cli(*argv):
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_schema_prints_the_shipped_schema():
+    proc = cli("schema")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout) == load_schema()
+
+
+def test_validate_accepts_an_artifact_or_its_sidecar(tmp_path, shards):
+    out = tmp_path / "t.tsv"
+    run_fake("table_builder", *shards, "--out", out)
+    proc = cli("validate", out, f"{out}.manifest.json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(": valid") == 2
+
+
+def test_validate_reports_invalid_and_unreadable(tmp_path):
+    bad = tmp_path / "x.manifest.json"
+    bad.write_text('{"schema": "provenance.manifest/v1"}')
+    assert cli("validate", bad).returncode == 1
+    missing = cli("validate", tmp_path / "nothing.manifest.json")
+    assert missing.returncode == 2
+    assert "unreadable" in missing.stderr
+
+
+def test_usage_error_exits_2():
+    assert cli("frobnicate").returncode == 2

@@ -1,0 +1,117 @@
+"""File and tree digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import blake3
+import pytest
+
+from provenance.hashing import HashPolicy, describe_path, hash_file, hash_tree
+
+
+class TestHashFile:
+    @pytest.mark.parametrize("size", [0, 1, 4 * 1024 * 1024 + 7, 9 * 1024 * 1024])
+    def test_digests_match_reference_implementations(self, tmp_path, size):
+        data = os.urandom(size)
+        path = tmp_path / "f.bin"
+        path.write_bytes(data)
+        got = hash_file(path, HashPolicy())
+        assert got.blake3 == blake3.blake3(data).hexdigest()
+        assert got.sha256 == hashlib.sha256(data).hexdigest()
+        assert (got.size_bytes, got.error) == (size, None)
+
+    def test_sha256_only_up_to_the_threshold(self, tmp_path):
+        path = tmp_path / "f.bin"
+        path.write_bytes(b"x" * 11)
+        assert hash_file(path, HashPolicy(sha256_max_bytes=11)).sha256 is not None
+        over = hash_file(path, HashPolicy(sha256_max_bytes=10))
+        assert over.sha256 is None
+        assert over.blake3 == blake3.blake3(b"x" * 11).hexdigest()
+
+    def test_unreadable_is_an_error_entry(self, tmp_path):
+        got = hash_file(tmp_path / "missing", HashPolicy())
+        assert got.blake3 is None
+        assert got.error.startswith("FileNotFoundError")
+
+
+class TestDescribePath:
+    def test_missing(self, tmp_path):
+        assert describe_path(str(tmp_path / "x"), "x", HashPolicy()) == {
+            "path": "x",
+            "exists": False,
+        }
+
+    def test_below_a_file_is_missing(self, tmp_path):
+        (tmp_path / "f").write_text("")
+        assert describe_path(str(tmp_path / "f" / "x"), "x", HashPolicy())["exists"] is False
+
+    def test_fifo_is_never_opened(self, tmp_path):
+        fifo = tmp_path / "pipe"
+        os.mkfifo(fifo)
+        result = {}
+        worker = threading.Thread(
+            target=lambda: result.update(describe_path(str(fifo), "pipe", HashPolicy()))
+        )
+        worker.start()
+        worker.join(timeout=10)
+        assert not worker.is_alive(), "describing a FIFO blocked"
+        assert result == {"path": "pipe", "exists": True, "kind": "other"}
+
+
+def make_tree(root):
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha")
+    (root / "sub" / "b.txt").write_text("beta")
+    (root / "empty").mkdir()
+    return root
+
+
+class TestHashTree:
+    def test_counts_and_determinism(self, tmp_path):
+        one = hash_tree(make_tree(tmp_path / "one"), HashPolicy())
+        two = hash_tree(make_tree(tmp_path / "two"), HashPolicy())
+        assert one.blake3 == two.blake3 is not None
+        assert (one.file_count, one.size_bytes, one.errors) == (2, 9, [])
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda r: (r / "a.txt").write_text("alphA"),
+            lambda r: (r / "a.txt").rename(r / "c.txt"),
+            lambda r: (r / "empty").rmdir(),
+            lambda r: (r / "new").mkdir(),
+            lambda r: os.symlink("a.txt", r / "link"),
+        ],
+    )
+    def test_any_change_changes_the_digest(self, tmp_path, change):
+        root = make_tree(tmp_path / "t")
+        before = hash_tree(root, HashPolicy()).blake3
+        change(root)
+        assert hash_tree(root, HashPolicy()).blake3 != before
+
+    def test_symlinks_are_recorded_not_followed(self, tmp_path):
+        root = make_tree(tmp_path / "t")
+        os.symlink(root, root / "loop")
+        got = hash_tree(root, HashPolicy())
+        assert got.file_count == 2
+        assert got.blake3 is not None
+
+    def test_deep_trees_do_not_recurse(self, tmp_path):
+        folder = tmp_path / "deep"
+        folder.mkdir()
+        levels = [folder]
+        for _ in range(1200):  # deeper than Python's default recursion limit
+            levels.append(levels[-1] / "d")
+            levels[-1].mkdir()
+        leaf = levels[-1] / "leaf"
+        leaf.write_text("x")
+        try:
+            assert hash_tree(folder, HashPolicy()).file_count == 1
+        finally:
+            # shutil.rmtree (and so pytest's own clean-up) recurses; take it down bottom-up.
+            leaf.unlink()
+            for level in reversed(levels):
+                level.rmdir()

@@ -1,0 +1,44 @@
+"""The functional form, build_run_provenance, and the block pipeline."""
+
+from __future__ import annotations
+
+import argparse
+
+from provenance import build_run_provenance, load_schema
+from provenance.record import PIPELINE
+
+
+def test_functional_form(tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text("a\n")
+    block = build_run_provenance(
+        entrypoint=__file__,
+        argv=["--in", str(data), "--api-key", "K"],
+        args=argparse.Namespace(inp=data, api_key="K", out=None),
+        inputs={"data": data},
+        outputs={"report": tmp_path / "r.json", "extra": None},
+        exit_code=1,
+        gates={"plcc": {"passed": False}},
+    )
+    assert block["schema"] == "provenance.run/v1"
+    assert block["entrypoint"]["path"] == "tests/test_record.py"
+    assert block["inputs"]["data"]["size_bytes"] == 2
+    assert "changed_during_run" not in block["inputs"]["data"], "no stat was taken earlier"
+    assert block["outputs"] == {
+        "report": {"path": (tmp_path / "r.json").as_posix(), "exists": False},
+        "extra": None,
+    }
+    assert block["args"]["api_key"] == "<redacted>"
+    assert block["argv"][-1] == "<redacted>"
+    assert block["outcome"]["status"] == "failed"
+
+
+def test_without_exit_code_there_is_no_outcome():
+    assert "outcome" not in build_run_provenance(entrypoint=__file__)
+
+
+def test_every_block_field_has_a_step_and_the_schema_knows_it():
+    block = build_run_provenance(entrypoint=__file__, shared_trainer=__file__, exit_code=0)
+    run_schema = load_schema()["$defs"]["run"]
+    assert set(block) == set(run_schema["properties"])
+    assert len(PIPELINE) == 7

@@ -1,0 +1,438 @@
+"""The run lifecycle, end to end through the fake scripts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import blake3
+import pytest
+
+from provenance import current_run
+from provenance.errors import NoActiveRunError, ProvenanceError
+from provenance.run import Run, RunSpec
+from tests.conftest import ROOT, load_sidecar, run_fake, sidecar_of
+from tests.fakes import outcomes, trainer
+
+
+def outcome_of(artifact: Path) -> dict:
+    return load_sidecar(sidecar_of(artifact))["run_provenance"]["outcome"]
+
+
+class TestOutcomeTable:
+    @pytest.mark.parametrize(
+        ("mode", "status", "exit_code", "returncode"),
+        [
+            ("return-none", "succeeded", 0, 0),
+            ("return-int", "failed", 3, 3),
+            ("exit-none", "succeeded", 0, 0),
+            ("exit-int", "failed", 3, 3),
+            ("exit-str", "failed", 1, 1),
+            ("raise", "failed", 1, 1),
+            # Python ends a run killed by an uncaught KeyboardInterrupt with SIGINT itself.
+            ("interrupt", "interrupted", 130, -signal.SIGINT),
+        ],
+    )
+    def test_subprocess_row(self, tmp_path, mode, status, exit_code, returncode):
+        out = tmp_path / "result.txt"
+        proc = run_fake("outcomes", "--mode", mode, "--code", 3, "--out", out, "--write")
+        assert proc.returncode == returncode, proc.stderr
+        got = outcome_of(out)
+        assert (got["status"], got["exit_code"]) == (status, exit_code)
+        if mode == "raise":
+            assert got["error"] == {"type": "ValueError", "message": "features table has no rows"}
+            assert "ValueError: features table has no rows" in proc.stderr
+        else:
+            assert got["error"] is None
+
+    def test_sigterm_is_recorded_then_kills_as_before(self, tmp_path):
+        out, ready = tmp_path / "result.txt", tmp_path / "ready"
+        env_cmd = [sys.executable, str(ROOT / "tests/fakes/outcomes.py")]
+        proc = subprocess.Popen(
+            [*env_cmd, "--mode", "wait", "--out", out, "--write", "--ready", ready],
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not ready.exists():
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the fake never got under way"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == -signal.SIGTERM
+        finally:
+            proc.kill()
+        got = outcome_of(out)
+        assert (got["status"], got["exit_code"], got["error"]) == ("interrupted", 143, None)
+
+    @pytest.mark.parametrize(
+        ("mode", "expected"),
+        [("return-none", None), ("return-int", 3)],
+    )
+    def test_in_process_return_value_passes_through(self, tmp_path, mode, expected):
+        out = tmp_path / "r.txt"
+        assert outcomes.main(["--mode", mode, "--code", "3", "--out", str(out)]) == expected
+        assert outcome_of(out)["exit_code"] == (expected or 0)
+
+    @pytest.mark.parametrize(
+        ("mode", "exc_type", "code"),
+        [("exit-int", SystemExit, 3), ("exit-str", SystemExit, "gate failed: see the report")],
+    )
+    def test_in_process_system_exit_passes_through(self, tmp_path, mode, exc_type, code):
+        out = tmp_path / "r.txt"
+        with pytest.raises(exc_type) as caught:
+            outcomes.main(["--mode", mode, "--code", "3", "--out", str(out)])
+        assert caught.value.code == code
+
+    def test_in_process_exception_is_the_same_object(self, tmp_path):
+        out = tmp_path / "r.txt"
+        with pytest.raises(ValueError, match="features table has no rows") as caught:
+            outcomes.main(["--mode", "raise", "--out", str(out)])
+        assert caught.value.__traceback__ is not None
+        assert outcome_of(out)["error"]["type"] == "ValueError"
+
+    def test_in_process_keyboard_interrupt_passes_through(self, tmp_path):
+        out = tmp_path / "r.txt"
+        with pytest.raises(KeyboardInterrupt):
+            outcomes.main(["--mode", "interrupt", "--out", str(out)])
+        assert outcome_of(out)["status"] == "interrupted"
+
+
+class TestNothingParsed:
+    @pytest.mark.parametrize("argv", [["--help"], ["--mode", "bogus", "--out", "x"], []])
+    def test_help_and_usage_errors_write_no_sidecar(self, tmp_path, argv):
+        proc = run_fake("outcomes", *argv, cwd=tmp_path)
+        assert proc.returncode in (0, 2)
+        assert list(tmp_path.iterdir()) == []
+
+
+class TestDeterminism:
+    def test_rerun_is_byte_identical(self, tmp_path, shards):
+        out = tmp_path / "table.tsv"
+        first = run_fake("table_builder", *shards, "--out", out)
+        assert first.returncode == 0, first.stderr
+        before = sidecar_of(out).read_bytes()
+        again = run_fake("table_builder", *shards, "--out", out)
+        assert again.returncode == 0, again.stderr
+        assert sidecar_of(out).read_bytes() == before
+
+    def test_same_command_from_another_directory(self, tmp_path, shards):
+        out = tmp_path / "table.tsv"
+        run_fake("table_builder", *shards, "--out", out, cwd=ROOT)
+        from_root = sidecar_of(out).read_bytes()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        run_fake("table_builder", *shards, "--out", out, cwd=elsewhere)
+        assert sidecar_of(out).read_bytes() == from_root
+
+    def test_nothing_volatile_and_canonical_bytes(self, tmp_path, shards):
+        out = tmp_path / "table.tsv"
+        run_fake("table_builder", *shards, "--out", out)
+        raw = sidecar_of(out).read_bytes()
+        assert socket.gethostname().encode() not in raw
+        document = json.loads(raw)
+        canonical = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        assert raw == canonical.encode("utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A throwaway project with a copy of the table builder, to see root-relative paths."""
+    root = tmp_path / "project"
+    (root / "scripts").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+    shutil.copy(ROOT / "tests/fakes/table_builder.py", root / "scripts/table_builder.py")
+    data = root / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("k,v\nx,1\n")
+    return root
+
+
+def run_script(root: Path, *argv: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(root / "scripts/table_builder.py"), *map(str, argv)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+class TestPathsInTheSidecar:
+    def test_paths_under_the_root_are_relative(self, project):
+        proc = run_script(project, "data/a.csv", "--out", "out/t.tsv", cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        block = load_sidecar(project / "out/t.tsv.manifest.json")["run_provenance"]
+        assert block["entrypoint"]["path"] == "scripts/table_builder.py"
+        assert block["inputs"]["shards"][0]["path"] == "data/a.csv"
+        assert block["outputs"]["table"]["path"] == "out/t.tsv"
+        assert block["args"]["shards"] == ["data/a.csv"]
+        assert block["argv"] == ["data/a.csv", "--out", "out/t.tsv"]
+        # The framework lives outside this project, so only the project's own code is listed.
+        assert list(block["code"]) == ["scripts/table_builder.py"]
+
+    def test_entrypoint_digests_match_the_file(self, project):
+        run_script(project, "data/a.csv", "--out", "out/t.tsv", cwd=project)
+        block = load_sidecar(project / "out/t.tsv.manifest.json")["run_provenance"]
+        source = (project / "scripts/table_builder.py").read_bytes()
+        assert block["entrypoint"]["blake3"] == blake3.blake3(source).hexdigest()
+        assert block["code"]["scripts/table_builder.py"] == block["entrypoint"]["sha256"]
+
+    def test_absolute_command_is_identical_from_any_directory(self, project):
+        argv = [project / "data/a.csv", "--out", project / "out/t.tsv"]
+        run_script(project, *argv, cwd=project)
+        first = (project / "out/t.tsv.manifest.json").read_bytes()
+        run_script(project, *argv, cwd=project / "data")
+        assert (project / "out/t.tsv.manifest.json").read_bytes() == first
+
+    def test_list_input_and_absent_optional_input(self, tmp_path, shards):
+        out = tmp_path / "t.tsv"
+        run_fake("table_builder", *shards, "--out", out)
+        document = load_sidecar(sidecar_of(out))
+        block = document["run_provenance"]
+        assert [e["size_bytes"] for e in block["inputs"]["shards"]] == [
+            p.stat().st_size for p in shards
+        ]
+        assert block["inputs"]["labels"] is None
+        assert document["row_count"] == 3
+        assert block["outputs"]["table"]["written_by_run"] is True
+
+    def test_manifest_out_overrides_the_default(self, tmp_path, shards):
+        out, manifest = tmp_path / "t.tsv", tmp_path / "bundle" / "deep" / "m.json"
+        proc = run_fake("table_builder", *shards, "--out", out, "--manifest-out", manifest)
+        assert proc.returncode == 0, proc.stderr
+        assert not sidecar_of(out).exists()
+        assert load_sidecar(manifest)["run_provenance"]["outputs"]["table"]["exists"]
+
+    def test_a_missing_output_says_only_that(self, tmp_path):
+        out = tmp_path / "never.txt"
+        run_fake("outcomes", "--mode", "exit-int", "--out", out)
+        entry = load_sidecar(sidecar_of(out))["run_provenance"]["outputs"]["result"]
+        assert entry == {"path": out.as_posix(), "exists": False}
+
+
+class TestEarlierEvidence:
+    def succeed(self, out: Path) -> bytes:
+        proc = run_fake("outcomes", "--mode", "return-none", "--out", out, "--write")
+        assert proc.returncode == 0, proc.stderr
+        return sidecar_of(out).read_bytes()
+
+    def test_failed_run_that_rewrote_nothing_keeps_the_earlier_sidecar(self, tmp_path):
+        out = tmp_path / "result.txt"
+        earlier = self.succeed(out)
+        proc = run_fake("outcomes", "--mode", "exit-int", "--out", out)
+        assert proc.returncode == 3
+        assert sidecar_of(out).read_bytes() == earlier
+        beside = tmp_path / "result.txt.manifest.failed.json"
+        block = load_sidecar(beside)["run_provenance"]
+        assert block["outputs"]["result"]["written_by_run"] is False
+        assert block["outcome"]["status"] == "failed"
+        assert "kept the earlier sidecar" in proc.stderr
+
+    def test_failed_run_that_rewrote_outputs_moves_the_earlier_sidecar_aside(self, tmp_path):
+        out = tmp_path / "result.txt"
+        earlier = self.succeed(out)
+        run_fake("outcomes", "--mode", "exit-int", "--out", out, "--write")
+        assert (tmp_path / "result.txt.manifest.previous.json").read_bytes() == earlier
+        block = load_sidecar(sidecar_of(out))["run_provenance"]
+        assert block["outputs"]["result"]["written_by_run"] is True
+        assert block["outcome"]["exit_code"] == 3
+
+    def test_successful_rerun_replaces_the_sidecar(self, tmp_path):
+        out = tmp_path / "result.txt"
+        self.succeed(out)
+        self.succeed(out)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "result.txt",
+            "result.txt.manifest.json",
+        ]
+
+
+class TestEvidenceFailures:
+    def test_unwritable_sidecar_turns_success_into_failure(self, tmp_path, features):
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("")
+        model = tmp_path / "model.json"
+        proc = run_fake(
+            "trainer",
+            "--features",
+            features,
+            "--out-json",
+            model,
+            "--manifest-out",
+            blocker / "m.json",
+        )
+        assert proc.returncode == 1
+        assert "could not write the sidecar" in proc.stderr
+        assert "run_provenance" not in json.loads(model.read_text()), "embed not taken back"
+
+    def test_unwritable_sidecar_keeps_a_failed_exit_code(self, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        out = blocker / "sub" / "r.txt"
+        proc = run_fake("outcomes", "--mode", "exit-int", "--code", 5, "--out", out)
+        assert proc.returncode == 5
+        assert "could not write the sidecar" in proc.stderr
+
+    def test_no_output_and_no_manifest_out_fails_loudly(self, capsys):
+        from provenance import recorded_run
+        from provenance.errors import NoSidecarTargetError
+
+        @recorded_run
+        def main(argv=None):
+            import argparse
+
+            argparse.ArgumentParser().parse_args(argv)
+            return 0
+
+        with pytest.raises(NoSidecarTargetError, match="nowhere to put its evidence"):
+            main([])
+        assert "no sidecar was written" in capsys.readouterr().err
+
+    def test_a_dest_the_parser_lacks_fails_at_parse_time(self, tmp_path):
+        import argparse
+
+        from provenance import recorded_run
+        from provenance.errors import DeclarationError
+
+        calls = []
+
+        @recorded_run(outputs={"model": "out_jsn"})
+        def main(argv=None):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--out-json")
+            parser.parse_args(argv)
+            calls.append("worked")  # hours of training that must not start
+            return 0
+
+        with pytest.raises(DeclarationError, match=r"'out_jsn'.*they have: out_json"):
+            main(["--out-json", str(tmp_path / "m.json")])
+        assert calls == []
+
+
+class TestGatesAndFields:
+    def test_failed_gate_still_writes_model_and_sidecar(self, tmp_path, features):
+        model = tmp_path / "model.json"
+        proc = run_fake("trainer", "--features", features, "--out-json", model, "--plcc", 0.5)
+        assert proc.returncode == 1
+        document = load_sidecar(sidecar_of(model))
+        outcome = document["run_provenance"]["outcome"]
+        assert outcome["status"] == "failed"
+        assert outcome["gates"] == {"plcc": {"passed": False, "threshold": 0.75, "value": 0.5}}
+        embedded = json.loads(model.read_text())["run_provenance"]
+        assert embedded["outcome"] == outcome
+        assert document["rows"] == 3
+        assert document["feature_order"] == ["adm2", "motion2"]
+
+    def test_embedded_block_and_sidecar_agree_on_the_final_bytes(self, tmp_path, features):
+        model = tmp_path / "model.json"
+        run_fake("trainer", "--features", features, "--out-json", model)
+        sidecar_entry = load_sidecar(sidecar_of(model))["run_provenance"]["outputs"]["model"]
+        assert sidecar_entry["blake3"] == blake3.blake3(model.read_bytes()).hexdigest()
+        model_doc = json.loads(model.read_text())
+        assert model_doc["weights"] == [0.5, 0.25], "the script's own fields survive"
+        assert model_doc["run_provenance"]["outputs"]["model"] == {
+            "path": model.as_posix(),
+            "exists": True,
+            "embedded_here": True,
+            "written_by_run": True,
+        }
+
+    def test_reserved_fields_and_gate_values_are_refused(self, tmp_path):
+        with Run(RunSpec(outputs={"x": tmp_path / "x"}), __file__, []) as run:
+            with pytest.raises(ProvenanceError, match="reserved"):
+                run.record(schema="mine")
+            with pytest.raises(ProvenanceError, match="passed"):
+                run.gate("g", True, passed=False)
+            run.gate("g", 1, plcc=float("nan"))
+        gates = load_sidecar(tmp_path / "x.manifest.json")["run_provenance"]["outcome"]["gates"]
+        assert gates == {"g": {"passed": True, "plcc": "NaN"}}
+
+
+class TestCurrentRun:
+    def test_outside_a_run_raises_a_clear_error(self):
+        with pytest.raises(NoActiveRunError, match="outside a recorded run"):
+            current_run()
+
+    def test_is_a_provenance_error_and_a_lookup_error(self):
+        assert issubclass(NoActiveRunError, ProvenanceError)
+        assert issubclass(NoActiveRunError, LookupError)
+
+    def test_input_changed_during_the_run_says_so(self, tmp_path):
+        import argparse
+
+        from provenance import recorded_run
+
+        source, out = tmp_path / "in.txt", tmp_path / "out.txt"
+        source.write_text("v1\n")
+
+        @recorded_run(inputs={"source": "source"}, outputs={"out": "out"})
+        def main(argv=None):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("source", type=Path)
+            parser.add_argument("out", type=Path)
+            args = parser.parse_args(argv)
+            args.source.write_text("v2, longer\n")  # another job rewrote it under us
+            args.out.write_text("done\n")
+            return 0
+
+        main([str(source), str(out)])
+        entry = load_sidecar(sidecar_of(out))["run_provenance"]["inputs"]["source"]
+        assert entry["changed_during_run"] is True
+        assert entry["size_bytes"] == len("v2, longer\n")
+
+    def test_untouched_preexisting_output_is_not_claimed(self, tmp_path):
+        old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+        old.write_text("from an earlier run\n")
+        with Run(RunSpec(outputs={"new": new, "old": old}), __file__, []):
+            new.write_text("fresh\n")
+        outputs = load_sidecar(sidecar_of(new))["run_provenance"]["outputs"]
+        assert outputs["new"]["written_by_run"] is True
+        assert outputs["old"]["written_by_run"] is False
+
+    def test_directory_output(self, tmp_path):
+        folder = tmp_path / "shards"
+        with Run(RunSpec(outputs={"shards": folder}), __file__, []) as run:
+            folder.mkdir()
+            (folder / "a.bin").write_bytes(b"a" * 10)
+            (folder / "b.bin").write_bytes(b"b" * 5)
+            run.record(shards=2)
+        entry = load_sidecar(tmp_path / "shards.manifest.json")["run_provenance"]["outputs"]
+        assert entry["shards"]["kind"] == "directory"
+        assert (entry["shards"]["file_count"], entry["shards"]["size_bytes"]) == (2, 15)
+        assert entry["shards"]["written_by_run"] is True
+
+    def test_add_input_and_add_output_from_the_body(self, tmp_path, features):
+        out = tmp_path / "o.json"
+        with Run(RunSpec(), __file__, []) as run:
+            run.add_input("features", features)
+            run.add_output("report", str(out))
+            out.write_text("{}")
+        block = load_sidecar(sidecar_of(out))["run_provenance"]
+        assert block["inputs"]["features"]["exists"] is True
+        assert block["outputs"]["report"]["written_by_run"] is True
+
+
+def test_trainer_in_process_matches_its_subprocess(tmp_path, features):
+    model = tmp_path / "model.json"
+    trainer.main(["--features", str(features), "--out-json", str(model)])
+    in_process = load_sidecar(sidecar_of(model))["run_provenance"]
+    run_fake("trainer", "--features", features, "--out-json", model)
+    subprocess_block = load_sidecar(sidecar_of(model))["run_provenance"]
+    for key in ("entrypoint", "args", "inputs", "outcome", "hash_policy"):
+        assert in_process[key] == subprocess_block[key], key
+    # The model embeds the block, whose code map also lists what pytest imported in-process.
+    assert "tests/test_run.py" in in_process["code"]
+    assert "tests/test_run.py" not in subprocess_block["code"]
+    for entry in (in_process["outputs"]["model"], subprocess_block["outputs"]["model"]):
+        assert entry["written_by_run"] is True
