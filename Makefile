@@ -25,7 +25,7 @@ docs: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/python ai/summarize_scores.py ai/sample/scores.csv --out $(DEMO)/summary.json --min-mean 3.0
+	$(BIN)/python -m ai.summarize_scores ai/sample/scores.csv --out $(DEMO)/summary.json
 	$(BIN)/python -m provenance validate $(DEMO)/summary.json
 	cat $(DEMO)/summary.json.manifest.json
 

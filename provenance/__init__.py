@@ -12,6 +12,7 @@ from provenance.hashing import HashPolicy
 from provenance.record import build_run_provenance
 from provenance.run import Run, current_run
 from provenance.schema import load_schema, validate
+from provenance.sidecar import atomic_write
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "RecordedRun",
     "Run",
     "SidecarWriteError",
+    "atomic_write",
     "build_run_provenance",
     "current_run",
     "load_schema",

@@ -31,6 +31,12 @@ class TestHashFile:
         assert over.sha256 is None
         assert over.blake3 == blake3.blake3(b"x" * 11).hexdigest()
 
+    def test_a_size_that_disagrees_with_what_was_read_is_an_error(self):
+        # /proc files stat as empty yet yield bytes: as a file that grows while being hashed.
+        got = hash_file("/proc/self/status", HashPolicy())
+        assert (got.blake3, got.sha256) == (None, None)
+        assert got.error.startswith("changed while hashing: 0 bytes expected")
+
     def test_unreadable_is_an_error_entry(self, tmp_path):
         got = hash_file(tmp_path / "missing", HashPolicy())
         assert got.blake3 is None

@@ -1,0 +1,1 @@
+"""Scripts of the video-quality pipeline, each recorded with provenance."""

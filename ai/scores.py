@@ -1,0 +1,66 @@
+"""MOS score tables: reading them and summarising their distribution."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ACR_RANGE = (1.0, 5.0)
+
+
+class ScoreTableError(ValueError):
+    """A scores CSV that cannot be used: the message says which row and why."""
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    clips: int
+    mos_mean: float
+    mos_std: float
+    mos_min: float
+    mos_max: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def read_scores(path: Path) -> dict[str, float]:
+    """Read ``clip_name,mos`` rows; a duplicate clip, a missing or off-scale MOS is an error."""
+    scores: dict[str, float] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"clip_name", "mos"} - set(reader.fieldnames or ())
+        if missing:
+            raise ScoreTableError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            clip = (row["clip_name"] or "").strip()
+            try:
+                mos = float(row["mos"])
+            except (TypeError, ValueError):
+                raise ScoreTableError(
+                    f"{path}:{line}: mos {row['mos']!r} is not a number"
+                ) from None
+            if not clip:
+                raise ScoreTableError(f"{path}:{line}: empty clip_name")
+            if not (math.isfinite(mos) and ACR_RANGE[0] <= mos <= ACR_RANGE[1]):
+                raise ScoreTableError(f"{path}:{line}: mos {mos} is outside the 1-5 ACR scale")
+            if clip in scores:
+                raise ScoreTableError(f"{path}:{line}: clip {clip!r} appears twice")
+            scores[clip] = mos
+    if not scores:
+        raise ScoreTableError(f"{path}: no rows")
+    return scores
+
+
+def summarise(scores: dict[str, float]) -> ScoreSummary:
+    values = [scores[clip] for clip in sorted(scores)]
+    return ScoreSummary(
+        clips=len(values),
+        mos_mean=round(statistics.fmean(values), 6),
+        mos_std=round(statistics.pstdev(values), 6),
+        mos_min=min(values),
+        mos_max=max(values),
+    )
