@@ -5,12 +5,14 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
+from provenance.errors import ProvenanceError
 from provenance.hashing import HashPolicy
 from provenance.paths import Declarations
 from provenance.run import ManifestDeclaration, Run, RunSpec
@@ -24,9 +26,16 @@ class RecordedRun:
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
-        self._open: list[Run] = []
+        # Runs opened by `with` on this declaration, per thread, so one declaration can serve
+        # several threads at once.
+        self._local = threading.local()
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(inspect.unwrap(func)):
+            raise ProvenanceError(
+                f"recorded_run cannot record the async function {func.__qualname__}: it would "
+                "end before the work does; decorate the synchronous main that runs the event loop"
+            )
         spec = self.spec
         defined_in = spec.entrypoint or _defining_file(func)
 
@@ -45,7 +54,7 @@ class RecordedRun:
     def __enter__(self) -> Run:
         caller = sys._getframe(1).f_code.co_filename
         run = Run(self.spec, self.spec.entrypoint or caller, sys.argv[1:])
-        self._open.append(run)
+        self._open().append(run)
         return run.__enter__()
 
     def __exit__(
@@ -54,7 +63,13 @@ class RecordedRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return self._open.pop().__exit__(exc_type, exc, tb)
+        return self._open().pop().__exit__(exc_type, exc, tb)
+
+    def _open(self) -> list[Run]:
+        if not hasattr(self._local, "runs"):
+            self._local.runs = []
+        runs: list[Run] = self._local.runs
+        return runs
 
 
 def _defining_file(func: Callable[..., Any]) -> str:

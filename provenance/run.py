@@ -235,9 +235,21 @@ class Run:
             return False
         try:
             self._finish(exc)
+        except ProvenanceError:
+            raise
+        except Exception as err:
+            # A fault in the recording itself must neither hide the script's own outcome nor
+            # let a run without evidence pass for a successful one.
+            failure = ProvenanceError(f"could not record the run: {type(err).__name__}: {err}")
+            _warn(str(failure))
+            if self._outcome.status == SUCCEEDED and not self._nothing_parsed(exc):
+                raise failure from err
         finally:
             self._restore_sigterm(exc)
         return False
+
+    def _nothing_parsed(self, exc: BaseException | None) -> bool:
+        return exc is not None and exc is self._parse_exit
 
     def _join(self, outer: Run) -> None:
         outer.parsed = outer.parsed or self.parsed
@@ -255,9 +267,9 @@ class Run:
         outer.gates.update(self.gates)
 
     def _finish(self, exc: BaseException | None) -> None:
-        if exc is not None and exc is self._parse_exit:
-            return  # --help or a usage error: nothing was run, so there is nothing to record
         self._outcome = from_exception(exc) if exc is not None else from_exit_code(self._result)
+        if self._nothing_parsed(exc):
+            return  # --help or a usage error: nothing was run, so there is nothing to record
         if (self.parsed or self.args) and not isinstance(exc, DeclarationError):
             try:
                 self._resolve(argparse.Namespace(**self.args), strict=True, baseline=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance import current_run, recorded_run
+from provenance import ProvenanceError, current_run, recorded_run
 from provenance.run import Run
 from tests.conftest import load_sidecar, run_fake, sidecar_of
 from tests.fakes import chug_wrapper, trainer
@@ -242,3 +242,59 @@ class TestRedaction:
         block = load_sidecar(sidecar_of(out))["run_provenance"]
         assert block["argv"][2:] == ["--api-tok", "<redacted>", "-p<redacted>"]
         assert block["args"]["api_token"] == "<redacted>"
+
+
+class TestMisuseAndFaults:
+    def test_async_functions_are_refused_at_decoration(self):
+        async def main(argv=None):
+            return 0
+
+        with pytest.raises(ProvenanceError, match="async function"):
+            recorded_run(outputs={"o": "o"})(main)
+
+    def test_a_fault_in_recording_does_not_replace_the_scripts_exception(
+        self, tmp_path, monkeypatch, capsys
+    ):
+        monkeypatch.setattr("provenance.run.build_block", broken_block)
+        declaration = recorded_run(outputs={"o": tmp_path / "o"})
+        with pytest.raises(KeyError, match="the script's own"), declaration:
+            raise KeyError("the script's own")
+        assert "could not record the run: RuntimeError: hashing exploded" in capsys.readouterr().err
+
+    def test_a_fault_in_recording_fails_a_run_that_would_have_succeeded(
+        self, tmp_path, monkeypatch
+    ):
+        monkeypatch.setattr("provenance.run.build_block", broken_block)
+        declaration = recorded_run(outputs={"o": tmp_path / "o"})
+        failed = pytest.raises(ProvenanceError, match="could not record the run")
+        with failed as caught, declaration:
+            pass
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        assert not (tmp_path / "o.manifest.json").exists()
+
+    def test_one_declaration_in_two_threads(self, tmp_path):
+        import threading
+
+        declaration = recorded_run(outputs={"o": tmp_path / "o"})
+        inside, errors = threading.Barrier(2), []
+
+        def work(n):
+            try:
+                with declaration as run:
+                    inside.wait(timeout=10)  # both runs open at once
+                    run.record(n=n)
+                    assert current_run() is run
+            except Exception as err:  # noqa: BLE001 -- a thread's exception is otherwise lost
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert load_sidecar(tmp_path / "o.manifest.json")["n"] in (1, 2)
+
+
+def broken_block(facts, *args):
+    raise RuntimeError("hashing exploded")
