@@ -119,6 +119,7 @@ class Run:
         self._sigterm_installed = False
         self._outcome = Outcome(SUCCEEDED, 0)
         self._flipped: ProvenanceError | None = None
+        self._resolved: set[tuple[str, str]] = set()
 
     # -- the script's side -------------------------------------------------------------------
 
@@ -160,32 +161,29 @@ class Run:
         self.parsed = True
         self.parsers.append(parser)
         self.args.update(vars(namespace))
-        self._resolve(argparse.Namespace(**self.args), strict=True)
+        self._resolve(argparse.Namespace(**self.args))
 
     def on_parse_exit(self, exc: SystemExit) -> None:
         self._parse_exit = exc
 
-    def _resolve(
-        self, namespace: argparse.Namespace, *, strict: bool, baseline: bool = True
-    ) -> None:
-        """Resolve the spec's declarations; ``strict`` raises on a dest the arguments lack.
+    def _resolve(self, namespace: argparse.Namespace, *, at_exit: bool = False) -> None:
+        """Resolve the spec's declarations against ``namespace``; a missing dest raises.
 
-        Paths first seen at exit get no baseline: nothing can be claimed of how they changed.
+        At exit only what is still unresolved is tried (an outer run that never parsed, whose
+        arguments came from a delegated run), and without a baseline: nothing can be claimed
+        about how a path first seen at exit changed.
         """
         for kind, declarations, table in (
             ("input", self.spec.inputs, self.inputs),
             ("output", self.spec.outputs, self.outputs),
         ):
             for name, declaration in declarations.items():
-                if (
-                    isinstance(declaration, str)
-                    and not hasattr(namespace, declaration)
-                    and not strict
-                ):
+                if at_exit and (kind, name) in self._resolved:
                     continue
                 declared = resolve(kind, {name: declaration}, namespace)[name]
-                table[name] = declared
-                if baseline:
+                table[name] = _merge_declared(table.get(name), declared) if at_exit else declared
+                self._resolved.add((kind, name))
+                if not at_exit:
                     self._baseline(declared)
         self._resolve_manifest(namespace)
 
@@ -212,6 +210,7 @@ class Run:
             for name, declaration in declarations.items():
                 if isinstance(declaration, os.PathLike):
                     self._declare(table, kind, name, declaration)
+                    self._resolved.add((kind, name))
         token = _current.set(self)
         self._stack.callback(_current.reset, token)
         self._stack.enter_context(capturing(self))
@@ -242,13 +241,13 @@ class Run:
             # let a run without evidence pass for a successful one.
             failure = ProvenanceError(f"could not record the run: {type(err).__name__}: {err}")
             _warn(str(failure))
-            if self._outcome.status == SUCCEEDED and not self._nothing_parsed(exc):
+            if self._outcome.status == SUCCEEDED and not self._ended_in_argparse(exc):
                 raise failure from err
         finally:
             self._restore_sigterm(exc)
         return False
 
-    def _nothing_parsed(self, exc: BaseException | None) -> bool:
+    def _ended_in_argparse(self, exc: BaseException | None) -> bool:
         return exc is not None and exc is self._parse_exit
 
     def _join(self, outer: Run) -> None:
@@ -268,11 +267,11 @@ class Run:
 
     def _finish(self, exc: BaseException | None) -> None:
         self._outcome = from_exception(exc) if exc is not None else from_exit_code(self._result)
-        if self._nothing_parsed(exc):
+        if self._ended_in_argparse(exc):
             return  # --help or a usage error: nothing was run, so there is nothing to record
         if (self.parsed or self.args) and not isinstance(exc, DeclarationError):
             try:
-                self._resolve(argparse.Namespace(**self.args), strict=True, baseline=False)
+                self._resolve(argparse.Namespace(**self.args), at_exit=True)
             except DeclarationError as err:
                 self._trouble(err)
         target = self._target()
@@ -324,7 +323,10 @@ class Run:
     def _target(self) -> Path | None:
         if self.manifest_out is not None:
             return Path(self.manifest_out)
-        for declared in self.outputs.values():
+        # Declaration order decides, whatever order the entries were resolved in.
+        names = [*self.spec.outputs, *(n for n in self.outputs if n not in self.spec.outputs)]
+        for name in names:
+            declared = self.outputs.get(name)
             if declared is not None:
                 return sidecar_path_for(declared.paths[0])
         return None

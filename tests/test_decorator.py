@@ -298,3 +298,20 @@ class TestMisuseAndFaults:
 
 def broken_block(facts, *args):
     raise RuntimeError("hashing exploded")
+
+
+def test_outer_declaration_resolved_at_exit_keeps_what_the_inner_run_declared(tmp_path, features):
+    report = tmp_path / "report.txt"
+
+    # The outer run never parses; its "model" dest comes from the delegated trainer's parse.
+    @recorded_run(outputs={"model": "out_json", "report": report})
+    def wrapper(argv):
+        report.write_text("r")
+        return trainer.main(argv)
+
+    model = tmp_path / "model.json"
+    wrapper(["--features", str(features), "--out-json", str(model)])
+    outputs = load_sidecar(sidecar_of(model))["run_provenance"]["outputs"]
+    assert outputs["model"]["path"] == model.as_posix()
+    assert outputs["model"]["written_by_run"] is True, "the trainer's baseline is kept"
+    assert outputs["report"]["written_by_run"] is True
