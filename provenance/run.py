@@ -189,13 +189,15 @@ class Run:
 
     def _resolve_manifest(self, namespace: argparse.Namespace) -> None:
         declaration = self.spec.manifest
-        value: Any = None
-        if isinstance(declaration, str):
-            value = getattr(namespace, declaration, None)
-        elif callable(declaration):
-            value = declaration(namespace)
-        if value is not None:
-            self.manifest_out = os.path.abspath(os.fspath(value))
+        if declaration is None or (
+            isinstance(declaration, str) and not hasattr(namespace, declaration)
+        ):
+            return  # the script has no --manifest-out: the sidecar goes beside an output
+        declared = resolve("manifest", {"manifest": declaration}, namespace)["manifest"]
+        if declared is not None and declared.many:
+            raise DeclarationError("the manifest declaration must give one path, not a list")
+        if declared is not None:
+            self.manifest_out = declared.paths[0]
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -315,3 +315,34 @@ def test_outer_declaration_resolved_at_exit_keeps_what_the_inner_run_declared(tm
     assert outputs["model"]["path"] == model.as_posix()
     assert outputs["model"]["written_by_run"] is True, "the trainer's baseline is kept"
     assert outputs["report"]["written_by_run"] is True
+
+
+class TestManifestDeclaration:
+    def parse(self, argv):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--bundle", type=Path)
+        return parser.parse_args(argv)
+
+    def test_another_dest_or_a_callable(self, tmp_path):
+        @recorded_run(manifest="bundle")
+        def by_dest(argv):
+            self.parse(argv)
+
+        @recorded_run(manifest=lambda args: args.bundle / "run.json")
+        def by_callable(argv):
+            self.parse(argv)
+
+        by_dest(["--bundle", str(tmp_path / "m.json")])
+        by_callable(["--bundle", str(tmp_path)])
+        assert load_sidecar(tmp_path / "m.json")["run_provenance"]["argv"][0] == "--bundle"
+        assert load_sidecar(tmp_path / "run.json")["run_provenance"]["outcome"]["exit_code"] == 0
+
+    def test_a_callable_that_raises_is_a_declaration_error(self, tmp_path):
+        from provenance.errors import DeclarationError
+
+        @recorded_run(manifest=lambda args: args.nope)
+        def main(argv):
+            self.parse(argv)
+
+        with pytest.raises(DeclarationError, match=r"manifest 'manifest'.*AttributeError"):
+            main([])
