@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 import wrapt
 
@@ -49,7 +49,7 @@ class RecordedRun:
                 run.returned(result)
             return result
 
-        return wrapper(func)  # type: ignore[no-any-return]
+        return wrapper(func)
 
     def __enter__(self) -> Run:
         caller = sys._getframe(1).f_code.co_filename
@@ -62,7 +62,7 @@ class RecordedRun:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         return self._open().pop().__exit__(exc_type, exc, tb)
 
     def _open(self) -> list[Run]:
