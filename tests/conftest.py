@@ -19,20 +19,23 @@ def fake_path(name: str) -> Path:
     return FAKES / f"{name}.py"
 
 
-def run_fake(
-    name: str, *argv: object, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run a fake script as a real subprocess, the way a user runs it."""
+def run_python(*argv: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGV...`` as a real subprocess, with this checkout importable."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
-        [sys.executable, str(fake_path(name)), *map(str, argv)],
+        [sys.executable, *map(str, argv)],
         cwd=cwd or ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=60,
         check=False,
     )
+
+
+def run_fake(name: str, *argv: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a fake script as a real subprocess, the way a user runs it."""
+    return run_python(fake_path(name), *argv, cwd=cwd)
 
 
 def sidecar_of(artifact: Path) -> Path:

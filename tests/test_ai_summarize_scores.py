@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from ai.scores import ScoreTableError, read_scores, summarise
-from tests.conftest import ROOT, load_sidecar, sidecar_of
+from tests.conftest import ROOT, load_sidecar, run_python, sidecar_of
 
 SAMPLE = ROOT / "ai/sample/scores.csv"
 
 
 def summarize(*argv):
-    return subprocess.run(
-        [sys.executable, "-m", "ai.summarize_scores", *map(str, argv)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_python("-m", "ai.summarize_scores", *argv)
 
 
 def test_sample_run_passes_its_gate(tmp_path):

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from provenance import load_schema
-from tests.conftest import run_fake
+from tests.conftest import run_fake, run_python
 
 
 def cli(*argv):
-    return subprocess.run(
-        [sys.executable, "-m", "provenance", *map(str, argv)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_python("-m", "provenance", *argv)
 
 
 def test_schema_prints_the_shipped_schema():

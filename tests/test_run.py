@@ -17,7 +17,7 @@ import pytest
 from provenance import current_run
 from provenance.errors import NoActiveRunError, ProvenanceError
 from provenance.run import Run, RunSpec
-from tests.conftest import ROOT, load_sidecar, run_fake, sidecar_of
+from tests.conftest import ROOT, load_sidecar, run_fake, run_python, sidecar_of
 from tests.fakes import outcomes, trainer
 
 
@@ -158,14 +158,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def run_script(root: Path, *argv: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(root / "scripts/table_builder.py"), *map(str, argv)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_python(root / "scripts/table_builder.py", *argv, cwd=cwd)
 
 
 class TestPathsInTheSidecar:
