@@ -117,6 +117,9 @@ class Run:
         self._result: object = None
         self._stack = ExitStack()
         self._sigterm_installed = False
+        # Set by our SIGTERM handler: the process must still end by SIGTERM, even if the script
+        # caught the exception that unwound it.
+        self._terminated = False
         self._outcome = Outcome(SUCCEEDED, 0)
         self._flipped: ProvenanceError | None = None
         self._resolved: set[tuple[str, str]] = set()
@@ -246,7 +249,7 @@ class Run:
             if self._outcome.status == SUCCEEDED and not self._ended_in_argparse(exc):
                 raise failure from err
         finally:
-            self._restore_sigterm(exc)
+            self._restore_sigterm()
         return False
 
     def _ended_in_argparse(self, exc: BaseException | None) -> bool:
@@ -268,7 +271,12 @@ class Run:
         outer.gates.update(self.gates)
 
     def _finish(self, exc: BaseException | None) -> None:
-        self._outcome = from_exception(exc) if exc is not None else from_exit_code(self._result)
+        if self._terminated:
+            self._outcome = from_exception(Terminated(signal.SIGTERM))
+        elif exc is not None:
+            self._outcome = from_exception(exc)
+        else:
+            self._outcome = from_exit_code(self._result)
         if self._ended_in_argparse(exc):
             return  # --help or a usage error: nothing was run, so there is nothing to record
         if (self.parsed or self.args) and not isinstance(exc, DeclarationError):
@@ -385,20 +393,20 @@ class Run:
             return
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return  # the script (or its framework) handles SIGTERM itself; leave it be
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         self._sigterm_installed = True
 
-    def _restore_sigterm(self, exc: BaseException | None) -> None:
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._terminated = True
+        raise Terminated(signum)
+
+    def _restore_sigterm(self) -> None:
         if not self._sigterm_installed:
             return
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if isinstance(exc, Terminated):
+        if self._terminated:
             # End the way the process would have without us: killed by SIGTERM.
             os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
 
 
 def _undo_embed(host: Path, original: bytes) -> None:

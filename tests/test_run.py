@@ -51,11 +51,12 @@ class TestOutcomeTable:
         else:
             assert got["error"] is None
 
-    def test_sigterm_is_recorded_then_kills_as_before(self, tmp_path):
+    @pytest.mark.parametrize("mode", ["wait", "wait-swallow"])
+    def test_sigterm_is_recorded_then_kills_as_before(self, tmp_path, mode):
         out, ready = tmp_path / "result.txt", tmp_path / "ready"
-        env_cmd = [sys.executable, str(ROOT / "tests/fakes/outcomes.py")]
+        script = str(ROOT / "tests/fakes/outcomes.py")
         proc = subprocess.Popen(
-            [*env_cmd, "--mode", "wait", "--out", out, "--write", "--ready", ready],
+            [sys.executable, script, "--mode", mode, "--out", out, "--write", "--ready", ready],
             cwd=ROOT,
             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
             stderr=subprocess.PIPE,
@@ -68,6 +69,8 @@ class TestOutcomeTable:
                 assert time.monotonic() < deadline, "the fake never got under way"
                 time.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
+            # Even a script that swallows the exception ends killed by SIGTERM, as it would
+            # have without the decorator.
             assert proc.wait(timeout=30) == -signal.SIGTERM
         finally:
             proc.kill()

@@ -18,6 +18,7 @@ MODES = (
     "raise",
     "interrupt",
     "wait",
+    "wait-swallow",
 )
 
 
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int | None:
         raise ValueError("features table has no rows")
     if mode == "interrupt":
         raise KeyboardInterrupt
+    if mode == "wait-swallow":
+        try:
+            time.sleep(60)
+        except BaseException:  # noqa: BLE001 -- the careless pattern this mode stands for
+            return 0
     time.sleep(60)  # "wait": until the test sends SIGTERM
     return 0
 
