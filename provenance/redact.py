@@ -46,16 +46,23 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
+def _may_be_secret(value: Any) -> bool:
+    # A number argparse parsed (--max-token-length 512) is never a credential; keeping it
+    # visible keeps the record useful.
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return any(item is not None and not isinstance(item, (bool, int, float)) for item in items)
+
+
 def redact_args(args: Mapping[str, Any], is_secret: SecretMatcher) -> dict[str, Any]:
-    """Copy of ``args`` with the value of every secret-named key (not None) replaced."""
-    return {k: (REDACTED if v is not None and is_secret(k) else v) for k, v in args.items()}
+    """Copy of ``args`` with the value of every secret-named key replaced, numbers excepted."""
+    return {k: (REDACTED if is_secret(k) and _may_be_secret(v) else v) for k, v in args.items()}
 
 
 def secret_values(args: Mapping[str, Any], is_secret: SecretMatcher) -> set[str]:
     """The string forms of the values held under secret-named keys."""
     found: set[str] = set()
     for key, value in args.items():
-        if value is None or not is_secret(key):
+        if not is_secret(key) or not _may_be_secret(value):
             continue
         items = value if isinstance(value, (list, tuple)) else [value]
         found.update(str(item) for item in items if str(item))
@@ -68,7 +75,13 @@ def secret_options(
     """Option strings (``--api-token``, ``-t``) of secret actions, mapped to their ``nargs``."""
     options: dict[str, int | str | None] = {}
     for action in _actions(parsers):
-        if action.option_strings and action.nargs != 0 and _action_is_secret(action, is_secret):
+        numeric = action.type in (int, float)
+        if (
+            action.option_strings
+            and action.nargs != 0
+            and not numeric
+            and _action_is_secret(action, is_secret)
+        ):
             for option in action.option_strings:
                 options[option] = action.nargs
     return options

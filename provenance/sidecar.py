@@ -19,10 +19,19 @@ _umask_lock = threading.Lock()
 _umask: int | None = None
 
 
+def _json_bytes(document: Mapping[str, Any], *, sort_keys: bool, allow_nan: bool) -> bytes:
+    options: dict[str, Any] = {"sort_keys": sort_keys, "indent": 2, "allow_nan": allow_nan}
+    try:
+        return (json.dumps(document, ensure_ascii=False, **options) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # A file name that is not valid UTF-8 decodes to lone surrogates; escaped as \udcXX
+        # they stay valid JSON and map back to the same bytes through os.fsencode.
+        return (json.dumps(document, ensure_ascii=True, **options) + "\n").encode("ascii")
+
+
 def canonical_bytes(document: Mapping[str, Any]) -> bytes:
     """Sorted keys, two-space indentation, UTF-8, strict JSON (no NaN), trailing newline."""
-    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
+    return _json_bytes(document, sort_keys=True, allow_nan=False)
 
 
 def sidecar_path_for(artifact: str | os.PathLike[str]) -> Path:
@@ -91,7 +100,7 @@ def embedded_bytes(document: Mapping[str, Any], block: Mapping[str, Any]) -> byt
     """``document`` with ``run_provenance`` set, its own key order kept, the block last."""
     merged = {k: v for k, v in document.items() if k != "run_provenance"}
     merged["run_provenance"] = json.loads(canonical_bytes(block))  # sorted like the sidecar
-    return (json.dumps(merged, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return _json_bytes(merged, sort_keys=False, allow_nan=True)
 
 
 @dataclass(frozen=True)

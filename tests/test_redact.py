@@ -97,6 +97,17 @@ class TestRedactArgv:
     def test_other_options_ending_like_a_secret_are_left_alone(self):
         assert redact_argv(["--out", "x", "-pout"], {}, {"out"}) == ["--out", "x", f"-p{REDACTED}"]
 
+    def test_numbers_under_secret_names_stay_visible(self):
+        p = argparse.ArgumentParser()
+        p.add_argument("--max-token-length", type=int)
+        p.add_argument("--token-file")
+        argv = ["--max-token-length", "512", "--token-file", "/run/secrets/hf"]
+        args = vars(p.parse_args(argv))
+        matcher = SecretMatcher()
+        redacted = redact_argv(argv, secret_options([p], matcher), secret_values(args, matcher))
+        assert redacted == ["--max-token-length", "512", "--token-file", REDACTED]
+        assert redact_args(args, matcher) == {"max_token_length": 512, "token_file": REDACTED}
+
     def test_args(self):
         args = {"api_key": "K", "token": None, "out": "x"}
         matcher = SecretMatcher()

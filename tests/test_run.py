@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -432,3 +433,14 @@ def test_trainer_in_process_matches_its_subprocess(tmp_path, features):
     assert "tests/test_run.py" not in subprocess_block["code"]
     for entry in (in_process["outputs"]["model"], subprocess_block["outputs"]["model"]):
         assert entry["written_by_run"] is True
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded(tmp_path):
+    clip = tmp_path / os.fsdecode(b"clip_\xff.bin")
+    clip.write_bytes(b"x")
+    out = tmp_path / "out.txt"
+    with Run(RunSpec(inputs={"clip": clip}, outputs={"out": out}), __file__, []):
+        out.write_text("x")
+    entry = load_sidecar(sidecar_of(out))["run_provenance"]["inputs"]["clip"]
+    assert os.fsencode(entry["path"]) == os.fsencode(clip)
+    assert entry["size_bytes"] == 1

@@ -25,6 +25,14 @@ def test_canonical_bytes():
         canonical_bytes({"x": float("nan")})
 
 
+def test_undecodable_file_names_stay_valid_json():
+    name = os.fsdecode(b"clip_\xff.bin")
+    raw = canonical_bytes({"path": name, "note": "é"})
+    assert b"\\udcff" in raw
+    assert os.fsencode(json.loads(raw)["path"]) == b"clip_\xff.bin"
+    assert json.loads(raw)["note"] == "é"
+
+
 def test_sidecar_path_for():
     assert sidecar_path_for("out/model.json") == Path("out/model.json.manifest.json")
 
