@@ -10,7 +10,7 @@ from pathlib import Path
 
 from provenance.errors import ProvenanceError
 from provenance.schema import _schema_text, validate
-from provenance.sidecar import sidecar_path_for
+from provenance.sidecar import is_sidecar_name, sidecar_path_for
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -22,9 +22,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _sidecar_of(path: Path) -> Path:
     """Accept an artifact or its sidecar."""
-    return (
-        path if path.name.endswith(".json") and "manifest" in path.name else sidecar_path_for(path)
-    )
+    return path if is_sidecar_name(path.name) else sidecar_path_for(path)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

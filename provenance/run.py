@@ -205,6 +205,11 @@ class Run:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def __enter__(self) -> Run:
+        if not os.path.isfile(self.entrypoint):
+            raise ProvenanceError(
+                f"the entrypoint {self.entrypoint} is not a file, so the run's code cannot be "
+                "identified (a REPL, a notebook cell or python -c?): pass entrypoint=<script path>"
+            )
         self.parent = _current.get()
         if self.parent is not None and self.parent.entrypoint != self.entrypoint:
             self.parent.shared_trainer = self.parent.shared_trainer or self.entrypoint

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from typing import Any
 
 MANIFEST_SCHEMA = "provenance.manifest/v1"
 SIDECAR_SUFFIX = ".manifest.json"
+# <artifact>.manifest.json, and the records kept beside it (see place()).
+_SIDECAR_NAME = re.compile(r"\.manifest(\.(failed|interrupted|previous))?\.json$")
 
 _umask_lock = threading.Lock()
 _umask: int | None = None
@@ -38,6 +41,11 @@ def sidecar_path_for(artifact: str | os.PathLike[str]) -> Path:
     """``model.json`` -> ``model.json.manifest.json``."""
     path = Path(artifact)
     return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def is_sidecar_name(name: str) -> bool:
+    """Whether a file name is one this package gives sidecars."""
+    return _SIDECAR_NAME.search(name) is not None
 
 
 def _default_mode() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from provenance import load_schema
+from provenance import load_schema, recorded_run
 from tests.conftest import run_fake, run_python
 
 
@@ -24,6 +24,15 @@ def test_validate_accepts_an_artifact_or_its_sidecar(tmp_path, shards):
     proc = cli("validate", out, f"{out}.manifest.json")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(": valid") == 2
+
+
+def test_an_artifact_named_manifest_json_is_an_artifact(tmp_path):
+    artifact = tmp_path / "manifest.json"
+    with recorded_run(outputs={"m": artifact}):
+        artifact.write_text("{}")
+    proc = cli("validate", artifact)
+    assert proc.returncode == 0, proc.stderr
+    assert "manifest.json.manifest.json: valid" in proc.stdout
 
 
 def test_validate_reports_invalid_and_unreadable(tmp_path):

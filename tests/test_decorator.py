@@ -11,7 +11,7 @@ import pytest
 
 from provenance import ProvenanceError, current_run, recorded_run
 from provenance.run import Run
-from tests.conftest import load_sidecar, run_fake, sidecar_of
+from tests.conftest import load_sidecar, run_fake, run_python, sidecar_of
 from tests.fakes import chug_wrapper, trainer
 
 
@@ -346,3 +346,17 @@ class TestManifestDeclaration:
 
         with pytest.raises(DeclarationError, match=r"manifest 'manifest'.*AttributeError"):
             main([])
+
+
+def test_an_entrypoint_that_is_not_a_file_is_refused_before_work(tmp_path):
+    proc = run_python(
+        "-c",
+        "from pathlib import Path\n"
+        "from provenance import recorded_run\n"
+        f"with recorded_run(outputs={{'o': Path({str(tmp_path / 'o')!r})}}):\n"
+        "    print('worked')\n",
+    )
+    assert proc.returncode == 1
+    assert "worked" not in proc.stdout
+    assert "is not a file" in proc.stderr
+    assert "pass entrypoint=" in proc.stderr

@@ -12,6 +12,7 @@ from provenance.sidecar import (
     atomic_write,
     canonical_bytes,
     embedded_bytes,
+    is_sidecar_name,
     place,
     read_json_object,
     sidecar_path_for,
@@ -31,6 +32,21 @@ def test_undecodable_file_names_stay_valid_json():
     assert b"\\udcff" in raw
     assert os.fsencode(json.loads(raw)["path"]) == b"clip_\xff.bin"
     assert json.loads(raw)["note"] == "é"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("m.json.manifest.json", True),
+        ("m.json.manifest.failed.json", True),
+        ("m.json.manifest.previous.json", True),
+        ("manifest.json", False),
+        ("model.json", False),
+        ("m.manifest.jsonl", False),
+    ],
+)
+def test_is_sidecar_name(name, expected):
+    assert is_sidecar_name(name) is expected
 
 
 def test_sidecar_path_for():
