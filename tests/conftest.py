@@ -49,6 +49,13 @@ def load_sidecar(path: Path) -> dict[str, Any]:
     return document
 
 
+def sidecar_bytes(path: Path) -> bytes:
+    """A sidecar's exact bytes, for byte-for-byte comparison, once checked against the schema."""
+    raw = path.read_bytes()
+    validate(json.loads(raw))
+    return raw
+
+
 @pytest.fixture
 def shards(tmp_path: Path) -> list[Path]:
     folder = tmp_path / "shards"

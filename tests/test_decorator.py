@@ -11,7 +11,7 @@ import pytest
 
 from provenance import ProvenanceError, current_run, recorded_run
 from provenance.run import Run
-from tests.conftest import load_sidecar, run_fake, run_python, sidecar_of
+from tests.conftest import load_sidecar, run_fake, run_python, sidecar_bytes, sidecar_of
 from tests.fakes import chug_wrapper, trainer
 
 
@@ -219,7 +219,7 @@ class TestRedaction:
             "32",
         )
         assert proc.returncode == 0, proc.stderr
-        raw = sidecar_of(out).read_text()
+        raw = sidecar_bytes(sidecar_of(out)).decode()
         for secret in SECRETS:
             assert secret not in raw
         return json.loads(raw)["run_provenance"]

@@ -18,7 +18,14 @@ import pytest
 from provenance import current_run
 from provenance.errors import NoActiveRunError, ProvenanceError
 from provenance.run import Run, RunSpec
-from tests.conftest import ROOT, load_sidecar, run_fake, run_python, sidecar_of
+from tests.conftest import (
+    ROOT,
+    load_sidecar,
+    run_fake,
+    run_python,
+    sidecar_bytes,
+    sidecar_of,
+)
 from tests.fakes import outcomes, trainer
 
 
@@ -124,24 +131,24 @@ class TestDeterminism:
         out = tmp_path / "table.tsv"
         first = run_fake("table_builder", *shards, "--out", out)
         assert first.returncode == 0, first.stderr
-        before = sidecar_of(out).read_bytes()
+        before = sidecar_bytes(sidecar_of(out))
         again = run_fake("table_builder", *shards, "--out", out)
         assert again.returncode == 0, again.stderr
-        assert sidecar_of(out).read_bytes() == before
+        assert sidecar_bytes(sidecar_of(out)) == before
 
     def test_same_command_from_another_directory(self, tmp_path, shards):
         out = tmp_path / "table.tsv"
         run_fake("table_builder", *shards, "--out", out, cwd=ROOT)
-        from_root = sidecar_of(out).read_bytes()
+        from_root = sidecar_bytes(sidecar_of(out))
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         run_fake("table_builder", *shards, "--out", out, cwd=elsewhere)
-        assert sidecar_of(out).read_bytes() == from_root
+        assert sidecar_bytes(sidecar_of(out)) == from_root
 
     def test_nothing_volatile_and_canonical_bytes(self, tmp_path, shards):
         out = tmp_path / "table.tsv"
         run_fake("table_builder", *shards, "--out", out)
-        raw = sidecar_of(out).read_bytes()
+        raw = sidecar_bytes(sidecar_of(out))
         assert socket.gethostname().encode() not in raw
         document = json.loads(raw)
         canonical = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
@@ -188,9 +195,9 @@ class TestPathsInTheSidecar:
     def test_absolute_command_is_identical_from_any_directory(self, project):
         argv = [project / "data/a.csv", "--out", project / "out/t.tsv"]
         run_script(project, *argv, cwd=project)
-        first = (project / "out/t.tsv.manifest.json").read_bytes()
+        first = sidecar_bytes(project / "out/t.tsv.manifest.json")
         run_script(project, *argv, cwd=project / "data")
-        assert (project / "out/t.tsv.manifest.json").read_bytes() == first
+        assert sidecar_bytes(project / "out/t.tsv.manifest.json") == first
 
     def test_list_input_and_absent_optional_input(self, tmp_path, shards):
         out = tmp_path / "t.tsv"
@@ -222,14 +229,14 @@ class TestEarlierEvidence:
     def succeed(self, out: Path) -> bytes:
         proc = run_fake("outcomes", "--mode", "return-none", "--out", out, "--write")
         assert proc.returncode == 0, proc.stderr
-        return sidecar_of(out).read_bytes()
+        return sidecar_bytes(sidecar_of(out))
 
     def test_failed_run_that_rewrote_nothing_keeps_the_earlier_sidecar(self, tmp_path):
         out = tmp_path / "result.txt"
         earlier = self.succeed(out)
         proc = run_fake("outcomes", "--mode", "exit-int", "--out", out)
         assert proc.returncode == 3
-        assert sidecar_of(out).read_bytes() == earlier
+        assert sidecar_bytes(sidecar_of(out)) == earlier
         beside = tmp_path / "result.txt.manifest.failed.json"
         block = load_sidecar(beside)["run_provenance"]
         assert block["outputs"]["result"]["written_by_run"] is False
@@ -240,7 +247,7 @@ class TestEarlierEvidence:
         out = tmp_path / "result.txt"
         earlier = self.succeed(out)
         run_fake("outcomes", "--mode", "exit-int", "--out", out, "--write")
-        assert (tmp_path / "result.txt.manifest.previous.json").read_bytes() == earlier
+        assert sidecar_bytes(tmp_path / "result.txt.manifest.previous.json") == earlier
         block = load_sidecar(sidecar_of(out))["run_provenance"]
         assert block["outputs"]["result"]["written_by_run"] is True
         assert block["outcome"]["exit_code"] == 3
