@@ -96,15 +96,9 @@ class Declared:
 
 
 def resolve(
-    kind: str, declarations: Declarations, namespace: argparse.Namespace | None
-) -> dict[str, Declared | None]:
-    """Resolve every declaration to absolute paths; None where the value was not given."""
-    return {name: _resolve_one(kind, name, d, namespace) for name, d in declarations.items()}
-
-
-def _resolve_one(
     kind: str, name: str, declaration: Declaration, namespace: argparse.Namespace | None
 ) -> Declared | None:
+    """Resolve one declaration to absolute paths; None where the value was not given."""
     if isinstance(declaration, os.PathLike):
         value: Any = declaration
     elif isinstance(declaration, str):

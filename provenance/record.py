@@ -48,6 +48,7 @@ class RunFacts:
     # A file whose copy of the block is being built: its own entry cannot carry its digest.
     embedded_in: str | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _after: dict[str, Fingerprint] = field(default_factory=dict)
 
     def shown(self, path: str) -> str:
         return display_path(path, self.root)
@@ -59,19 +60,24 @@ class RunFacts:
         return dict(self._entries[path])
 
     def forget(self, path: str) -> None:
+        """Drop what was measured of ``path``, which has just been rewritten (embedding)."""
         self._entries.pop(path, None)
+        self._after.pop(path, None)
+
+    def _changed(self, path: str, *, strict: bool) -> bool | None:
+        before = self.baselines.get(path)
+        if before is None:
+            return None
+        if path not in self._after:
+            # Stat-ed once at exit: for a directory that is a walk of every entry below it.
+            self._after[path] = fingerprint(path)
+        return before.differs(self._after[path], strict=strict)
 
     def written_by_run(self, path: str) -> bool | None:
-        before = self.baselines.get(path)
-        if before is None:
-            return None
-        return before.differs(fingerprint(path), strict=True)
+        return self._changed(path, strict=True)
 
     def changed_during_run(self, path: str) -> bool | None:
-        before = self.baselines.get(path)
-        if before is None:
-            return None
-        return before.differs(fingerprint(path), strict=False)
+        return self._changed(path, strict=False)
 
 
 Step = Callable[[RunFacts], dict[str, Any]]

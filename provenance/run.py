@@ -183,7 +183,7 @@ class Run:
             for name, declaration in declarations.items():
                 if at_exit and (kind, name) in self._resolved:
                     continue
-                declared = resolve(kind, {name: declaration}, namespace)[name]
+                declared = resolve(kind, name, declaration, namespace)
                 table[name] = _merge_declared(table.get(name), declared) if at_exit else declared
                 self._resolved.add((kind, name))
                 if not at_exit:
@@ -196,7 +196,7 @@ class Run:
             isinstance(declaration, str) and not hasattr(namespace, declaration)
         ):
             return  # the script has no --manifest-out: the sidecar goes beside an output
-        declared = resolve("manifest", {"manifest": declaration}, namespace)["manifest"]
+        declared = resolve("manifest", "manifest", declaration, namespace)
         if declared is not None and declared.many:
             raise DeclarationError("the manifest declaration must give one path, not a list")
         if declared is not None:

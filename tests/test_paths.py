@@ -40,35 +40,29 @@ def ns(**values):
 
 class TestResolve:
     def test_forms(self, tmp_path):
-        declared = resolve(
-            "input",
-            {
-                "one": "a",
-                "many": "b",
-                "unset": "c",
-                "computed": lambda args: args.a.with_suffix(".idx"),
-                "literal": tmp_path / "lit",
-            },
-            ns(a=Path("rel/x.csv"), b=["p", Path("q")], c=None),
+        args = ns(a=Path("rel/x.csv"), b=["p", Path("q")], c=None)
+        assert resolve("input", "one", "a", args) == Declared(
+            (os.path.abspath("rel/x.csv"),), many=False
         )
-        assert declared["one"] == Declared((os.path.abspath("rel/x.csv"),), many=False)
-        assert declared["many"].many
-        assert len(declared["many"].paths) == 2
-        assert declared["unset"] is None
-        assert declared["computed"].paths == (os.path.abspath("rel/x.idx"),)
-        assert declared["literal"].paths == (str(tmp_path / "lit"),)
+        many = resolve("input", "many", "b", args)
+        assert many.many
+        assert len(many.paths) == 2
+        assert resolve("input", "unset", "c", args) is None
+        computed = resolve("input", "computed", lambda a: a.a.with_suffix(".idx"), args)
+        assert computed.paths == (os.path.abspath("rel/x.idx"),)
+        assert resolve("input", "literal", tmp_path / "lit", args).paths == (str(tmp_path / "lit"),)
 
     def test_missing_dest_names_what_there_is(self):
         with pytest.raises(DeclarationError, match=r"'featrues'.*they have: features, out"):
-            resolve("input", {"f": "featrues"}, ns(features=1, out=2))
+            resolve("input", "f", "featrues", ns(features=1, out=2))
 
     def test_bad_values_are_clear_errors(self):
         with pytest.raises(DeclarationError, match="must be a path"):
-            resolve("output", {"o": "o"}, ns(o=3))
+            resolve("output", "o", "o", ns(o=3))
         with pytest.raises(DeclarationError, match="declaration raised KeyError"):
-            resolve("output", {"o": lambda a: {}["k"]}, ns())
+            resolve("output", "o", lambda a: {}["k"], ns())
         with pytest.raises(DeclarationError, match="not int"):
-            resolve("output", {"o": 5}, ns())
+            resolve("output", "o", 5, ns())
 
 
 class TestFingerprint:
