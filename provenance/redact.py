@@ -46,11 +46,14 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _may_be_secret(value: Any) -> bool:
     # A number argparse parsed (--max-token-length 512) is never a credential; keeping it
     # visible keeps the record useful.
-    items = value if isinstance(value, (list, tuple)) else [value]
-    return any(item is not None and not isinstance(item, (bool, int, float)) for item in items)
+    return any(i is not None and not isinstance(i, (bool, int, float)) for i in _items(value))
 
 
 def redact_args(args: Mapping[str, Any], is_secret: SecretMatcher) -> dict[str, Any]:
@@ -64,8 +67,7 @@ def secret_values(args: Mapping[str, Any], is_secret: SecretMatcher) -> set[str]
     for key, value in args.items():
         if not is_secret(key) or not _may_be_secret(value):
             continue
-        items = value if isinstance(value, (list, tuple)) else [value]
-        found.update(str(item) for item in items if str(item))
+        found.update(str(item) for item in _items(value) if str(item))
     return found
 
 

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from provenance.hashing import HashPolicy
 from provenance.normalize import normalize
 from provenance.outcome import SUCCEEDED, Outcome, Terminated, from_exception, from_exit_code
 from provenance.paths import (
+    Declaration,
     Declarations,
     Declared,
     Fingerprint,
@@ -169,25 +170,31 @@ class Run:
     def on_parse_exit(self, exc: SystemExit) -> None:
         self._parse_exit = exc
 
-    def _resolve(self, namespace: argparse.Namespace, *, at_exit: bool = False) -> None:
-        """Resolve the spec's declarations against ``namespace``; a missing dest raises.
-
-        At exit only what is still unresolved is tried (an outer run that never parsed, whose
-        arguments came from a delegated run), and without a baseline: nothing can be claimed
-        about how a path first seen at exit changed.
-        """
+    def _declarations(self) -> Iterator[tuple[str, str, Declaration, dict[str, Declared | None]]]:
+        """Every declaration of the spec, with its kind and the table it resolves into."""
         for kind, declarations, table in (
             ("input", self.spec.inputs, self.inputs),
             ("output", self.spec.outputs, self.outputs),
         ):
             for name, declaration in declarations.items():
-                if at_exit and (kind, name) in self._resolved:
-                    continue
-                declared = resolve(kind, name, declaration, namespace)
-                table[name] = _merge_declared(table.get(name), declared) if at_exit else declared
-                self._resolved.add((kind, name))
-                if not at_exit:
-                    self._baseline(declared)
+                yield kind, name, declaration, table
+
+    def _resolve(self, namespace: argparse.Namespace, *, at_exit: bool = False) -> None:
+        """Resolve the spec's declarations against ``namespace``; a missing dest raises.
+
+        Literal paths were declared when the run started. At exit only what is still
+        unresolved is tried (an outer run that never parsed, whose arguments came from a
+        delegated run), and without a baseline: nothing can be claimed about how a path first
+        seen at exit changed.
+        """
+        for kind, name, declaration, table in self._declarations():
+            if isinstance(declaration, os.PathLike) or (at_exit and (kind, name) in self._resolved):
+                continue
+            declared = resolve(kind, name, declaration, namespace)
+            table[name] = _merge_declared(table.get(name), declared) if at_exit else declared
+            self._resolved.add((kind, name))
+            if not at_exit:
+                self._baseline(declared)
         self._resolve_manifest(namespace)
 
     def _resolve_manifest(self, namespace: argparse.Namespace) -> None:
@@ -213,14 +220,10 @@ class Run:
         self.parent = _current.get()
         if self.parent is not None and self.parent.entrypoint != self.entrypoint:
             self.parent.shared_trainer = self.parent.shared_trainer or self.entrypoint
-        for kind, declarations, table in (
-            ("input", self.spec.inputs, self.inputs),
-            ("output", self.spec.outputs, self.outputs),
-        ):
-            for name, declaration in declarations.items():
-                if isinstance(declaration, os.PathLike):
-                    self._declare(table, kind, name, declaration)
-                    self._resolved.add((kind, name))
+        for kind, name, declaration, table in self._declarations():
+            if isinstance(declaration, os.PathLike):
+                self._declare(table, kind, name, declaration)
+                self._resolved.add((kind, name))
         token = _current.set(self)
         self._stack.callback(_current.reset, token)
         self._stack.enter_context(capturing(self))
@@ -251,7 +254,7 @@ class Run:
             # let a run without evidence pass for a successful one.
             failure = ProvenanceError(f"could not record the run: {type(err).__name__}: {err}")
             _warn(str(failure))
-            if self._outcome.status == SUCCEEDED and not self._ended_in_argparse(exc):
+            if self._outcome.status == SUCCEEDED:
                 raise failure from err
         finally:
             self._restore_sigterm()

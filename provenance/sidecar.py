@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provenance.outcome import FAILED, INTERRUPTED
+
 MANIFEST_SCHEMA = "provenance.manifest/v1"
 SIDECAR_SUFFIX = ".manifest.json"
-# <artifact>.manifest.json, and the records kept beside it (see place()).
-_SIDECAR_NAME = re.compile(r"\.manifest(\.(failed|interrupted|previous))?\.json$")
+PREVIOUS = "previous"
+# <artifact>.manifest.json, and the records place() keeps beside it.
+_SIDECAR_NAME = re.compile(rf"\.manifest(\.({FAILED}|{INTERRUPTED}|{PREVIOUS}))?\.json$")
 
 _umask_lock = threading.Lock()
 _umask: int | None = None
@@ -138,7 +141,7 @@ def place(target: Path, *, succeeded: bool, status: str, rewrote_output: bool) -
             note=f"kept the earlier sidecar {target} (this {status} run rewrote none of its "
             f"outputs); this run's record is {beside}",
         )
-    previous = target.with_name(f"{stem}.previous.json")
+    previous = target.with_name(f"{stem}.{PREVIOUS}.json")
     return Placement(
         target,
         keep_previous_at=previous,
