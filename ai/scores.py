@@ -8,10 +8,13 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ai.files import InputError
+
 ACR_RANGE = (1.0, 5.0)
+SCALE_RANGES = {"1-5": ACR_RANGE, "0-100": (0.0, 100.0)}
 
 
-class ScoreTableError(ValueError):
+class ScoreTableError(InputError):
     """A scores CSV that cannot be used: the message says which row and why."""
 
 
@@ -27,10 +30,15 @@ class ScoreSummary:
         return asdict(self)
 
 
-def read_scores(path: Path) -> dict[str, float]:
+def read_scores(path: Path, mos_range: tuple[float, float] = ACR_RANGE) -> dict[str, float]:
     """Read ``clip_name,mos`` rows; a duplicate clip, a missing or off-scale MOS is an error."""
     scores: dict[str, float] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    low, high = mos_range
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as err:
+        raise ScoreTableError(f"{path}: cannot be read: {err.strerror or err}") from None
+    with handle:
         reader = csv.DictReader(handle)
         missing = {"clip_name", "mos"} - set(reader.fieldnames or ())
         if missing:
@@ -45,8 +53,10 @@ def read_scores(path: Path) -> dict[str, float]:
                 ) from None
             if not clip:
                 raise ScoreTableError(f"{path}:{line}: empty clip_name")
-            if not (math.isfinite(mos) and ACR_RANGE[0] <= mos <= ACR_RANGE[1]):
-                raise ScoreTableError(f"{path}:{line}: mos {mos} is outside the 1-5 ACR scale")
+            if not (math.isfinite(mos) and low <= mos <= high):
+                raise ScoreTableError(
+                    f"{path}:{line}: mos {mos} is outside the {low:g}-{high:g} scale"
+                )
             if clip in scores:
                 raise ScoreTableError(f"{path}:{line}: clip {clip!r} appears twice")
             scores[clip] = mos

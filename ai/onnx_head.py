@@ -1,0 +1,90 @@
+"""The MOS head as an ONNX graph, and running it with onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ai.files import InputError
+from ai.mos_head import MOS_RANGE, Head
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "mos"
+PRODUCER = "ai.onnx_head"
+
+
+def build(head: Head, features: tuple[str, ...], opset: int, model_id: str) -> onnx.ModelProto:
+    """``clip(((x - mean) / std) @ w + b, 1, 5)`` for a batch of ``[N, len(features)]``."""
+    n = len(features)
+    f32 = np.float32
+    initializers = [
+        numpy_helper.from_array(head.mean.astype(f32), "input_mean"),
+        numpy_helper.from_array(head.std.astype(f32), "input_std"),
+        numpy_helper.from_array(head.weights.astype(f32).reshape(n, 1), "weights"),
+        numpy_helper.from_array(np.array([head.bias], dtype=f32), "bias"),
+        numpy_helper.from_array(np.array(MOS_RANGE[0], dtype=f32), "mos_min"),
+        numpy_helper.from_array(np.array(MOS_RANGE[1], dtype=f32), "mos_max"),
+    ]
+    nodes = [
+        helper.make_node("Sub", [INPUT_NAME, "input_mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "input_std"], ["standardised"]),
+        helper.make_node("MatMul", ["standardised", "weights"], ["linear"]),
+        helper.make_node("Add", ["linear", "bias"], ["raw_mos"]),
+        helper.make_node("Clip", ["raw_mos", "mos_min", "mos_max"], [OUTPUT_NAME]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        model_id,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", n])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])],
+        initializer=initializers,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name=PRODUCER
+    )
+    model.ir_version = min(model.ir_version, 10)  # readable by onnxruntime releases in use
+    helper.set_model_props(model, {"features": ",".join(features)})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def shape_of(value_info: onnx.ValueInfoProto) -> list[Any]:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_param if d.dim_param else d.dim_value for d in dims]
+
+
+def signature(model: onnx.ModelProto) -> dict[str, Any]:
+    graph = model.graph
+    return {
+        "input_name": graph.input[0].name,
+        "input_shape": shape_of(graph.input[0]),
+        "output_name": graph.output[0].name,
+        "output_shape": shape_of(graph.output[0]),
+        "opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+    }
+
+
+def load(path: Path) -> onnx.ModelProto:
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception as err:  # noqa: BLE001 - onnx raises many unrelated types for bad files
+        raise InputError(f"{path}: not a valid ONNX model: {err}") from None
+    return model
+
+
+def run(path: Path, x: np.ndarray) -> np.ndarray:
+    """Predictions of the ONNX model at ``path`` on CPU, as float64 of shape ``[N]``."""
+    import onnxruntime as ort  # heavy; only the validator needs it
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # deterministic reductions
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.astype(np.float32)})
+    return np.asarray(output, dtype=np.float64).reshape(-1)
