@@ -1,0 +1,1 @@
+"""The bundled sample data: a seeded generator of a small, realistic corpus."""

@@ -1,0 +1,1 @@
+"""The ai/ pipeline scripts: each an argparse main(argv) recorded with @recorded_run."""
