@@ -1,4 +1,4 @@
-"""The demo script, ai/summarize_scores.py, run as a user runs it."""
+"""The demo script, ai/scripts/summarize_scores.py, run as a user runs it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ SAMPLE = ROOT / "ai/sample/scores.csv"
 
 
 def summarize(*argv):
-    return run_python("-m", "ai.summarize_scores", *argv)
+    return run_python("-m", "ai.scripts.summarize_scores", *argv)
 
 
 def test_sample_run_passes_its_gate(tmp_path):
@@ -23,7 +23,7 @@ def test_sample_run_passes_its_gate(tmp_path):
     document = load_sidecar(sidecar_of(out))
     assert document["clips"] == 24
     block = document["run_provenance"]
-    assert block["entrypoint"]["path"] == "ai/summarize_scores.py"
+    assert block["entrypoint"]["path"] == "ai/scripts/summarize_scores.py"
     assert "ai/scores.py" in block["code"]
     assert block["inputs"]["scores"]["path"] == "ai/sample/scores.csv"
     assert block["outcome"]["gates"]["mos_spread"]["passed"] is True

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ai.files import fail
 from ai.scores import ScoreTableError, read_scores, summarise
 from provenance import atomic_write, current_run, recorded_run
 
@@ -26,12 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 @recorded_run(inputs={"scores": "scores"}, outputs={"report": "out"}, embed_into="report")
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         summary = summarise(read_scores(args.scores))
     except ScoreTableError as err:
-        print(f"summarize_scores: {err}", file=sys.stderr)
-        return 2
+        return fail(parser.prog, err)
     passed = summary.mos_std >= args.min_std
     run = current_run()
     run.record(**summary.as_dict())

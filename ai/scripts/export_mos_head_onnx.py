@@ -1,0 +1,86 @@
+"""Export a MOS head checkpoint to ONNX, with its model sidecar and optional registry entry.
+
+The model sidecar (<out>.json unless --model-sidecar) holds id, kind, onnx, opset, sha256,
+input/output names and shapes, features, input_mean and input_std, and the run's provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+from ai import onnx_head
+from ai.files import InputError, fail, write_json
+from ai.mos_head import load_checkpoint
+from ai.registry import register
+from provenance import atomic_write, current_run, recorded_run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="the .npz checkpoint")
+    parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument(
+        "--model-sidecar", type=Path, help="the model sidecar (default: <out>.json)"
+    )
+    parser.add_argument("--model-id", help="the model's id (default: the checkpoint's stem)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument("--registry", type=Path, help="a registry.json to add the model to")
+    parser.add_argument(
+        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
+    )
+    return parser
+
+
+def model_sidecar_path(args: argparse.Namespace) -> Path:
+    return args.model_sidecar or args.out.with_suffix(".json")
+
+
+@recorded_run(
+    inputs={"checkpoint": "checkpoint"},
+    outputs={"onnx": "out", "model_sidecar": model_sidecar_path, "registry": "registry"},
+    embed_into="model_sidecar",
+)
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    model_id = args.model_id or args.checkpoint.stem
+    try:
+        if not 13 <= args.opset <= 21:
+            raise InputError(f"--opset {args.opset}: supported opsets are 13 to 21")
+        head, features = load_checkpoint(args.checkpoint)
+        model = onnx_head.build(head, features, args.opset, model_id)
+    except InputError as err:
+        return fail(parser.prog, err)
+    data = model.SerializeToString(deterministic=True)
+    atomic_write(args.out, data)
+    sidecar_path = model_sidecar_path(args)
+    signature = onnx_head.signature(model)
+    sidecar = {
+        "id": model_id,
+        "kind": "mos_head",
+        "onnx": args.out.name,
+        "opset": signature["opset"],
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "input_name": signature["input_name"],
+        "input_shape": signature["input_shape"],
+        "output_name": signature["output_name"],
+        "output_shape": signature["output_shape"],
+        "features": list(features),
+        "input_mean": [round(float(v), 9) for v in head.mean],
+        "input_std": [round(float(v), 9) for v in head.std],
+    }
+    write_json(sidecar_path, sidecar)
+    if args.registry is not None:
+        try:
+            register(args.registry, sidecar, args.out, sidecar_path)
+        except InputError as err:
+            return fail(parser.prog, err)
+    current_run().record(model_id=model_id, **signature, features=list(features))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Per-clip FULL_FEATURES statistics from the libvmaf cache and a scores CSV (ADR-0668).
+
+Writes the per-clip parquet (clip_name, mos, width, height, fps, is_hdr, motion_fps_weight,
+then <feature>_mean / <feature>_std). The clip columns stay null until the table is enriched
+with clip metadata. A clip that fails (not in the cache, not libvmaf JSON, a feature missing)
+is left out and named in the manifest; the table is still written and the run exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+
+from ai.files import InputError, fail, write_parquet
+from ai.libvmaf import FULL_FEATURES, Cache, parse_features
+from ai.scores import SCALE_RANGES, read_scores
+from ai.tables import clip_stats, per_clip_schema, split_of
+from provenance import current_run, recorded_run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cache-dir", type=Path, required=True, help="<clip_name>.json per clip")
+    parser.add_argument("--scores", type=Path, required=True, help="CSV of clip_name,mos")
+    parser.add_argument(
+        "--mos-scale", choices=sorted(SCALE_RANGES), default="1-5", help="the scores' scale"
+    )
+    parser.add_argument(
+        "--features",
+        type=parse_features,
+        default=FULL_FEATURES,
+        help="comma-separated features (default: all of FULL_FEATURES)",
+    )
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the content split")
+    parser.add_argument("--workers", type=int, default=4, help="threads reading the cache")
+    parser.add_argument("--out", type=Path, required=True, help="the per-clip parquet")
+    parser.add_argument(
+        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
+    )
+    return parser
+
+
+@recorded_run(inputs={"cache": "cache_dir", "scores": "scores"}, outputs={"table": "out"})
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    try:
+        if not args.cache_dir.is_dir():
+            raise InputError(f"{args.cache_dir}: no such folder")
+        scores = read_scores(args.scores, SCALE_RANGES[args.mos_scale])
+    except InputError as err:
+        return fail(parser.prog, err)
+    cache = Cache(args.cache_dir)
+
+    def extract(clip: str) -> dict[str, float] | InputError:
+        try:
+            return clip_stats(cache.lookup(clip), args.features)
+        except InputError as err:
+            return err
+
+    clips = sorted(scores)
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        results = list(pool.map(extract, clips))
+    schema = per_clip_schema(args.features)
+    rows, failed = [], []
+    for clip, result in zip(clips, results, strict=True):
+        if isinstance(result, InputError):
+            failed.append({"clip_name": clip, "error": str(result)})
+            print(f"{parser.prog}: {result}", file=sys.stderr)
+            continue
+        rows.append({"clip_name": clip, "mos": scores[clip], **result})
+    table = pa.Table.from_pylist(rows, schema=schema)
+    write_parquet(args.out, table)
+    split = Counter(split_of(args.split_seed, row["clip_name"]) for row in rows)
+    current_run().record(
+        features=list(args.features),
+        columns=table.column_names,
+        mos_scale=args.mos_scale,
+        split={"seed": args.split_seed, "by": "content", **{k: split[k] for k in sorted(split)}},
+        workers=args.workers,
+        clips_in_scores=len(clips),
+        row_count=table.num_rows,
+        failed_count=len(failed),
+        failed=failed,
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

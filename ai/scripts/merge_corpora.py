@@ -1,0 +1,47 @@
+"""Merge vmaf-tune encode-grid corpora (schema v3), first row per natural key wins (ADR-0669)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ai.corpora import CORPUS_ROW_KEYS, NATURAL_KEY, SCHEMA_VERSION, merge
+from ai.files import InputError, fail, write_jsonl
+from provenance import current_run, recorded_run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("inputs", type=Path, nargs="+", help="two or more corpus JSONL files")
+    parser.add_argument("--output", type=Path, required=True, help="the merged JSONL")
+    parser.add_argument(
+        "--manifest-out", type=Path, help="sidecar path (default: <output>.manifest.json)"
+    )
+    return parser
+
+
+@recorded_run(inputs={"corpora": "inputs"}, outputs={"output": "output"})
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(args.inputs) < 2:
+        parser.error("merging needs at least two inputs")
+    try:
+        result = merge(args.inputs)
+    except InputError as err:
+        return fail(parser.prog, err)
+    write_jsonl(args.output, result.rows)
+    current_run().record(
+        counters=result.counters(),
+        per_input=result.per_input,
+        schema_version=SCHEMA_VERSION,
+        required_keys=list(CORPUS_ROW_KEYS),
+        dedup_fields=list(NATURAL_KEY),
+        dedup_policy="first row wins, in input order",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
