@@ -9,7 +9,7 @@ DEMO   := runs/demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ai]'
 	touch $@
 
 test: lint $(STAMP)
@@ -26,9 +26,7 @@ docs: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/python -m ai.summarize_scores ai/sample/scores.csv --out $(DEMO)/summary.json
-	$(BIN)/python -m provenance validate $(DEMO)/summary.json
-	cat $(DEMO)/summary.json.manifest.json
+	$(BIN)/python -m ai.demo --out $(DEMO)
 
 bench: $(STAMP)
 	$(BIN)/python bench/decorator_overhead.py
