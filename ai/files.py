@@ -75,9 +75,21 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def jsonl_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """One compact JSON object per line, keys in the row's own order, strict JSON."""
-    lines = (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
+    """One compact JSON object per line, keys in the row's own order, strict JSON.
+
+    Python reads ``NaN`` and ``1e999`` from JSONL; strict JSON cannot hold them, so a
+    non-finite number in a row is written as null: not available.
+    """
+    lines = (
+        json.dumps({k: _strict(v) for k, v in row.items()}, ensure_ascii=False, allow_nan=False)
+        + "\n"
+        for row in rows
+    )
     return "".join(lines).encode("utf-8")
+
+
+def _strict(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:

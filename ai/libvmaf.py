@@ -7,6 +7,7 @@ which is renamed into place only when the run succeeded and the JSON reads back.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import os
@@ -70,15 +71,15 @@ class VmafError(InputError):
 
 
 def parse_features(text: str) -> tuple[str, ...]:
-    """A comma-separated feature list; each name must be one of FULL_FEATURES, none twice."""
+    """``--features``: comma-separated names, each one of FULL_FEATURES, none twice."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in FULL_FEATURES]
     if unknown:
-        raise InputError(
+        raise argparse.ArgumentTypeError(
             f"unknown feature(s) {', '.join(unknown)}; known: {', '.join(FULL_FEATURES)}"
         )
     if len(set(names)) != len(names) or not names:
-        raise InputError(f"the feature list {text!r} is empty or names a feature twice")
+        raise argparse.ArgumentTypeError(f"{text!r} is empty or names a feature twice")
     return names
 
 

@@ -101,7 +101,7 @@ def load_dataset(path: Path, table: pa.Table, mos_scale: str) -> Dataset:
 
 
 def _numeric(path: Path, table: pa.Table, column: str) -> np.ndarray:
-    values = table.column(column).to_numpy(zero_copy_only=False).astype(np.float64)
+    values: np.ndarray = table.column(column).to_numpy(zero_copy_only=False).astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         clip = table.column("clip_name")[int(bad[0])].as_py()
@@ -133,7 +133,8 @@ class Head:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.mean) / self.std
-        return np.clip(z @ self.weights + self.bias, *MOS_RANGE)
+        predicted: np.ndarray = np.clip(z @ self.weights + self.bias, *MOS_RANGE)
+        return predicted
 
 
 def fit(x: np.ndarray, y: np.ndarray, ridge: float) -> Head:

@@ -73,3 +73,32 @@ def features(tmp_path: Path) -> Path:
     path = tmp_path / "features.csv"
     path.write_text("adm2,motion2,mos\n0.9,3.1,4.2\n0.7,2.0,3.1\n")
     return path
+
+
+# -- the ai/ pipeline --------------------------------------------------------------------------
+
+
+def run_script(
+    name: str, *argv: object, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ai.scripts.NAME ARGV...`` as a user does."""
+    return run_python("-m", f"ai.scripts.{name}", *argv, cwd=cwd)
+
+
+def block_of(artifact: Path) -> dict[str, Any]:
+    """The ``run_provenance`` block of an artifact's sidecar, checked against the schema."""
+    return load_sidecar(sidecar_of(artifact))["run_provenance"]
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole demo pipeline, run once into a session folder; tests only read it."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = run_python("-m", "ai.demo", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample(demo: Path) -> Path:
+    return demo / "sample"

@@ -108,7 +108,7 @@ def libvmaf_document(
     levels = feature_levels(quality, motion)
     # Content the model cannot see: each clip sits a little off the quality trend.
     levels = {k: v + rng.normal(0.0, 0.012 * abs(v) + 0.001) for k, v in levels.items()}
-    per_frame = []
+    per_frame: list[dict[str, Any]] = []
     for number in range(frames):
         metrics = {}
         for name in features:

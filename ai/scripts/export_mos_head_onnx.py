@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def model_sidecar_path(args: argparse.Namespace) -> Path:
-    return args.model_sidecar or args.out.with_suffix(".json")
+    given: Path | None = args.model_sidecar
+    return given or Path(args.out).with_suffix(".json")
 
 
 @recorded_run(

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"clip_name": clip, "mos": scores[clip], **result})
     table = pa.Table.from_pylist(rows, schema=schema)
     write_parquet(args.out, table)
-    split = Counter(split_of(args.split_seed, row["clip_name"]) for row in rows)
+    split = Counter(
+        split_of(args.split_seed, clip) for clip in table.column("clip_name").to_pylist()
+    )
     current_run().record(
         features=list(args.features),
         columns=table.column_names,
