@@ -200,10 +200,14 @@ def test_validation_checks_parity_and_the_held_out_gate(demo, tmp_path):
     report = json.loads(out.read_text())
     assert report["verdict"] == "PASS"
     assert report["parity"]["max_abs_diff"] <= 1e-4
-    assert (
-        report["held_out_rows"]
-        == json.loads((demo / "reports/loso/loso_seed0.json").read_text())["rows"]["held_out"]
-    )
+    split = load_sidecar(sidecar_of(demo / "tables/k150k.parquet"))["split"]
+    assert report["held_out_rows"] == split["test"]  # the content split the extractor recorded
+    trained = json.loads((demo / "reports/loso/loso_seed0.json").read_text())["rows"]
+    assert trained == {
+        "total": split["train"] + split["val"] + split["test"],
+        "train": split["train"] + split["val"],
+        "held_out": split["test"],
+    }
     gates = block_of(out)["outcome"]["gates"]
     assert gates["parity"]["passed"] is True
     assert gates["held_out_plcc"]["plcc"] == report["plcc"]
