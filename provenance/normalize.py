@@ -48,10 +48,8 @@ def _normalize(value: Any, root: Path | None, depth: int) -> JSONValue:
     if isinstance(value, PurePath):
         return display_path(value, root) if isinstance(value, Path) else value.as_posix()
     if isinstance(value, Mapping):
-        return {
-            _key(k): _normalize(v, root, depth + 1)
-            for k, v in sorted(value.items(), key=lambda item: _key(item[0]))
-        }
+        keyed = {_key(k, root): v for k, v in value.items()}
+        return {k: _normalize(keyed[k], root, depth + 1) for k in sorted(keyed)}
     if isinstance(value, (list, tuple)):
         return [_normalize(v, root, depth + 1) for v in value]
     if isinstance(value, (set, frozenset)):
@@ -70,8 +68,9 @@ def _float(value: float) -> JSONValue:
     return value
 
 
-def _key(key: Any) -> str:
-    return key if isinstance(key, str) else str(normalize(key))
+def _key(key: Any, root: Path | None) -> str:
+    # A Path key is shown like a Path value: relative to the root when under it.
+    return key if isinstance(key, str) else str(normalize(key, root))
 
 
 def _sort_key(value: JSONValue) -> tuple[int, float, str]:

@@ -33,6 +33,11 @@ class TestNormalize:
         assert normalize(Path("/elsewhere/x"), root) == "/elsewhere/x"
         assert normalize(PurePosixPath("a/b")) == "a/b"
 
+    def test_path_keys_are_shown_like_path_values(self, tmp_path):
+        root = tmp_path / "proj"
+        value = {root / "b.jsonl": "lsvq", Path("/elsewhere/a.jsonl"): "ugc", "c": 1}
+        assert normalize(value, root) == {"/elsewhere/a.jsonl": "ugc", "b.jsonl": "lsvq", "c": 1}
+
     def test_containers(self):
         value = {"b": (1, 2), "a": {3, 1, 2}, "c": frozenset({"y", "x"})}
         out = normalize(value)
