@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,6 @@ from provenance import atomic_write
 
 class InputError(ValueError):
     """An input the script cannot use; the message names the file (and line) and says why."""
-
-
-def fail(prog: str, err: Exception) -> int:
-    """Report an input error the way every ai/ script does, and give its exit code (2)."""
-    print(f"{prog}: error: {err}", file=sys.stderr)
-    return 2
 
 
 def read_json(path: Path) -> Any:

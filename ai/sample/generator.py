@@ -233,33 +233,29 @@ def _stand_in(rng: np.random.Generator) -> bytes:
     return rng.integers(0, 256, STAND_IN_BYTES, dtype=np.uint8).tobytes()
 
 
+ACR_STD, DCR_STD = (0.3, 0.8), (5.0, 15.0)  # published rating spreads, per scale
+
+
+def _rated(rng: np.random.Generator, clips: Sequence[Clip], corpus: str, std: tuple[float, float],
+           ratings: int, *, on_100: bool = False, shas: Mapping[str, str] | None = None
+           ) -> list[dict[str, Any]]:  # fmt: skip
+    """MOS rows for ``clips``: ACR 1-5, or 0-100 when ``on_100``; a new digest unless given."""
+    rows = []
+    for clip in clips:
+        mos = acr_mos(rng, clip.quality, clip.motion)
+        spread = float(rng.uniform(*std))
+        sha = shas[clip.name] if shas is not None else _sha256(_stand_in(rng))
+        rows.append(mos_row(clip, corpus, (mos - 1) * 25 if on_100 else mos, spread, sha, ratings))
+    return rows
+
+
 def write_mos_shards(tree: Tree, rng: np.random.Generator) -> None:
     """Per-corpus MOS JSONL on native scales, with the overlaps and strays real ingests have."""
     konvid = _clips(rng, [f"konvid_{i:04d}.mp4" for i in range(40)], hdr=False)
     shas = {c.name: _sha256(_stand_in(rng)) for c in konvid}
-    konvid_rows = [
-        mos_row(
-            c,
-            "konvid-1k",
-            acr_mos(rng, c.quality, c.motion),
-            float(rng.uniform(0.3, 0.8)),
-            shas[c.name],
-            50,
-        )
-        for c in konvid
-    ]
+    konvid_rows = _rated(rng, konvid, "konvid-1k", ACR_STD, 50, shas=shas)
     lsvq = _clips(rng, [f"lsvq_{i:05d}.mp4" for i in range(34)], hdr=False)
-    lsvq_rows = [
-        mos_row(
-            c,
-            "lsvq",
-            acr_mos(rng, c.quality, c.motion),
-            float(rng.uniform(0.3, 0.8)),
-            _sha256(_stand_in(rng)),
-            35,
-        )
-        for c in lsvq
-    ]
+    lsvq_rows = _rated(rng, lsvq, "lsvq", ACR_STD, 35)
     # LSVQ re-rated six KoNViD-1k videos: the same bytes, another corpus, another spread.
     for clip in konvid[:6]:
         std = 0.0 if clip is konvid[0] else float(rng.uniform(0.2, 0.9))
@@ -270,41 +266,11 @@ def write_mos_shards(tree: Tree, rng: np.random.Generator) -> None:
     lsvq_rows.append({**lsvq_rows[4], "mos": 5.03, "src_sha256": _sha256(b"edge")})  # in tolerance
     lsvq_rows.append({**lsvq_rows[5], "mos": 5.4, "src_sha256": _sha256(b"off")})  # off the scale
     waterloo = _clips(rng, [f"waterloo_{i:03d}.mp4" for i in range(20)], hdr=False)
-    waterloo_rows = [
-        mos_row(
-            c,
-            "waterloo-ivc-4k",
-            (acr_mos(rng, c.quality, c.motion) - 1) * 25,
-            float(rng.uniform(5, 15)),
-            _sha256(_stand_in(rng)),
-            24,
-        )
-        for c in waterloo
-    ]
+    waterloo_rows = _rated(rng, waterloo, "waterloo-ivc-4k", DCR_STD, 24, on_100=True)
     chug = _ladder(rng, 5, ("1080p_4000k", "720p_1500k"))
-    chug_rows = [
-        mos_row(
-            c,
-            "chug",
-            (acr_mos(rng, c.quality, c.motion) - 1) * 25,
-            float(rng.uniform(5, 15)),
-            _sha256(_stand_in(rng)),
-            20,
-        )
-        for c in chug
-    ]
+    chug_rows = _rated(rng, chug, "chug", DCR_STD, 20, on_100=True)
     ugc = _clips(rng, [f"ugc_{i:04d}.mp4" for i in range(15)], hdr=False)
-    ugc_rows = [
-        mos_row(
-            c,
-            "ugc",
-            acr_mos(rng, c.quality, c.motion),
-            float(rng.uniform(0.3, 0.8)),
-            _sha256(_stand_in(rng)),
-            40,
-        )
-        for c in ugc
-    ]
+    ugc_rows = _rated(rng, ugc, "ugc", ACR_STD, 40)
     for name, rows in (
         ("konvid-1k", konvid_rows),
         ("lsvq", lsvq_rows),

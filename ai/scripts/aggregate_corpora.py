@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from ai.cli import add_manifest_out, fail
 from ai.corpora import MOS_ROW_KEYS, SCALE_TOLERANCE, aggregate, parse_override
-from ai.files import InputError, fail, write_jsonl
+from ai.files import InputError, write_jsonl
 from provenance import current_run, recorded_run
 
 
@@ -26,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-missing", action="store_true", help="skip inputs that do not exist (counted)"
     )
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <output>.manifest.json)"
-    )
+    add_manifest_out(parser, "<output>")
     return parser
 
 

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from ai.bvi_dvc import corpus_row, find_source, parse_stem
+from ai.cli import add_manifest_out, fail
 from ai.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
-from ai.files import InputError, fail, write_jsonl
+from ai.files import InputError, write_jsonl
 from ai.libvmaf import load
 from provenance import current_run, recorded_run
 from provenance.hashing import sha256_file
@@ -31,9 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source-root", type=Path, required=True, help="the BVI-DVC sources")
     parser.add_argument("--output", type=Path, required=True, help="the corpus JSONL to write")
     parser.add_argument("--adapter-label", default="bvi-dvc", help="label of this adapter's rows")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <output>.manifest.json)"
-    )
+    add_manifest_out(parser, "<output>")
     return parser
 
 

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.files import InputError, fail, read_parquet, write_parquet
+from ai.cli import add_manifest_out, fail
+from ai.files import InputError, read_parquet, write_parquet
 from ai.tables import Labelled, combine
 from provenance import current_run, recorded_run
 
@@ -34,9 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--key-column", default="clip_name", help="name of the output clip key")
     parser.add_argument("--out", type=Path, required=True, help="the combined parquet")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out>")
     return parser
 
 

@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from ai.files import InputError, fail, read_parquet, require_columns, write_parquet
+from ai.cli import add_manifest_out, fail
+from ai.files import InputError, read_parquet, require_columns, write_parquet
 from ai.tables import ENRICHED_COLUMNS, enrich, read_metadata
 from provenance import current_run, recorded_run
 
@@ -25,9 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metadata", type=Path, required=True, help="clip metadata JSONL")
     parser.add_argument("--overwrite", action="store_true", help="replace cells already set")
     parser.add_argument("--out", type=Path, required=True, help="the enriched parquet")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out>")
     return parser
 
 

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from ai import onnx_head
-from ai.files import InputError, fail, write_json
+from ai.cli import add_manifest_out, fail
+from ai.files import InputError, write_json
 from ai.mos_head import load_checkpoint
 from ai.registry import register
 from provenance import atomic_write, current_run, recorded_run
@@ -28,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-id", help="the model's id (default: the checkpoint's stem)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     parser.add_argument("--registry", type=Path, help="a registry.json to add the model to")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out>")
     return parser
 
 

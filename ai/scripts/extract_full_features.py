@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ai.files import InputError, fail, write_parquet
-from ai.libvmaf import FULL_FEATURES, Cache, Pair, parse_features
+from ai.cli import add_features, add_manifest_out, fail
+from ai.files import InputError, write_parquet
+from ai.libvmaf import Cache, Pair
 from ai.tables import per_frame_schema
 from provenance import current_run, recorded_run
 
@@ -25,18 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus-root", type=Path, required=True, help="holds ref/ and dis/")
     parser.add_argument("--cache-dir", type=Path, required=True, help="libvmaf JSON per pair")
     parser.add_argument("--vmaf-bin", default="vmaf", help="the vmaf binary, run on a cache miss")
-    parser.add_argument(
-        "--features",
-        type=parse_features,
-        default=FULL_FEATURES,
-        help="comma-separated features (default: all of FULL_FEATURES)",
-    )
+    add_features(parser)
     parser.add_argument("--width", type=int, default=1920, help="YUV width for the vmaf binary")
     parser.add_argument("--height", type=int, default=1080, help="YUV height for the vmaf binary")
     parser.add_argument("--out", type=Path, required=True, help="the per-frame parquet")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out>")
     return parser
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ai.files import InputError, fail, write_parquet
-from ai.libvmaf import FULL_FEATURES, Cache, parse_features
+from ai.cli import add_features, add_manifest_out, fail
+from ai.files import InputError, write_parquet
+from ai.libvmaf import Cache
 from ai.scores import SCALE_RANGES, read_scores
 from ai.tables import clip_stats, per_clip_schema, split_of
 from provenance import current_run, recorded_run
@@ -30,18 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mos-scale", choices=sorted(SCALE_RANGES), default="1-5", help="the scores' scale"
     )
-    parser.add_argument(
-        "--features",
-        type=parse_features,
-        default=FULL_FEATURES,
-        help="comma-separated features (default: all of FULL_FEATURES)",
-    )
+    add_features(parser)
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the content split")
     parser.add_argument("--workers", type=int, default=4, help="threads reading the cache")
     parser.add_argument("--out", type=Path, required=True, help="the per-clip parquet")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out>")
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ai.cli import add_manifest_out
 from ai.sample.generator import generate
 from provenance import current_run, recorded_run
 
@@ -14,9 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder to write (replaced whole)")
     parser.add_argument("--seed", type=int, default=0, help="the random seed (default: 0)")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out>")
     return parser
 
 

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ai.cli import add_manifest_out, fail
 from ai.corpora import CORPUS_ROW_KEYS, NATURAL_KEY, SCHEMA_VERSION, merge
-from ai.files import InputError, fail, write_jsonl
+from ai.files import InputError, write_jsonl
 from provenance import current_run, recorded_run
 
 
@@ -15,9 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("inputs", type=Path, nargs="+", help="two or more corpus JSONL files")
     parser.add_argument("--output", type=Path, required=True, help="the merged JSONL")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <output>.manifest.json)"
-    )
+    add_manifest_out(parser, "<output>")
     return parser
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ai.files import fail
+from ai.cli import add_manifest_out, fail
 from ai.scores import ScoreTableError, read_scores, summarise
 from provenance import atomic_write, current_run, recorded_run
 
@@ -19,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--min-std", type=float, default=0.5, help="gate: scores must spread at least this much"
     )
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out>")
     return parser
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ai.files import InputError, fail, read_parquet, write_json
+from ai.cli import add_manifest_out, fail
+from ai.files import InputError, read_parquet, write_json
 from ai.mos_head import (
     GATES,
     INPUTS,
@@ -43,9 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ridge", type=float, default=1.0, help="L2 penalty")
     parser.add_argument("--gate", choices=sorted(GATES), default="real", help="gate thresholds")
     parser.add_argument("--min-plcc", type=float, help="override the gate's mean PLCC floor")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out-model>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out-model>")
     return parser
 
 

@@ -12,8 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ai.cli import add_manifest_out, fail
 from ai.ensemble import HOLD, PROMOTE, SeedGate, read_seed_plcc, seed_report
-from ai.files import InputError, fail, write_json
+from ai.files import InputError, write_json
 from provenance import current_run, recorded_run
 
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-mean-plcc", type=float, default=0.95, help="floor of the mean")
     parser.add_argument("--min-seed-plcc", type=float, default=0.95, help="floor of each seed")
     parser.add_argument("--max-spread", type=float, default=0.005, help="max PLCC spread")
-    parser.add_argument("--manifest-out", type=Path, help="sidecar path")
+    add_manifest_out(parser, "<out-dir>/verdict")
     return parser
 
 

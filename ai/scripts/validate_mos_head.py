@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ai import onnx_head
-from ai.files import InputError, fail, read_parquet, write_json
+from ai.cli import add_manifest_out, fail
+from ai.files import InputError, read_parquet, write_json
 from ai.mos_head import (
     MOS_SCALES,
     holdout_mask,
@@ -37,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-plcc", type=float, default=0.75, help="gate on held-out PLCC")
     parser.add_argument("--parity-tol", type=float, default=1e-4, help="max |onnx - numpy| MOS")
     parser.add_argument("--out-json", type=Path, required=True, help="the report to write")
-    parser.add_argument(
-        "--manifest-out", type=Path, help="sidecar path (default: <out-json>.manifest.json)"
-    )
+    add_manifest_out(parser, "<out-json>")
     return parser
 
 
