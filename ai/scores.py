@@ -36,6 +36,8 @@ def read_scores(path: Path, mos_range: tuple[float, float] = ACR_RANGE) -> dict[
     low, high = mos_range
     try:
         handle = path.open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise ScoreTableError(f"{path}: no such file") from None
     except OSError as err:
         raise ScoreTableError(f"{path}: cannot be read: {err.strerror or err}") from None
     with handle:

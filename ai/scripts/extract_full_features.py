@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def find_pairs(root: Path, width: int, height: int) -> list[Pair]:
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
     distorted = sorted((root / "dis").glob("*.yuv"))
     if not distorted:
         raise InputError(f"{root}: no distorted clips under dis/")
