@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from provenance.code import imported_project_modules
-from provenance.hashing import HashPolicy, describe_path, hash_file
+from provenance.digest_cache import DigestCache
+from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
 from provenance.normalize import display_path, normalize
 from provenance.outcome import Outcome, from_exit_code
 from provenance.paths import Declared, Fingerprint, as_declared, find_root, fingerprint
@@ -47,6 +48,9 @@ class RunFacts:
     gates: dict[str, Any] = field(default_factory=dict)
     # A file whose copy of the block is being built: its own entry cannot carry its digest.
     embedded_in: str | None = None
+    # Digests of unchanged files from earlier runs; None hashes everything afresh.
+    cache: DigestCache | None = None
+    _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
 
@@ -56,8 +60,20 @@ class RunFacts:
     def entry(self, path: str) -> dict[str, Any]:
         """The on-disk description of ``path``, hashed once per run however often asked."""
         if path not in self._entries:
-            self._entries[path] = describe_path(path, self.shown(path), self.policy)
+            if self._progress is None:
+                self._progress = Progress("provenance: hashing")
+            self._entries[path] = describe_path(
+                path, self.shown(path), self.policy, self.cache, self._progress
+            )
         return dict(self._entries[path])
+
+    def close(self) -> None:
+        """Store what was hashed in the digest cache and take down the progress bar."""
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        if self.cache is not None:
+            self.cache.close()
 
     def forget(self, path: str) -> None:
         """Drop what was measured of ``path``, which has just been rewritten (embedding)."""
@@ -214,5 +230,9 @@ def build_run_provenance(
         shared_trainer=os.path.abspath(shared_trainer) if shared_trainer is not None else None,
         outcome=from_exit_code(exit_code) if exit_code is not None else None,
         gates=normalize(dict(gates or {})),
+        cache=DigestCache.from_environment(),
     )
-    return build_block(facts)
+    try:
+        return build_block(facts)
+    finally:
+        facts.close()

@@ -16,6 +16,7 @@ from types import FrameType, TracebackType
 from typing import Any, Literal
 
 from provenance.capture import capturing
+from provenance.digest_cache import DigestCache
 from provenance.errors import (
     DeclarationError,
     NoActiveRunError,
@@ -313,6 +314,12 @@ class Run:
 
     def _write(self, target: Path) -> None:
         facts = self._facts()
+        try:
+            self._write_facts(target, facts)
+        finally:
+            facts.close()
+
+    def _write_facts(self, target: Path, facts: RunFacts) -> None:
         embedded = None
         try:
             embedded = self._embed(facts)
@@ -364,6 +371,7 @@ class Run:
             baselines=self.baselines,
             outcome=self._outcome,
             gates=self.gates,
+            cache=DigestCache.from_environment(),
         )
 
     def _embed(self, facts: RunFacts) -> tuple[Path, bytes] | None:

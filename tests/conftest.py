@@ -10,9 +10,17 @@ from typing import Any
 import pytest
 
 from provenance import validate
+from provenance.digest_cache import ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES = ROOT / "tests" / "fakes"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_digest_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the suite's digest cache (for its subprocesses too) out of the user's cache folder."""
+    location = tmp_path_factory.mktemp("digest-cache") / "digests.sqlite3"
+    os.environ[ENVIRONMENT] = str(location)
 
 
 def fake_path(name: str) -> Path:

@@ -8,8 +8,13 @@ import threading
 
 import blake3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from provenance.hashing import HashPolicy, describe_path, hash_file, hash_tree
+from provenance import hashing
+from provenance.hashing import HashPolicy, describe_path, hash_file, hash_tree, walk_tree
+
+MIB = 1024 * 1024
 
 
 class TestHashFile:
@@ -36,6 +41,55 @@ class TestHashFile:
         got = hash_file("/proc/self/status", HashPolicy())
         assert (got.blake3, got.sha256) == (None, None)
         assert got.error.startswith("changed while hashing: 0 bytes expected")
+
+    @pytest.mark.parametrize("fork", [True, False])
+    def test_the_large_file_path_agrees_with_the_reference(self, tmp_path, monkeypatch, fork):
+        """Over the SHA-256 threshold: mapped in a forked child, or read with threads."""
+        monkeypatch.setattr(hashing, "_FORK_MMAP", fork and hashing._FORK_MMAP)
+        data = os.urandom(3 * MIB + 5)
+        path = tmp_path / "big.bin"
+        path.write_bytes(data)
+        got = hash_file(path, HashPolicy(sha256_max_bytes=MIB))
+        assert got == hashing.FileDigest(len(data), blake3.blake3(data).hexdigest(), None)
+
+    @pytest.mark.parametrize(
+        ("sha256_max_bytes", "size"),
+        [(2**40, 1024 * MIB), (0, 4096 * MIB)],
+        ids=["read-pass", "mapped-in-child"],
+    )
+    def test_a_file_truncated_while_hashed_is_an_error_not_a_crash(
+        self, tmp_path, sha256_max_bytes, size
+    ):
+        """A sparse file reads fast; another thread cuts it short while it is being hashed."""
+        path = tmp_path / "sparse.bin"
+        with open(path, "wb") as handle:
+            handle.truncate(size)
+        cut = threading.Timer(0.05, os.truncate, (path, 4096))
+        cut.start()
+        try:
+            got = hash_file(path, HashPolicy(sha256_max_bytes=sha256_max_bytes))
+        finally:
+            cut.join()
+        assert (got.blake3, got.sha256) == (None, None)
+        assert got.error.startswith("changed while hashing"), got.error
+        assert os.path.getsize(path) == 4096
+
+    def test_a_file_touched_while_hashed_gets_no_digest(self, tmp_path):
+        """Same size throughout, but its mtime moved: what was read may not be what is there."""
+        path = tmp_path / "sparse.bin"
+        with open(path, "wb") as handle:
+            handle.truncate(1024 * MIB)
+        touch = threading.Timer(0.05, os.utime, (path, (1, 1)))
+        touch.start()
+        try:
+            got = hash_file(path, HashPolicy(sha256_max_bytes=2**40))
+        finally:
+            touch.join()
+        assert got.blake3 is None
+        assert got.error == (
+            f"changed while hashing: its size or times moved ({1024 * MIB} bytes before, "
+            f"{1024 * MIB} after)"
+        )
 
     def test_unreadable_is_an_error_entry(self, tmp_path):
         got = hash_file(tmp_path / "missing", HashPolicy())
@@ -121,3 +175,37 @@ class TestHashTree:
             leaf.unlink()
             for level in reversed(levels):
                 level.rmdir()
+
+
+names = st.sampled_from(["a", "a.txt", "a-b", "a0", "b", "\u00e9", "a b", "z"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(names, min_size=1, max_size=3), min_size=1, max_size=12))
+def test_the_walk_yields_entries_in_bytewise_order_of_their_paths(tmp_path_factory, paths):
+    top = tmp_path_factory.mktemp("tree")
+    for parts in paths:
+        *folders, name = parts
+        folder = top.joinpath(*folders)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            continue  # a file already holds a name on this path
+        if not (folder / name).exists():
+            (folder / name).write_text(name)
+    walked = [entry.relpath for entry in walk_tree(top)]
+    assert walked == sorted(walked)
+    assert len(walked) == sum(len(files) + len(dirs) for _, dirs, files in os.walk(top))
+
+
+def test_symlink_loops_are_recorded_not_followed(tmp_path):
+    top = tmp_path / "t"
+    top.mkdir()
+    (top / "a").symlink_to("b")
+    (top / "b").symlink_to("a")
+    (top / "up").symlink_to("..")
+    (top / "self").symlink_to(".")
+    tree = hash_tree(top, HashPolicy())
+    assert tree.errors == []
+    assert tree.blake3 is not None
+    assert [e.kind for e in walk_tree(top)] == ["l", "l", "l", "l"]
