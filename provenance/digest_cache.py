@@ -17,29 +17,42 @@ By default it lives in ``$XDG_CACHE_HOME/provenance/`` (``~/.cache/provenance/``
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sqlite3
+import struct
 import sys
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 ENVIRONMENT = "PROVENANCE_DIGEST_CACHE"
 FILE_NAME = "digests-v1.sqlite3"
 RACY_WINDOW_NS = 2_000_000_000  # FAT's 2 s mtime granularity; covers modest NFS clock skew too
 BUSY_TIMEOUT_S = 2.0
+SCHEMA_VERSION = 3
+# Rows are keyed by (folder, name), so one folder's rows are one range of the primary key.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests (
-    path BLOB PRIMARY KEY,
-    dev INTEGER NOT NULL,
-    ino INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    ctime_ns INTEGER NOT NULL,
+    dir BLOB NOT NULL,
+    name BLOB NOT NULL,
+    stat BLOB NOT NULL,
     blake3 TEXT NOT NULL,
-    sha256 TEXT
+    sha256 TEXT,
+    PRIMARY KEY (dir, name)
 ) WITHOUT ROWID
 """
+# (device, inode, size, mtime_ns, ctime_ns), packed: one compact, quickly compared column.
+_STAT = struct.Struct("<QQqqq")
+# Folders whose rows are held while a walk is in them (the walk returns to a parent after
+# each subfolder), and how many measured rows wait before they are written.
+_FOLDERS_HELD = 16
+_WRITE_EVERY = 4096
 
 
 @dataclass(frozen=True)
@@ -48,17 +61,20 @@ class Cached:
     sha256: str | None
 
 
-StatKey = tuple[int, int, int, int, int]
+def stat_key(st: os.stat_result) -> bytes:
+    return _STAT.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _entry(row: Any) -> tuple[StatKey, Cached]:
-    """``(dev, ino, size, mtime_ns, ctime_ns, blake3, sha256)`` as a stat key and digests."""
-    dev, ino, size, mtime_ns, ctime_ns, b3, sha = row
-    return (dev, ino, size, mtime_ns, ctime_ns), Cached(b3, sha)
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction taken up front (BEGIN IMMEDIATE), committed or rolled back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def default_location() -> Path | None:
@@ -71,7 +87,11 @@ def default_location() -> Path | None:
 
 
 class DigestCache:
-    """One run's view of the store: reads as it goes, writes once at ``close()``."""
+    """One run's view of the store: reads folder by folder, writes in batches.
+
+    Memory stays bounded however large the tree: the rows of the last few folders a walk was
+    in, and at most a few thousand measured rows waiting to be written.
+    """
 
     def __init__(
         self,
@@ -88,9 +108,11 @@ class DigestCache:
         self.stored = 0
         self._db: sqlite3.Connection | None = None
         self._broken = False
-        self._pending: dict[bytes, tuple[StatKey, str, str | None]] = {}
-        self._prefetched: dict[bytes, tuple[StatKey, Cached]] = {}
-        self._prefixes: list[bytes] = []
+        self._pending: list[tuple[bytes, bytes, bytes, str, str | None]] = []
+        # folder -> {name: (stat key, blake3, sha256)}, most recently used last
+        self._folders: OrderedDict[bytes, dict[bytes, tuple[bytes, str, str | None]]] = (
+            OrderedDict()
+        )
 
     @classmethod
     def from_environment(cls) -> DigestCache | None:
@@ -104,39 +126,45 @@ class DigestCache:
 
         With ``sha256``, an entry stored without SHA-256 is a miss: the file must be read.
         """
-        found = self._prefetched.get(path)
-        if found is None and not any(path.startswith(p) for p in self._prefixes):
-            found = self._select_one(path)
-        if (
-            found is not None
-            and found[0] == stat_key(st)
-            and (found[1].sha256 is not None or not sha256)
+        folder, _, name = path.rpartition(b"/")
+        rows = self._folders.get(folder)
+        found = rows.get(name) if rows is not None else self._select_one(folder, name)
+        if found is not None and found[0] == stat_key(st) and (found[2] is not None or not sha256):
+            self.hits += 1
+            return Cached(found[1], found[2])
+        self.misses += 1
+        return None
+
+    def blake3_of(self, path: bytes, st: os.stat_result) -> str | None:
+        """``get(path, st, sha256=False).blake3`` for a walk: its whole folder is read at once."""
+        folder, _, name = path.rpartition(b"/")
+        rows = self._folders.get(folder)
+        if rows is None:
+            rows = self._load(folder)
+        found = rows.get(name)
+        if found is not None and found[0] == _STAT.pack(
+            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
         ):
             self.hits += 1
             return found[1]
         self.misses += 1
         return None
 
-    def prefetch(self, directory: bytes) -> None:
-        """Load every entry below ``directory`` in one query, for a walk of it."""
-        prefix = directory.rstrip(b"/") + b"/"
-        rows = self._query(
-            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, blake3, sha256 FROM digests "
-            "WHERE path >= ? AND path < ?",
-            (prefix, prefix[:-1] + b"0"),  # b"0" is the byte after b"/"
+    def _load(self, folder: bytes) -> dict[bytes, tuple[bytes, str, str | None]]:
+        found = self._query(
+            "SELECT name, stat, blake3, sha256 FROM digests WHERE dir = ?", (folder,)
         )
-        if rows is None:
-            return
-        for row in rows:
-            self._prefetched[row[0]] = _entry(row[1:])
-        self._prefixes.append(prefix)
+        rows = {row[0]: row[1:] for row in found or ()}
+        self._folders[folder] = rows
+        if len(self._folders) > _FOLDERS_HELD:
+            self._folders.popitem(last=False)
+        return rows
 
-    def _select_one(self, path: bytes) -> tuple[StatKey, Cached] | None:
+    def _select_one(self, folder: bytes, name: bytes) -> tuple[bytes, str, str | None] | None:
         rows = self._query(
-            "SELECT dev, ino, size, mtime_ns, ctime_ns, blake3, sha256 FROM digests WHERE path = ?",
-            (path,),
+            "SELECT stat, blake3, sha256 FROM digests WHERE dir = ? AND name = ?", (folder, name)
         )
-        return _entry(rows[0]) if rows else None
+        return tuple(rows[0]) if rows else None
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -155,34 +183,44 @@ class DigestCache:
         newest = max(st.st_mtime_ns, st.st_ctime_ns)
         if hashing_began_ns - newest < self.racy_window_ns:
             return False
-        self._pending[path] = (stat_key(st), blake3, sha256)
+        folder, _, name = path.rpartition(b"/")
+        self._pending.append((folder, name, stat_key(st), blake3, sha256))
+        if len(self._pending) >= _WRITE_EVERY:
+            self._write()
         return True
 
     def close(self) -> None:
-        """Write what this run measured, in one transaction, and let go of the store."""
+        """Write what is still waiting, and let go of the store."""
         try:
-            if self._pending and not self._broken:
-                db = self._connect()
-                if db is not None:
-                    rows = [(p, *key, b3, sha) for p, (key, b3, sha) in self._pending.items()]
-                    try:
-                        with db:
-                            db.executemany(
-                                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                rows,
-                            )
-                        self.stored += len(rows)
-                    except sqlite3.Error as err:
-                        self._give_up(err)
+            self._write()
         finally:
-            self._pending.clear()
+            self._folders.clear()
             if self._db is not None:
                 self._db.close()
                 self._db = None
 
+    def _write(self) -> None:
+        import sqlite3
+
+        rows, self._pending = self._pending, []
+        if not rows or self._broken:
+            return
+        db = self._connect()
+        if db is None:
+            return
+        try:
+            with _immediate(db):
+                db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as err:
+            self._give_up(err)
+            return
+        self.stored += len(rows)
+
     # -- the store -----------------------------------------------------------------------------
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[Any] | None:
+        import sqlite3
+
         db = self._connect()
         if db is None:
             return None
@@ -193,16 +231,28 @@ class DigestCache:
             return None
 
     def _connect(self) -> sqlite3.Connection | None:
+        import sqlite3  # deferred: most runs never need it, and every run pays for imports
+
         if self._broken:
             return None
         if self._db is None:
             try:
                 self.location.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.location, timeout=self.busy_timeout)
+                # Autocommit: transactions are begun explicitly, IMMEDIATE when they will write,
+                # so that two runs starting at once wait for each other instead of one failing.
+                db = sqlite3.connect(self.location, timeout=self.busy_timeout, isolation_level=None)
                 try:
-                    db.execute("PRAGMA journal_mode=WAL")
+                    self._use_wal(db)
                     db.execute("PRAGMA synchronous=NORMAL")
-                    db.execute(_SCHEMA)
+                    no_checkpoint = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
+                    if no_checkpoint is not None:  # Python 3.12+: closing need not checkpoint
+                        db.setconfig(no_checkpoint, True)  # type: ignore[attr-defined,unused-ignore]
+                    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                        with _immediate(db):  # new, or an older layout: a cache can start again
+                            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                                db.execute("DROP TABLE IF EXISTS digests")
+                                db.execute(_SCHEMA)
+                                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 except BaseException:
                     db.close()
                     raise
@@ -211,6 +261,21 @@ class DigestCache:
                 return None
             self._db = db
         return self._db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch to WAL. SQLite does not wait on a lock for this, so two runs creating the
+        store at once would see 'database is locked': retry until the busy timeout instead."""
+        import sqlite3
+
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _give_up(self, err: Exception) -> None:
         if not self._broken:
@@ -222,6 +287,5 @@ class DigestCache:
                 flush=True,
             )
         self._broken = True
-        self._prefetched.clear()
-        self._prefixes.clear()
+        self._folders.clear()
         self._pending.clear()

@@ -28,9 +28,8 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import blake3
 
@@ -40,6 +39,7 @@ TREE_FORMAT = "provenance.tree/v1"
 SMALL_FILE_MAX = 1024 * 1024
 _CHUNK = 4 * 1024 * 1024
 _FORK_MMAP = sys.platform == "linux" and hasattr(os, "fork")
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
@@ -98,17 +98,30 @@ def hash_file(
 
     ``sha256=False`` asks for BLAKE3 alone (what a directory digest needs).
     """
+    key = os.fsencode(os.path.abspath(path))
+    return _hash_file(path, key, policy, cache, sha256, progress, lookup=True)
+
+
+def _hash_file(
+    path: str | bytes | os.PathLike[str],
+    key: bytes,
+    policy: HashPolicy,
+    cache: DigestCache | None,
+    sha256: bool,
+    progress: Progress | None,
+    *,
+    lookup: bool,
+) -> FileDigest:
     began = time.time_ns()
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as err:
         return FileDigest(0, None, None, describe_error(err))
     try:
         before = os.fstat(fd)
         size = before.st_size
         want_sha = sha256 and size <= policy.sha256_max_bytes
-        key = os.fsencode(os.path.abspath(path))
-        if cache is not None:
+        if cache is not None and lookup:
             hit = cache.get(key, before, sha256=want_sha)
             if hit is not None:
                 if progress is not None:
@@ -158,29 +171,71 @@ def _hash_small(fd: int, size: int, want_sha: bool) -> tuple[str, str | None]:
     return blake3.blake3(data).hexdigest(), hashlib.sha256(data).hexdigest() if want_sha else None
 
 
-_helper: ThreadPoolExecutor | None = None
+def _hash_small_seen(path: bytes, seen: os.stat_result) -> tuple[str | None, str | None]:
+    """BLAKE3 of a small file a walk has just stat-ed: one open, one read, one fstat.
+
+    The walk's stat stands in for the stat before reading, so the check that the file held
+    still covers the time from the walk to the end of the read.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as err:
+        return None, describe_error(err)
+    try:
+        data = _read_exactly(fd, seen.st_size)
+        after = os.fstat(fd)
+    except _Changed as err:
+        return None, str(err)
+    except OSError as err:
+        return None, describe_error(err)
+    finally:
+        os.close(fd)
+    if (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+        seen.st_ino,
+        seen.st_size,
+        seen.st_mtime_ns,
+        seen.st_ctime_ns,
+    ):
+        return None, f"changed while hashing: {seen.st_size} bytes seen, {after.st_size} after"
+    return blake3.blake3(data).hexdigest(), None
 
 
-def _sha256_helper() -> ThreadPoolExecutor:
+_helper: Any = None
+
+
+def _sha256_helper() -> Any:
+    """One helper thread for SHA-256, started the first time a file needs it."""
     global _helper
     if _helper is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provenance-sha256")
     return _helper
 
 
 def _hash_read_both(fd: int, size: int) -> tuple[str, str]:
-    """One read pass feeding both digests, SHA-256 on a helper thread alongside BLAKE3."""
+    """One read pass feeding both digests, SHA-256 on a helper thread alongside BLAKE3.
+
+    Two buffers: while the helper digests one chunk, this thread reads the next into the other
+    and runs BLAKE3 over it, so reading costs no time of its own.
+    """
     b3, sha = blake3.blake3(), hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
+    views = [memoryview(bytearray(_CHUNK)), memoryview(bytearray(_CHUNK))]
     helper = _sha256_helper()
-    read = 0
-    while n := os.readv(fd, [buffer]):
-        chunk = view[:n]
+    pending = None
+    read = turn = 0
+    while True:
+        n = os.readv(fd, [views[turn]])
+        if pending is not None:
+            pending.result()  # the helper is done with the other buffer
+            pending = None
+        if not n:
+            break
+        chunk = views[turn][:n]
         pending = helper.submit(sha.update, chunk)
         b3.update(chunk)
-        pending.result()
         read += n
+        turn ^= 1
     if read != size:
         raise _Changed(f"changed while hashing: {size} bytes expected, {read} read")
     return b3.hexdigest(), sha.hexdigest()
@@ -267,12 +322,11 @@ class Progress:
 # -- directories -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     """One entry below a directory: its path relative to that directory, as bytes."""
 
     relpath: bytes
-    path: str
+    path: bytes
     kind: str  # "f" file, "d" directory, "l" symlink, "o" anything else
     stat: os.stat_result | None
     error: str | None = None
@@ -286,50 +340,51 @@ def walk_tree(top: str | os.PathLike[str]) -> Iterator[TreeEntry]:
     listing is sorted with its own entry under its name and its contents under ``name/``, which
     puts them where a global sort of relative paths would.
     """
-    stack = [iter(_listing(os.fspath(top), b""))]
+    stack = [iter(_listing(os.fsencode(top), b""))]
     while stack:
-        item = next(stack[-1], None)
-        if item is None:
-            stack.pop()
-            continue
-        _, entry, descend = item
-        if descend:
-            stack.append(iter(_listing(entry.path, entry.relpath + b"/")))
-        else:
+        for key, entry in stack[-1]:
+            if key is _DESCEND:
+                stack.append(iter(_listing(entry.path, entry.relpath + b"/")))
+                break
             yield entry
+        else:
+            stack.pop()
 
 
-def _listing(directory: str, prefix: bytes) -> list[tuple[bytes, TreeEntry, bool]]:
+_DESCEND = b""  # marks the item that opens a directory's contents
+
+
+def _listing(directory: bytes, prefix: bytes) -> list[tuple[bytes, TreeEntry]]:
+    """A directory's entries as ``(sort key, entry)``, each subdirectory's contents marked by a
+    ``(_DESCEND, entry)`` item placed under the key ``name/``."""
     try:
         with os.scandir(directory) as it:
             found = list(it)
     except OSError as err:
         relpath = prefix.rstrip(b"/")
-        return [(relpath, TreeEntry(relpath, directory, "d", None, describe_error(err)), False)]
-    items = []
+        return [(relpath, TreeEntry(relpath, directory, "d", None, describe_error(err)))]
+    keyed = []
     for dirent in found:
-        rel = prefix + os.fsencode(dirent.name)
+        rel = prefix + dirent.name
         try:
             st = dirent.stat(follow_symlinks=False)
         except OSError as err:
-            items.append((rel, TreeEntry(rel, dirent.path, "o", None, describe_error(err)), False))
+            keyed.append((rel, TreeEntry(rel, dirent.path, "o", None, describe_error(err))))
             continue
-        entry = TreeEntry(rel, dirent.path, _kind(st.st_mode), st)
-        items.append((rel, entry, False))
-        if entry.kind == "d":
-            items.append((rel + b"/", entry, True))
-    items.sort(key=lambda item: item[0])
-    return items
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "o")
+        entry = TreeEntry(rel, dirent.path, kind, st)
+        keyed.append((rel, entry))
+        if kind == "d":
+            keyed.append((rel + b"/", entry))
+    keyed.sort(key=_first)
+    return [(_DESCEND if key[-1:] == b"/" else key, entry) for key, entry in keyed]
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "f"
-    if stat.S_ISDIR(mode):
-        return "d"
-    if stat.S_ISLNK(mode):
-        return "l"
-    return "o"
+def _first(item: tuple[bytes, TreeEntry]) -> bytes:
+    return item[0]
+
+
+_KINDS = {stat.S_IFREG: "f", stat.S_IFDIR: "d", stat.S_IFLNK: "l"}
 
 
 def hash_tree(
@@ -344,36 +399,61 @@ def hash_tree(
     payload is ``size:blake3`` for a file, the link text for a symlink and empty otherwise. The
     stream is fed as the walk goes, so memory does not grow with the number of files.
     """
-    if cache is not None:
-        cache.prefetch(os.fsencode(os.path.abspath(top)))
+    began = time.time_ns()  # one moment for the whole walk: earlier is the cautious side
+    top_key = os.fsencode(os.path.abspath(top)) + b"/"
+    cached = cache.blake3_of if cache is not None else None
     tree = blake3.blake3()
     tree.update(TREE_FORMAT.encode() + b"\0")
+    records: list[bytes] = []  # fed to the digest in batches: one call per record costs more
     errors: list[str] = []
     file_count = size_bytes = 0
-    for entry in walk_tree(top):
-        name = entry.relpath.decode("utf-8", "surrogateescape")
-        if entry.error is not None:
-            errors.append(f"{name or '.'}: {entry.error}")
+    for relpath, path, kind, st, error in walk_tree(top):
+        if error is not None:
+            errors.append(f"{_shown(relpath) or '.'}: {error}")
             continue
-        payload = b""
-        if entry.kind == "f":
-            digest = hash_file(entry.path, policy, cache, sha256=False, progress=progress)
-            if digest.error is not None:
-                errors.append(f"{name}: {digest.error}")
-                continue
-            payload = f"{digest.size_bytes}:{digest.blake3}".encode()
+        if kind == "f":
+            assert st is not None  # only an entry with an error has no stat
+            size = st.st_size
+            # The walk's lstat is the file's stat: a cache hit needs no open at all.
+            b3 = cached(top_key + relpath, st) if cached is not None else None
+            if b3 is None:
+                if size <= SMALL_FILE_MAX:
+                    b3, error = _hash_small_seen(path, st)
+                    if b3 is not None and cache is not None:
+                        cache.put(top_key + relpath, st, b3, None, hashing_began_ns=began)
+                else:
+                    digest = _hash_file(
+                        path, top_key + relpath, policy, cache, False, None, lookup=False
+                    )
+                    b3, size, error = digest.blake3, digest.size_bytes, digest.error
+                if error is not None:
+                    errors.append(f"{_shown(relpath)}: {error}")
+                    continue
+            records.append(b"f\0%s\0%d:%s\0" % (relpath, size, b3.encode()))  # type: ignore[union-attr]
             file_count += 1
-            size_bytes += digest.size_bytes
-        elif entry.kind == "l":
+            size_bytes += size
+            if progress is not None:
+                progress.advance(size)
+        elif kind == "l":
             try:
-                payload = os.fsencode(os.readlink(entry.path))
+                target = os.readlink(path)
             except OSError as err:
-                errors.append(f"{name}: {describe_error(err)}")
+                errors.append(f"{_shown(relpath)}: {describe_error(err)}")
                 continue
-        tree.update(entry.kind.encode() + b"\0" + entry.relpath + b"\0" + payload + b"\0")
+            records.append(b"l\0%s\0%s\0" % (relpath, target))
+        else:
+            records.append(b"%s\0%s\0\0" % (kind.encode(), relpath))
+        if len(records) >= 4096:
+            tree.update(b"".join(records))
+            records.clear()
+    tree.update(b"".join(records))
     if errors:
         return TreeDigest(None, file_count, size_bytes, sorted(errors))
     return TreeDigest(tree.hexdigest(), file_count, size_bytes)
+
+
+def _shown(relpath: bytes) -> str:
+    return relpath.decode("utf-8", "surrogateescape")
 
 
 def describe_path(

@@ -78,7 +78,7 @@ def fingerprint(path: str) -> Fingerprint:
             True, (st.st_dev, st.st_ino, st.st_ctime_ns), (st.st_size, st.st_mtime_ns)
         )
     identity, content = blake3.blake3(), blake3.blake3()
-    for entry in sorted(walk_tree(path), key=lambda e: e.relpath):
+    for entry in walk_tree(path):  # already in path order, and streamed
         s = entry.stat
         fields = (s.st_size, s.st_mtime_ns) if s is not None else (None, None)
         content.update(repr((entry.relpath, entry.kind, *fields)).encode())
