@@ -28,8 +28,14 @@ demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/python -m ai.demo --out $(DEMO)
 
+# Benchmarks print measured ratios; they are not tests. b3sum and openssl are compared when
+# installed; DVC is installed into a throwaway environment under build/bench/ on first use.
 bench: $(STAMP)
+	$(BIN)/python bench/large_file.py
+	$(BIN)/python bench/small_files.py
+	$(BIN)/python bench/corpus_150k.py
 	$(BIN)/python bench/decorator_overhead.py
+	$(BIN)/python bench/dvc_peer.py
 
 clean:
 	rm -rf $(VENV) build runs .pytest_cache .ruff_cache

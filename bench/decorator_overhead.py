@@ -43,6 +43,13 @@ DECORATED = BODY.format(
 )
 
 
+DEFERRED = {
+    "sqlite3": "digest cache: a directory, or a file over 1 MiB",
+    "concurrent.futures": "SHA-256 helper thread: a file between 1 MiB and the threshold",
+    "tqdm": "progress bar: hashing on a terminal for over a second",
+}
+
+
 def time_runs(script: Path, out: Path, runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
@@ -53,7 +60,7 @@ def time_runs(script: Path, out: Path, runs: int) -> list[float]:
 
 
 def import_costs(module: str) -> dict[str, float]:
-    """Cumulative import time in ms of each top-level package, from ``-X importtime``."""
+    """Cumulative import time in ms of each module, from ``-X importtime``."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         capture_output=True,
@@ -63,7 +70,7 @@ def import_costs(module: str) -> dict[str, float]:
     costs: dict[str, float] = {}
     for line in proc.stderr.splitlines():
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", line)
-        if match and "." not in match.group(3):
+        if match:
             costs[match.group(3)] = costs.get(match.group(3), 0) + int(match.group(1)) / 1000
     return costs
 
@@ -91,9 +98,18 @@ def main() -> None:
     print()
     costs = import_costs("provenance")
     print("cumulative import time of `import provenance`, by top-level package (ms):")
-    for name in ("provenance", "wrapt", "blake3", "argparse", "json", "hashlib"):
+    for name in ("provenance", "wrapt", "inspect", "blake3", "argparse", "json", "hashlib"):
         if name in costs:
-            print(f"  {name:<12} {costs[name]:7.1f}")
+            print(f"  {name:<14} {costs[name]:7.1f}")
+    wrapt_parts = import_costs("wrapt")
+    print("  of wrapt's, what its own package imports at load (not deferrable from outside):")
+    for name in ("asyncio", "importlib.metadata"):
+        if name in wrapt_parts:
+            print(f"    {name:<18} {wrapt_parts[name]:7.1f}")
+    print("deferred until needed, so a trivial run never pays for them (ms, imported alone):")
+    for name, when in DEFERRED.items():
+        alone = import_costs(name).get(name)
+        print(f"  {name:<20} {alone if alone is not None else float('nan'):7.1f}  {when}")
 
 
 if __name__ == "__main__":

@@ -121,7 +121,9 @@ def _hash_file(
         before = os.fstat(fd)
         size = before.st_size
         want_sha = sha256 and size <= policy.sha256_max_bytes
-        if cache is not None and lookup:
+        # A small file reads faster than the store answers; only a walk (which asks a folder
+        # at a time) or a large file is worth a lookup.
+        if cache is not None and lookup and size > SMALL_FILE_MAX:
             hit = cache.get(key, before, sha256=want_sha)
             if hit is not None:
                 if progress is not None:
@@ -149,7 +151,7 @@ def _hash_file(
         return FileDigest(0, None, None, describe_error(err))
     finally:
         os.close(fd)
-    if cache is not None:
+    if cache is not None and size > SMALL_FILE_MAX:
         cache.put(key, before, b3, sha, hashing_began_ns=began)
     return FileDigest(size, b3, sha)
 

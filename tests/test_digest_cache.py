@@ -12,10 +12,15 @@ import blake3
 import pytest
 
 from provenance.digest_cache import DigestCache, default_location
-from provenance.hashing import HashPolicy, hash_file, hash_tree
+from provenance.hashing import SMALL_FILE_MAX, HashPolicy, hash_file, hash_tree
 from tests.conftest import ROOT
 
 POLICY = HashPolicy()
+
+
+def sized(fill: bytes) -> bytes:
+    """Content just over the small-file size: a lone small file is read, never looked up."""
+    return fill * (SMALL_FILE_MAX // len(fill) + 1)
 
 
 def settled(path, data: bytes) -> None:
@@ -41,7 +46,7 @@ def hashed(path, cache_factory, **kwargs):
 
 def test_an_unchanged_file_is_not_read_again(tmp_path, cache):
     path = tmp_path / "f.bin"
-    settled(path, b"abc" * 1000)
+    settled(path, sized(b"abc"))
     first, c1 = hashed(path, cache)
     second, c2 = hashed(path, cache)
     assert first == second
@@ -51,10 +56,10 @@ def test_an_unchanged_file_is_not_read_again(tmp_path, cache):
 def test_rewriting_a_file_with_the_same_size_and_mtime_changes_its_digest(tmp_path, cache):
     """The stale-digest trap: only ctime (which no one can set back) tells the two apart."""
     path = tmp_path / "f.bin"
-    settled(path, b"A" * 4096)
+    settled(path, sized(b"A"))
     before = os.stat(path)
     first, _ = hashed(path, cache)
-    settled(path, b"B" * 4096)
+    settled(path, sized(b"B"))
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     after = os.stat(path)
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
@@ -63,24 +68,24 @@ def test_rewriting_a_file_with_the_same_size_and_mtime_changes_its_digest(tmp_pa
         before.st_ino,
     )
     second, c2 = hashed(path, cache)
-    assert second.blake3 == blake3.blake3(b"B" * 4096).hexdigest() != first.blake3
+    assert second.blake3 == blake3.blake3(sized(b"B")).hexdigest() != first.blake3
     assert c2.hits == 0
 
 
 def test_a_racily_recent_file_is_used_but_never_stored(tmp_path):
     path = tmp_path / "f.bin"
-    path.write_bytes(b"fresh")
+    path.write_bytes(sized(b"fresh"))
     os.utime(path, (0, 0))  # an old mtime does not help: the ctime is still now
     cache = DigestCache(tmp_path / "cache.sqlite3")  # the default 2 s window
     got = hash_file(path, POLICY, cache)
     cache.close()
-    assert got.blake3 == blake3.blake3(b"fresh").hexdigest()
+    assert got.blake3 == blake3.blake3(sized(b"fresh")).hexdigest()
     assert cache.stored == 0
 
 
 def test_sha256_is_computed_when_a_cached_entry_lacks_it(tmp_path, cache):
     path = tmp_path / "f.bin"
-    settled(path, b"x" * 100)
+    settled(path, sized(b"x"))
     blake_only, _ = hashed(path, cache, sha256=False)
     assert blake_only.sha256 is None
     both, c2 = hashed(path, cache)
@@ -113,11 +118,13 @@ def test_a_corrupt_cache_warns_once_and_hashes_correctly(tmp_path, capsys):
     files = []
     for i in range(3):
         files.append(tmp_path / f"{i}.bin")
-        files[-1].write_bytes(bytes([i]) * 10)
+        files[-1].write_bytes(sized(bytes([i])))
     cache = DigestCache(location, racy_window_ns=0)
     got = [hash_file(f, POLICY, cache) for f in files]
     cache.close()
-    assert [g.blake3 for g in got] == [blake3.blake3(bytes([i]) * 10).hexdigest() for i in range(3)]
+    assert [g.blake3 for g in got] == [
+        blake3.blake3(sized(bytes([i]))).hexdigest() for i in range(3)
+    ]
     err = capsys.readouterr().err
     assert err.count("cannot be used") == 1
     assert str(location) in err
@@ -132,14 +139,14 @@ def test_a_cache_locked_by_another_process_is_waited_for_then_skipped(tmp_path, 
     holder.execute("BEGIN EXCLUSIVE")
     try:
         path = tmp_path / "f.bin"
-        settled(path, b"data")
+        settled(path, sized(b"data"))
         cache = DigestCache(location, racy_window_ns=0, busy_timeout=0.05)
         got = hash_file(path, POLICY, cache)
         cache.close()
     finally:
         holder.rollback()
         holder.close()
-    assert got.blake3 == blake3.blake3(b"data").hexdigest()
+    assert got.blake3 == blake3.blake3(sized(b"data")).hexdigest()
     assert "database is locked" in capsys.readouterr().err
 
 
@@ -147,9 +154,9 @@ def test_an_unusable_location_falls_back(tmp_path, capsys):
     location = tmp_path / "a-folder"
     location.mkdir()
     path = tmp_path / "f.bin"
-    path.write_bytes(b"data")
+    path.write_bytes(sized(b"data"))
     cache = DigestCache(location)
-    assert hash_file(path, POLICY, cache).blake3 == blake3.blake3(b"data").hexdigest()
+    assert hash_file(path, POLICY, cache).blake3 == blake3.blake3(sized(b"data")).hexdigest()
     cache.close()
     assert "cannot be used" in capsys.readouterr().err
 
@@ -216,3 +223,31 @@ def test_the_cache_never_changes_a_sidecar(tmp_path):
         assert done.returncode == 0, done.stderr
         sidecars.append((tmp_path / "summary.json.manifest.json").read_bytes())
     assert sidecars[0] == sidecars[1] == sidecars[2]
+
+
+def test_rows_are_written_in_batches_as_the_walk_goes(tmp_path, monkeypatch):
+    monkeypatch.setattr("provenance.digest_cache._WRITE_EVERY", 7)
+    top = tmp_path / "tree"
+    top.mkdir()
+    for i in range(30):
+        (top / f"{i:02d}.txt").write_text(str(i))
+    time.sleep(0.02)
+    cache = DigestCache(tmp_path / "cache.sqlite3", racy_window_ns=0)
+    hash_tree(top, POLICY, cache)
+    assert cache.stored == 28  # four batches of 7 went while the walk was still going
+    cache.close()
+    assert cache.stored == 30
+    warm = DigestCache(tmp_path / "cache.sqlite3")
+    hash_tree(top, POLICY, warm)
+    warm.close()
+    assert (warm.hits, warm.misses) == (30, 0)
+
+
+def test_a_lone_small_file_never_opens_the_store(tmp_path):
+    path = tmp_path / "small.txt"
+    path.write_text("tiny")
+    location = tmp_path / "cache.sqlite3"
+    cache = DigestCache(location, racy_window_ns=0)
+    assert hash_file(path, POLICY, cache).blake3 == blake3.blake3(b"tiny").hexdigest()
+    cache.close()
+    assert not location.exists()
