@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -24,15 +23,6 @@ def best_of(runs: int, work: Callable[[], object]) -> float:
         work()
         samples.append(time.perf_counter() - start)
     return min(samples)
-
-
-def median_of(runs: int, work: Callable[[], object]) -> float:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def command(argv: Sequence[str], **kwargs: object) -> Callable[[], object]:
