@@ -21,7 +21,7 @@ from provenance import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
-MOS_SHARDS = ("konvid-1k", "lsvq", "waterloo-ivc-4k", "chug", "ugc-misc")
+MOS_SHARDS = ("konvid-1k", "konvid-150k", "lsvq", "waterloo-ivc-4k", "chug", "ugc-misc")
 # CHUG's libvmaf build has no ssimulacra2: its tables have one feature fewer than K150K's.
 CHUG_FEATURES = ",".join(f for f in FULL_FEATURES if f != "ssimulacra2")
 
@@ -68,13 +68,15 @@ def steps(out: str) -> list[Step]:
             f"{t}/netflix_frames.parquet",
         ),
     ]
-    for corpus, options in (("k150k", "--mos-scale 1-5"),
-                            ("chug", f"--mos-scale 0-100 --features {CHUG_FEATURES}")):  # fmt: skip
+    # K150K's scores come from the aggregated corpus, so its tables and models lead back to
+    # the MOS shards; CHUG has no scale entry (it is dropped as unknown) and keeps its CSV.
+    k150k_scores = f"{c}/mos_aggregated.jsonl --corpus konvid-150k --mos-scale 1-5"
+    chug_scores = f"{s}/chug/scores.csv --mos-scale 0-100 --features {CHUG_FEATURES}"
+    for corpus, scores in (("k150k", k150k_scores), ("chug", chug_scores)):
         chain += [
             Step(
                 "extract_k150k_features",
-                f"--cache-dir {s}/{corpus}/vmaf_cache --scores {s}/{corpus}/scores.csv "
-                f"{options} --out {t}/{corpus}.parquet",
+                f"--cache-dir {s}/{corpus}/vmaf_cache --scores {scores} --out {t}/{corpus}.parquet",
                 f"{t}/{corpus}.parquet",
             ),
             Step(

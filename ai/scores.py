@@ -8,7 +8,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ai.files import InputError
+from ai.files import InputError, iter_jsonl
 
 ACR_RANGE = (1.0, 5.0)
 SCALE_RANGES = {"1-5": ACR_RANGE, "0-100": (0.0, 100.0)}
@@ -76,3 +76,38 @@ def summarise(scores: dict[str, float]) -> ScoreSummary:
         mos_min=min(values),
         mos_max=max(values),
     )
+
+
+def read_corpus_scores(
+    path: Path, corpus: str | None, mos_range: tuple[float, float] = ACR_RANGE
+) -> dict[str, float]:
+    """Scores from corpus JSONL rows (an aggregate_corpora output, or a MOS shard).
+
+    A row's clip is the basename of its ``src``; its MOS is ``mos_native`` where the row has
+    been aggregated (``mos`` is then on the 0-100 axis), else ``mos``. ``corpus`` keeps only the
+    rows of that ``corpus_source`` (or ``corpus``).
+    """
+    scores: dict[str, float] = {}
+    for number, row in iter_jsonl(path):
+        label = row.get("corpus_source", row.get("corpus"))
+        if corpus is not None and label != corpus:
+            continue
+        where = f"{path}:{number}"
+        src = row.get("src")
+        if not isinstance(src, str) or not src:
+            raise ScoreTableError(f"{where}: no src to name the clip by")
+        clip = src.replace("\\", "/").rsplit("/", 1)[-1]
+        mos = row.get("mos_native", row.get("mos"))
+        if isinstance(mos, bool) or not isinstance(mos, (int, float)) or not math.isfinite(mos):
+            raise ScoreTableError(f"{where}: mos {mos!r} is not a number")
+        if not mos_range[0] <= mos <= mos_range[1]:
+            raise ScoreTableError(
+                f"{where}: mos {mos} is outside the {mos_range[0]:g}-{mos_range[1]:g} scale"
+            )
+        if clip in scores:
+            raise ScoreTableError(f"{where}: clip {clip!r} appears twice")
+        scores[clip] = float(mos)
+    if not scores:
+        wanted = f" of corpus {corpus!r}" if corpus is not None else ""
+        raise ScoreTableError(f"{path}: no rows{wanted}")
+    return scores

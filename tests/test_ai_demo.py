@@ -58,7 +58,7 @@ def sha256(path: Path) -> str:
 
 
 def test_a_model_leads_back_to_the_raw_sample(demo):
-    """Follow the evidence: model -> enriched table -> extracted table -> scores of the sample."""
+    """Follow the evidence: model -> tables -> aggregated corpus -> the sample's MOS shard."""
     model = block_of(demo / "models/konvid_seed0.npz")
     table = demo / "tables/k150k_enriched.parquet"
     assert model["inputs"]["table"]["sha256"] == sha256(table)
@@ -67,10 +67,15 @@ def test_a_model_leads_back_to_the_raw_sample(demo):
     extracted_path = demo / "tables/k150k.parquet"
     assert enriched["inputs"]["table"]["sha256"] == sha256(extracted_path)
     extracted = block_of(extracted_path)
-    scores = extracted["inputs"]["scores"]
-    assert scores["sha256"] == sha256(demo / "sample/k150k/scores.csv")
+    corpus = demo / "corpora/mos_aggregated.jsonl"
+    assert extracted["inputs"]["scores"]["sha256"] == sha256(corpus)
+    aggregated = block_of(corpus)
+    assert aggregated["outputs"]["output"]["sha256"] == sha256(corpus)
+    shards = {Path(e["path"]).name: e for e in aggregated["inputs"]["corpora"]}
+    shard = shards["konvid-150k.jsonl"]
+    assert shard["sha256"] == sha256(demo / "sample/mos/konvid-150k.jsonl")
     generated = block_of(demo / "sample")
-    assert scores["path"].startswith(generated["outputs"]["sample"]["path"] + "/")
+    assert shard["path"].startswith(generated["outputs"]["sample"]["path"] + "/")
     assert generated["outputs"]["sample"]["kind"] == "directory"
     export = block_of(demo / "models/konvid_mos_head.onnx")
     assert export["inputs"]["checkpoint"]["sha256"] == model["outputs"]["model"]["sha256"]

@@ -296,3 +296,18 @@ def test_a_malformed_scores_csv_writes_no_table(sample, tmp_path):
     assert f"{scores}:3: mos 7.5 is outside the 1-5 scale" in proc.stderr
     assert not out.exists()
     assert block_of(out)["outputs"]["table"]["exists"] is False
+
+
+def test_scores_from_the_aggregated_corpus_give_the_same_table(demo, sample, tmp_path):
+    """The demo takes K150K's scores from aggregate_corpora's output: the same MOS as the CSV."""
+    from_csv = tmp_path / "csv.parquet"
+    assert k150k(sample, from_csv).returncode == 0
+    from_corpus = tmp_path / "jsonl.parquet"
+    proc = k150k(sample, from_corpus, None, demo / "corpora/mos_aggregated.jsonl",
+                 "--corpus", "konvid-150k")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(from_corpus).equals(pq.read_table(from_csv))
+    proc = k150k(sample, tmp_path / "none.parquet", None, demo / "corpora/mos_aggregated.jsonl",
+                 "--corpus", "no-such-corpus")  # fmt: skip
+    assert proc.returncode == 2
+    assert "no rows of corpus 'no-such-corpus'" in proc.stderr

@@ -291,8 +291,10 @@ def write_per_clip_corpus(
     mos_scale: str,
     *,
     lagging: bool = False,
+    shard: str | None = None,
 ) -> None:
-    """A scores CSV, a metadata JSONL (``lagging``: a few clips missing) and a libvmaf cache."""
+    """A scores CSV, a metadata JSONL (``lagging``: a few clips missing) and a libvmaf cache;
+    with ``shard``, the scores also as that corpus's MOS JSONL."""
     scores = []
     for clip in clips:
         mos = acr_mos(rng, clip.quality, clip.motion)
@@ -302,6 +304,11 @@ def write_per_clip_corpus(
             libvmaf_document(rng, clip.quality, clip.motion, 6, features),
         )
     tree.text(f"{corpus}/scores.csv", _scores_csv(scores))
+    if shard is not None:  # the same scores as one corpus's MOS shard, as its ingest wrote them
+        by_name = dict(scores)
+        rows = [mos_row(c, shard, by_name[c.name], 0.0, _sha256(c.name.encode()), 5) for c in clips]
+        tree.jsonl(f"mos/{shard}.jsonl", rows)
+        tree.counts[f"mos/{shard}"] = len(rows)
     described = [c for i, c in enumerate(clips) if not (lagging and i % 19 == 7)]
     tree.jsonl(f"{corpus}/metadata.jsonl", (metadata_row(c, corpus) for c in described))
     tree.counts[f"{corpus}/clips"] = len(clips)
@@ -422,7 +429,9 @@ def generate(out: Path, seed: int) -> dict[str, int]:
         tree = Tree(staging)
         write_mos_shards(tree, rng)
         k150k = _clips(rng, [f"k150k_{i:05d}.mp4" for i in range(600)], hdr=False)
-        write_per_clip_corpus(tree, rng, "k150k", k150k, FULL_FEATURES, "1-5", lagging=True)
+        write_per_clip_corpus(
+            tree, rng, "k150k", k150k, FULL_FEATURES, "1-5", lagging=True, shard="konvid-150k"
+        )
         chug = _ladder(rng, 16, ("2160p_15000k", "1080p_6000k", "720p_3000k", "540p_1200k"))
         chug_features = [f for f in FULL_FEATURES if f != "ssimulacra2"]
         write_per_clip_corpus(tree, rng, "chug", chug, chug_features, "0-100")

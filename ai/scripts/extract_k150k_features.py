@@ -1,4 +1,7 @@
-"""Per-clip FULL_FEATURES statistics from the libvmaf cache and a scores CSV (ADR-0668).
+"""Per-clip FULL_FEATURES statistics from the libvmaf cache and the clips' scores (ADR-0668).
+
+Scores come from a CSV of clip_name,mos, or from corpus JSONL (an aggregate_corpora output:
+each row's clip is the basename of its src, its MOS the native one; --corpus picks one corpus).
 
 Writes the per-clip parquet (clip_name, mos, width, height, fps, is_hdr, motion_fps_weight,
 then <feature>_mean / <feature>_std). The clip columns stay null until the table is enriched
@@ -19,7 +22,7 @@ import pyarrow as pa
 from ai.cli import add_features, add_manifest_out, fail
 from ai.files import InputError, write_parquet
 from ai.libvmaf import Cache
-from ai.scores import SCALE_RANGES, read_scores
+from ai.scores import SCALE_RANGES, read_corpus_scores, read_scores
 from ai.tables import clip_stats, per_clip_schema, split_of
 from provenance import current_run, recorded_run
 
@@ -27,7 +30,10 @@ from provenance import current_run, recorded_run
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache-dir", type=Path, required=True, help="<clip_name>.json per clip")
-    parser.add_argument("--scores", type=Path, required=True, help="CSV of clip_name,mos")
+    parser.add_argument(
+        "--scores", type=Path, required=True, help="CSV of clip_name,mos, or corpus JSONL"
+    )
+    parser.add_argument("--corpus", help="with JSONL scores: only this corpus's rows")
     parser.add_argument(
         "--mos-scale", choices=sorted(SCALE_RANGES), default="1-5", help="the scores' scale"
     )
@@ -48,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.cache_dir.is_dir():
             raise InputError(f"{args.cache_dir}: no such folder")
-        scores = read_scores(args.scores, SCALE_RANGES[args.mos_scale])
+        mos_range = SCALE_RANGES[args.mos_scale]
+        if args.scores.suffix == ".jsonl":
+            scores = read_corpus_scores(args.scores, args.corpus, mos_range)
+        else:
+            scores = read_scores(args.scores, mos_range)
     except InputError as err:
         return fail(parser.prog, err)
     cache = Cache(args.cache_dir)
