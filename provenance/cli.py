@@ -1,4 +1,8 @@
-"""The ``provenance`` command."""
+"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export.
+
+Every command takes an artifact or its sidecar. Exit codes: 0 fine, 1 a finding (drift, a
+difference, an invalid record, a failed outcome where asked), 2 a usage error or unreadable input.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from provenance.commands import (
+    EXIT_FINDING,
+    EXIT_OK,
+    EXIT_USAGE,
+    diff,
+    export,
+    lineage,
+    replay,
+    show,
+    verify,
+)
 from provenance.errors import ProvenanceError
+from provenance.records import UnreadableRecord
 from provenance.schema import _schema_text, validate
 from provenance.sidecar import is_sidecar_name, sidecar_path_for
-
-EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -48,17 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="provenance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"provenance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    for command in (show, verify, diff, lineage, replay):
+        command.register(commands)
     schema = commands.add_parser("schema", help="print the JSON Schema of the sidecar")
     schema.set_defaults(func=_cmd_schema)
     check = commands.add_parser("validate", help="check sidecars against the schema")
     check.add_argument("files", nargs="+", help="artifacts or their sidecars")
     check.set_defaults(func=_cmd_validate)
+    export.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except UnreadableRecord as err:
+        print(f"provenance: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `provenance show x | head`
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ RESERVED_FIELDS = frozenset({"schema", "run_provenance"})
 ManifestDeclaration = str | Callable[[argparse.Namespace], Any] | None
 
 _current: ContextVar[Run | None] = ContextVar("provenance_current_run", default=None)
+# Told the path of every record a run writes in this context (provenance.testing listens).
+_sidecar_watcher: ContextVar[Callable[[Path], None] | None] = ContextVar(
+    "provenance_sidecar_watcher", default=None
+)
 
 
 def current_run() -> Run:
@@ -344,6 +348,9 @@ class Run:
             return
         if placement.note:
             _warn(placement.note)
+        watcher = _sidecar_watcher.get()
+        if watcher is not None:
+            watcher(placement.path)
 
     def _target(self) -> Path | None:
         if self.manifest_out is not None:

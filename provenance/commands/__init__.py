@@ -1,0 +1,36 @@
+"""The subcommands of ``provenance``: each module registers itself and returns an exit code.
+
+Exit codes are the same everywhere: 0 fine, 1 a finding (drift, a difference, a failed outcome
+where asked), 2 a usage error or a record that cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+
+def short(digest: object, width: int = 12) -> str:
+    return f"{digest[:width]}…" if isinstance(digest, str) and len(digest) > width else str(digest)
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def declared_entries(table: object) -> Iterator[tuple[str, Any]]:
+    """``(name, entry)`` for each path a record's inputs or outputs table names; a list gives
+    ``name[i]``; a name given no path (null) gives nothing."""
+    if not isinstance(table, dict):
+        return
+    for name, value in table.items():
+        if isinstance(value, list):
+            for index, entry in enumerate(value):
+                yield f"{name}[{index}]", entry
+        elif value is not None:
+            yield name, value

@@ -1,0 +1,220 @@
+"""``provenance export --format slsa|openlineage FILE``: a record in other tools' formats.
+
+- ``slsa``: an in-toto Statement v1 whose predicate is SLSA Provenance v1. Its subjects are the
+  run's outputs (sha256 where recorded, blake3 beside it); the entrypoint, shared trainer, code
+  and inputs are resolved dependencies; argv and args are external parameters.
+- ``openlineage``: OpenLineage run events, START then COMPLETE or FAIL, one per line.
+
+Both are derived from the record alone, so the same record exports to the same bytes, except the
+OpenLineage event time: a record holds no time, so it is the record file's modification time
+unless ``--event-time`` gives one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import json
+import sys
+import uuid
+from typing import Any
+
+from provenance import __version__
+from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries
+from provenance.records import Record, load
+from provenance.sidecar import atomic_write, canonical_bytes
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "urn:provenance:build-type:recorded-run:v1"
+BUILDER_ID = "urn:provenance:builder:recorded-run"
+PRODUCER = f"urn:provenance:producer:{__version__}"
+OPENLINEAGE_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+ERROR_FACET_SCHEMA = (
+    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
+)
+RUN_NAMESPACE = uuid.UUID("5c1c3c2e-8f0e-4c61-9a53-3d4f4b1e6a10")  # this tool's runId namespace
+TREE_DIGEST = "provenanceTreeV1"  # a folder's provenance.tree/v1 digest, not a digest of bytes
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("export", help="a record as SLSA provenance or OpenLineage")
+    parser.add_argument("file", help="an artifact or its sidecar")
+    parser.add_argument("--format", required=True, choices=("slsa", "openlineage"))
+    parser.add_argument("--out", help="write here (atomically) instead of to stdout")
+    parser.add_argument("--namespace", default="provenance", help="OpenLineage job namespace")
+    parser.add_argument("--event-time", help="OpenLineage event time (ISO 8601)")
+    parser.add_argument("--root", help="resolve relative paths from here")
+    parser.set_defaults(func=run)
+
+
+def run_id(record: Record) -> str:
+    """A stable UUID for the run: the same record always gives the same one."""
+    return str(uuid.uuid5(RUN_NAMESPACE, canonical_bytes(record.document).decode("utf-8")))
+
+
+def _digests(entry: dict[str, Any]) -> dict[str, str]:
+    if entry.get("kind") == "directory":
+        return {TREE_DIGEST: entry["blake3"]} if entry.get("blake3") else {}
+    return {k: entry[k] for k in ("sha256", "blake3") if entry.get(k)}
+
+
+def _descriptor(name: str, entry: dict[str, Any], role: str) -> dict[str, Any] | None:
+    if not isinstance(entry, dict) or not entry.get("exists") or entry.get("embedded_here"):
+        return None
+    digest = _digests(entry)
+    if not digest:
+        return None
+    return {
+        "name": entry["path"],
+        "digest": digest,
+        "annotations": {"role": role, "declared_as": name, "kind": entry.get("kind")},
+    }
+
+
+def slsa_statement(record: Record) -> dict[str, Any]:
+    block = record.block
+    subjects = []
+    for name, entry in declared_entries(block["outputs"]):
+        described = _descriptor(name, entry, "output")
+        if described is not None:
+            described.pop("annotations")
+            subjects.append(described)
+    dependencies = []
+    for key in ("entrypoint", "shared_trainer"):
+        code = block.get(key)
+        if isinstance(code, dict):
+            digest = {k: code[k] for k in ("sha256", "blake3") if code.get(k)}
+            dependencies.append(
+                {"name": code["path"], "digest": digest, "annotations": {"role": key}}
+            )
+    named = {d["name"] for d in dependencies}
+    for path, sha256 in sorted(block["code"].items()):
+        if path in named:
+            continue  # the entrypoint is also among the imported files
+        dependencies.append(
+            {"name": path, "digest": {"sha256": sha256}, "annotations": {"role": "code"}}
+        )
+    for name, entry in declared_entries(block["inputs"]):
+        described = _descriptor(name, entry, "input")
+        if described is not None:
+            dependencies.append(described)
+    outcome = block.get("outcome")
+    byproducts = []
+    if outcome is not None:
+        byproducts.append(
+            {
+                "name": "outcome",
+                "mediaType": "application/json",
+                "content": base64.b64encode(canonical_bytes(outcome)).decode("ascii"),
+            }
+        )
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": SLSA_PREDICATE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "entrypoint": block["entrypoint"]["path"],
+                    "argv": block["argv"],
+                    "args": block["args"],
+                },
+                "internalParameters": {"hash_policy": block["hash_policy"]},
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": {"id": BUILDER_ID, "version": {"provenance": __version__}},
+                "metadata": {"invocationId": run_id(record)},
+                "byproducts": byproducts,
+            },
+        },
+    }
+
+
+def _event_time(record: Record, given: str | None) -> str:
+    if given is not None:
+        moment = datetime.datetime.fromisoformat(given.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+    else:
+        moment = datetime.datetime.fromtimestamp(
+            record.source.stat().st_mtime, datetime.timezone.utc
+        )
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _datasets(record: Record, table: Any, facets_key: str) -> list[dict[str, Any]]:
+    """Datasets in OpenLineage's local-file naming: namespace ``file``, the absolute path."""
+    found = []
+    for _, entry in declared_entries(table):
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            name = str(record.resolve(entry["path"]).resolve())
+            found.append({"namespace": "file", "name": name, "facets": {}, facets_key: {}})
+    return found
+
+
+def openlineage_events(record: Record, namespace: str, event_time: str) -> list[dict[str, Any]]:
+    block = record.block
+    outcome = block.get("outcome") or {}
+    job = {"namespace": namespace, "name": block["entrypoint"]["path"], "facets": {}}
+    run_facets: dict[str, Any] = {}
+    if outcome.get("status", "succeeded") != "succeeded":
+        failed_gates = [g for g, v in (outcome.get("gates") or {}).items() if not v.get("passed")]
+        if outcome.get("error"):
+            message = f"{outcome['error']['type']}: {outcome['error']['message']}"
+        else:
+            message = f"{outcome.get('status')} with exit code {outcome.get('exit_code')}"
+            if failed_gates:
+                message += f"; failed gates: {', '.join(failed_gates)}"
+        run_facets["errorMessage"] = {
+            "_producer": PRODUCER,
+            "_schemaURL": ERROR_FACET_SCHEMA,
+            "message": message,
+            "programmingLanguage": "python",
+        }
+    base = {
+        "eventTime": event_time,
+        "producer": PRODUCER,
+        "schemaURL": OPENLINEAGE_SCHEMA,
+        "job": job,
+    }
+    start = {
+        **base,
+        "eventType": "START",
+        "run": {"runId": run_id(record), "facets": {}},
+        "inputs": _datasets(record, block["inputs"], "inputFacets"),
+        "outputs": [],
+    }
+    ended = "COMPLETE" if outcome.get("status", "succeeded") == "succeeded" else "FAIL"
+    end = {
+        **base,
+        "eventType": ended,
+        "run": {"runId": run_id(record), "facets": run_facets},
+        "inputs": _datasets(record, block["inputs"], "inputFacets"),
+        "outputs": _datasets(record, block["outputs"], "outputFacets"),
+    }
+    return [start, end]
+
+
+def run(args: argparse.Namespace) -> int:
+    record = load(args.file, args.root)
+    if args.format == "slsa":
+        statement = slsa_statement(record)
+        if not statement["subject"]:
+            print(
+                f"provenance: {record.source}: no output with a digest to attest", file=sys.stderr
+            )
+            return EXIT_FINDING
+        data = canonical_bytes(statement)
+    else:
+        events = openlineage_events(record, args.namespace, _event_time(record, args.event_time))
+        data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events).encode("utf-8")
+    if args.out:
+        atomic_write(args.out, data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK

@@ -1,0 +1,109 @@
+"""``provenance show FILE``: what produced this file, in a few readable lines."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, print_json, short
+from provenance.commands.replay import command_line
+from provenance.records import Record, load
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("show", help="summarise the run that produced a file")
+    parser.add_argument("file", help="an artifact or its sidecar")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--root", help="resolve relative paths from here")
+    parser.add_argument(
+        "--check-outcome", action="store_true", help="exit 1 unless the run succeeded"
+    )
+    parser.set_defaults(func=run)
+
+
+def summary(record: Record) -> dict[str, Any]:
+    block = record.block
+    outcome = block.get("outcome")
+    return {
+        "record": str(record.source),
+        "embedded": record.embedded,
+        "entrypoint": block["entrypoint"],
+        "shared_trainer": block.get("shared_trainer"),
+        "command": command_line(record),
+        "outcome": outcome,
+        "inputs": dict(declared_entries(block["inputs"])),
+        "outputs": dict(declared_entries(block["outputs"])),
+        "fields": record.fields,
+        "code_files": len(block["code"]),
+    }
+
+
+def _entry_line(name: str, entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return f"    {name:<14} (malformed entry)"
+    path = entry.get("path", "?")
+    if not entry.get("exists"):
+        return f"    {name:<14} {path}  (missing)"
+    if entry.get("embedded_here"):
+        return f"    {name:<14} {path}  (this file: the block is embedded in it)"
+    notes = []
+    if entry.get("kind") == "directory":
+        notes.append(f"{entry.get('file_count')} files")
+    if "size_bytes" in entry:
+        notes.append(f"{entry['size_bytes']} B")
+    if entry.get("blake3"):
+        notes.append(f"blake3 {short(entry['blake3'])}")
+    if entry.get("error") or entry.get("errors"):
+        notes.append("unreadable when recorded")
+    if entry.get("written_by_run") is False:
+        notes.append("not written by this run")
+    if entry.get("changed_during_run"):
+        notes.append("changed during the run")
+    return f"    {name:<14} {path}  ({', '.join(notes)})"
+
+
+def render(info: dict[str, Any]) -> str:
+    lines = [
+        info["record"] + ("  (the block embedded in the artifact)" if info["embedded"] else "")
+    ]
+    ep = info["entrypoint"]
+    lines.append(f"  entrypoint      {ep['path']}  (sha256 {short(ep['sha256'])})")
+    if info["shared_trainer"]:
+        st = info["shared_trainer"]
+        lines.append(f"  shared trainer  {st['path']}  (sha256 {short(st['sha256'])})")
+    lines.append(f"  command         {info['command']}")
+    outcome = info["outcome"]
+    if outcome is not None:
+        error = (
+            f": {outcome['error']['type']}: {outcome['error']['message']}"
+            if outcome["error"]
+            else ""
+        )
+        lines.append(f"  outcome         {outcome['status']} (exit {outcome['exit_code']}){error}")
+        for gate, verdict in outcome["gates"].items():
+            values = ", ".join(
+                f"{k}={v}" for k, v in verdict.items() if k != "passed" and v is not None
+            )
+            state = "pass" if verdict.get("passed") else "FAIL"
+            lines.append(f"    gate {gate}: {state}" + (f"  ({values})" if values else ""))
+    for title in ("inputs", "outputs"):
+        lines.append(f"  {title}")
+        lines += [_entry_line(n, e) for n, e in info[title].items()] or ["    (none)"]
+    lines.append(f"  code            {info['code_files']} project files with their digests")
+    if info["fields"]:
+        lines.append("  recorded fields")
+        for key, value in info["fields"].items():
+            text = str(value)
+            lines.append(f"    {key:<22} {text if len(text) <= 70 else text[:69] + '…'}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    record = load(args.file, args.root)
+    info = summary(record)
+    if args.json:
+        print_json(info)
+    else:
+        print(render(info))
+    failed = (info["outcome"] or {}).get("status") not in (None, "succeeded")
+    return EXIT_FINDING if args.check_outcome and failed else EXIT_OK

@@ -1,0 +1,426 @@
+"""The provenance command's show, verify, diff, lineage, replay and export, as subprocesses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, load_sidecar, run_fake, run_script, sidecar_of
+
+SAMPLE_SCORES = ROOT / "ai/sample/scores.csv"
+
+
+def cli(*argv, timeout=60):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *map(str, argv)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def summary(tmp_path):
+    """A fresh run of the summary script on a private copy of its input."""
+    scores = tmp_path / "scores.csv"
+    shutil.copy(SAMPLE_SCORES, scores)
+    out = tmp_path / "summary.json"
+    proc = run_script("summarize_scores", scores, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return scores, out
+
+
+# -- show --------------------------------------------------------------------------------------
+
+
+def test_show_summarises_the_chug_run_with_both_identities(demo):
+    proc = cli("show", demo / "models/chug_hdr_mos_head.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert "entrypoint      ai/scripts/train_chug_hdr_mos_head.py" in proc.stdout
+    assert "shared trainer  ai/scripts/train_konvid_mos_head.py" in proc.stdout
+    assert "-m ai.scripts.train_chug_hdr_mos_head --table" in proc.stdout
+    assert "gate mos_head: pass" in proc.stdout
+    info = json.loads(cli("show", "--json", demo / "models/chug_hdr_mos_head.npz").stdout)
+    block = load_sidecar(sidecar_of(demo / "models/chug_hdr_mos_head.npz"))["run_provenance"]
+    assert info["shared_trainer"] == block["shared_trainer"]
+    assert info["inputs"]["table"] == block["inputs"]["table"]
+    assert info["fields"]["model_id"] == "chug_hdr_mos_head"
+    assert info["outcome"]["status"] == "succeeded"
+
+
+def test_show_reads_a_block_embedded_in_an_artifact_without_a_sidecar(demo):
+    promote = demo / "reports/gate/PROMOTE.json"
+    assert not sidecar_of(promote).exists()
+    proc = cli("show", promote)
+    assert proc.returncode == 0, proc.stderr
+    assert "(the block embedded in the artifact)" in proc.stdout
+    assert "validate_ensemble_seeds.py" in proc.stdout
+
+
+def test_show_can_fail_on_a_failed_outcome(tmp_path):
+    out = tmp_path / "summary.json"
+    assert (
+        run_script("summarize_scores", SAMPLE_SCORES, "--out", out, "--min-std", 9).returncode == 1
+    )
+    assert cli("show", out).returncode == 0
+    checked = cli("show", "--check-outcome", out)
+    assert checked.returncode == 1
+    assert "failed (exit 1)" in checked.stdout
+    assert "gate mos_spread: FAIL" in checked.stdout
+
+
+def test_show_of_nothing_is_exit_2(tmp_path):
+    proc = cli("show", tmp_path / "nothing.bin")
+    assert proc.returncode == 2
+    assert "nothing.bin.manifest.json: no such file" in proc.stderr
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+def test_verify_passes_an_untouched_demo(demo):
+    proc = cli("verify", demo / "models/konvid_mos_head.onnx", demo / "tables/combined.parquet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 changed, 0 missing, 0 appeared, 0 skipped" in proc.stdout
+
+
+def test_verify_reports_a_changed_input_and_a_missing_output(summary):
+    scores, out = summary
+    scores.write_text(scores.read_text().replace("4.", "3.", 1))
+    proc = cli("verify", out)
+    assert proc.returncode == 1
+    assert "changed   input  scores" in proc.stdout
+    out.unlink()
+    report = json.loads(cli("verify", "--json", sidecar_of(out)).stdout)
+    status = {c["name"]: c["status"] for c in report[0]["checks"] if c["group"] != "code"}
+    assert status == {"scores": "changed", "report": "missing"}
+
+
+def test_verify_notices_a_rewrite_that_keeps_size_and_mtime(summary):
+    scores, out = summary
+    before = os.stat(scores)
+    data = bytearray(scores.read_bytes())
+    data[-3] = ord("0") if data[-3] != ord("0") else ord("1")
+    scores.write_bytes(bytes(data))
+    os.utime(scores, ns=(before.st_atime_ns, before.st_mtime_ns))
+    proc = cli("verify", out)
+    assert proc.returncode == 1
+    assert "changed   input  scores" in proc.stdout
+
+
+def hostile_record(tmp_path: Path, summary, entries: dict) -> Path:
+    """A schema-valid record whose inputs are the given entries."""
+    _, out = summary
+    document = json.loads(sidecar_of(out).read_text())
+    document["run_provenance"]["inputs"] = entries
+    path = tmp_path / "hostile.bin.manifest.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_verify_never_opens_what_could_hang_it_and_says_what_it_skipped(tmp_path, summary):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "huge.bin"
+    with open(sparse, "wb") as handle:
+        handle.truncate(3 * 1024**3)
+    file_entry = {
+        "exists": True,
+        "kind": "file",
+        "size_bytes": 10,
+        "blake3": "0" * 64,
+        "sha256": "0" * 64,
+    }
+    record = hostile_record(
+        tmp_path,
+        summary,
+        {
+            "fifo": {**file_entry, "path": str(fifo)},
+            "device": {**file_entry, "path": "/dev/zero"},
+            "huge": {**file_entry, "path": str(sparse), "size_bytes": 3 * 1024**3},
+            "gone": {**file_entry, "path": str(tmp_path / "vanished")},
+            "nul": {**file_entry, "path": "bad\u0000name"},
+            "other": {"path": str(fifo), "exists": True, "kind": "other"},
+            "unread": {
+                "path": str(sparse),
+                "exists": True,
+                "kind": "file",
+                "size_bytes": 1,
+                "blake3": None,
+                "sha256": None,
+                "error": "PermissionError: denied",
+            },
+        },
+    )
+    proc = cli("verify", "--json", "--max-bytes", 1024**3, record, timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    checks = {c["name"]: c for c in json.loads(proc.stdout)[0]["checks"] if c["group"] == "input"}
+    assert checks["fifo"]["detail"] == "not a file or directory: never read"
+    assert checks["device"]["detail"] == "not a file or directory: never read"
+    assert checks["huge"]["detail"].startswith("larger than --max-bytes")
+    assert checks["gone"]["status"] == "missing"
+    assert checks["nul"]["detail"].startswith("unusable path")
+    assert checks["other"]["status"] == "skipped"
+    assert checks["unread"]["detail"] == "recorded without a digest (unreadable then)"
+    assert {c["status"] for c in checks.values()} == {"skipped", "missing"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"schema": "provenance.manifest/v1"}', "not a valid provenance sidecar"),
+        (b"\xff\xfe\x00", "not JSON"),
+    ],
+    ids=["malformed", "deeply-nested", "not-a-sidecar", "not-utf8"],
+)
+def test_verify_refuses_an_unreadable_record_without_crashing(tmp_path, content, message):
+    record = tmp_path / "x.bin.manifest.json"
+    record.write_bytes(content)
+    proc = cli("verify", record, timeout=30)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_verify_does_not_hang_on_a_record_that_is_a_fifo(tmp_path):
+    record = tmp_path / "x.bin.manifest.json"
+    os.mkfifo(record)
+    proc = cli("verify", record, timeout=30)
+    assert proc.returncode == 2
+    assert "not a regular file" in proc.stderr
+
+
+def test_verify_keeps_going_past_an_unreadable_record(tmp_path, summary):
+    _, out = summary
+    proc = cli("verify", tmp_path / "missing.bin", out)
+    assert proc.returncode == 2
+    assert "0 changed, 0 missing" in proc.stdout
+
+
+# -- diff --------------------------------------------------------------------------------------
+
+
+def test_diff_of_two_seeds_names_what_differs(demo):
+    a, b = demo / "models/konvid_seed0.npz", demo / "models/konvid_seed1.npz"
+    proc = cli("diff", "--json", a, b)
+    assert proc.returncode == 1
+    found = {
+        (d["section"], d["key"]): (d["a"], d["b"]) for d in json.loads(proc.stdout)["differences"]
+    }
+    assert found[("args", "seed")] == (0, 1)
+    assert ("code", "entrypoint") not in found  # the same code
+    assert ("inputs", "table") not in found  # the same table
+    assert found[("fields", "mean_plcc")][0] != found[("fields", "mean_plcc")][1]
+    assert cli("diff", a, a).stdout.endswith("no differences\n")
+    assert cli("diff", a, a).returncode == 0
+
+
+def test_diff_sees_code_and_outcome(tmp_path):
+    features = tmp_path / "f.csv"
+    features.write_text("adm2\n0.9\n")
+    passing, failing = tmp_path / "a.json", tmp_path / "b.json"
+    run_fake("trainer", "--features", features, "--out-json", passing)
+    run_fake("chug_wrapper", "--features", features, "--out-json", failing, "--plcc", "0.5")
+    proc = cli("diff", "--json", passing, failing)
+    found = {(d["section"], d["key"]) for d in json.loads(proc.stdout)["differences"]}
+    assert {
+        ("code", "entrypoint"),
+        ("code", "shared_trainer"),
+        ("outcome", "status"),
+        ("outcome", "exit_code"),
+        ("gates", "plcc"),
+    } <= found
+
+
+# -- lineage -----------------------------------------------------------------------------------
+
+
+def test_lineage_leads_from_the_onnx_model_to_the_corpus_shards(demo):
+    proc = cli("lineage", demo / "models/konvid_mos_head.onnx")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("<- ai/scripts/export_mos_head_onnx.py [succeeded]")
+    for step in (
+        "train_konvid_mos_head.py",
+        "enrich_k150k_parquet_metadata.py",
+        "extract_k150k_features.py",
+        "aggregate_corpora.py",
+    ):
+        assert any(step in line for line in lines), step
+    shard = next(line for line in lines if "sample/mos/konvid-150k.jsonl" in line)
+    assert "generate_sample_data.py" in shard
+    assert "part of" in shard
+
+
+def test_lineage_matches_by_digest_not_by_path(demo, tmp_path):
+    moved = tmp_path / "elsewhere.npz"
+    shutil.copy(demo / "models/konvid_seed0.npz", moved)
+    out = tmp_path / "m.onnx"
+    assert run_script("export_mos_head_onnx", "--checkpoint", moved, "--out", out).returncode == 0
+    tree = json.loads(cli("lineage", "--json", "--search", demo, "--search", tmp_path, out).stdout)
+    [checkpoint] = tree["inputs"]
+    assert checkpoint["link"] == "digest"
+    assert checkpoint["produced_by"]["entrypoint"] == "ai/scripts/train_konvid_mos_head.py"
+    moved.write_bytes(moved.read_bytes() + b"x")  # same path, other bytes: no longer that model
+    assert run_script("export_mos_head_onnx", "--checkpoint", moved, "--out", out).returncode == 0
+    tree = json.loads(cli("lineage", "--json", "--search", demo, "--search", tmp_path, out).stdout)
+    assert tree["inputs"][0]["raw"] is True
+
+
+def test_lineage_as_graphviz(demo):
+    proc = cli("lineage", "--dot", demo / "models/konvid_mos_head.onnx")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("digraph lineage {")
+    assert '[shape=box, style=rounded, label="ai/scripts/aggregate_corpora.py' in proc.stdout
+    assert proc.stdout.count("->") >= 10
+    if shutil.which("dot"):
+        subprocess.run(
+            ["dot", "-Tsvg"], input=proc.stdout, text=True, check=True, capture_output=True
+        )
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+def test_replay_prints_the_command_from_the_root(summary):
+    scores, out = summary
+    proc = cli("replay", out)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == (
+        f"cd {ROOT} && python -m ai.scripts.summarize_scores {scores} --out {out}"
+    )
+    fake = tmp = Path(out).parent / "t.tsv"
+    run_fake("table_builder", scores, "--out", tmp)
+    assert "python -m tests.fakes.table_builder" in cli("replay", fake).stdout
+
+
+def test_replay_run_reproduces_then_shows_what_drifted(summary):
+    scores, out = summary
+    proc = cli("replay", "--run", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reproduced: no differences" in proc.stdout
+    scores.write_text(scores.read_text() + "extra_clip.mp4,4.5\n")
+    proc = cli("replay", "--run", "--json", out)
+    assert proc.returncode == 1
+    found = {(d["section"], d["key"]) for d in json.loads(proc.stdout)["differences"]}
+    assert ("inputs", "scores") in found
+    assert ("fields", "clips") in found
+
+
+def test_replay_refuses_to_run_a_command_with_redacted_secrets(tmp_path):
+    out = tmp_path / "o.txt"
+    assert run_fake("secret_script", "--out", out, "--api-token", "s3cr3t").returncode == 0
+    printed = cli("replay", out)
+    assert "--api-token '<redacted>'" in printed.stdout
+    assert "redacted values" in printed.stderr
+    refused = cli("replay", "--run", out)
+    assert refused.returncode == 2
+    assert "s3cr3t" not in refused.stdout + refused.stderr
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def test_export_slsa_is_a_valid_in_toto_statement(demo):
+    from google.protobuf import json_format
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    onnx = demo / "models/konvid_mos_head.onnx"
+    proc = cli("export", "--format", "slsa", onnx)
+    assert proc.returncode == 0, proc.stderr
+    statement = json.loads(proc.stdout)
+    parsed = json_format.ParseDict(statement, statement_pb2.Statement())
+    Statement.copy_from_pb(parsed).validate()
+    json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
+    subjects = {s["name"]: s["digest"] for s in statement["subject"]}
+    assert subjects[str(onnx)]["sha256"] == hashlib.sha256(onnx.read_bytes()).hexdigest()
+    assert "blake3" in subjects[str(onnx)]
+    deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["ai/scripts/export_mos_head_onnx.py"]["annotations"]["role"] == "entrypoint"
+    assert deps[str(demo / "models/konvid_seed0.npz")]["annotations"]["role"] == "input"
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]
+    assert params["args"]["opset"] == 17
+    assert cli("export", "--format", "slsa", onnx).stdout == proc.stdout  # the same bytes
+
+
+def test_export_openlineage_events_are_the_clients_models(tmp_path):
+    from openlineage.client.event_v2 import (
+        InputDataset,
+        Job,
+        OutputDataset,
+        Run,
+        RunEvent,
+        RunState,
+    )
+    from openlineage.client.facet_v2 import error_message_run
+    from openlineage.client.serde import Serde
+
+    features = tmp_path / "f.csv"
+    features.write_text("adm2\n0.9\n")
+    model = tmp_path / "m.json"
+    assert (
+        run_fake("trainer", "--features", features, "--out-json", model, "--plcc", "0.1").returncode
+        == 1
+    )
+    proc = cli("export", "--format", "openlineage", "--event-time", "2026-05-01T12:00:00Z", model)
+    assert proc.returncode == 0, proc.stderr
+    start, end = (json.loads(line) for line in proc.stdout.splitlines())
+    assert (start["eventType"], end["eventType"]) == ("START", "FAIL")
+    assert end["run"]["facets"]["errorMessage"]["message"] == (
+        "failed with exit code 1; failed gates: plcc"
+    )
+    for event in (start, end):
+        facets = {}
+        if "errorMessage" in event["run"]["facets"]:
+            given = event["run"]["facets"]["errorMessage"]
+            facet = error_message_run.ErrorMessageRunFacet(
+                message=given["message"], programmingLanguage=given["programmingLanguage"]
+            )
+            facet._producer = given["_producer"]
+            facets["errorMessage"] = facet
+        rebuilt = RunEvent(
+            eventType=RunState(event["eventType"]),
+            eventTime=event["eventTime"],
+            run=Run(runId=event["run"]["runId"], facets=facets),
+            job=Job(namespace=event["job"]["namespace"], name=event["job"]["name"]),
+            producer=event["producer"],
+            inputs=[
+                InputDataset(namespace=d["namespace"], name=d["name"]) for d in event["inputs"]
+            ],
+            outputs=[
+                OutputDataset(namespace=d["namespace"], name=d["name"]) for d in event["outputs"]
+            ],
+        )
+        assert Serde.to_dict(rebuilt) | {"schemaURL": event["schemaURL"]} == event
+    assert [d["name"] for d in end["outputs"]] == [str(model.resolve())]
+    assert start["run"]["runId"] == end["run"]["runId"]
+
+
+def test_export_openlineage_fail_carries_the_error(tmp_path):
+    from openlineage.client.facet_v2 import error_message_run
+
+    out = tmp_path / "o.txt"
+    proc = run_fake("outcomes", "--mode", "raise", "--out", out)
+    assert proc.returncode == 1
+    end = json.loads(cli("export", "--format", "openlineage", out).stdout.splitlines()[1])
+    assert end["eventType"] == "FAIL"
+    facet = end["run"]["facets"]["errorMessage"]
+    error_message_run.ErrorMessageRunFacet(
+        message=facet["message"], programmingLanguage=facet["programmingLanguage"]
+    )
+    assert facet["message"] == "ValueError: features table has no rows"
