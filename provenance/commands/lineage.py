@@ -114,7 +114,7 @@ def trace(record: Record, index: Index, seen: set[Path] | None = None) -> dict[s
     seen = set() if seen is None else seen
     source = record.source.resolve()
     node: dict[str, Any] = {
-        "record": str(record.source),
+        "record": _shown(record.source),
         "entrypoint": record.block["entrypoint"]["path"],
         "status": (record.block.get("outcome") or {}).get("status"),
         "inputs": [],
@@ -138,6 +138,15 @@ def trace(record: Record, index: Index, seen: set[Path] | None = None) -> dict[s
             item["produced_by"] = trace(producer.record, index, seen)
         node["inputs"].append(item)
     return node
+
+
+def _shown(path: Path) -> str:
+    """A record's path as a user would type it: relative to the working folder when under it."""
+    absolute = path.resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
 
 
 def render_tree(artifact: str, node: dict[str, Any]) -> str:
