@@ -16,8 +16,9 @@ from typing import Any
 
 from provenance.commands import EXIT_OK, declared_entries, print_json, short
 from provenance.records import Record, UnreadableRecord, load
-from provenance.sidecar import SIDECAR_SUFFIX
+from provenance.sidecar import SIDECAR_SUFFIX, sidecar_path_for
 
+_MAX_FOLDER_DEPTH = 64  # how far up from an input to look for a folder a run wrote
 SKIPPED_FOLDERS = frozenset(
     {
         ".git",
@@ -66,8 +67,14 @@ class Index:
     by_digest: dict[str, list[Producer]] = field(default_factory=dict)
     folders: list[Producer] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    _indexed: set[Path] = field(default_factory=set)
+    _looked_at: set[Path] = field(default_factory=set)
 
     def add(self, record: Record) -> None:
+        source = record.source.resolve()
+        if source in self._indexed:
+            return
+        self._indexed.add(source)
         for name, entry in declared_entries(record.block["outputs"]):
             if not isinstance(entry, dict) or not entry.get("exists"):
                 continue
@@ -81,13 +88,32 @@ class Index:
     def producer_of(
         self, entry: dict[str, Any], path: Path, exclude: Path
     ) -> tuple[str, Producer] | None:
+        """The run that wrote this input: first the record beside it (if its output has the
+        same digest), then any indexed record with that digest, then a run that wrote a folder
+        holding it (beside that folder, or indexed)."""
+        self._add_beside(path)
         for producer in self.by_digest.get(entry.get("blake3") or "", []):
             if producer.record.source.resolve() != exclude:
                 return "digest", producer
+        for folder in list(path.parents)[:_MAX_FOLDER_DEPTH]:
+            if folder.name:  # the filesystem's root has no sidecar beside it
+                self._add_beside(folder)
         for producer in self.folders:
             if producer.record.source.resolve() != exclude and path.is_relative_to(producer.path):
                 return "part of", producer
         return None
+
+    def _add_beside(self, path: Path) -> None:
+        """Index the record kept beside ``path``, if there is a readable one."""
+        sidecar = sidecar_path_for(path)
+        if sidecar in self._looked_at:
+            return
+        self._looked_at.add(sidecar)
+        if sidecar.is_file():
+            try:
+                self.add(load(sidecar))
+            except UnreadableRecord as err:
+                self.unreadable.append(str(err))
 
 
 def records_under(folders: list[Path]) -> list[Path]:
@@ -206,7 +232,10 @@ def render_dot(artifact: str, node: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     record = load(args.file, args.root)
-    folders = [Path(d) for d in args.search] or [record.root or record.source.parent]
+    # By default, the project the record is in; records beside each input are found anyway.
+    within_root = record.root is not None and record.source.resolve().is_relative_to(record.root)
+    default = record.root if within_root and record.root is not None else record.source.parent
+    folders = [Path(d) for d in args.search] or [default]
     index = build_index(folders, args.root)
     index.add(record)
     outputs = [e for _, e in declared_entries(record.block["outputs"]) if isinstance(e, dict)]
