@@ -7,7 +7,6 @@ difference, an invalid record, a failed outcome where asked), 2 a usage error or
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from provenance.commands import (
     verify,
 )
 from provenance.errors import ProvenanceError
-from provenance.records import UnreadableRecord
+from provenance.records import UnreadableRecord, read_json
 from provenance.schema import _schema_text, validate
 from provenance.sidecar import is_sidecar_name, sidecar_path_for
 
@@ -44,9 +43,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for given in args.files:
         sidecar = _sidecar_of(Path(given))
         try:
-            validate(json.loads(sidecar.read_text("utf-8")))
-        except (OSError, ValueError) as err:
-            print(f"{sidecar}: unreadable: {err}", file=sys.stderr)
+            validate(read_json(sidecar))
+        except UnreadableRecord as err:
+            print(f"unreadable: {err}", file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+        except RecursionError:
+            print(f"unreadable: {sidecar}: nested too deeply to be a sidecar", file=sys.stderr)
             status = max(status, EXIT_USAGE)
         except ProvenanceError as err:
             print(f"{sidecar}: invalid: {err}")

@@ -27,7 +27,7 @@ import stat
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -394,6 +394,7 @@ def hash_tree(
     policy: HashPolicy,
     cache: DigestCache | None = None,
     progress: Progress | None = None,
+    observe: Callable[[TreeEntry], None] | None = None,
 ) -> TreeDigest:
     """Deterministic digest of a directory: entries sorted by path, symlinks recorded, not followed.
 
@@ -409,7 +410,10 @@ def hash_tree(
     records: list[bytes] = []  # fed to the digest in batches: one call per record costs more
     errors: list[str] = []
     file_count = size_bytes = 0
-    for relpath, path, kind, st, error in walk_tree(top):
+    for entry in walk_tree(top):
+        if observe is not None:
+            observe(entry)
+        relpath, path, kind, st, error = entry
         if error is not None:
             errors.append(f"{_shown(relpath) or '.'}: {error}")
             continue
@@ -464,8 +468,10 @@ def describe_path(
     policy: HashPolicy,
     cache: DigestCache | None = None,
     progress: Progress | None = None,
+    observe: Callable[[TreeEntry], None] | None = None,
 ) -> dict[str, Any]:
-    """The sidecar entry for one declared path, as it is on disk now."""
+    """The sidecar entry for one declared path, as it is on disk now. For a directory,
+    ``observe`` is shown every entry of the walk that hashes it."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -488,7 +494,7 @@ def describe_path(
             entry["error"] = digest.error
         return entry
     if stat.S_ISDIR(st.st_mode):
-        tree = hash_tree(path, policy, cache, progress)
+        tree = hash_tree(path, policy, cache, progress, observe)
         entry = {
             "path": shown_as,
             "exists": True,

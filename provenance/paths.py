@@ -13,7 +13,7 @@ from typing import Any, Union
 import blake3
 
 from provenance.errors import DeclarationError
-from provenance.hashing import walk_tree
+from provenance.hashing import TreeEntry, walk_tree
 
 # A declaration names an argparse dest (str), computes paths from the parsed args (callable),
 # or gives a literal path (os.PathLike) for scripts without argparse.
@@ -77,14 +77,30 @@ def fingerprint(path: str) -> Fingerprint:
         return Fingerprint(
             True, (st.st_dev, st.st_ino, st.st_ctime_ns), (st.st_size, st.st_mtime_ns)
         )
-    identity, content = blake3.blake3(), blake3.blake3()
+    stats = TreeStats()
     for entry in walk_tree(path):  # already in path order, and streamed
+        stats.add(entry)
+    return stats.fingerprint()
+
+
+class TreeStats:
+    """A directory's fingerprint, fed one walk entry at a time: by ``fingerprint``'s own walk,
+    or by the walk that hashes the directory, so that the tree is walked once, not twice."""
+
+    def __init__(self) -> None:
+        self._identity, self._content = blake3.blake3(), blake3.blake3()
+        self.entries = 0
+
+    def add(self, entry: TreeEntry) -> None:
         s = entry.stat
         fields = (s.st_size, s.st_mtime_ns) if s is not None else (None, None)
-        content.update(repr((entry.relpath, entry.kind, *fields)).encode())
+        self._content.update(repr((entry.relpath, entry.kind, *fields)).encode())
         if s is not None:
-            identity.update(repr((entry.relpath, s.st_ino, s.st_ctime_ns)).encode())
-    return Fingerprint(True, (identity.hexdigest(),), (content.hexdigest(),))
+            self._identity.update(repr((entry.relpath, s.st_ino, s.st_ctime_ns)).encode())
+        self.entries += 1
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(True, (self._identity.hexdigest(),), (self._content.hexdigest(),))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,14 @@ from provenance.digest_cache import DigestCache
 from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
 from provenance.normalize import display_path, normalize
 from provenance.outcome import Outcome, from_exit_code
-from provenance.paths import Declared, Fingerprint, as_declared, find_root, fingerprint
+from provenance.paths import (
+    Declared,
+    Fingerprint,
+    TreeStats,
+    as_declared,
+    find_root,
+    fingerprint,
+)
 from provenance.redact import (
     SecretMatcher,
     redact_args,
@@ -62,9 +69,13 @@ class RunFacts:
         if path not in self._entries:
             if self._progress is None:
                 self._progress = Progress("provenance: hashing")
+            stats = TreeStats()
             self._entries[path] = describe_path(
-                path, self.shown(path), self.policy, self.cache, self._progress
+                path, self.shown(path), self.policy, self.cache, self._progress, stats.add
             )
+            if self._entries[path].get("kind") == "directory":
+                # The hashing walk saw every stat the change check needs: no second walk.
+                self._after.setdefault(path, stats.fingerprint())
         return dict(self._entries[path])
 
     def close(self) -> None:

@@ -71,7 +71,7 @@ def load(given: str | os.PathLike[str], root: str | os.PathLike[str] | None = No
     """Read and check the record of ``given``; relative paths resolve from ``root``, else from
     the project root of the record (see ``_root_for``)."""
     source = locate(given)
-    document = _read_json(source)
+    document = read_json(source)
     embedded = False
     if not is_sidecar_name(source.name):
         block = document.get("run_provenance") if isinstance(document, dict) else None
@@ -106,7 +106,8 @@ def _root_for(source: Path, document: dict[str, Any]) -> Path | None:
     return next((c for c in candidates if c is not None), None)
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, read as untrusted input (see the module's docstring)."""
     try:
         # Non-blocking: a FIFO named as a sidecar must not hang the command waiting for a writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))

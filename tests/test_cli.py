@@ -46,3 +46,16 @@ def test_validate_reports_invalid_and_unreadable(tmp_path):
 
 def test_usage_error_exits_2():
     assert cli("frobnicate").returncode == 2
+
+
+def test_validate_does_not_hang_on_a_fifo_or_crash_on_deep_nesting(tmp_path):
+    import os
+
+    fifo = tmp_path / "x.manifest.json"
+    os.mkfifo(fifo)
+    deep = tmp_path / "y.manifest.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    proc = run_python("-m", "provenance", "validate", fifo, deep)
+    assert proc.returncode == 2
+    assert "not a regular file" in proc.stderr
+    assert "nested too deeply" in proc.stderr

@@ -42,3 +42,39 @@ def test_every_block_field_has_a_step_and_the_schema_knows_it():
     run_schema = load_schema()["$defs"]["run"]
     assert set(block) == set(run_schema["properties"])
     assert len(PIPELINE) == 7
+
+
+def test_a_declared_folder_is_walked_once_at_exit(tmp_path, monkeypatch):
+    """Hashing the folder and checking it for change share one walk of its entries."""
+    from provenance import hashing, paths
+    from provenance.paths import Declared, fingerprint
+    from provenance.record import RunFacts, build_block
+
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(5):
+        (folder / "sub" / f"{i}.json").write_text(str(i))
+    before = fingerprint(str(folder))
+    (folder / "sub" / "5.json").write_text("new")
+    walks = []
+    real = hashing.walk_tree
+
+    def counted(top):
+        walks.append(top)
+        return real(top)
+
+    monkeypatch.setattr(hashing, "walk_tree", counted)
+    monkeypatch.setattr(paths, "walk_tree", counted)
+    facts = RunFacts(
+        entrypoint=__file__,
+        root=None,
+        argv=[],
+        args={},
+        inputs={},
+        outputs={"corpus": Declared((str(folder),), many=False)},
+        baselines={str(folder): before},
+    )
+    block = build_block(facts)
+    assert block["outputs"]["corpus"]["written_by_run"] is True
+    assert block["outputs"]["corpus"]["file_count"] == 6
+    assert len(walks) == 1

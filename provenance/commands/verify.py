@@ -72,7 +72,9 @@ class Verifier:
     def __init__(self, max_bytes: int, cache: DigestCache | None) -> None:
         self.max_bytes = max_bytes
         self.cache = cache
-        self.policy = HashPolicy(sha256_max_bytes=2**62)  # compare whatever was recorded
+        # SHA-256 only where the record has one to compare with: it is the slow digest.
+        self.with_sha256 = HashPolicy(sha256_max_bytes=2**62)
+        self.blake3_only = HashPolicy(sha256_max_bytes=0)
         self.progress = Progress("provenance: verifying")
 
     def record(self, record: Record, *, code: bool) -> list[Check]:
@@ -99,7 +101,7 @@ class Verifier:
             return Check("code", name, shown, MISSING)
         if problem:
             return Check("code", name, shown, SKIPPED, problem)
-        now = hash_file(path, self.policy, self.cache, progress=self.progress)
+        now = hash_file(path, self.with_sha256, self.cache, progress=self.progress)
         if now.error:
             return Check("code", name, shown, SKIPPED, f"unreadable: {now.error}")
         if now.sha256 == sha256:
@@ -147,7 +149,8 @@ class Verifier:
                 return Check(
                     group, name, shown, SKIPPED, f"larger than --max-bytes ({st.st_size} B)"
                 )
-        now = describe_path(str(path), shown, self.policy, self.cache, self.progress)
+        policy = self.with_sha256 if entry.get("sha256") else self.blake3_only
+        now = describe_path(str(path), shown, policy, self.cache, self.progress)
         if now.get("kind") != recorded_kind:
             return Check(
                 group, name, shown, CHANGED, f"was a {recorded_kind}, now {now.get('kind')}"
