@@ -18,6 +18,7 @@ stat key has not changed since they were last hashed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import faulthandler
 import hashlib
 import mmap
@@ -39,7 +40,9 @@ TREE_FORMAT = "provenance.tree/v1"
 SMALL_FILE_MAX = 1024 * 1024
 _CHUNK = 4 * 1024 * 1024
 _FORK_MMAP = sys.platform == "linux" and hasattr(os, "fork")
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# Non-blocking, which regular files ignore: something swapped in for a file between a stat and
+# the open (a FIFO) cannot hang the run waiting for a writer.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 _THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
@@ -119,6 +122,8 @@ def _hash_file(
         return FileDigest(0, None, None, describe_error(err))
     try:
         before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
         size = before.st_size
         want_sha = sha256 and size <= policy.sha256_max_bytes
         # A small file reads faster than the store answers; only a walk (which asks a folder
@@ -157,7 +162,7 @@ def _hash_file(
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
-    data = os.read(fd, size + 1) if size else os.read(fd, 1)
+    data = os.read(fd, size + 1)  # one byte more: a file that grew says so
     while 0 < len(data) < size:
         more = os.read(fd, size + 1 - len(data))
         if not more:

@@ -209,3 +209,11 @@ def test_symlink_loops_are_recorded_not_followed(tmp_path):
     assert tree.errors == []
     assert tree.blake3 is not None
     assert [e.kind for e in walk_tree(top)] == ["l", "l", "l", "l"]
+
+
+def test_a_fifo_handed_to_hash_file_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = hash_file(fifo, HashPolicy())
+    assert got.blake3 is None
+    assert got.error == "OSError: not a regular file"
