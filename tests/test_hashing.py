@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import sys
 import threading
 
 import blake3
@@ -217,3 +219,23 @@ def test_a_fifo_handed_to_hash_file_is_an_error_not_a_hang(tmp_path):
     got = hash_file(fifo, HashPolicy())
     assert got.blake3 is None
     assert got.error == "OSError: not a regular file"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_bar_shows_only_on_a_terminal_and_only_when_slow(monkeypatch):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    quiet = hashing.Progress("hashing")
+    quiet.advance(10)
+    quiet.close()
+    assert sys.stderr.getvalue() == ""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    shown = hashing.Progress("hashing")
+    shown.advance(5 * MIB)
+    assert shown._bar.n == 5 * MIB
+    assert shown._bar.delay == 1.0  # nothing is drawn for hashing that ends within a second
+    shown.close()
