@@ -23,13 +23,19 @@ class InputError(ValueError):
     """An input the script cannot use; the message names the file (and line) and says why."""
 
 
+class UnreadableFile(InputError):
+    """A file that is there but could not be read this time (an I/O error): worth a retry."""
+
+
 def read_json(path: Path) -> Any:
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot be read: {err}") from None
+    except OSError as err:
+        raise UnreadableFile(f"{path}: cannot be read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8: {err}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

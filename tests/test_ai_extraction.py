@@ -311,3 +311,22 @@ def test_scores_from_the_aggregated_corpus_give_the_same_table(demo, sample, tmp
                  "--corpus", "no-such-corpus")  # fmt: skip
     assert proc.returncode == 2
     assert "no rows of corpus 'no-such-corpus'" in proc.stderr
+
+
+def test_a_cache_file_that_cannot_be_read_is_retried_then_failed(sample, tmp_path):
+    """/proc/self/mem reads as an I/O error: the worker restarts once, then names the clip."""
+    cache = tmp_path / "cache"
+    shutil.copytree(sample / "k150k/vmaf_cache", cache)
+    victim = sorted(cache.iterdir())[4]
+    victim.unlink()
+    victim.symlink_to("/proc/self/mem")
+    out = tmp_path / "k150k.parquet"
+    proc = k150k(sample, out, cache, None, "--retries", "2")
+    assert proc.returncode == 1
+    assert "cannot be read: Input/output error" in proc.stderr
+    manifest = load_sidecar(sidecar_of(out))
+    assert manifest["restarts"] == 2
+    assert [f["clip_name"] for f in manifest["failed"]] == [victim.name.removesuffix(".json")]
+    untouched = tmp_path / "again.parquet"
+    assert k150k(sample, untouched).returncode == 0
+    assert load_sidecar(sidecar_of(untouched))["restarts"] == 0

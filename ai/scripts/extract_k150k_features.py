@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ai.cli import add_features, add_manifest_out, fail
-from ai.files import InputError, write_parquet
+from ai.files import InputError, UnreadableFile, write_parquet
 from ai.libvmaf import Cache
 from ai.scores import SCALE_RANGES, read_corpus_scores, read_scores
 from ai.tables import clip_stats, per_clip_schema, split_of
@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_features(parser)
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the content split")
     parser.add_argument("--workers", type=int, default=4, help="threads reading the cache")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="times a worker retries a cache file it could "
+        "not read (an I/O error, as network filesystems give); each retry is a restart",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the per-clip parquet")
     add_manifest_out(parser, "<out>")
     return parser
@@ -49,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
+    if args.workers < 1 or args.retries < 0:
+        parser.error("--workers must be at least 1 and --retries at least 0")
     try:
         if not args.cache_dir.is_dir():
             raise InputError(f"{args.cache_dir}: no such folder")
@@ -63,15 +70,24 @@ def main(argv: list[str] | None = None) -> int:
         return fail(parser.prog, err)
     cache = Cache(args.cache_dir)
 
-    def extract(clip: str) -> dict[str, float] | InputError:
-        try:
-            return clip_stats(cache.lookup(clip), args.features)
-        except InputError as err:
-            return err
+    def extract(clip: str) -> tuple[dict[str, float] | InputError, int]:
+        """A clip's statistics (or why not), and how many times its read was restarted."""
+        restarts = 0
+        while True:
+            try:
+                return clip_stats(cache.lookup(clip), args.features), restarts
+            except UnreadableFile as err:
+                if restarts == args.retries:
+                    return err, restarts
+                restarts += 1
+            except InputError as err:
+                return err, restarts
 
     clips = sorted(scores)
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        results = list(pool.map(extract, clips))
+        extracted = list(pool.map(extract, clips))
+    results = [result for result, _ in extracted]
+    restarts = sum(count for _, count in extracted)
     schema = per_clip_schema(args.features)
     rows, failed = [], []
     for clip, result in zip(clips, results, strict=True):
@@ -91,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         mos_scale=args.mos_scale,
         split={"seed": args.split_seed, "by": "content", **{k: split[k] for k in sorted(split)}},
         workers=args.workers,
+        restarts=restarts,
         clips_in_scores=len(clips),
         row_count=table.num_rows,
         failed_count=len(failed),
