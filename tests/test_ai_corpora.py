@@ -217,3 +217,16 @@ def test_merge_needs_two_inputs(sample, tmp_path):
     assert proc.returncode == 2
     assert "at least two inputs" in proc.stderr
     assert not out.exists()
+
+
+def test_manifest_out_puts_the_sidecar_where_the_bundle_wants_it(tmp_path):
+    shard = write_rows(tmp_path / "a.jsonl", [mos_row("konvid-1k", "s1", 3.0, 0.4)])
+    out = tmp_path / "out.jsonl"
+    bundle = tmp_path / "bundle" / "aggregate.manifest.json"
+    bundle.parent.mkdir()
+    proc = run_script("aggregate_corpora", shard, "--output", out, "--manifest-out", bundle)
+    assert proc.returncode == 0, proc.stderr
+    assert not sidecar_of(out).exists()
+    manifest = load_sidecar(bundle)
+    assert manifest["counters"]["rows_out"] == 1
+    assert manifest["run_provenance"]["args"]["manifest_out"] == str(bundle)
