@@ -126,10 +126,8 @@ class DigestCache:
 
         With ``sha256``, an entry stored without SHA-256 is a miss: the file must be read.
         """
-        folder, _, name = path.rpartition(b"/")
-        rows = self._folders.get(folder)
-        found = rows.get(name) if rows is not None else self._select_one(folder, name)
-        if found is not None and found[0] == stat_key(st) and (found[2] is not None or not sha256):
+        found = self._matching(path, st, whole_folder=False)
+        if found is not None and (found[2] is not None or not sha256):
             self.hits += 1
             return Cached(found[1], found[2])
         self.misses += 1
@@ -137,18 +135,24 @@ class DigestCache:
 
     def blake3_of(self, path: bytes, st: os.stat_result) -> str | None:
         """``get(path, st, sha256=False).blake3`` for a walk: its whole folder is read at once."""
-        folder, _, name = path.rpartition(b"/")
-        rows = self._folders.get(folder)
-        if rows is None:
-            rows = self._load(folder)
-        found = rows.get(name)
-        if found is not None and found[0] == _STAT.pack(
-            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-        ):
+        found = self._matching(path, st, whole_folder=True)
+        if found is not None:
             self.hits += 1
             return found[1]
         self.misses += 1
         return None
+
+    def _matching(
+        self, path: bytes, st: os.stat_result, *, whole_folder: bool
+    ) -> tuple[bytes, str, str | None] | None:
+        """The stored row of ``path`` if its stat key is ``st``'s. ``whole_folder`` loads the
+        folder's rows (a walk will ask for its neighbours); else one row is asked for."""
+        folder, _, name = path.rpartition(b"/")
+        rows = self._folders.get(folder)
+        if rows is None and whole_folder:
+            rows = self._load(folder)
+        found = rows.get(name) if rows is not None else self._select_one(folder, name)
+        return found if found is not None and found[0] == stat_key(st) else None
 
     def _load(self, folder: bytes) -> dict[bytes, tuple[bytes, str, str | None]]:
         found = self._query(
