@@ -18,6 +18,7 @@ from provenance.commands import (
     diff,
     export,
     lineage,
+    plain,
     replay,
     show,
     verify,
@@ -61,7 +62,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from provenance import __version__
 
-    parser = argparse.ArgumentParser(prog="provenance", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="provenance",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"provenance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for command in (show, verify, diff, lineage, replay):

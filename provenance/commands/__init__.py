@@ -14,6 +14,11 @@ from typing import Any
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
 
+def plain(docstring: str | None) -> str:
+    """A module's docstring as a command's --help text: without reST's double backquotes."""
+    return (docstring or "").replace("``", "`")
+
+
 def short(digest: object, width: int = 12) -> str:
     return f"{digest[:width]}…" if isinstance(digest, str) and len(digest) > width else str(digest)
 

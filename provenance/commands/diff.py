@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, print_json, short
+from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, plain, print_json, short
 from provenance.records import Record, load
 
 # What of an entry tells two versions of a path apart.
@@ -13,7 +13,12 @@ ENTRY_KEYS = ("path", "exists", "kind", "size_bytes", "blake3", "sha256", "file_
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("diff", help="what differs between two runs")
+    parser = commands.add_parser(
+        "diff",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="what differs between two runs",
+    )
     parser.add_argument("a", help="an artifact or sidecar")
     parser.add_argument("b", help="another artifact or sidecar")
     parser.add_argument("--json", action="store_true", help="print the differences as JSON")

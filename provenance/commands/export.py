@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from provenance import __version__
-from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries
+from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, plain
 from provenance.records import Record, load
 from provenance.sidecar import atomic_write, canonical_bytes
 
@@ -39,7 +39,12 @@ TREE_DIGEST = "provenanceTreeV1"  # a folder's provenance.tree/v1 digest, not a 
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("export", help="a record as SLSA provenance or OpenLineage")
+    parser = commands.add_parser(
+        "export",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="a record as SLSA provenance or OpenLineage",
+    )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--format", required=True, choices=("slsa", "openlineage"))
     parser.add_argument("--out", help="write here (atomically) instead of to stdout")

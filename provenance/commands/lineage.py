@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import EXIT_OK, declared_entries, print_json, short
+from provenance.commands import EXIT_OK, declared_entries, plain, print_json, short
 from provenance.records import Record, UnreadableRecord, load
 from provenance.sidecar import SIDECAR_SUFFIX, sidecar_path_for
 
@@ -36,7 +36,12 @@ SKIPPED_FOLDERS = frozenset(
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("lineage", help="trace a file back to its raw inputs")
+    parser = commands.add_parser(
+        "lineage",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="trace a file back to its raw inputs",
+    )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument(
         "--search",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, print_json
+from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, plain, print_json
 from provenance.commands.diff import compare, render_differences
 from provenance.records import SIDE_RECORDS, Record, UnreadableRecord, load
 from provenance.redact import REDACTED
@@ -16,7 +16,12 @@ from provenance.sidecar import SIDECAR_SUFFIX
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("replay", help="print (or run) the command that made a file")
+    parser = commands.add_parser(
+        "replay",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="print (or run) the command that made a file",
+    )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--run", action="store_true", help="run it, then diff the new record")
     parser.add_argument(

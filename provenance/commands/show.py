@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, print_json, short
+from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, plain, print_json, short
 from provenance.commands.replay import command_line
 from provenance.records import Record, load
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("show", help="summarise the run that produced a file")
+    parser = commands.add_parser(
+        "show",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="summarise the run that produced a file",
+    )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--root", help="resolve relative paths from here")

@@ -20,6 +20,7 @@ from provenance.commands import (
     EXIT_OK,
     EXIT_USAGE,
     declared_entries,
+    plain,
     print_json,
     short,
 )
@@ -38,7 +39,12 @@ DEFAULT_MAX_BYTES = 1024**4  # 1 TiB: a file bigger than that recorded in a side
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("verify", help="re-hash what records name; report drift")
+    parser = commands.add_parser(
+        "verify",
+        description=plain(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="re-hash what records name; report drift",
+    )
     parser.add_argument("files", nargs="+", help="artifacts or their sidecars")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--root", help="resolve relative paths from here")
