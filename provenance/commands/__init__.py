@@ -6,9 +6,10 @@ where asked), 2 a usage error or a record that cannot be read.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
@@ -17,6 +18,25 @@ EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 def plain(docstring: str | None) -> str:
     """A module's docstring as a command's --help text: without reST's double backquotes."""
     return (docstring or "").replace("``", "`")
+
+
+def add_command(
+    commands: Any, name: str, summary: str, doc: str | None, run: Callable[[Any], int]
+) -> argparse.ArgumentParser:
+    """A subcommand described by its module's docstring, with the options every command has
+    (``--root``) and ``run`` as what it does."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=plain(doc),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--root",
+        help="the project root relative paths resolve from (default: found from the record)",
+    )
+    parser.set_defaults(func=run)
+    return parser
 
 
 def short(digest: object, width: int = 12) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, plain, print_json, short
+from provenance.commands import (
+    EXIT_FINDING,
+    EXIT_OK,
+    add_command,
+    declared_entries,
+    print_json,
+    short,
+)
 from provenance.records import Record, load
 
 # What of an entry tells two versions of a path apart.
@@ -13,17 +20,10 @@ ENTRY_KEYS = ("path", "exists", "kind", "size_bytes", "blake3", "sha256", "file_
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "diff",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="what differs between two runs",
-    )
+    parser = add_command(commands, "diff", "what differs between two runs", __doc__, run)
     parser.add_argument("a", help="an artifact or sidecar")
     parser.add_argument("b", help="another artifact or sidecar")
     parser.add_argument("--json", action="store_true", help="print the differences as JSON")
-    parser.add_argument("--root", help="resolve relative paths from here")
-    parser.set_defaults(func=run)
 
 
 def _changed(section: str, key: str, a: Any, b: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from provenance import __version__
-from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, plain
+from provenance.commands import EXIT_FINDING, EXIT_OK, add_command, declared_entries
 from provenance.records import Record, load
 from provenance.sidecar import atomic_write, canonical_bytes
 
@@ -39,19 +39,14 @@ TREE_DIGEST = "provenanceTreeV1"  # a folder's provenance.tree/v1 digest, not a 
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "export",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="a record as SLSA provenance or OpenLineage",
+    parser = add_command(
+        commands, "export", "a record as SLSA provenance or OpenLineage", __doc__, run
     )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--format", required=True, choices=("slsa", "openlineage"))
     parser.add_argument("--out", help="write here (atomically) instead of to stdout")
     parser.add_argument("--namespace", default="provenance", help="OpenLineage job namespace")
     parser.add_argument("--event-time", help="OpenLineage event time (ISO 8601)")
-    parser.add_argument("--root", help="resolve relative paths from here")
-    parser.set_defaults(func=run)
 
 
 def run_id(record: Record) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import EXIT_OK, declared_entries, plain, print_json, short
+from provenance.commands import EXIT_OK, add_command, declared_entries, print_json, short
 from provenance.records import Record, UnreadableRecord, load
 from provenance.sidecar import SIDECAR_SUFFIX, sidecar_path_for
 
@@ -36,12 +36,7 @@ SKIPPED_FOLDERS = frozenset(
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "lineage",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="trace a file back to its raw inputs",
-    )
+    parser = add_command(commands, "lineage", "trace a file back to its raw inputs", __doc__, run)
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument(
         "--search",
@@ -50,11 +45,9 @@ def register(commands: Any) -> None:
         metavar="DIR",
         help="where to look for records (repeatable; default: the project root)",
     )
-    parser.add_argument("--root", help="resolve relative paths from here")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--dot", action="store_true", help="print a Graphviz digraph")
     output.add_argument("--json", action="store_true", help="print the tree as JSON")
-    parser.set_defaults(func=run)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, plain, print_json
+from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, add_command, print_json
 from provenance.commands.diff import compare, render_differences
 from provenance.records import SIDE_RECORDS, Record, UnreadableRecord, load
 from provenance.redact import REDACTED
@@ -16,11 +16,8 @@ from provenance.sidecar import SIDECAR_SUFFIX
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "replay",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="print (or run) the command that made a file",
+    parser = add_command(
+        commands, "replay", "print (or run) the command that made a file", __doc__, run
     )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--run", action="store_true", help="run it, then diff the new record")
@@ -29,9 +26,7 @@ def register(commands: Any) -> None:
         default=None,
         help="interpreter (default: python in the printed command, this one for --run)",
     )
-    parser.add_argument("--root", help="the project root (default: the one above the record)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
 
 
 def invocation(record: Record, python: str = "python") -> list[str]:

@@ -5,25 +5,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, declared_entries, plain, print_json, short
+from provenance.commands import (
+    EXIT_FINDING,
+    EXIT_OK,
+    add_command,
+    declared_entries,
+    print_json,
+    short,
+)
 from provenance.commands.replay import command_line
 from provenance.records import Record, load
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "show",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="summarise the run that produced a file",
-    )
+    parser = add_command(commands, "show", "summarise the run that produced a file", __doc__, run)
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--root", help="resolve relative paths from here")
     parser.add_argument(
         "--check-outcome", action="store_true", help="exit 1 unless the run succeeded"
     )
-    parser.set_defaults(func=run)
 
 
 def summary(record: Record) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
     EXIT_USAGE,
+    add_command,
     declared_entries,
-    plain,
     print_json,
     short,
 )
@@ -39,21 +39,16 @@ DEFAULT_MAX_BYTES = 1024**4  # 1 TiB: a file bigger than that recorded in a side
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "verify",
-        description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="re-hash what records name; report drift",
+    parser = add_command(
+        commands, "verify", "re-hash what records name; report drift", __doc__, run
     )
     parser.add_argument("files", nargs="+", help="artifacts or their sidecars")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--root", help="resolve relative paths from here")
     parser.add_argument(
         "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="skip files larger than this"
     )
     parser.add_argument("--no-cache", action="store_true", help="read every file afresh")
     parser.add_argument("--no-code", action="store_true", help="leave the code digests out")
-    parser.set_defaults(func=run)
 
 
 @dataclass(frozen=True)
