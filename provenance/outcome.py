@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
+# The status of a record written when a run starts, replaced by the final one when it ends.
+RUNNING = "running"
 SIGTERM_EXIT = 143
 SIGINT_EXIT = 130
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -13,13 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.outcome import FAILED, INTERRUPTED
+from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 
 MANIFEST_SCHEMA = "provenance.manifest/v1"
 SIDECAR_SUFFIX = ".manifest.json"
 PREVIOUS = "previous"
+# Set by a caller (``provenance replay --run``) that wants to learn which records a run wrote:
+# each final record's absolute path is appended to that file, one per line.
+RECORD_LOG = "PROVENANCE_RECORD_LOG"
+_TOKEN = "[0-9a-f]{8}"
 # <artifact>.manifest.json, and the records place() keeps beside it.
-_SIDECAR_NAME = re.compile(rf"\.manifest(\.({FAILED}|{INTERRUPTED}|{PREVIOUS}))?\.json$")
+_SIDECAR_NAME = re.compile(
+    rf"\.manifest(\.({SUCCEEDED}|{FAILED}|{INTERRUPTED}|{PREVIOUS}|{RUNNING}\.{_TOKEN}))?\.json$"
+)
 
 _umask_lock = threading.Lock()
 _umask: int | None = None
@@ -49,6 +56,48 @@ def sidecar_path_for(artifact: str | os.PathLike[str]) -> Path:
 def is_sidecar_name(name: str) -> bool:
     """Whether a file name is one this package gives sidecars."""
     return _SIDECAR_NAME.search(name) is not None
+
+
+def side_record_path(target: Path, kind: str) -> Path:
+    """``X.manifest.json`` -> ``X.manifest.<kind>.json`` (previous, failed, interrupted, ...)."""
+    return target.with_name(f"{target.name.removesuffix('.json')}.{kind}.json")
+
+
+def running_record_path(target: Path, token: str) -> Path:
+    """Where a run still under way keeps its small record: ``X.manifest.running.<token>.json``."""
+    return side_record_path(target, f"{RUNNING}.{token}")
+
+
+def running_records(target: Path) -> list[Path]:
+    """The running records beside ``target`` (a sidecar path), sorted by name."""
+    stem = re.escape(target.name.removesuffix(".json"))
+    pattern = re.compile(rf"{stem}\.{RUNNING}\.{_TOKEN}\.json")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    return sorted(target.parent / n for n in names if pattern.fullmatch(n))
+
+
+def is_live(record: str | os.PathLike[str]) -> bool:
+    """Whether the run that wrote this running record still holds it (its process is alive).
+
+    A run keeps an exclusive ``flock`` on its running record for as long as it runs; the kernel
+    drops it when the process dies, however it dies (kill -9, the OOM killer).
+    """
+    try:
+        fd = os.open(record, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no locks on this filesystem: nothing can be said to hold it
+    finally:
+        os.close(fd)
+    return False
 
 
 def _default_mode() -> int:
