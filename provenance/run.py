@@ -41,6 +41,7 @@ from provenance.record import RunFacts, build_block
 from provenance.redact import SecretMatcher
 from provenance.sidecar import (
     MANIFEST_SCHEMA,
+    RECORD_LOG,
     atomic_write,
     canonical_bytes,
     embedded_bytes,
@@ -348,6 +349,7 @@ class Run:
             return
         if placement.note:
             _warn(placement.note)
+        _tell_record_log(placement.path)
         watcher = _sidecar_watcher.get()
         if watcher is not None:
             watcher(placement.path)
@@ -430,6 +432,17 @@ class Run:
         if self._terminated:
             # End the way the process would have without us: killed by SIGTERM.
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _tell_record_log(path: Path) -> None:
+    log = os.environ.get(RECORD_LOG)
+    if not log:
+        return
+    try:
+        with open(log, "a", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(f"{os.path.abspath(path)}\n")
+    except OSError as err:
+        _warn(f"could not note the record in {RECORD_LOG}={log}: {err}")
 
 
 def _undo_embed(host: Path, original: bytes) -> None:
