@@ -31,10 +31,18 @@ class RecordedRun:
         self._local = threading.local()
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
-        if inspect.iscoroutinefunction(inspect.unwrap(func)):
+        target = inspect.unwrap(func)
+        kind = (
+            "async function"
+            if inspect.iscoroutinefunction(target)
+            else "generator function"
+            if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target)
+            else None
+        )
+        if kind is not None:
             raise ProvenanceError(
-                f"recorded_run cannot record the async function {func.__qualname__}: it would "
-                "end before the work does; decorate the synchronous main that runs the event loop"
+                f"recorded_run cannot record the {kind} {func.__qualname__}: calling it returns "
+                "before the work runs; decorate the plain main that drives it"
             )
         spec = self.spec
         defined_in = spec.entrypoint or _defining_file(func)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,11 @@ SIGINT_EXIT = 130
 
 
 class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM so the run can unwind and record itself."""
+    """Raised in the main thread on SIGTERM or SIGHUP so the run can unwind and record itself."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
 
 
 @dataclass(frozen=True)
@@ -32,11 +37,16 @@ class Outcome:
 
 
 def exit_code_of(code: object) -> int:
-    """The process exit status ``sys.exit(code)`` gives: None 0, an int itself, anything else 1."""
+    """The status a POSIX process ends with after ``sys.exit(code)``.
+
+    None is 0; an int the C ``long`` holds keeps its low byte (``-1`` is 255, ``256`` is 0);
+    a larger one makes CPython exit with 255; anything else prints and exits 1.
+    """
     if code is None:
         return 0
     if isinstance(code, int):
-        return int(code)
+        value = int(code)
+        return value & 0xFF if -(2**63) <= value < 2**63 else 255
     return 1
 
 
@@ -46,6 +56,21 @@ def from_exit_code(code: object) -> Outcome:
     return Outcome(SUCCEEDED if status == 0 else FAILED, status)
 
 
+def error_of(exc: BaseException) -> dict[str, str]:
+    """``{type, message}`` of an exception; a ``__str__`` that raises does not stop the record."""
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    try:
+        message = str(exc)
+    except Exception as err:  # noqa: BLE001 -- the script's exception must still be recorded
+        message = f"<str() of the exception failed: {type(err).__name__}>"
+    return {"type": name, "message": message}
+
+
 def from_exception(exc: BaseException) -> Outcome:
     """Outcome of an exception escaping the run."""
     if isinstance(exc, SystemExit):
@@ -53,11 +78,10 @@ def from_exception(exc: BaseException) -> Outcome:
     if isinstance(exc, KeyboardInterrupt):
         return Outcome(INTERRUPTED, SIGINT_EXIT)
     if isinstance(exc, Terminated):
-        return Outcome(INTERRUPTED, SIGTERM_EXIT)
-    kind = type(exc)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-    return Outcome(FAILED, 1, {"type": name, "message": str(exc)})
+        return Outcome(INTERRUPTED, signal_exit(exc.signum))
+    return Outcome(FAILED, 1, error_of(exc))
+
+
+def signal_exit(signum: int) -> int:
+    """The status a shell reports for a process killed by ``signum``: 128 + its number."""
+    return 128 + int(signum)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import stat
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +17,36 @@ import blake3
 from provenance.errors import DeclarationError
 from provenance.hashing import TreeEntry, walk_tree
 
+
+@dataclass(frozen=True)
+class Glob:
+    """Paths matched when the run ends, for outputs whose names the script does not choose
+    (``model.onnx.data`` beside ``model.onnx``). ``{dest}`` fields are filled from the parsed
+    arguments, with glob characters in their values taken literally: ``Glob("{out}.data")``,
+    ``Glob("{out_dir}/*.onnx")``. ``**`` matches folders recursively.
+    """
+
+    pattern: str
+
+    def dests(self) -> list[str]:
+        return [f for _, f, _, _ in string.Formatter().parse(self.pattern) if f]
+
+    def expand(self, namespace: argparse.Namespace | None) -> Declared | None:
+        """The matching paths, sorted; None when a ``{dest}`` it needs was not given."""
+        values: dict[str, str] = {}
+        for dest in self.dests():
+            value = getattr(namespace, dest, None) if namespace is not None else None
+            if value is None:
+                return None
+            values[dest] = glob.escape(os.fspath(value))
+        pattern = self.pattern.format_map(values) if values else self.pattern
+        matches = sorted(os.path.abspath(m) for m in glob.glob(pattern, recursive=True))
+        return Declared(tuple(matches), many=True)
+
+
 # A declaration names an argparse dest (str), computes paths from the parsed args (callable),
-# or gives a literal path (os.PathLike) for scripts without argparse.
-Declaration = Union[str, "os.PathLike[str]", Callable[[argparse.Namespace], Any]]
+# gives a literal path (os.PathLike) for scripts without argparse, or a Glob matched at exit.
+Declaration = Union[str, "os.PathLike[str]", Glob, Callable[[argparse.Namespace], Any]]
 Declarations = Mapping[str, Declaration]
 
 ROOT_MARKERS = (".git", "pyproject.toml")
@@ -83,6 +112,31 @@ def fingerprint(path: str) -> Fingerprint:
     return stats.fingerprint()
 
 
+def changed_since(path: str, moment_ns: int) -> bool:
+    """Whether ``path`` (a directory: it or anything below it) changed at or after ``moment_ns``
+    by the filesystem's clock: its ctime moves on every write, rename or chmod."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if st.st_ctime_ns >= moment_ns:
+        return True
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    return any(e.stat is not None and e.stat.st_ctime_ns >= moment_ns for e in walk_tree(path))
+
+
+def names_beside(path: str) -> frozenset[str]:
+    """Names in ``path``'s folder that start with its name (``model.onnx.data`` for
+    ``model.onnx``), itself excluded: where a library puts side files it writes."""
+    folder, name = os.path.split(path)
+    try:
+        with os.scandir(folder or ".") as entries:
+            return frozenset(e.name for e in entries if e.name.startswith(name) and e.name != name)
+    except OSError:
+        return frozenset()
+
+
 class TreeStats:
     """A directory's fingerprint, fed one walk entry at a time: by ``fingerprint``'s own walk,
     or by the walk that hashes the directory, so that the tree is walked once, not twice."""
@@ -115,6 +169,8 @@ def resolve(
     kind: str, name: str, declaration: Declaration, namespace: argparse.Namespace | None
 ) -> Declared | None:
     """Resolve one declaration to absolute paths; None where the value was not given."""
+    if isinstance(declaration, Glob):
+        return declaration.expand(namespace)
     if isinstance(declaration, os.PathLike):
         value: Any = declaration
     elif isinstance(declaration, str):
@@ -133,8 +189,8 @@ def resolve(
             raise DeclarationError(message) from err
     else:
         raise DeclarationError(
-            f"{kind} {name!r}: a declaration is a dest name, a callable of the parsed arguments "
-            f"or a path, not {type(declaration).__name__}"
+            f"{kind} {name!r}: a declaration is a dest name, a callable of the parsed arguments, "
+            f"a path or a Glob, not {type(declaration).__name__}"
         )
     return as_declared(kind, name, value)
 

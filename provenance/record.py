@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,12 +15,13 @@ from provenance.code import imported_project_modules
 from provenance.digest_cache import DigestCache
 from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
 from provenance.normalize import display_path, normalize
-from provenance.outcome import Outcome, from_exit_code
+from provenance.outcome import RUNNING, Outcome, from_exit_code
 from provenance.paths import (
     Declared,
     Fingerprint,
     TreeStats,
     as_declared,
+    changed_since,
     find_root,
     fingerprint,
 )
@@ -29,6 +32,7 @@ from provenance.redact import (
     secret_options,
     secret_values,
 )
+from provenance.signals import SignalGuard, StopHashing
 
 RUN_SCHEMA = "provenance.run/v1"
 # Code identity always carries SHA-256, whatever the size (ADR-0661 names it).
@@ -57,9 +61,16 @@ class RunFacts:
     embedded_in: str | None = None
     # Digests of unchanged files from earlier runs; None hashes everything afresh.
     cache: DigestCache | None = None
+    # Paths declared after the run started (add_output, or resolved only at exit): whether the
+    # run wrote them is judged against the moment it started, not against their late stat.
+    late: set[str] = field(default_factory=set)
+    started_ns: int | None = None
+    # Cuts the hashing short when a signal asks the process to end (see provenance.signals).
+    guard: SignalGuard | None = None
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
+    stopped: bool = False  # a signal stopped the hashing: some entries are not measured
 
     def shown(self, path: str) -> str:
         return display_path(path, self.root)
@@ -70,9 +81,15 @@ class RunFacts:
             if self._progress is None:
                 self._progress = Progress("provenance: hashing")
             stats = TreeStats()
-            self._entries[path] = describe_path(
-                path, self.shown(path), self.policy, self.cache, self._progress, stats.add
-            )
+            try:
+                with self.guard.hashing() if self.guard is not None else nullcontext():
+                    self._entries[path] = describe_path(
+                        path, self.shown(path), self.policy, self.cache, self._progress, stats.add
+                    )
+            except StopHashing:
+                self.stopped = True
+                self._entries[path] = unmeasured(path, self.shown(path))
+                return dict(self._entries[path])
             if self._entries[path].get("kind") == "directory":
                 # The hashing walk saw every stat the change check needs: no second walk.
                 self._after.setdefault(path, stats.fingerprint())
@@ -93,8 +110,14 @@ class RunFacts:
 
     def _changed(self, path: str, *, strict: bool) -> bool | None:
         before = self.baselines.get(path)
+        if (
+            path in self.late
+            and self.started_ns is not None
+            and changed_since(path, self.started_ns)
+        ):
+            return True
         if before is None:
-            return None
+            return False if path in self.late and self.started_ns is not None else None
         if path not in self._after:
             # Stat-ed once at exit: for a directory that is a walk of every entry below it.
             self._after[path] = fingerprint(path)
@@ -149,6 +172,24 @@ def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
     return entry
 
 
+def unmeasured(path: str, shown: str) -> dict[str, Any]:
+    """The entry of a path whose hashing a signal stopped: what it is, and that it was not
+    hashed; nothing more is claimed."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return {"path": shown, "exists": False}
+    kind = (
+        "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
+    )
+    return {
+        "path": shown,
+        "exists": True,
+        "kind": kind,
+        "not_hashed": "the run was stopped by a signal before this path was hashed",
+    }
+
+
 def _output_entry(facts: RunFacts, path: str) -> dict[str, Any]:
     if path == facts.embedded_in:
         return {
@@ -198,6 +239,37 @@ def _outcome(facts: RunFacts) -> dict[str, Any]:
 
 
 PIPELINE: tuple[Step, ...] = (_schema, _identity, _code, _arguments, _paths, _hash_policy, _outcome)
+# The outcome alone, rebuilt when a signal during recording changed it.
+OUTCOME_STEPS: tuple[Step, ...] = (_outcome,)
+
+
+def _pending(facts: RunFacts, path: str) -> dict[str, Any]:
+    return {"path": facts.shown(path), "pending": True}
+
+
+def _declared_paths(facts: RunFacts) -> dict[str, Any]:
+    return {
+        "inputs": _entries(facts, facts.inputs, _pending),
+        "outputs": _entries(facts, facts.outputs, _pending),
+    }
+
+
+def _under_way(facts: RunFacts) -> dict[str, Any]:
+    return {
+        "code": {},
+        "outcome": {"status": RUNNING, "exit_code": None, "error": None, "gates": {}},
+    }
+
+
+# The record a run writes when it starts: who runs what on which paths, nothing hashed yet.
+RUNNING_PIPELINE: tuple[Step, ...] = (
+    _schema,
+    _identity,
+    _arguments,
+    _declared_paths,
+    _hash_policy,
+    _under_way,
+)
 
 
 def build_block(facts: RunFacts, steps: Sequence[Step] = PIPELINE) -> dict[str, Any]:

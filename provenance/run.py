@@ -6,13 +6,13 @@ import argparse
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Literal
 
 from provenance.capture import capturing
@@ -26,30 +26,47 @@ from provenance.errors import (
 )
 from provenance.hashing import HashPolicy
 from provenance.normalize import normalize
-from provenance.outcome import SUCCEEDED, Outcome, Terminated, from_exception, from_exit_code
+from provenance.outcome import (
+    INTERRUPTED,
+    SIGINT_EXIT,
+    SUCCEEDED,
+    Outcome,
+    from_exception,
+    from_exit_code,
+    signal_exit,
+)
 from provenance.paths import (
     Declaration,
     Declarations,
     Declared,
     Fingerprint,
+    Glob,
     as_declared,
     find_root,
     fingerprint,
+    names_beside,
     resolve,
 )
-from provenance.record import RunFacts, build_block
+from provenance.record import OUTCOME_STEPS, RUNNING_PIPELINE, RunFacts, build_block
 from provenance.redact import SecretMatcher
 from provenance.sidecar import (
     MANIFEST_SCHEMA,
     RECORD_LOG,
+    RunningRecord,
     atomic_write,
     canonical_bytes,
     embedded_bytes,
-    place,
+    folder_lock,
+    is_live,
+    is_sidecar_name,
+    keep_last_good,
     read_json_object,
+    record_status,
+    running_records,
+    side_record_path,
     sidecar_path_for,
-    write_placed,
 )
+from provenance.signals import SignalGuard
 
 RESERVED_FIELDS = frozenset({"schema", "run_provenance"})
 ManifestDeclaration = str | Callable[[argparse.Namespace], Any] | None
@@ -117,29 +134,37 @@ class Run:
         self.manifest_out: str | None = None
         self.embed_into = spec.embed_into
         self.baselines: dict[str, Fingerprint] = {}
+        self.late: set[str] = set()  # declared after the run started (see RunFacts.late)
+        self.beside: dict[str, frozenset[str]] = {}  # names beside each output when declared
         self.fields: dict[str, Any] = {}
         self.gates: dict[str, Any] = {}
         self.secrets = SecretMatcher(spec.redact)
+        self.pid = os.getpid()
+        self.started_ns = time.time_ns()
         self._parse_exit: SystemExit | None = None
         self._result: object = None
         self._stack = ExitStack()
-        self._sigterm_installed = False
-        # Set by our SIGTERM handler: the process must still end by SIGTERM, even if the script
-        # caught the exception that unwound it.
-        self._terminated = False
+        self._guard: SignalGuard | None = None
+        self._running: RunningRecord | None = None
+        # The stat of each sidecar this run may write, when it first knew of it: a change by
+        # the end means another run recorded the same artifact meanwhile.
+        self._sidecar_stats: dict[Path, tuple[int, ...] | None] = {}
         self._outcome = Outcome(SUCCEEDED, 0)
         self._flipped: ProvenanceError | None = None
         self._resolved: set[tuple[str, str]] = set()
+        self._unresolved: dict[str, DeclarationError] = {}  # found at exit, by declared name
+        self._entered = False
 
     # -- the script's side -------------------------------------------------------------------
 
     def add_input(self, name: str, path: str | os.PathLike[str] | list[Any] | None) -> None:
         """Declare an input from the script body; it is stat-ed now and hashed at exit."""
-        self._declare(self.inputs, "input", name, path)
+        self._declare(self.inputs, "input", name, path, late=self._entered)
 
     def add_output(self, name: str, path: str | os.PathLike[str] | list[Any] | None) -> None:
-        """Declare an output from the script body; stat-ed now, so ``written_by_run`` is known."""
-        self._declare(self.outputs, "output", name, path)
+        """Declare an output from the script body. Whenever it is declared, whether the run
+        wrote it is judged against the moment the run started."""
+        self._declare(self.outputs, "output", name, path, late=self._entered)
 
     def record(self, **fields: Any) -> None:
         """Add script-specific fields (row counts, feature order, counters) to the manifest."""
@@ -148,20 +173,40 @@ class Run:
             raise ProvenanceError(f"manifest field names {sorted(reserved)} are reserved")
         self.fields.update(normalize(fields, self.root))
 
-    def gate(self, name: str, passed: bool, /, **values: Any) -> None:
+    def gate(self, name: str, passed: bool, **values: Any) -> None:
         """Record a quality-gate verdict; it does not change the exit code, the script does."""
-        if "passed" in values:
-            raise ProvenanceError("gate values may not be named 'passed'")
         self.gates[name] = {"passed": bool(passed), **normalize(values, self.root)}
 
-    def _declare(self, table: dict[str, Declared | None], kind: str, name: str, value: Any) -> None:
+    def _declare(
+        self,
+        table: dict[str, Declared | None],
+        kind: str,
+        name: str,
+        value: Any,
+        *,
+        late: bool = False,
+    ) -> None:
         declared = as_declared(kind, name, value)
         table[name] = declared
-        self._baseline(declared)
+        self._baseline(kind, declared, late=late)
 
-    def _baseline(self, declared: Declared | None) -> None:
+    def _baseline(self, kind: str, declared: Declared | None, *, late: bool = False) -> None:
         for path in declared.paths if declared is not None else ():
+            if late:
+                self.late.add(path)
             self.baselines.setdefault(path, fingerprint(path))
+            if kind == "output" and not late:
+                self.beside.setdefault(path, names_beside(path))
+                sidecar = sidecar_path_for(path)
+                self._sidecar_stats.setdefault(sidecar, _stat_key(sidecar))
+        if kind == "output" and declared is not None:
+            self._top()._start_record(self)
+
+    def _top(self) -> Run:
+        run = self
+        while run.parent is not None:
+            run = run.parent
+        return run
 
     # -- argparse capture (ParseListener) ----------------------------------------------------
 
@@ -186,22 +231,48 @@ class Run:
                 yield kind, name, declaration, table
 
     def _resolve(self, namespace: argparse.Namespace, *, at_exit: bool = False) -> None:
-        """Resolve the spec's declarations against ``namespace``; a missing dest raises.
+        """Resolve what the parsed arguments can now resolve; the rest waits for a later parse.
 
-        Literal paths were declared when the run started. At exit only what is still
-        unresolved is tried (an outer run that never parsed, whose arguments came from a
-        delegated run), and without a baseline: nothing can be claimed about how a path first
-        seen at exit changed.
+        A script may parse more than once (``parse_known_args`` for a config option, then the
+        full parser), so a dest no parse has supplied yet is not an error until the run ends,
+        and then the error says which dests the parses did supply. A ``Glob`` is matched at
+        exit. What is first resolved at exit has no stat from before: whether the run wrote it
+        is judged against the moment it started.
         """
+        problems: dict[str, DeclarationError] = {}
         for kind, name, declaration, table in self._declarations():
-            if isinstance(declaration, os.PathLike) or (at_exit and (kind, name) in self._resolved):
+            if isinstance(declaration, os.PathLike) or (kind, name) in self._resolved:
                 continue
-            declared = resolve(kind, name, declaration, namespace)
+            if isinstance(declaration, Glob) and not at_exit:
+                continue
+            if isinstance(declaration, str) and not hasattr(namespace, declaration):
+                if at_exit:
+                    problems[name] = self._unsupplied(kind, name, declaration, namespace)
+                continue
+            try:
+                declared = resolve(kind, name, declaration, namespace)
+            except DeclarationError as err:
+                if at_exit:
+                    problems[name] = err
+                continue  # a callable that needs a later parse's arguments
             table[name] = _merge_declared(table.get(name), declared) if at_exit else declared
             self._resolved.add((kind, name))
-            if not at_exit:
-                self._baseline(declared)
-        self._resolve_manifest(namespace)
+            self._baseline(kind, declared, late=at_exit)
+        try:
+            self._resolve_manifest(namespace)
+        except DeclarationError as err:
+            if at_exit:
+                problems["manifest"] = err
+        self._unresolved.update(problems)
+
+    def _unsupplied(
+        self, kind: str, name: str, dest: str, namespace: argparse.Namespace
+    ) -> DeclarationError:
+        have = ", ".join(sorted(vars(namespace))) or "none"
+        seen = "no argument parser ran" if not self.parsed else f"the parses supplied: {have}"
+        return DeclarationError(
+            f"{kind} {name!r} names the argparse dest {dest!r}, which no parse supplied ({seen})"
+        )
 
     def _resolve_manifest(self, namespace: argparse.Namespace) -> None:
         declaration = self.spec.manifest
@@ -214,6 +285,9 @@ class Run:
             raise DeclarationError("the manifest declaration must give one path, not a list")
         if declared is not None:
             self.manifest_out = declared.paths[0]
+            sidecar = Path(self.manifest_out)
+            self._sidecar_stats.setdefault(sidecar, _stat_key(sidecar))
+            self._top()._start_record(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -223,18 +297,22 @@ class Run:
                 f"the entrypoint {self.entrypoint} is not a file, so the run's code cannot be "
                 "identified (a REPL, a notebook cell or python -c?): pass entrypoint=<script path>"
             )
-        self.parent = _current.get()
+        parent = _current.get()
+        # A forked worker inherits its parent's context, not its parent's run.
+        self.parent = parent if parent is not None and parent.pid == self.pid else None
         if self.parent is not None and self.parent.entrypoint != self.entrypoint:
             self.parent.shared_trainer = self.parent.shared_trainer or self.entrypoint
-        for kind, name, declaration, table in self._declarations():
-            if isinstance(declaration, os.PathLike):
-                self._declare(table, kind, name, declaration)
-                self._resolved.add((kind, name))
         token = _current.set(self)
         self._stack.callback(_current.reset, token)
         self._stack.enter_context(capturing(self))
         if self.parent is None:
-            self._install_sigterm()
+            self._guard = SignalGuard()
+            self._guard.install()
+        for kind, name, declaration, table in self._declarations():
+            if isinstance(declaration, os.PathLike):
+                self._declare(table, kind, name, declaration)
+                self._resolved.add((kind, name))
+        self._entered = True
         return self
 
     def returned(self, result: object) -> None:
@@ -247,6 +325,8 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
+        if self._guard is not None:
+            self._guard.recording = True  # from here on a signal stops hashing, not recording
         self._stack.close()
         if self.parent is not None:
             self._join(self.parent)
@@ -263,8 +343,20 @@ class Run:
             if self._outcome.status == SUCCEEDED:
                 raise failure from err
         finally:
-            self._restore_sigterm()
+            self._end()
+        if (
+            self._guard is not None
+            and self._guard.received == signal.SIGINT
+            and not isinstance(exc, KeyboardInterrupt)
+        ):
+            raise KeyboardInterrupt  # Ctrl-C while recording: the record is written, now stop
         return False
+
+    def _end(self) -> None:
+        if self._running is not None:
+            self._running.release()
+        if self._guard is not None:
+            self._guard.restore()  # after a SIGTERM or SIGHUP this ends the process
 
     def _ended_in_argparse(self, exc: BaseException | None) -> bool:
         return exc is not None and exc is self._parse_exit
@@ -279,37 +371,63 @@ class Run:
                 table[name] = _merge_declared(table.get(name), declared)
         for path, before in self.baselines.items():
             outer.baselines.setdefault(path, before)
+        for path, names in self.beside.items():
+            outer.beside.setdefault(path, names)
+        for sidecar, key in self._sidecar_stats.items():
+            outer._sidecar_stats.setdefault(sidecar, key)
+        outer.late |= self.late
         outer.manifest_out = outer.manifest_out or self.manifest_out
         outer.embed_into = outer.embed_into or self.embed_into
         outer.fields.update(self.fields)
         outer.gates.update(self.gates)
 
+    def _decide_outcome(self, exc: BaseException | None) -> Outcome:
+        terminated = self._guard.terminated if self._guard is not None else None
+        if terminated is not None:
+            error = from_exception(exc).error if exc is not None else None
+            return Outcome(INTERRUPTED, signal_exit(terminated), error)
+        if exc is not None:
+            return from_exception(exc)
+        return from_exit_code(self._result)
+
     def _finish(self, exc: BaseException | None) -> None:
-        if self._terminated:
-            self._outcome = from_exception(Terminated(signal.SIGTERM))
-        elif exc is not None:
-            self._outcome = from_exception(exc)
-        else:
-            self._outcome = from_exit_code(self._result)
+        self._outcome = self._decide_outcome(exc)
         if self._ended_in_argparse(exc):
-            return  # --help or a usage error: nothing was run, so there is nothing to record
-        if (self.parsed or self.args) and not isinstance(exc, DeclarationError):
+            # --help or a usage error: nothing was run, so there is nothing to record
+            if self._running is not None:
+                self._running.remove()
+            return
+        if not isinstance(exc, DeclarationError):
             try:
                 self._resolve(argparse.Namespace(**self.args), at_exit=True)
             except DeclarationError as err:
                 self._trouble(err)
+            for problem in self._unresolved.values():
+                self._trouble(problem)
         target = self._target()
         if target is None:
-            self._trouble(
-                NoSidecarTargetError(
-                    f"no sidecar was written for {self.entrypoint}: the run declared no output "
-                    "and was given no --manifest-out, so there is nowhere to put its evidence"
-                )
-            )
+            self._trouble(NoSidecarTargetError(self._no_target_reason()))
         else:
             self._write(target)
         if self._flipped is not None:
             raise self._flipped
+
+    def _no_target_reason(self) -> str:
+        where = f"no sidecar was written for {self.entrypoint}"
+        declared = [*self.spec.outputs, *(n for n in self.outputs if n not in self.spec.outputs)]
+        if not declared:
+            return (
+                f"{where}: the run declared no output and was given no --manifest-out, so "
+                "there is nowhere to put its evidence"
+            )
+        why = ", ".join(
+            f"{n}: unresolved (above)" if n in self._unresolved else f"{n}: not given"
+            for n in declared
+        )
+        return (
+            f"{where}: no declared output has a path ({why}) and there was no --manifest-out, "
+            "so there is nowhere to put its evidence"
+        )
 
     def _trouble(self, err: ProvenanceError) -> None:
         """Report an evidence problem; a run that would have succeeded fails instead."""
@@ -317,55 +435,212 @@ class Run:
         if self._outcome.status == SUCCEEDED and self._flipped is None:
             self._outcome, self._flipped = from_exception(err), err
 
+    def _output_order(self) -> list[str]:
+        # Declaration order decides, whatever order the entries were resolved in.
+        return [*self.spec.outputs, *(n for n in self.outputs if n not in self.spec.outputs)]
+
+    def _first_output(self) -> str | None:
+        """The output the sidecar goes beside: the first declared one that was given a path."""
+        given = [d.paths[0] for n in self._output_order() if (d := self.outputs.get(n))]
+        return given[0] if given else None
+
+    def _target(self) -> Path | None:
+        if self.manifest_out is not None:
+            return Path(self.manifest_out)
+        first = self._first_output()
+        return sidecar_path_for(first) if first is not None else None
+
+    def _document(self, block: dict[str, Any]) -> dict[str, Any]:
+        return {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": block}
+
+    # -- the running record ------------------------------------------------------------------
+
+    def _start_record(self, source: Run) -> None:
+        """Write the running record once a target is known: kill -9 later still leaves it."""
+        if self._running is not None:
+            return
+        target = source._target() if source.manifest_out or source.outputs else None
+        if target is None:
+            return
+        base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
+        facts = source._facts(cache=False)
+        facts.entrypoint = self.entrypoint
+        facts.shared_trainer = source.entrypoint if source is not self else self.shared_trainer
+        try:
+            block = build_block(facts, RUNNING_PIPELINE)
+            data = canonical_bytes(source._document(block))
+            self._running = RunningRecord.create(base, data)
+        except Exception as err:  # noqa: BLE001 -- the start record is a help, never a new way to fail
+            _warn(f"could not write the running record beside {base}: {type(err).__name__}: {err}")
+
+    # -- the final record --------------------------------------------------------------------
+
     def _write(self, target: Path) -> None:
         facts = self._facts()
         try:
-            self._write_facts(target, facts)
+            self._write_facts(facts)
         finally:
             facts.close()
 
-    def _write_facts(self, target: Path, facts: RunFacts) -> None:
+    def _write_facts(self, facts: RunFacts) -> None:
         embedded = None
         try:
             embedded = self._embed(facts)
         except SidecarWriteError as err:
             self._trouble(err)
-            facts.outcome = self._outcome
-        document = {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": build_block(facts)}
-        placement = place(
-            target,
-            succeeded=self._outcome.status == SUCCEEDED,
-            status=self._outcome.status,
-            rewrote_output=any(
-                facts.written_by_run(p) for d in self.outputs.values() if d for p in d.paths
-            ),
-        )
+        target = self._target()
+        assert target is not None  # _finish checked that there is somewhere to write
+        block = build_block(facts)
+        self._warn_undeclared_beside()
+        if facts.stopped or (self._guard is not None and self._guard.received is not None):
+            self._outcome = self._interrupted_while_recording()
+        facts.outcome = self._outcome
+        block.update(build_block(facts, OUTCOME_STEPS))
+        folder = target.parent
         try:
-            write_placed(placement, canonical_bytes(document))
+            folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            if embedded is not None:
-                _undo_embed(*embedded)
-            self._trouble(SidecarWriteError(f"could not write the sidecar {placement.path}: {err}"))
+            self._write_failed(target, embedded, err)
             return
-        if placement.note:
-            _warn(placement.note)
-        _tell_record_log(placement.path)
+        with folder_lock(folder):
+            self._mark_concurrent(facts, block, target)
+            path, data, note = self._placement(facts, target, block)
+            try:
+                if path == target and self._outcome.status != SUCCEEDED:
+                    keep_last_good(target)
+                atomic_write(path, data)
+            except OSError as err:
+                self._write_failed(path, embedded, err)
+                return
+        if self._running is not None:
+            self._running.remove()
+        if note:
+            _warn(note)
+        _tell_record_log(path)
         watcher = _sidecar_watcher.get()
         if watcher is not None:
-            watcher(placement.path)
+            watcher(path)
 
-    def _target(self) -> Path | None:
+    def _write_failed(self, path: Path, embedded: tuple[Path, bytes] | None, err: OSError) -> None:
+        if embedded is not None:
+            _undo_embed(*embedded)
+        self._trouble(SidecarWriteError(f"could not write the sidecar {path}: {err}"))
+
+    def _interrupted_while_recording(self) -> Outcome:
+        received = self._guard.received if self._guard is not None else None
+        exit_code = signal_exit(received) if received is not None else 130
+        if received == signal.SIGINT:
+            exit_code = SIGINT_EXIT
+        return Outcome(INTERRUPTED, exit_code, self._outcome.error)
+
+    def _placement(
+        self, facts: RunFacts, target: Path, block: dict[str, Any]
+    ) -> tuple[Path, bytes, str | None]:
+        """Where this run's record goes and its bytes, never destroying earlier evidence.
+
+        A run that wrote none of its outputs does not take over the record of an artifact it
+        left alone: its record goes beside as ``X.manifest.<status>.json``. A script's own JSON
+        at ``--manifest-out``, written by this run, gets the block merged into it; anything
+        else of the script's there is left alone and the record goes beside it.
+        """
+        document = self._document(block)
+        status = self._outcome.status
+        wrote = any(
+            facts.written_by_run(p) for d in self.outputs.values() if d is not None for p in d.paths
+        )
+        if self.manifest_out is not None and not _is_record(target):
+            if not os.path.lexists(target):
+                return target, canonical_bytes(document), None
+            found = read_json_object(target) if _written_since(target, self.started_ns) else None
+            if found is not None:
+                merged = {**{k: v for k, v in self.fields.items() if k not in found[1]}, **found[1]}
+                return target, embedded_bytes(merged, block), None
+            beside = sidecar_path_for(target)
+            note = (
+                f"{target} is not a JSON object this run wrote, so it was left as it is; this "
+                f"run's record is {beside}"
+            )
+            return self._placement_at(beside, document, status, wrote=True, note=note)
         if self.manifest_out is not None:
-            return Path(self.manifest_out)
-        # Declaration order decides, whatever order the entries were resolved in.
-        names = [*self.spec.outputs, *(n for n in self.outputs if n not in self.spec.outputs)]
-        for name in names:
-            declared = self.outputs.get(name)
-            if declared is not None:
-                return sidecar_path_for(declared.paths[0])
-        return None
+            return self._placement_at(target, document, status, wrote=wrote)
+        first = self._first_output()
+        assert first is not None  # the target is beside it
+        # A record of an artifact that is gone describes no bytes: a successful run may take
+        # its place even without writing the artifact.
+        vanished = status == SUCCEEDED and not os.path.lexists(first)
+        return self._placement_at(
+            target, document, status, wrote=bool(facts.written_by_run(first)) or vanished
+        )
 
-    def _facts(self) -> RunFacts:
+    def _placement_at(
+        self,
+        target: Path,
+        document: dict[str, Any],
+        status: str,
+        *,
+        wrote: bool,
+        note: str | None = None,
+    ) -> tuple[Path, bytes, str | None]:
+        data = canonical_bytes(document)
+        if wrote or not os.path.lexists(target):
+            return target, data, note
+        beside = side_record_path(target, status)
+        return (
+            beside,
+            data,
+            f"kept the earlier sidecar {target} (this {status} run wrote none of its outputs); "
+            f"this run's record is {beside}",
+        )
+
+    def _mark_concurrent(self, facts: RunFacts, block: dict[str, Any], target: Path) -> None:
+        """Say so where another run wrote the same outputs while this one ran: the bytes on
+        disk may be that run's. Called with the folder lock held."""
+        mine = {
+            facts.shown(p)
+            for d in self.outputs.values()
+            if d is not None
+            for p in d.paths
+            if facts.written_by_run(p)
+        }
+        if not mine:
+            return
+        base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
+        others: set[str] = set()
+        for other in running_records(base):
+            if self._running is not None and other == self._running.path:
+                continue
+            if is_live(other):
+                others |= _output_paths(other, written_only=False)
+        if target in self._sidecar_stats and _stat_key(target) != self._sidecar_stats[target]:
+            others |= _output_paths(target, written_only=True)
+        shared = mine & others
+        if not shared:
+            return
+        for entry in _entries_of(block.get("outputs")):
+            if entry.get("path") in shared and entry.get("exists"):
+                entry["concurrent_writers"] = True
+        _warn(
+            f"another run wrote {', '.join(sorted(shared))} while this one ran: the record "
+            "cannot tell whose bytes these are, and says so (concurrent_writers)"
+        )
+
+    def _warn_undeclared_beside(self) -> None:
+        declared = {p for d in self.outputs.values() if d is not None for p in d.paths}
+        for path, before in sorted(self.beside.items()):
+            appeared = sorted(
+                name
+                for name in names_beside(path) - before
+                if not is_sidecar_name(name)
+                and os.path.join(os.path.dirname(path), name) not in declared
+            )
+            if appeared:
+                _warn(
+                    f"{', '.join(appeared)} appeared beside the output {os.path.basename(path)} "
+                    "during the run and is not declared, so it is not in the record: declare "
+                    'it, e.g. outputs={"data": Glob("{out}.data")}'
+                )
+
+    def _facts(self, *, cache: bool = True) -> RunFacts:
         return RunFacts(
             entrypoint=self.entrypoint,
             root=self.root,
@@ -380,7 +655,10 @@ class Run:
             baselines=self.baselines,
             outcome=self._outcome,
             gates=self.gates,
-            cache=DigestCache.from_environment(),
+            cache=DigestCache.from_environment() if cache else None,
+            late=self.late,
+            started_ns=self.started_ns,
+            guard=self._guard,
         )
 
     def _embed(self, facts: RunFacts) -> tuple[Path, bytes] | None:
@@ -411,27 +689,46 @@ class Run:
             raise SidecarWriteError(f"could not embed run_provenance into {host}: {err}") from err
         return Path(host), original
 
-    # -- SIGTERM -------------------------------------------------------------------------------
 
-    def _install_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return  # the script (or its framework) handles SIGTERM itself; leave it be
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-        self._sigterm_installed = True
+def _stat_key(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._terminated = True
-        raise Terminated(signum)
 
-    def _restore_sigterm(self) -> None:
-        if not self._sigterm_installed:
-            return
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if self._terminated:
-            # End the way the process would have without us: killed by SIGTERM.
-            os.kill(os.getpid(), signal.SIGTERM)
+def _written_since(path: Path, moment_ns: int) -> bool:
+    try:
+        return os.stat(path).st_ctime_ns >= moment_ns
+    except OSError:
+        return False
+
+
+def _is_record(path: Path) -> bool:
+    return record_status(path) is not None
+
+
+def _entries_of(table: Any) -> Iterator[dict[str, Any]]:
+    if not isinstance(table, dict):
+        return
+    for value in table.values():
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, dict):
+                yield entry
+
+
+def _output_paths(record: Path, *, written_only: bool) -> set[str]:
+    """The output paths another run's record names (only those it wrote, if asked)."""
+    found = read_json_object(record, limit=64 * 1024 * 1024)
+    block = found[1].get("run_provenance") if found is not None else None
+    if not isinstance(block, dict):
+        return set()
+    return {
+        e["path"]
+        for e in _entries_of(block.get("outputs"))
+        if isinstance(e.get("path"), str) and (not written_only or e.get("written_by_run"))
+    }
 
 
 def _tell_record_log(path: Path) -> None:

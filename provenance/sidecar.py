@@ -7,10 +7,12 @@ import fcntl
 import json
 import os
 import re
+import secrets
+import stat
 import tempfile
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,27 +111,181 @@ def _default_mode() -> int:
     return 0o666 & ~_umask
 
 
+# A temporary file nobody holds a lock on and older than this was left by a writer that died.
+_STALE_TMP_SECONDS = 60
+_NAME_MAX = 255
+_MAX_OWN_RECORD = 64 * 1024 * 1024
+_TMP_SUFFIX = ".tmp"
+
+
+def _tmp_prefix(name: str) -> str:
+    # ".<name>.<8 random>.tmp" must fit in a file name even when <name> nearly fills one.
+    room = _NAME_MAX - 2 - 8 - len(_TMP_SUFFIX)
+    return "." + os.fsdecode(os.fsencode(name)[:room]) + "."
+
+
+def _write_locked_tmp(target: Path, data: bytes, mode: int) -> tuple[int, str]:
+    """A fsynced temporary copy of ``data`` beside ``target``, flock-ed while its fd is open."""
+    fd, tmp = tempfile.mkstemp(
+        prefix=_tmp_prefix(target.name), suffix=_TMP_SUFFIX, dir=target.parent
+    )
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data``: a crash leaves the old file or the new one, never half."""
+    """Replace ``path`` with ``data``: a crash leaves the old file or the new one, never half.
+
+    A symlink is written through (its target is replaced, the link stays); temporary files
+    that a killed writer left beside ``path`` are removed.
+    """
     target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = os.stat(target).st_mode & 0o7777
     except OSError:
         mode = _default_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _write_locked_tmp(target, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
     _fsync_dir(target.parent)
+    remove_stale_tmp(target)
+
+
+def remove_stale_tmp(target: Path) -> None:
+    """Remove the temporary files a writer of ``target`` left when it was killed mid-write.
+
+    A live writer holds a lock on its temporary file from the moment it creates it, so a file
+    that is both old and unlocked has no writer left.
+    """
+    prefix = _tmp_prefix(target.name)
+    try:
+        names = [n for n in os.listdir(target.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        if not name.endswith(_TMP_SUFFIX) or len(name) != len(prefix) + 8 + len(_TMP_SUFFIX):
+            continue
+        leftover = target.parent / name
+        try:
+            fd = os.open(leftover, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < _STALE_TMP_SECONDS:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(leftover)
+        except OSError:
+            continue  # held by a live writer, or already gone
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Serialize the record writers of one folder (an exclusive ``flock`` on the folder).
+
+    Where the filesystem has no locks, writers go on unserialized rather than fail.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def record_status(path: Path) -> str | None:
+    """The outcome status of the record at ``path`` (ours to read: it sits at our target), or
+    None when there is none, or it is not one of this package's records."""
+    found = read_json_object(path, limit=_MAX_OWN_RECORD)
+    if found is None:
+        return None
+    block = found[1].get("run_provenance")
+    outcome = block.get("outcome") if isinstance(block, dict) else None
+    status = outcome.get("status") if isinstance(outcome, dict) else None
+    return status if isinstance(status, str) else None
+
+
+def keep_last_good(target: Path) -> Path | None:
+    """Before a run that did not succeed takes ``target``'s place, keep a successful record
+    there as ``X.manifest.previous.json`` (a copy: ``target`` stays until it is replaced).
+
+    Call with the folder lock held. Returns where the copy went, if one was made.
+    """
+    if record_status(target) != SUCCEEDED:
+        return None  # nothing to keep, or the last good record is already kept aside
+    previous = side_record_path(target, PREVIOUS)
+    try:
+        data = target.read_bytes()
+    except OSError:
+        return None
+    atomic_write(previous, data)
+    return previous
+
+
+class RunningRecord:
+    """The small record a run keeps while it runs, locked so that its liveness can be told."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def create(cls, target: Path, data: bytes) -> RunningRecord:
+        """Write it beside ``target``, already locked when it appears under its name."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = running_record_path(target, secrets.token_hex(4))
+        fd, tmp = _write_locked_tmp(path, data, _default_mode())
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+        return cls(path, fd)
+
+    def remove(self) -> None:
+        """The final record is written: this one has served."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the lock (the record stays, and reads as lost)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -146,13 +302,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_json_object(path: str | os.PathLike[str]) -> tuple[bytes, dict[str, Any]] | None:
-    """The bytes and parsed content of ``path`` when it holds a JSON object, else None."""
+def read_json_object(
+    path: str | os.PathLike[str], limit: int | None = None
+) -> tuple[bytes, dict[str, Any]] | None:
+    """The bytes and parsed content of ``path`` when it is a regular file (of at most ``limit``
+    bytes) holding a JSON object, else None. Never blocks on a FIFO."""
     try:
-        raw = Path(path).read_bytes()
-        document = json.loads(raw)
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (limit is not None and st.st_size > limit):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read()
+        document = json.loads(raw)
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
     return (raw, document) if isinstance(document, dict) else None
 
 
@@ -161,45 +330,3 @@ def embedded_bytes(document: Mapping[str, Any], block: Mapping[str, Any]) -> byt
     merged = {k: v for k, v in document.items() if k != "run_provenance"}
     merged["run_provenance"] = json.loads(canonical_bytes(block))  # sorted like the sidecar
     return _json_bytes(merged, sort_keys=False, allow_nan=True)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a sidecar goes, and which earlier record moves aside to make room."""
-
-    path: Path
-    keep_previous_at: Path | None = None
-    note: str | None = None
-
-
-def place(target: Path, *, succeeded: bool, status: str, rewrote_output: bool) -> Placement:
-    """Decide where a run's sidecar goes without destroying an earlier run's evidence.
-
-    A run that did not succeed never takes over the sidecar of artifacts it left alone: if it
-    rewrote no output, the earlier sidecar stays and this record goes beside it as
-    ``<artifact>.manifest.<status>.json``; if it rewrote some, it takes the usual path and the
-    earlier record moves to ``<artifact>.manifest.previous.json``.
-    """
-    if succeeded or not target.exists():
-        return Placement(target)
-    stem = target.name.removesuffix(".json")
-    if not rewrote_output:
-        beside = target.with_name(f"{stem}.{status}.json")
-        return Placement(
-            beside,
-            note=f"kept the earlier sidecar {target} (this {status} run rewrote none of its "
-            f"outputs); this run's record is {beside}",
-        )
-    previous = target.with_name(f"{stem}.{PREVIOUS}.json")
-    return Placement(
-        target,
-        keep_previous_at=previous,
-        note=f"this {status} run rewrote outputs; the earlier sidecar moved to {previous}",
-    )
-
-
-def write_placed(placement: Placement, data: bytes) -> None:
-    """Write ``data`` at the placement, first moving the earlier record aside if asked."""
-    if placement.keep_previous_at is not None:
-        os.replace(placement.path, placement.keep_previous_at)
-    atomic_write(placement.path, data)

@@ -245,12 +245,33 @@ class TestRedaction:
 
 
 class TestMisuseAndFaults:
-    def test_async_functions_are_refused_at_decoration(self):
-        async def main(argv=None):
+    @pytest.mark.parametrize("kind", ["async", "generator", "async generator"])
+    def test_functions_that_return_before_working_are_refused(self, kind):
+        async def coroutine(argv=None):
             return 0
 
-        with pytest.raises(ProvenanceError, match="async function"):
-            recorded_run(outputs={"o": "o"})(main)
+        def generator(argv=None):
+            yield 0
+
+        async def async_generator(argv=None):
+            yield 0
+
+        main = {"async": coroutine, "generator": generator, "async generator": async_generator}
+        with pytest.raises(ProvenanceError, match=f"{kind.split()[-1]} function"):
+            recorded_run(outputs={"o": "o"})(main[kind])
+
+    def test_an_exception_whose_str_raises_passes_through_and_is_recorded(self, tmp_path):
+        class Hostile(Exception):
+            def __str__(self):
+                raise RuntimeError("no text")
+
+        out = tmp_path / "o"
+        raised = Hostile()
+        with pytest.raises(Hostile) as caught, recorded_run(outputs={"o": out}):
+            raise raised
+        assert caught.value is raised
+        error = load_sidecar(sidecar_of(out))["run_provenance"]["outcome"]["error"]
+        assert error["message"] == "<str() of the exception failed: RuntimeError>"
 
     def test_a_fault_in_recording_does_not_replace_the_scripts_exception(
         self, tmp_path, monkeypatch, capsys

@@ -303,7 +303,9 @@ class TestEvidenceFailures:
             main([])
         assert "no sidecar was written" in capsys.readouterr().err
 
-    def test_a_dest_the_parser_lacks_fails_at_parse_time(self, tmp_path):
+    def test_a_dest_no_parse_supplied_fails_the_run_at_exit_naming_the_cause(
+        self, tmp_path, capsys
+    ):
         import argparse
 
         from provenance import recorded_run
@@ -316,12 +318,39 @@ class TestEvidenceFailures:
             parser = argparse.ArgumentParser()
             parser.add_argument("--out-json")
             parser.parse_args(argv)
-            calls.append("worked")  # hours of training that must not start
+            calls.append("worked")
             return 0
 
-        with pytest.raises(DeclarationError, match=r"'out_jsn'.*they have: out_json"):
+        with pytest.raises(DeclarationError, match=r"'out_jsn'.*supplied: out_json"):
             main(["--out-json", str(tmp_path / "m.json")])
-        assert calls == []
+        assert calls == ["worked"]
+        err = capsys.readouterr().err
+        assert "declared no output" not in err
+        assert "model: unresolved" in err
+
+    def test_two_stage_parsing_resolves_when_the_full_parse_supplies_the_dest(self, tmp_path):
+        import argparse
+
+        from provenance import recorded_run
+
+        out = tmp_path / "m.json"
+
+        @recorded_run(outputs={"model": "out_json"}, inputs={"config": "config"})
+        def main(argv=None):
+            # timm's train.py: a config pre-parse, then the full parser with parents=[pre].
+            pre = argparse.ArgumentParser(add_help=False)
+            pre.add_argument("--config")
+            known, rest = pre.parse_known_args(argv)
+            parser = argparse.ArgumentParser(parents=[pre])
+            parser.add_argument("--out-json")
+            args = parser.parse_args(argv)
+            Path(args.out_json).write_text("{}")
+            return 0
+
+        assert main(["--config", str(tmp_path / "c.yaml"), "--out-json", str(out)]) == 0
+        block = load_sidecar(sidecar_of(out))["run_provenance"]
+        assert block["outputs"]["model"]["written_by_run"] is True
+        assert block["inputs"]["config"] == {"path": str(tmp_path / "c.yaml"), "exists": False}
 
 
 class TestGatesAndFields:
@@ -352,15 +381,23 @@ class TestGatesAndFields:
             "written_by_run": True,
         }
 
-    def test_reserved_fields_and_gate_values_are_refused(self, tmp_path):
+    def test_reserved_fields_are_refused_and_gates_normalized(self, tmp_path):
         with Run(RunSpec(outputs={"x": tmp_path / "x"}), __file__, []) as run:
             with pytest.raises(ProvenanceError, match="reserved"):
                 run.record(schema="mine")
-            with pytest.raises(ProvenanceError, match="passed"):
-                run.gate("g", True, passed=False)
             run.gate("g", 1, plcc=float("nan"))
         gates = load_sidecar(tmp_path / "x.manifest.json")["run_provenance"]["outcome"]["gates"]
         assert gates == {"g": {"passed": True, "plcc": "NaN"}}
+
+    def test_passed_is_taken_by_keyword_and_by_position(self, tmp_path):
+        with Run(RunSpec(outputs={"x": tmp_path / "x"}), __file__, []) as run:
+            run.gate("by_keyword", passed=False, plcc=0.7)
+            run.gate("by_position", True, plcc=0.9)
+        gates = load_sidecar(tmp_path / "x.manifest.json")["run_provenance"]["outcome"]["gates"]
+        assert gates == {
+            "by_keyword": {"passed": False, "plcc": 0.7},
+            "by_position": {"passed": True, "plcc": 0.9},
+        }
 
 
 class TestCurrentRun:

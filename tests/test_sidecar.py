@@ -1,4 +1,4 @@
-"""Canonical bytes, atomic writes, embedding, placement of failed runs' records."""
+"""Canonical bytes, atomic writes, embedding, the records kept beside a sidecar."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from pathlib import Path
 import pytest
 
 from provenance.sidecar import (
+    RunningRecord,
     atomic_write,
     canonical_bytes,
     embedded_bytes,
+    is_live,
     is_sidecar_name,
-    place,
+    keep_last_good,
     read_json_object,
+    record_status,
+    remove_stale_tmp,
+    running_records,
+    side_record_path,
     sidecar_path_for,
-    write_placed,
 )
 
 
@@ -74,6 +79,41 @@ class TestAtomicWrite:
         assert target.read_bytes() == b"old"
         assert os.listdir(tmp_path) == ["f.json"]
 
+    def test_a_name_that_nearly_fills_the_limit_still_gets_a_temporary_file(self, tmp_path):
+        target = tmp_path / ("m" * 240 + ".manifest.json")[:255]
+        atomic_write(target, b"x")
+        assert target.read_bytes() == b"x"
+        assert os.listdir(tmp_path) == [target.name]
+
+    def test_a_symlink_is_written_through_not_replaced(self, tmp_path):
+        real = tmp_path / "real" / "model.json"
+        real.parent.mkdir()
+        real.write_bytes(b"old")
+        link = tmp_path / "model.json"
+        link.symlink_to(real)
+        atomic_write(link, b"new")
+        assert link.is_symlink()
+        assert real.read_bytes() == b"new"
+
+    def test_leftovers_of_a_killed_writer_are_removed_and_live_ones_kept(self, tmp_path):
+        import fcntl
+
+        target = tmp_path / "m.json.manifest.json"
+        old, live, young = (tmp_path / f".{target.name}.{c * 8}.tmp" for c in "abc")
+        for path in (old, live, young):
+            path.write_bytes(b"half")
+        for path in (old, live):
+            os.utime(path, (1, 1))
+        holder = os.open(live, os.O_RDONLY)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        try:
+            remove_stale_tmp(target)
+            assert not old.exists()
+            assert live.exists()  # its writer still holds it
+            assert young.exists()  # too new to judge
+        finally:
+            os.close(holder)
+
     def test_keeps_the_mode_of_the_file_it_replaces(self, tmp_path):
         target = tmp_path / "f"
         target.write_bytes(b"")
@@ -98,26 +138,64 @@ class TestEmbed:
         assert read_json_object(tmp_path / "ok.json") == (b'{"k": 1}', {"k": 1})
 
 
-class TestPlace:
-    def test_success_or_first_run_takes_the_usual_path(self, tmp_path):
-        target = tmp_path / "m.json.manifest.json"
-        assert place(target, succeeded=False, status="failed", rewrote_output=False).path == target
-        target.write_text("{}")
-        assert place(target, succeeded=True, status="succeeded", rewrote_output=True) == (
-            place(target, succeeded=True, status="succeeded", rewrote_output=False)
-        )
+class TestKeptRecords:
+    def record(self, status: str) -> bytes:
+        block = {"outcome": {"status": status}}
+        return canonical_bytes({"schema": "provenance.manifest/v1", "run_provenance": block})
 
-    def test_failed_run_goes_beside_an_earlier_record(self, tmp_path):
+    def test_side_record_names_are_sidecar_names(self, tmp_path):
         target = tmp_path / "m.json.manifest.json"
-        target.write_text("{}")
-        got = place(target, succeeded=False, status="interrupted", rewrote_output=False)
-        assert got.path.name == "m.json.manifest.interrupted.json"
-        assert got.keep_previous_at is None
+        for kind in ("previous", "failed", "interrupted", "succeeded", "running.0123abcd"):
+            side = side_record_path(target, kind)
+            assert side.name == f"m.json.manifest.{kind}.json"
+            assert is_sidecar_name(side.name)
 
-    def test_failed_run_that_rewrote_moves_the_earlier_record(self, tmp_path):
+    def test_a_successful_record_is_copied_aside_and_stays(self, tmp_path):
         target = tmp_path / "m.json.manifest.json"
-        target.write_text("earlier")
-        got = place(target, succeeded=False, status="failed", rewrote_output=True)
-        write_placed(got, b"now")
-        assert target.read_text() == "now"
-        assert (tmp_path / "m.json.manifest.previous.json").read_text() == "earlier"
+        target.write_bytes(self.record("succeeded"))
+        previous = keep_last_good(target)
+        assert previous == side_record_path(target, "previous")
+        assert previous.read_bytes() == target.read_bytes()
+
+    def test_a_failed_record_never_replaces_the_kept_one(self, tmp_path):
+        target = tmp_path / "m.json.manifest.json"
+        previous = side_record_path(target, "previous")
+        previous.write_bytes(self.record("succeeded"))
+        target.write_bytes(self.record("failed"))
+        assert keep_last_good(target) is None
+        assert record_status(previous) == "succeeded"
+
+    @pytest.mark.parametrize("content", [b"", b"[1]", b"{", b'{"run_provenance": 3}'])
+    def test_what_is_not_a_record_has_no_status(self, tmp_path, content):
+        path = tmp_path / "x.json"
+        path.write_bytes(content)
+        assert record_status(path) is None
+        assert record_status(tmp_path / "absent.json") is None
+
+    def test_a_fifo_at_the_target_is_not_read(self, tmp_path):
+        fifo = tmp_path / "m.json.manifest.json"
+        os.mkfifo(fifo)
+        assert record_status(fifo) is None  # returns at once instead of waiting for a writer
+
+
+class TestRunningRecords:
+    def test_live_while_held_lost_once_released(self, tmp_path):
+        target = tmp_path / "m.json.manifest.json"
+        running = RunningRecord.create(target, b"{}")
+        assert running_records(target) == [running.path]
+        assert is_live(running.path)
+        running.release()
+        assert running.path.exists()
+        assert not is_live(running.path)
+
+    def test_removed_when_the_run_is_recorded(self, tmp_path):
+        target = tmp_path / "m.json.manifest.json"
+        running = RunningRecord.create(target, b"{}")
+        running.remove()
+        assert running_records(target) == []
+
+    def test_only_this_artifacts_running_records(self, tmp_path):
+        target = tmp_path / "m.json.manifest.json"
+        (tmp_path / "other.json.manifest.running.0123abcd.json").write_text("{}")
+        (tmp_path / "m.json.manifest.running.nothex!!.json").write_text("{}")
+        assert running_records(target) == []
