@@ -9,6 +9,7 @@ from provenance.errors import (
     SidecarWriteError,
 )
 from provenance.hashing import HashPolicy
+from provenance.paths import Glob
 from provenance.record import build_run_provenance
 from provenance.run import Run, current_run
 from provenance.schema import load_schema, validate
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeclarationError",
+    "Glob",
     "HashPolicy",
     "NoActiveRunError",
     "NoSidecarTargetError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -340,7 +341,7 @@ class TestEvidenceFailures:
             # timm's train.py: a config pre-parse, then the full parser with parents=[pre].
             pre = argparse.ArgumentParser(add_help=False)
             pre.add_argument("--config")
-            known, rest = pre.parse_known_args(argv)
+            pre.parse_known_args(argv)
             parser = argparse.ArgumentParser(parents=[pre])
             parser.add_argument("--out-json")
             args = parser.parse_args(argv)
@@ -488,3 +489,236 @@ def test_a_file_name_that_is_not_utf8_is_recorded(tmp_path):
     entry = load_sidecar(sidecar_of(out))["run_provenance"]["inputs"]["clip"]
     assert os.fsencode(entry["path"]) == os.fsencode(clip)
     assert entry["size_bytes"] == 1
+
+
+def faulty(*argv: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return run_fake("faulty", *argv, cwd=cwd)
+
+
+class TestNoRunErasesAnothersEvidence:
+    def good(self, out: Path) -> bytes:
+        proc = faulty("--out", out, "--tag", "good")
+        assert proc.returncode == 0, proc.stderr
+        return sidecar_bytes(sidecar_of(out))
+
+    def test_any_number_of_failed_runs_keep_the_last_good_record(self, tmp_path):
+        out = tmp_path / "model.bin"
+        good = self.good(out)
+        for tag in ("x", "y", "z"):
+            assert faulty("--out", out, "--tag", tag, "--end", "fail").returncode == 1
+        assert sidecar_bytes(tmp_path / "model.bin.manifest.previous.json") == good
+        now = load_sidecar(sidecar_of(out))["run_provenance"]
+        assert now["outcome"]["status"] == "failed"
+        assert now["outputs"]["model"]["blake3"] == blake3.blake3(out.read_bytes()).hexdigest()
+
+    def test_a_failed_run_that_cannot_write_its_record_moves_nothing(self, tmp_path, monkeypatch):
+        from tests.fakes import faulty as script
+
+        out = tmp_path / "model.bin"
+        good = self.good(out)
+
+        def disk_full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("provenance.run.atomic_write", disk_full)
+        assert script.main(["--out", str(out), "--tag", "new", "--end", "fail"]) == 1
+        assert sidecar_bytes(sidecar_of(out)) == good
+        kept = tmp_path / "model.bin.manifest.previous.json"
+        assert not kept.exists() or sidecar_bytes(kept) == good
+
+    def test_a_successful_run_that_wrote_nothing_leaves_the_record_alone(self, tmp_path):
+        out = tmp_path / "model.bin"
+        good = self.good(out)
+        proc = faulty("--out", out, "--no-write")
+        assert proc.returncode == 0, proc.stderr
+        assert sidecar_bytes(sidecar_of(out)) == good
+        beside = load_sidecar(tmp_path / "model.bin.manifest.succeeded.json")["run_provenance"]
+        assert beside["outputs"]["model"]["written_by_run"] is False
+        assert "kept the earlier sidecar" in proc.stderr
+
+    def test_eight_concurrent_failing_runs_keep_the_last_good_record(self, tmp_path):
+        out = tmp_path / "model.bin"
+        good = self.good(out)
+        script = str(ROOT / "tests/fakes/faulty.py")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        procs = [
+            subprocess.Popen(
+                [sys.executable, script, "--out", str(out), "--tag", str(i), "--end", "fail"],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(8)
+        ]
+        assert [p.wait(timeout=60) for p in procs] == [1] * 8
+        assert sidecar_bytes(tmp_path / "model.bin.manifest.previous.json") == good
+
+    def test_concurrent_writers_never_credit_one_command_with_anothers_bytes(self, tmp_path):
+        out = tmp_path / "model.bin"
+        script = str(ROOT / "tests/fakes/faulty.py")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for _ in range(3):
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        script,
+                        "--out",
+                        str(out),
+                        "--tag",
+                        f"w{i}",
+                        "--size",
+                        str(2**20),
+                        "--hold",
+                        "0.05",
+                    ],
+                    env=env,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i in range(8)
+            ]
+            assert [p.wait(timeout=60) for p in procs] == [0] * 8
+            block = load_sidecar(sidecar_of(out))["run_provenance"]
+            entry = block["outputs"]["model"]
+            tag = block["argv"][block["argv"].index("--tag") + 1]
+            expected = (tag * 64).encode() * (2**20 // (len(tag) * 64))
+            expected += (tag * 64).encode()[: 2**20 % (len(tag) * 64)]
+            on_disk = blake3.blake3(out.read_bytes()).hexdigest()
+            # Either the record's command wrote exactly the bytes it sits beside, or the
+            # record says it cannot tell.
+            if not entry.get("concurrent_writers"):
+                assert entry["blake3"] == on_disk == blake3.blake3(expected).hexdigest()
+
+    def test_a_late_add_output_is_judged_from_the_start_of_the_run(self, tmp_path):
+        from provenance import recorded_run
+
+        out, report = tmp_path / "model.bin", tmp_path / "report.json"
+        with recorded_run(outputs={"model": out}) as run:
+            report.write_text("{}")
+            run.add_output("report", report)
+        entry = load_sidecar(sidecar_of(out))["run_provenance"]["outputs"]["report"]
+        assert entry["written_by_run"] is True
+
+    def test_a_late_add_output_of_an_old_file_is_not_claimed(self, tmp_path):
+        from provenance import recorded_run
+
+        out, old = tmp_path / "model.bin", tmp_path / "old.json"
+        old.write_text("{}")
+        time.sleep(0.02)
+        with recorded_run(outputs={"model": out}) as run:
+            run.add_output("old", old)
+        entry = load_sidecar(sidecar_of(out))["run_provenance"]["outputs"]["old"]
+        assert entry["written_by_run"] is False
+
+
+class TestSideOutputs:
+    def test_a_glob_declaration_records_the_side_file(self, tmp_path):
+        out = tmp_path / "model.onnx"
+        proc = faulty("--out", out, "--side-file")
+        assert proc.returncode == 0, proc.stderr
+        (data,) = load_sidecar(sidecar_of(out))["run_provenance"]["outputs"]["data"]
+        assert data["path"] == f"{out.as_posix()}.data"
+        assert data["written_by_run"] is True
+        assert data["blake3"] == blake3.blake3(Path(f"{out}.data").read_bytes()).hexdigest()
+
+    def test_glob_characters_in_the_dest_value_are_literal(self, tmp_path):
+        folder = tmp_path / "run[1]"
+        folder.mkdir()
+        out = folder / "model.onnx"
+        assert faulty("--out", out, "--side-file").returncode == 0
+        (data,) = load_sidecar(sidecar_of(out))["run_provenance"]["outputs"]["data"]
+        assert data["exists"] is True
+
+    def test_the_warning_names_the_side_file(self, tmp_path):
+        code = (
+            "from pathlib import Path\n"
+            "from provenance import recorded_run\n"
+            f"out = Path({str(tmp_path / 'model.onnx')!r})\n"
+            f"with recorded_run(outputs={{'model': out}}, entrypoint={__file__!r}):\n"
+            "    out.write_bytes(b'graph')\n"
+            "    Path(f'{out}.data').write_bytes(b'weights')\n"
+        )
+        proc = run_python("-c", code)
+        assert proc.returncode == 0, proc.stderr
+        assert "model.onnx.data appeared beside the output model.onnx" in proc.stderr
+
+
+class TestScriptsOwnManifest:
+    def test_the_block_is_merged_into_a_json_object_the_script_wrote(self, tmp_path):
+        from provenance import current_run, recorded_run
+
+        manifest = tmp_path / "data_manifest.json"
+
+        @recorded_run(outputs={"model": "out"})
+        def main(argv=None):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--out")
+            parser.add_argument("--manifest-out")
+            args = parser.parse_args(argv)
+            Path(args.out).write_text("m")
+            Path(args.manifest_out).write_text('{"shards": ["a", "b"], "rows": 10}')
+            current_run().record(row_count=10)
+            return 0
+
+        assert main(["--out", str(tmp_path / "m"), "--manifest-out", str(manifest)]) == 0
+        document = json.loads(manifest.read_text())
+        assert document["shards"] == ["a", "b"]
+        assert document["rows"] == 10
+        assert document["row_count"] == 10
+        assert document["run_provenance"]["outputs"]["model"]["written_by_run"] is True
+
+    def test_what_is_not_a_json_object_is_left_alone(self, tmp_path, capsys):
+        from provenance import recorded_run
+
+        manifest = tmp_path / "manifest.jsonl"
+
+        @recorded_run(outputs={"model": "out"})
+        def main(argv=None):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--out")
+            parser.add_argument("--manifest-out")
+            args = parser.parse_args(argv)
+            Path(args.manifest_out).write_text('{"a": 1}\n{"b": 2}\n')
+            return 0
+
+        assert main(["--out", str(tmp_path / "m"), "--manifest-out", str(manifest)]) == 0
+        assert manifest.read_text() == '{"a": 1}\n{"b": 2}\n'
+        assert load_sidecar(tmp_path / "manifest.jsonl.manifest.json")
+        assert "left as it is" in capsys.readouterr().err
+
+
+class TestNamesAndLinks:
+    def test_an_artifact_name_that_nearly_fills_the_limit(self, tmp_path):
+        out = tmp_path / ("m" * 228)
+        proc = faulty("--out", out)
+        assert proc.returncode == 0, proc.stderr
+        assert load_sidecar(sidecar_of(out))["run_provenance"]["outcome"]["status"] == "succeeded"
+
+    def test_embedding_into_a_symlinked_output_keeps_the_link(self, tmp_path):
+        from provenance import recorded_run
+
+        real = tmp_path / "store" / "model.json"
+        real.parent.mkdir()
+        link = tmp_path / "model.json"
+        link.symlink_to(real)
+        with recorded_run(outputs={"model": link}, embed_into="model"):
+            link.write_text('{"weights": [1, 2]}')
+        assert link.is_symlink()
+        assert json.loads(real.read_text())["run_provenance"]["schema"] == "provenance.run/v1"
+
+
+@pytest.mark.parametrize(("code", "process_exit"), [(-1, 255), (2**70, 255), (256, 0), (3, 3)])
+def test_the_recorded_exit_code_is_the_processs(tmp_path, code, process_exit):
+    out = tmp_path / "o"
+    script = tmp_path / "exits.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from provenance import recorded_run\n"
+        f"@recorded_run(outputs={{'o': __import__('pathlib').Path({str(out)!r})}})\n"
+        "def main(argv=None):\n"
+        f"    return {code}\n"
+        "sys.exit(main())\n"
+    )
+    proc = run_python(script)
+    assert proc.returncode == process_exit
+    assert load_sidecar(sidecar_of(out))["run_provenance"]["outcome"]["exit_code"] == process_exit
