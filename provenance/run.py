@@ -441,7 +441,7 @@ class Run:
 
     def _first_output(self) -> str | None:
         """The output the sidecar goes beside: the first declared one that was given a path."""
-        given = [d.paths[0] for n in self._output_order() if (d := self.outputs.get(n))]
+        given = [d.paths[0] for n in self._output_order() if (d := self.outputs.get(n)) and d.paths]
         return given[0] if given else None
 
     def _target(self) -> Path | None:
@@ -492,7 +492,7 @@ class Run:
         assert target is not None  # _finish checked that there is somewhere to write
         block = build_block(facts)
         self._warn_undeclared_beside()
-        if facts.stopped or (self._guard is not None and self._guard.received is not None):
+        if facts.stopped or (self._guard is not None and self._guard.stopped):
             self._outcome = self._interrupted_while_recording()
         facts.outcome = self._outcome
         block.update(build_block(facts, OUTCOME_STEPS))

@@ -43,6 +43,7 @@ class SignalGuard:
         self.pid = os.getpid()
         self.received: int | None = None  # the first signal that asked the process to end
         self.recording = False
+        self.stopped = False  # a signal came while recording: hash no more
         self._hashing = 0
         self._installed: dict[int, Any] = {}
 
@@ -75,13 +76,14 @@ class SignalGuard:
             raise KeyboardInterrupt  # what the default handler does; the script may catch it
         if self.received is None:
             self.received = signum
+        self.stopped = True
         if self._hashing:
             raise StopHashing
 
     @contextmanager
     def hashing(self) -> Iterator[None]:
         """A stretch of work that a signal may cut short (by raising ``StopHashing``)."""
-        if self.received is not None and self.recording:
+        if self.stopped:
             raise StopHashing
         self._hashing += 1
         try:
