@@ -580,8 +580,8 @@ class TestNoRunErasesAnothersEvidence:
             block = load_sidecar(sidecar_of(out))["run_provenance"]
             entry = block["outputs"]["model"]
             tag = block["argv"][block["argv"].index("--tag") + 1]
-            expected = (tag * 64).encode() * (2**20 // (len(tag) * 64))
-            expected += (tag * 64).encode()[: 2**20 % (len(tag) * 64)]
+            unit = (tag * 64).encode()
+            expected = (unit * (2**20 // len(unit) + 1))[: 2**20]
             on_disk = blake3.blake3(out.read_bytes()).hexdigest()
             # Either the record's command wrote exactly the bytes it sits beside, or the
             # record says it cannot tell.

@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         unit = (args.tag * 64).encode()
         with open(args.out, "wb") as handle:
-            for _ in range(args.size // len(unit)):
-                handle.write(unit)
-            handle.write(unit[: args.size % len(unit)])
+            handle.write((unit * (args.size // len(unit) + 1))[: args.size])
         if args.side_file:
             Path(f"{args.out}.data").write_bytes(unit)
     time.sleep(args.hold)
