@@ -199,13 +199,14 @@ def test_random_kills_never_lose_or_tear_evidence(tmp_path, launcher):
     kinds: dict[str, int] = {}
     for trial in range(TRIALS_PER_LANE):
         plan = []
-        for lane in lanes:
+        spared = rng.randrange(LANES)  # one run a round is left to finish, whatever the machine
+        for n, lane in enumerate(lanes):
             ready = lane.out.parent / f"ready{trial}"
             size, hold = rng.randrange(2**16, 2**24), rng.choice((0.0, 0.0, 0.05))
             pid = launcher.start(argv_for(lane.out, f"t{trial}", size, lane.inputs, ready, hold))
             signum = rng.choice((signal.SIGKILL, signal.SIGTERM))
             plan.append((pid, ready, signum, rng.uniform(0.0, WINDOW_S)))
-        kill_in_window(launcher, plan)
+        kill_in_window(launcher, [p for n, p in enumerate(plan) if n != spared])
         for lane, (pid, *_) in zip(lanes, plan, strict=True):
             code = launcher.wait(pid)
             outcomes[code] = outcomes.get(code, 0) + 1
