@@ -57,6 +57,7 @@ class Launcher:
             text=True,
         )
         self.ended: dict[int, int] = {}
+        self.ended_at: dict[int, float] = {}
         self._started: list[int] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -71,6 +72,7 @@ class Launcher:
                     self._started.append(int(pid))
                 else:
                     self.ended[int(pid)] = int(rest[0])
+                    self.ended_at[int(pid)] = time.monotonic()
                 self._changed.notify_all()
 
     def start(self, argv: list[str]) -> int:
@@ -190,22 +192,30 @@ def test_random_kills_never_lose_or_tear_evidence(tmp_path, launcher):
         for i, path in enumerate(inputs):
             path.write_bytes(bytes([i]) * rng.randrange(1, 2**20))
         lanes.append(Lane(folder / "model.bin", inputs))
+    durations = []
     for lane in lanes:  # the earlier good record every lane starts from
-        pid = launcher.start(argv_for(lane.out, "good", 4096, lane.inputs, lane.out, 0))
+        ready = lane.out.parent / "ready-good"
+        pid = launcher.start(argv_for(lane.out, "good", 2**23, lane.inputs, ready, 0))
+        while not ready.exists() and pid not in launcher.ended:
+            time.sleep(0.001)
+        was_ready = time.monotonic()
         assert launcher.wait(pid) == 0
+        durations.append(launcher.ended_at[pid] - was_ready)
         lane.last_good = sidecar_of(lane.out).read_bytes()
+    # Kills spread over what a run takes from ready to its end on this machine, now.
+    window = max(0.02, 1.2 * sorted(durations)[len(durations) // 2])
 
     outcomes: dict[int, int] = {}
     kinds: dict[str, int] = {}
     for trial in range(TRIALS_PER_LANE):
         plan = []
         spared = rng.randrange(LANES)  # one run a round is left to finish, whatever the machine
-        for n, lane in enumerate(lanes):
+        for lane in lanes:
             ready = lane.out.parent / f"ready{trial}"
             size, hold = rng.randrange(2**16, 2**24), rng.choice((0.0, 0.0, 0.05))
             pid = launcher.start(argv_for(lane.out, f"t{trial}", size, lane.inputs, ready, hold))
             signum = rng.choice((signal.SIGKILL, signal.SIGTERM))
-            plan.append((pid, ready, signum, rng.uniform(0.0, WINDOW_S)))
+            plan.append((pid, ready, signum, rng.uniform(0.0, window)))
         kill_in_window(launcher, [p for n, p in enumerate(plan) if n != spared])
         for lane, (pid, *_) in zip(lanes, plan, strict=True):
             code = launcher.wait(pid)
