@@ -11,18 +11,23 @@ from provenance.normalize import display_path
 from provenance.paths import in_virtualenv
 
 
-def imported_project_modules(root: Path | None) -> dict[str, str]:
+def imported_project_modules(
+    root: Path | None, entrypoint: str | os.PathLike[str] | None = None
+) -> dict[str, str]:
     """Sorted mapping of every imported module file under ``root`` to its SHA-256.
 
     Third-party code stays out: files outside the root, and virtual environments or
-    site-packages kept inside it, are not the project's.
+    site-packages kept inside it, are not the project's. The ``__init__.py`` of every package
+    folder around ``entrypoint`` is in, imported or not (see ``enclosing_packages``).
     """
     if root is None:
         return {}
+    files = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
+    if entrypoint is not None:
+        files.extend(enclosing_packages(entrypoint, root))
     found: dict[str, str] = {}
-    for module in list(sys.modules.values()):
-        filename = getattr(module, "__file__", None)
-        if not isinstance(filename, str):
+    for filename in files:
+        if not isinstance(filename, (str, Path)):
             continue
         path = Path(os.path.abspath(filename))
         if not path.is_relative_to(root) or in_virtualenv(path, root):
@@ -35,3 +40,17 @@ def imported_project_modules(root: Path | None) -> dict[str, str]:
         except OSError:
             continue  # a module file deleted since import has no content left to vouch for
     return dict(sorted(found.items()))
+
+
+def enclosing_packages(entrypoint: str | os.PathLike[str], root: Path) -> list[Path]:
+    """The ``__init__.py`` files in the entrypoint's folder and each folder above it, up to
+    and including ``root``.
+
+    ``python -m pkg.mod`` imports them and ``python pkg/mod.py`` does not; taking them either
+    way keeps the record of the same code the same however the script was started.
+    """
+    folder = Path(os.path.abspath(entrypoint)).parent
+    if not folder.is_relative_to(root):
+        return []
+    chain = [folder, *folder.parents[: len(folder.relative_to(root).parts)]]
+    return [f / "__init__.py" for f in chain if (f / "__init__.py").is_file()]

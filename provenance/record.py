@@ -151,7 +151,7 @@ def _identity(facts: RunFacts) -> dict[str, Any]:
 
 
 def _code(facts: RunFacts) -> dict[str, Any]:
-    return {"code": imported_project_modules(facts.root)}
+    return {"code": imported_project_modules(facts.root, facts.entrypoint)}
 
 
 def _arguments(facts: RunFacts) -> dict[str, Any]:

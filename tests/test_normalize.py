@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import enum
+import io
 import json
 import math
+import os
+import sys
+import typing
+from collections import namedtuple
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 
+import attrs
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +33,27 @@ class Level(enum.IntEnum):
 
 class Opaque:
     pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    tags: frozenset[str]
+    path: Path
+    cache: dict[str, int] = dataclasses.field(default_factory=dict, repr=False)
+
+
+@attrs.define
+class Grid:
+    sizes: set[int]
+    label: str = attrs.field(default="x", repr=False)
+
+
+Pair = namedtuple("Pair", ["right", "left"])
+
+
+class Span(typing.NamedTuple):
+    start: int
+    stop: int
 
 
 class TestNormalize:
@@ -83,6 +113,100 @@ class TestNormalize:
         assert display_path(tmp_path, tmp_path) == "."
 
 
+class TestRecords:
+    """Objects made of named fields are written field by field, never through their repr."""
+
+    def test_a_dataclass_by_its_shown_fields(self, tmp_path):
+        value = Cfg(frozenset({"b", "c", "a"}), tmp_path / "x.csv", {"hidden": 1})
+        assert normalize(value, tmp_path) == {
+            "$type": "tests.test_normalize.Cfg",
+            "$fields": {"path": "x.csv", "tags": ["a", "b", "c"]},
+        }
+
+    def test_an_attrs_class_by_its_shown_fields(self):
+        assert normalize(Grid({3, 1, 2})) == {
+            "$type": "tests.test_normalize.Grid",
+            "$fields": {"sizes": [1, 2, 3]},
+        }
+
+    def test_named_tuples_keep_their_field_names(self):
+        assert normalize(Pair(2, {"y", "x"})) == {
+            "$type": "tests.test_normalize.Pair",
+            "$fields": {"left": ["x", "y"], "right": 2},
+        }
+        assert normalize(Span(0, 4))["$fields"] == {"start": 0, "stop": 4}
+
+    def test_namespaces_by_their_attributes(self):
+        nested = argparse.Namespace(stages={"train", "eval"}, inner=SimpleNamespace(k=(1, 2)))
+        assert normalize(nested) == {
+            "$type": "argparse.Namespace",
+            "$fields": {
+                "inner": {"$type": "types.SimpleNamespace", "$fields": {"k": [1, 2]}},
+                "stages": ["eval", "train"],
+            },
+        }
+
+    def test_records_nest_and_come_out_sorted(self):
+        out = normalize(
+            {"cfg": Cfg(frozenset({"z"}), Path("/d")), "n": argparse.Namespace(b=1, a=2)}
+        )
+        assert json.dumps(out, sort_keys=True) == json.dumps(out)
+        assert list(out["n"]["$fields"]) == ["a", "b"]
+
+    def test_a_dataclass_class_is_not_a_record(self):
+        assert "$repr" in normalize(Cfg)
+
+    def test_a_field_that_cannot_be_read_falls_back_to_the_repr(self):
+        class Lazy:
+            __attrs_attrs__ = (SimpleNamespace(name="value", repr=True),)
+
+            @property
+            def value(self):
+                raise RuntimeError("not loaded")
+
+        assert "$repr" in normalize(Lazy())
+
+
+class TestOpenFiles:
+    """Open files (argparse.FileType) by type, name and mode; never the locale's encoding."""
+
+    def test_name_relative_to_the_root_and_mode(self, tmp_path):
+        path = tmp_path / "data" / "x.csv"
+        path.parent.mkdir()
+        path.write_text("a\n")
+        with path.open(encoding="latin-1") as latin, path.open(encoding="utf-8") as utf8:
+            assert normalize(latin, tmp_path) == normalize(utf8, tmp_path)
+            assert normalize(latin, tmp_path) == {
+                "$type": "_io.TextIOWrapper",
+                "$file": {"mode": "r", "name": "data/x.csv"},
+            }
+        assert "encoding" not in json.dumps(normalize(latin, tmp_path)), "closed, still the same"
+
+    def test_binary_files_and_files_outside_the_root(self, tmp_path):
+        path = tmp_path / "out.bin"
+        with path.open("wb") as handle:
+            out = normalize(handle, tmp_path / "elsewhere")
+        assert out == {"$type": "_io.BufferedWriter", "$file": {"mode": "wb", "name": str(path)}}
+
+    def test_stdin_and_stdout_are_a_dash(self):
+        # What argparse.FileType gives for "-": the interpreter's own streams.
+        assert normalize(sys.__stdin__)["$file"] == {"mode": "r", "name": "-"}
+        assert normalize(sys.__stdout__)["$file"] == {"mode": "w", "name": "-"}
+        assert normalize(sys.__stdin__.buffer)["$file"] == {"mode": "rb", "name": "-"}
+
+    def test_a_file_opened_from_a_descriptor_keeps_its_number(self, tmp_path):
+        read, write = os.pipe()
+        os.close(write)
+        with open(read, "rb") as handle:
+            assert normalize(handle)["$file"] == {"mode": "rb", "name": read}
+
+    def test_a_detached_file_does_not_crash(self):
+        stream = io.TextIOWrapper(io.BytesIO(b"x"), encoding="utf-8")
+        stream.detach()
+        assert normalize(stream)["$file"] == {"mode": None, "name": None}
+
+
+names = st.from_regex(r"[a-z_]{1,6}", fullmatch=True)
 json_like = st.recursive(
     st.none()
     | st.booleans()
@@ -95,6 +219,8 @@ json_like = st.recursive(
         | st.tuples(children, children)
         | st.frozensets(st.integers() | st.text(), max_size=4)
         | st.dictionaries(st.text(max_size=5), children, max_size=4)
+        | st.builds(Pair, children, children)
+        | st.builds(lambda fields: SimpleNamespace(**fields), st.dictionaries(names, children))
     ),
     max_leaves=20,
 )
