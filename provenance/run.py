@@ -42,6 +42,7 @@ from provenance.paths import (
     Fingerprint,
     Glob,
     as_declared,
+    changed_since,
     find_root,
     fingerprint,
     names_beside,
@@ -551,7 +552,8 @@ class Run:
         if self.manifest_out is not None and not _is_record(target):
             if not os.path.lexists(target):
                 return target, canonical_bytes(document), None
-            found = read_json_object(target) if _written_since(target, self.started_ns) else None
+            written = changed_since(str(target), self.started_ns)
+            found = read_json_object(target) if written else None
             if found is not None:
                 merged = {**{k: v for k, v in self.fields.items() if k not in found[1]}, **found[1]}
                 return target, embedded_bytes(merged, block), None
@@ -696,13 +698,6 @@ def _stat_key(path: Path) -> tuple[int, ...] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _written_since(path: Path, moment_ns: int) -> bool:
-    try:
-        return os.stat(path).st_ctime_ns >= moment_ns
-    except OSError:
-        return False
 
 
 def _is_record(path: Path) -> bool:

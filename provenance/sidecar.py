@@ -138,11 +138,28 @@ def _write_locked_tmp(target: Path, data: bytes, mode: int) -> tuple[int, str]:
         os.fsync(fd)
         os.fchmod(fd, mode)
     except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _discard(fd, tmp)
         raise
     return fd, tmp
+
+
+def _discard(fd: int, tmp: str) -> None:
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _put_in_place(target: Path, data: bytes, mode: int) -> int:
+    """Write ``data`` to a locked temporary file, rename it to ``target``, sync the folder;
+    return the still-open (and still locked) descriptor."""
+    fd, tmp = _write_locked_tmp(target, data, mode)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        _discard(fd, tmp)
+        raise
+    _fsync_dir(target.parent)
+    return fd
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -159,16 +176,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         mode = os.stat(target).st_mode & 0o7777
     except OSError:
         mode = _default_mode()
-    fd, tmp = _write_locked_tmp(target, data, mode)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    finally:
-        os.close(fd)
-    _fsync_dir(target.parent)
+    fd = _put_in_place(target, data, mode)
+    os.close(fd)
     remove_stale_tmp(target)
 
 
@@ -264,15 +273,7 @@ class RunningRecord:
         """Write it beside ``target``, already locked when it appears under its name."""
         target.parent.mkdir(parents=True, exist_ok=True)
         path = running_record_path(target, secrets.token_hex(4))
-        fd, tmp = _write_locked_tmp(path, data, _default_mode())
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
+        fd = _put_in_place(path, data, _default_mode())
         return cls(path, fd)
 
     def remove(self) -> None:

@@ -642,23 +642,28 @@ class TestSideOutputs:
         assert "model.onnx.data appeared beside the output model.onnx" in proc.stderr
 
 
+def manifest_script(own_manifest: str):
+    """A script that writes its model, and its own data manifest to --manifest-out."""
+    from provenance import current_run, recorded_run
+
+    @recorded_run(outputs={"model": "out"})
+    def main(argv=None):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--out")
+        parser.add_argument("--manifest-out")
+        args = parser.parse_args(argv)
+        Path(args.out).write_text("m")
+        Path(args.manifest_out).write_text(own_manifest)
+        current_run().record(row_count=10)
+        return 0
+
+    return main
+
+
 class TestScriptsOwnManifest:
     def test_the_block_is_merged_into_a_json_object_the_script_wrote(self, tmp_path):
-        from provenance import current_run, recorded_run
-
         manifest = tmp_path / "data_manifest.json"
-
-        @recorded_run(outputs={"model": "out"})
-        def main(argv=None):
-            parser = argparse.ArgumentParser()
-            parser.add_argument("--out")
-            parser.add_argument("--manifest-out")
-            args = parser.parse_args(argv)
-            Path(args.out).write_text("m")
-            Path(args.manifest_out).write_text('{"shards": ["a", "b"], "rows": 10}')
-            current_run().record(row_count=10)
-            return 0
-
+        main = manifest_script('{"shards": ["a", "b"], "rows": 10}')
         assert main(["--out", str(tmp_path / "m"), "--manifest-out", str(manifest)]) == 0
         document = json.loads(manifest.read_text())
         assert document["shards"] == ["a", "b"]
@@ -667,19 +672,8 @@ class TestScriptsOwnManifest:
         assert document["run_provenance"]["outputs"]["model"]["written_by_run"] is True
 
     def test_what_is_not_a_json_object_is_left_alone(self, tmp_path, capsys):
-        from provenance import recorded_run
-
         manifest = tmp_path / "manifest.jsonl"
-
-        @recorded_run(outputs={"model": "out"})
-        def main(argv=None):
-            parser = argparse.ArgumentParser()
-            parser.add_argument("--out")
-            parser.add_argument("--manifest-out")
-            args = parser.parse_args(argv)
-            Path(args.manifest_out).write_text('{"a": 1}\n{"b": 2}\n')
-            return 0
-
+        main = manifest_script('{"a": 1}\n{"b": 2}\n')
         assert main(["--out", str(tmp_path / "m"), "--manifest-out", str(manifest)]) == 0
         assert manifest.read_text() == '{"a": 1}\n{"b": 2}\n'
         assert load_sidecar(tmp_path / "manifest.jsonl.manifest.json")
