@@ -509,7 +509,7 @@ class Run:
             try:
                 if path == target and self._outcome.status != SUCCEEDED:
                     keep_last_good(target)
-                atomic_write(path, data)
+                atomic_write(path, data, follow_symlinks=False)
             except OSError as err:
                 self._write_failed(path, embedded, err)
                 return

@@ -162,14 +162,17 @@ def _put_in_place(target: Path, data: bytes, mode: int) -> int:
     return fd
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write(
+    path: str | os.PathLike[str], data: bytes, *, follow_symlinks: bool = True
+) -> None:
     """Replace ``path`` with ``data``: a crash leaves the old file or the new one, never half.
 
-    A symlink is written through (its target is replaced, the link stays); temporary files
-    that a killed writer left beside ``path`` are removed.
+    A symlink is written through, as ``open()`` would (its target is replaced, the link stays),
+    unless ``follow_symlinks`` is false: records are never written through a link someone put
+    where a record goes. Temporary files that a killed writer left beside ``path`` are removed.
     """
     target = Path(path)
-    if target.is_symlink():
+    if follow_symlinks and target.is_symlink():
         target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -257,7 +260,7 @@ def keep_last_good(target: Path) -> Path | None:
         data = target.read_bytes()
     except OSError:
         return None
-    atomic_write(previous, data)
+    atomic_write(previous, data, follow_symlinks=False)
     return previous
 
 

@@ -199,3 +199,14 @@ class TestRunningRecords:
         (tmp_path / "other.json.manifest.running.0123abcd.json").write_text("{}")
         (tmp_path / "m.json.manifest.running.nothex!!.json").write_text("{}")
         assert running_records(target) == []
+
+
+def test_records_are_not_written_through_a_link_put_where_a_record_goes(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "m.json.manifest.json"
+    link.symlink_to(victim)
+    atomic_write(link, b"{}", follow_symlinks=False)
+    assert victim.read_text() == "precious"
+    assert not link.is_symlink()
+    assert link.read_bytes() == b"{}"
