@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -493,34 +493,49 @@ class Run:
         assert target is not None  # _finish checked that there is somewhere to write
         block = build_block(facts)
         self._warn_undeclared_beside()
-        if facts.stopped or (self._guard is not None and self._guard.stopped):
-            self._outcome = self._interrupted_while_recording()
-        facts.outcome = self._outcome
-        block.update(build_block(facts, OUTCOME_STEPS))
         folder = target.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             self._write_failed(target, embedded, err)
             return
-        with folder_lock(folder):
-            self._mark_concurrent(facts, block, target)
-            path, data, note = self._placement(facts, target, block)
+        guard = self._guard
+        with (
+            folder_lock(folder, give_up=lambda: guard is not None and guard.stopped) as locked,
+            guard.held() if guard is not None else nullcontext(),
+        ):
+            if not locked:
+                _warn(f"wrote the record without the lock on {folder}: another writer held it")
+            concurrent = self._mark_concurrent(facts, block, target)
             try:
-                if path == target and self._outcome.status != SUCCEEDED:
-                    keep_last_good(target)
-                atomic_write(path, data, follow_symlinks=False)
+                path = self._write_record(facts, target, block, concurrent=concurrent)
             except OSError as err:
-                self._write_failed(path, embedded, err)
+                self._write_failed(target, embedded, err)
                 return
         if self._running is not None:
             self._running.remove()
-        if note:
-            _warn(note)
         _tell_record_log(path)
         watcher = _sidecar_watcher.get()
         if watcher is not None:
             watcher(path)
+
+    def _write_record(
+        self, facts: RunFacts, target: Path, block: dict[str, Any], *, concurrent: bool
+    ) -> Path:
+        """Decide the outcome, place the record and write it; with the signals held, a signal
+        that came meanwhile makes the record interrupted before it is written, never after."""
+        if facts.stopped or (self._guard is not None and self._guard.arrived()):
+            self._outcome = self._interrupted_while_recording()
+        facts.outcome = self._outcome
+        block.update(build_block(facts, OUTCOME_STEPS))
+        path, data, note = self._placement(facts, target, block)
+        # A successful record another run wrote while this one ran is evidence too.
+        if path == target and (self._outcome.status != SUCCEEDED or concurrent):
+            keep_last_good(target)
+        atomic_write(path, data, follow_symlinks=False)
+        if note:
+            _warn(note)
+        return path
 
     def _write_failed(self, path: Path, embedded: tuple[Path, bytes] | None, err: OSError) -> None:
         if embedded is not None:
@@ -528,7 +543,7 @@ class Run:
         self._trouble(SidecarWriteError(f"could not write the sidecar {path}: {err}"))
 
     def _interrupted_while_recording(self) -> Outcome:
-        received = self._guard.received if self._guard is not None else None
+        received = self._guard.ending_signal() if self._guard is not None else None
         exit_code = signal_exit(received) if received is not None else 130
         if received == signal.SIGINT:
             exit_code = SIGINT_EXIT
@@ -594,7 +609,7 @@ class Run:
             f"this run's record is {beside}",
         )
 
-    def _mark_concurrent(self, facts: RunFacts, block: dict[str, Any], target: Path) -> None:
+    def _mark_concurrent(self, facts: RunFacts, block: dict[str, Any], target: Path) -> bool:
         """Say so where another run wrote the same outputs while this one ran: the bytes on
         disk may be that run's. Called with the folder lock held."""
         mine = {
@@ -605,7 +620,7 @@ class Run:
             if facts.written_by_run(p)
         }
         if not mine:
-            return
+            return False
         base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
         others: set[str] = set()
         for other in running_records(base):
@@ -617,7 +632,7 @@ class Run:
             others |= _output_paths(target, written_only=True)
         shared = mine & others
         if not shared:
-            return
+            return False
         for entry in _entries_of(block.get("outputs")):
             if entry.get("path") in shared and entry.get("exists"):
                 entry["concurrent_writers"] = True
@@ -625,6 +640,7 @@ class Run:
             f"another run wrote {', '.join(sorted(shared))} while this one ran: the record "
             "cannot tell whose bytes these are, and says so (concurrent_writers)"
         )
+        return True
 
     def _warn_undeclared_beside(self) -> None:
         declared = {p for d in self.outputs.values() if d is not None for p in d.paths}

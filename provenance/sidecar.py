@@ -12,7 +12,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -216,21 +216,42 @@ def remove_stale_tmp(target: Path) -> None:
             os.close(fd)
 
 
+# How long a writer waits for another writer of the same folder (one stopped with Ctrl-Z, say)
+# before it writes without the lock, saying so.
+LOCK_WAIT_S = 10.0
+
+
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(
+    folder: Path, *, give_up: Callable[[], bool] = lambda: False, wait_s: float = LOCK_WAIT_S
+) -> Iterator[bool]:
     """Serialize the record writers of one folder (an exclusive ``flock`` on the folder).
 
-    Where the filesystem has no locks, writers go on unserialized rather than fail.
+    Yields whether the lock is held. A writer never hangs on it: after ``wait_s``, or as soon as
+    ``give_up()`` says so (a signal asked the process to end), it goes on without the lock, as
+    it does where the filesystem has no locks.
     """
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
-        yield
+        yield False
         return
     try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                break
+            except BlockingIOError:
+                if give_up() or time.monotonic() >= deadline:
+                    locked = False
+                    break
+                time.sleep(0.01)
+            except OSError:
+                locked = False
+                break
+        yield locked
     finally:
         os.close(fd)  # closing drops the lock
 

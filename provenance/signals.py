@@ -91,6 +91,33 @@ class SignalGuard:
         finally:
             self._hashing -= 1
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the signals back (they wait, pending) while the record is decided and written,
+        so that none can slip in between deciding the outcome and writing it."""
+        mask = set(self._installed)
+        if not mask or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)  # the pending ones run now
+
+    def arrived(self) -> bool:
+        """Whether a signal asked the process to end while recording: one that was handled, or
+        one waiting while they are held."""
+        return self.stopped or self._pending() is not None
+
+    def ending_signal(self) -> int | None:
+        """The signal the process will end by: the first received, else one held pending."""
+        return self.received if self.received is not None else self._pending()
+
+    def _pending(self) -> int | None:
+        waiting = sorted(set(self._installed) & signal.sigpending())
+        return waiting[0] if waiting else None
+
     def restore(self) -> None:
         """Put the handlers back and, after a terminating signal, end by it as asked."""
         for signum, default in self._installed.items():
