@@ -13,6 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, load_sidecar, run_fake, run_script, sidecar_of
+from tests.handmade import (
+    copy_fake,
+    document,
+    project,
+    run_cli,
+    run_in,
+)
 
 SAMPLE_SCORES = ROOT / "ai/sample/scores.csv"
 
@@ -424,3 +431,59 @@ def test_export_openlineage_fail_carries_the_error(tmp_path):
         message=facet["message"], programmingLanguage=facet["programmingLanguage"]
     )
     assert facet["message"] == "ValueError: features table has no rows"
+
+
+# -- records are hostile input -----------------------------------------------------------------
+# Records written by hand or by fakes copied into a small project, run in-process on strict stdio.
+
+
+@pytest.fixture
+def proj(tmp_path):
+    return project(tmp_path / "proj")
+
+
+def built_table(proj, name="table_builder", folder=None):
+    """A table built by the fake table builder run inside ``proj``; its artifact path."""
+    script = copy_fake(name, folder or proj)
+    (proj / "s.csv").write_text("name,value\nb,2\na,1\n")
+    shown = script.relative_to(proj).as_posix()
+    proc = run_in(proj, shown, "s.csv", "--out", "t.tsv")
+    assert proc.returncode == 0, proc.stderr
+    return proj / "t.tsv"
+
+
+def one_line(result):
+    """The one line a command that refused its input printed: a clear one, not a crash."""
+    assert "Traceback" not in result.err
+    assert "internal error" not in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    return result.err.strip()
+
+
+class TestEveryCommand:
+    """What every command does with a record no writer produces."""
+
+    @pytest.mark.parametrize(
+        "text",
+        ['"exit_code": NaN', '"exit_code": 0, "exit_code": 0'],
+        ids=["nan", "duplicate-key"],
+    )
+    def test_validate_refuses_nan_and_duplicate_keys(self, proj, text):
+        record = proj / "o.bin.manifest.json"
+        record.write_text(json.dumps(document()).replace('"exit_code": 0', text))
+        result = run_cli("validate", record)
+        assert result.code == 2
+        assert ": valid" not in result.out
+
+    @pytest.mark.parametrize("command", ["show", "verify", "diff", "lineage", "replay", "export"])
+    def test_a_huge_integer_is_one_line_and_exit_2(self, proj, command):
+        record = proj / "o.bin.manifest.json"
+        record.write_text(
+            json.dumps(document()).replace('"exit_code": 0', '"exit_code": ' + "7" * 5000)
+        )
+        argv = {"diff": [record, record], "export": ["--format", "slsa", record]}.get(
+            command, [record]
+        )
+        result = run_cli(command, *argv)
+        assert result.code == 2
+        assert "digits" in one_line(result)
