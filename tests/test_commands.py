@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -12,13 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from provenance.sidecar import running_record_path
 from tests.conftest import ROOT, load_sidecar, run_fake, run_script, sidecar_of
 from tests.handmade import (
+    HEX,
+    cli_in,
     copy_fake,
     document,
+    file_entry,
     project,
     run_cli,
     run_in,
+    running_document,
+    write,
 )
 
 SAMPLE_SCORES = ROOT / "ai/sample/scores.csv"
@@ -97,7 +104,13 @@ def test_show_of_nothing_is_exit_2(tmp_path):
 
 
 def test_verify_passes_an_untouched_demo(demo):
-    proc = cli("verify", demo / "models/konvid_mos_head.onnx", demo / "tables/combined.parquet")
+    # The demo ran outside the project, so its paths are read only when asked.
+    proc = cli(
+        "verify",
+        "--outside-root",
+        demo / "models/konvid_mos_head.onnx",
+        demo / "tables/combined.parquet",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 changed, 0 missing, 0 appeared, 0 skipped" in proc.stdout
 
@@ -105,11 +118,11 @@ def test_verify_passes_an_untouched_demo(demo):
 def test_verify_reports_a_changed_input_and_a_missing_output(summary):
     scores, out = summary
     scores.write_text(scores.read_text().replace("4.", "3.", 1))
-    proc = cli("verify", out)
+    proc = cli("verify", "--outside-root", out)
     assert proc.returncode == 1
     assert "changed   input  scores" in proc.stdout
     out.unlink()
-    report = json.loads(cli("verify", "--json", sidecar_of(out)).stdout)
+    report = json.loads(cli("verify", "--json", "--outside-root", sidecar_of(out)).stdout)
     status = {c["name"]: c["status"] for c in report[0]["checks"] if c["group"] != "code"}
     assert status == {"scores": "changed", "report": "missing"}
 
@@ -121,7 +134,7 @@ def test_verify_notices_a_rewrite_that_keeps_size_and_mtime(summary):
     data[-3] = ord("0") if data[-3] != ord("0") else ord("1")
     scores.write_bytes(bytes(data))
     os.utime(scores, ns=(before.st_atime_ns, before.st_mtime_ns))
-    proc = cli("verify", out)
+    proc = cli("verify", "--outside-root", out)
     assert proc.returncode == 1
     assert "changed   input  scores" in proc.stdout
 
@@ -170,7 +183,7 @@ def test_verify_never_opens_what_could_hang_it_and_says_what_it_skipped(tmp_path
             },
         },
     )
-    proc = cli("verify", "--json", "--max-bytes", 1024**3, record, timeout=30)
+    proc = cli("verify", "--json", "--outside-root", "--max-bytes", 1024**3, record, timeout=30)
     assert proc.returncode == 1, proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)[0]["checks"] if c["group"] == "input"}
     assert checks["fifo"]["detail"] == "not a file or directory: never read"
@@ -487,3 +500,136 @@ class TestEveryCommand:
         result = run_cli(command, *argv)
         assert result.code == 2
         assert "digits" in one_line(result)
+
+
+class TestVerifyStaysInsideTheRoot:
+    def test_nothing_outside_the_root_is_read_unless_asked(self, proj, tmp_path):
+        secret = tmp_path / "shadow"
+        secret.write_text("root:$6$hash:19000:0:99999:7:::\n")
+        os.symlink(secret, proj / "link")
+        entry = file_entry(secret, "")
+        inputs = {
+            "up": {**entry, "path": "../shadow"},
+            "absolute": {**entry, "path": str(secret)},
+            "link": {**entry, "path": "link"},
+        }
+        record = write(proj / "m.bin.manifest.json", document(inputs=inputs))
+        result = run_cli("verify", "--json", "--no-code", record)
+        assert result.code == 1
+        checks = {c["name"]: c for c in json.loads(result.out)[0]["checks"]}
+        for check in checks.values():
+            assert check["status"] == "skipped", check
+            assert "outside the project root" in check["detail"], check
+        text = run_cli("verify", "--no-code", record).out
+        assert entry["blake3"][:12] not in text
+        assert str(entry["size_bytes"]) not in text
+        asked = run_cli("verify", "--json", "--no-code", "--outside-root", record)
+        assert asked.code == 0, asked
+        assert {c["status"] for c in json.loads(asked.out)[0]["checks"]} == {"unchanged"}
+
+    def test_a_folder_is_bounded_by_entries_and_bytes(self, proj):
+        folder = proj / "many"
+        folder.mkdir()
+        for i in range(30):
+            (folder / f"{i}.txt").write_text("x" * 100)
+        for i in range(30):
+            (proj / "folders" / str(i)).mkdir(parents=True)
+        entry = {
+            "path": "many",
+            "exists": True,
+            "kind": "directory",
+            "blake3": HEX,
+            "file_count": 30,
+            "size_bytes": 3000,
+        }
+
+        def check(entry, *flags):
+            record = write(proj / "m.bin.manifest.json", document(inputs={"it": entry}))
+            result = run_cli("verify", "--json", "--no-code", *flags, record)
+            [check] = json.loads(result.out)[0]["checks"]
+            return check["status"], check["detail"]
+
+        # What the record claims is over a limit: not walked at all.
+        assert check(entry, "--max-entries", 10) == (
+            "skipped",
+            "more than 10 entries (--max-entries): not walked",
+        )
+        assert check(entry, "--max-bytes", 1000)[1].startswith("larger than --max-bytes")
+        # What the walk finds past a limit, or past what the record claims: it stops there.
+        empty = {**entry, "path": "folders", "file_count": 0, "size_bytes": 0}
+        assert check(empty, "--max-entries", 10) == (
+            "skipped",
+            "more than 10 entries (--max-entries)",
+        )
+        assert check({**entry, "file_count": 3}) == ("changed", "more files than the 3 recorded")
+        assert check({**entry, "size_bytes": 250}) == (
+            "changed",
+            "more bytes than the 250 recorded",
+        )
+
+    def test_a_record_naming_the_filesystem_root_as_a_folder_finishes(self, proj):
+        entry = {
+            "path": "/",
+            "exists": True,
+            "kind": "directory",
+            "blake3": HEX,
+            "file_count": 5,
+            "size_bytes": 500,
+        }
+        record = write(proj / "m.bin.manifest.json", document(inputs={"slash": entry}))
+        proc = cli_in(proj, "verify", "--json", "--no-code", "--outside-root", record)
+        assert proc.returncode == 1
+        [check] = json.loads(proc.stdout)[0]["checks"]
+        assert check["status"] in ("changed", "skipped")
+
+
+def lost_and_live(proj):
+    """A sidecar with two running records beside it: (sidecar, lost, live)."""
+    (proj / "t.tsv").write_text("a\t1\n")
+    sidecar = write(
+        proj / "t.tsv.manifest.json",
+        document(outputs={"table": file_entry(proj / "t.tsv", "t.tsv")}),
+    )
+    lost = write(running_record_path(sidecar, "0badf00d"), running_document(table="t.tsv"))
+    live = write(running_record_path(sidecar, "1234abcd"), running_document(table="t.tsv"))
+    return sidecar, lost, live
+
+
+class TestRunningRecords:
+    def test_show_and_verify_tell_a_lost_run_from_a_live_one(self, proj):
+        _sidecar, lost, live = lost_and_live(proj)
+        with open(live) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            shown = run_cli("show", proj / "t.tsv")
+            verified = run_cli("verify", "--json", "--no-code", proj / "t.tsv")
+        assert shown.code == 0, shown
+        assert any("lost" in line and lost.name in line for line in shown.out.splitlines())
+        assert any("running" in line and live.name in line for line in shown.out.splitlines())
+        assert verified.code == 1, verified
+        checks = {c["path"]: c["status"] for c in json.loads(verified.out)[0]["checks"]}
+        assert checks[lost.name] == "lost"
+        assert checks[live.name] == "running"
+
+    def test_a_live_run_alone_is_no_finding(self, proj):
+        _sidecar, lost, live = lost_and_live(proj)
+        lost.unlink()
+        with open(live) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            verified = run_cli("verify", "--no-code", proj / "t.tsv")
+        assert verified.code == 0, verified.out
+
+    def test_a_running_record_can_be_shown_and_verified_itself(self, proj):
+        sidecar, lost, live = lost_and_live(proj)
+        sidecar.unlink()
+        for given in (lost, proj / "t.tsv"):
+            shown = run_cli("show", given)
+            assert shown.code == 0, shown
+            assert "running" in shown.out
+            assert "pending" in shown.out
+            verified = run_cli("verify", "--json", "--no-code", given)
+            assert verified.code == 1, verified
+            assert "Traceback" not in verified.err
+        with open(live) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            assert "(running" in run_cli("show", live).out
+            assert "(lost" in run_cli("show", lost).out
