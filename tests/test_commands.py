@@ -269,7 +269,7 @@ def test_diff_sees_code_and_outcome(tmp_path):
 
 
 def test_lineage_leads_from_the_onnx_model_to_the_corpus_shards(demo):
-    proc = cli("lineage", demo / "models/konvid_mos_head.onnx")
+    proc = cli("lineage", "--search", demo, demo / "models/konvid_mos_head.onnx")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].endswith("<- ai/scripts/export_mos_head_onnx.py [succeeded]")
@@ -301,7 +301,7 @@ def test_lineage_matches_by_digest_not_by_path(demo, tmp_path):
 
 
 def test_lineage_as_graphviz(demo):
-    proc = cli("lineage", "--dot", demo / "models/konvid_mos_head.onnx")
+    proc = cli("lineage", "--dot", "--search", demo, demo / "models/konvid_mos_head.onnx")
     assert proc.returncode == 0
     assert proc.stdout.startswith("digraph lineage {")
     assert '[shape=box, style=rounded, label="ai/scripts/aggregate_corpora.py' in proc.stdout
@@ -633,3 +633,83 @@ class TestRunningRecords:
             fcntl.flock(handle, fcntl.LOCK_EX)
             assert "(running" in run_cli("show", live).out
             assert "(lost" in run_cli("show", lost).out
+
+
+class TestHostileRecordsInLineage:
+    @pytest.mark.parametrize(
+        "hostile",
+        ["huge-int", "loop", "nul", "surrogate", "nan", "duplicate", "not-json", "fifo"],
+    )
+    def test_one_hostile_sidecar_does_not_break_lineage_for_others(self, proj, hostile):
+        table = built_table(proj)
+        os.symlink(proj / "loop2", proj / "loop1")
+        os.symlink(proj / "loop1", proj / "loop2")
+        bad = proj / "bad.bin.manifest.json"
+        doc = document(outputs={"out": file_entry(proj / "s.csv", "s.csv")})
+        entry = doc["run_provenance"]["outputs"]["out"]
+        text = None
+        if hostile == "huge-int":
+            text = json.dumps(doc).replace('"exit_code": 0', '"exit_code": ' + "1" * 5000)
+        elif hostile == "nan":
+            text = json.dumps(doc).replace('"exit_code": 0', '"exit_code": NaN')
+        elif hostile == "duplicate":
+            text = json.dumps(doc).replace('"argv": []', '"argv": [], "argv": ["x"]')
+        elif hostile == "not-json":
+            text = json.dumps(doc)[:100]
+        elif hostile == "fifo":
+            os.mkfifo(bad)
+        else:
+            entry["path"] = {"loop": "loop1/x", "nul": "a\u0000b", "surrogate": "\ud800"}[hostile]
+        if text is not None:
+            bad.write_text(text)
+        elif hostile != "fifo":
+            write(bad, doc)
+        result = run_cli("lineage", "--json", table)
+        assert result.code == 0, result
+        assert "Traceback" not in result.err
+        tree = json.loads(result.out)
+        assert tree["entrypoint"] == "table_builder.py"
+        assert [i["name"] for i in tree["inputs"]] == ["shards[0]"]
+
+    def test_a_deep_chain_of_records_is_cut_short_and_says_so(self, proj):
+        depth = 1300
+        for i in range(depth):
+            into = {
+                "x": {
+                    "path": f"f{i}",
+                    "exists": True,
+                    "kind": "file",
+                    "size_bytes": 1,
+                    "blake3": f"{i:064x}",
+                    "sha256": None,
+                }
+            }
+            made = {"y": {**into["x"], "path": f"f{i + 1}", "blake3": f"{i + 1:064x}"}}
+            write(proj / f"f{i + 1}.manifest.json", document(inputs=into, outputs=made))
+        for flags in ((), ("--json",), ("--dot",)):
+            result = run_cli("lineage", *flags, proj / f"f{depth}")
+            assert result.code == 1, result.err
+            assert "Traceback" not in result.err
+            assert "deeper than" in result.err
+        tree = json.loads(run_cli("lineage", "--json", proj / f"f{depth}").out)
+        levels = 0
+        while tree["inputs"] and "produced_by" in tree["inputs"][0]:
+            tree, levels = tree["inputs"][0]["produced_by"], levels + 1
+        assert tree["inputs"][0].get("truncated") is True
+        assert 10 < levels < depth
+
+    def test_a_run_that_did_not_write_its_output_is_not_its_producer(self, proj):
+        (proj / "data.csv").write_text("x\n")
+        entry = file_entry(proj / "data.csv", "data.csv")
+        write(
+            proj / "data.csv.manifest.json",
+            document("old.py", outputs={"out": {**entry, "written_by_run": False}}),
+        )
+        write(proj / "other.manifest.json", document("maker.py", outputs={"out": entry}))
+        write(proj / "model.bin.manifest.json", document("train.py", inputs={"data": entry}))
+        tree = json.loads(run_cli("lineage", "--json", proj / "model.bin").out)
+        [data] = tree["inputs"]
+        assert data["produced_by"]["entrypoint"] == "maker.py"
+        (proj / "other.manifest.json").unlink()
+        tree = json.loads(run_cli("lineage", "--json", proj / "model.bin").out)
+        assert tree["inputs"][0]["raw"] is True
