@@ -43,7 +43,6 @@ MAX_PATH_BYTES = 4096
 MAX_DECLARED = 20_000
 # The records a run keeps beside its sidecar (docs/sidecar.md), besides running ones.
 SIDE_KINDS = (FAILED, INTERRUPTED, SUCCEEDED, PREVIOUS)
-SIDE_RECORDS = (FAILED, INTERRUPTED, PREVIOUS)  # what replay looks for, until it is told
 
 
 class UnreadableRecord(ProvenanceError):
