@@ -121,13 +121,6 @@ class Record:
         """Where relative paths in the record resolve from: the root, else the record's folder."""
         return self.root if self.root is not None else Path(os.path.abspath(self.source.parent))
 
-    def resolve(self, shown: str) -> Path:
-        """The path on disk of a path as the record shows it (relative ones from the root)."""
-        path = Path(shown)
-        if path.is_absolute() or self.root is None:
-            return path
-        return self.root / path
-
     def boundary(self, *, outside_root: bool = False) -> Boundary:
         """What a command reading this record may touch: the project root, unless asked."""
         return Boundary.of([self.base], anywhere=outside_root)

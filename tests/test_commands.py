@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -835,3 +836,87 @@ class TestReplayRun:
         assert result.code == 0
         argv = json.loads(result.out)["argv"]
         assert argv[1] == "./-c"
+
+
+class TestExport:
+    @pytest.mark.parametrize("number", ["NaN", "1e999", "9" * 5000])
+    def test_export_refuses_numbers_strict_json_has_not(self, proj, number):
+        (proj / "o.bin").write_text("x")
+        doc = document(outputs={"o": file_entry(proj / "o.bin", "o.bin")}, fields={"score": 1})
+        record = proj / "o.bin.manifest.json"
+        record.write_text(json.dumps(doc).replace('"score": 1', f'"score": {number}'))
+        for fmt in ("slsa", "openlineage"):
+            result = run_cli("export", "--format", fmt, record)
+            assert result.code == 2
+            one_line(result)
+
+    @pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+    def test_export_out_replaces_only_a_regular_file(self, proj, tmp_path, kind):
+        (proj / "o.bin").write_text("x")
+        record = write(
+            proj / "o.bin.manifest.json",
+            document(outputs={"o": file_entry(proj / "o.bin", "o.bin")}),
+        )
+        target, out = tmp_path / "precious", tmp_path / "out.json"
+        target.write_text("keep me")
+        {
+            "symlink": lambda: os.symlink(target, out),
+            "fifo": lambda: os.mkfifo(out),
+            "folder": out.mkdir,
+        }[kind]()
+        result = run_cli("export", "--format", "slsa", "--out", out, record)
+        assert result.code == 2
+        assert "not a regular file" in one_line(result)
+        assert target.read_text() == "keep me"
+        assert out.is_symlink() if kind == "symlink" else True
+        fine = tmp_path / "fine.json"
+        assert run_cli("export", "--format", "slsa", "--out", fine, record).code == 0
+        assert run_cli("export", "--format", "slsa", "--out", fine, record).code == 0
+        assert json.loads(fine.read_text())["_type"] == "https://in-toto.io/Statement/v1"
+
+    def test_export_passes_strings_from_the_record_through_redaction(self, proj, monkeypatch):
+        from provenance.commands import export as export_module
+
+        monkeypatch.setattr(export_module, "redact_text", lambda t: t.replace("s3cr3t", "<r>"))
+        (proj / "o.bin").write_text("x")
+        error = {"type": "HTTPError", "message": "GET https://u:s3cr3t@host/ failed"}
+        record = write(
+            proj / "o.bin.manifest.json",
+            document(
+                outputs={"o": file_entry(proj / "o.bin", "o.bin")},
+                argv=["--url", "https://u:s3cr3t@h"],
+                status="failed",
+                exit_code=1,
+                error=error,
+            ),
+        )
+        record_doc = json.loads(record.read_text())
+        record_doc["run_provenance"]["args"] = {"url": "https://u:s3cr3t@h", "n": [{"u": "s3cr3t"}]}
+        write(record, record_doc)
+        for fmt in ("slsa", "openlineage"):
+            result = run_cli("export", "--format", fmt, record)
+            assert result.code == 0, result
+            decoded = result.out + "".join(
+                base64.b64decode(b["content"]).decode()
+                for b in (
+                    json.loads(result.out)["predicate"]["runDetails"]["byproducts"]
+                    if fmt == "slsa"
+                    else []
+                )
+            )
+            assert "s3cr3t" not in decoded
+            assert "<r>" in decoded
+
+    def test_export_refuses_a_bad_event_time_in_one_line(self, proj):
+        record = write(proj / "o.bin.manifest.json", document())
+        result = run_cli("export", "--format", "openlineage", "--event-time", "yesterday", record)
+        assert result.code == 2
+        assert "not an ISO 8601 time: 'yesterday'" in result.err
+        assert "Traceback" not in result.err
+
+    def test_a_running_record_exports_only_its_start(self, proj):
+        _, lost, _ = lost_and_live(proj)
+        result = run_cli("export", "--format", "openlineage", lost)
+        assert result.code == 0, result
+        [start] = (json.loads(line) for line in result.out.splitlines())
+        assert start["eventType"] == "START"
