@@ -920,3 +920,56 @@ class TestExport:
         assert result.code == 0, result
         [start] = (json.loads(line) for line in result.out.splitlines())
         assert start["eventType"] == "START"
+
+
+class TestStrictStdio:
+    """Names that are not UTF-8 and lone surrogates, on stdio that refuses them."""
+
+    @pytest.fixture
+    def odd(self, proj):
+        name = os.fsdecode(b"caf\xe9.bin")
+        artifact = proj / name
+        artifact.write_text("x")
+        entry = file_entry(artifact, name)
+        doc = document(
+            inputs={"odd\ud800": {**entry, "path": "lone\ud800"}},
+            outputs={"o": entry},
+            fields={"note": "\udc80 and \x1b[2J", "café": "naïve…"},
+        )
+        write(sidecar_of(artifact), doc)
+        return artifact
+
+    @pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+    def test_in_process(self, odd, encoding):
+        for argv in (
+            ["show", odd],
+            ["show", "--json", odd],
+            ["verify", odd],
+            ["verify", "--json", odd],
+            ["diff", odd, odd],
+            ["diff", "--json", odd, odd],
+            ["lineage", odd],
+            ["lineage", "--json", odd],
+            ["lineage", "--dot", odd],
+            ["replay", odd],
+            ["replay", "--json", odd],
+            ["validate", odd],
+        ):
+            result = run_cli(*argv, encoding=encoding)
+            assert result.code in (0, 1), (argv, result)
+            assert "Traceback" not in result.err, argv
+            assert "\x1b" not in result.out, argv
+            if "--json" in argv:
+                parsed = json.loads(result.out)  # valid JSON, whatever the stream could take
+                if argv[0] == "show":
+                    assert parsed["fields"]["café"] == "naïve…"
+                    assert parsed["fields"]["note"].startswith("\udc80")
+
+    @pytest.mark.parametrize(
+        "env", [{"PYTHONIOENCODING": "utf-8:strict"}, {"LC_ALL": "C", "PYTHONIOENCODING": ""}]
+    )
+    def test_as_a_subprocess(self, odd, env):
+        for argv in (["show", odd], ["verify", "--json", odd], ["diff", odd, odd]):
+            proc = cli_in(odd.parent, *argv, env=env)
+            assert proc.returncode in (0, 1), (argv, proc.stderr)
+            assert "Traceback" not in proc.stderr
