@@ -7,9 +7,11 @@ difference, an invalid record, a failed outcome where asked), 2 a usage error or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from provenance.commands import (
     EXIT_FINDING,
@@ -18,10 +20,13 @@ from provenance.commands import (
     diff,
     export,
     lineage,
+    one_line,
     plain,
+    printable,
     replay,
     show,
     verify,
+    warn,
 )
 from provenance.errors import ProvenanceError
 from provenance.records import UnreadableRecord, read_json
@@ -46,16 +51,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         try:
             validate(read_json(sidecar))
         except UnreadableRecord as err:
-            print(f"unreadable: {err}", file=sys.stderr)
-            status = max(status, EXIT_USAGE)
-        except RecursionError:
-            print(f"unreadable: {sidecar}: nested too deeply to be a sidecar", file=sys.stderr)
+            warn(f"unreadable: {err}")
             status = max(status, EXIT_USAGE)
         except ProvenanceError as err:
-            print(f"{sidecar}: invalid: {err}")
+            print(f"{printable(str(sidecar))}: invalid: {one_line(str(err))}")
             status = max(status, EXIT_FINDING)
         else:
-            print(f"{sidecar}: valid")
+            print(printable(f"{sidecar}: valid"))
     return status
 
 
@@ -80,15 +82,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+@contextlib.contextmanager
+def _tolerant(*streams: TextIO) -> Iterator[None]:
+    """Write what the streams' encoding cannot hold as escapes, not as a UnicodeEncodeError:
+    file names that are not UTF-8 (held as lone surrogates), or anything under a C locale."""
+    before = [(s, s.errors) for s in streams if hasattr(s, "reconfigure")]
+    for stream, _ in before:
+        stream.reconfigure(errors="backslashreplace")
     try:
-        return int(args.func(args))
-    except UnreadableRecord as err:
-        print(f"provenance: {err}", file=sys.stderr)
+        yield
+    finally:
+        for stream, errors in before:
+            stream.reconfigure(errors=errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. This is the boundary where anything a record did to a command becomes
+    one line on stderr and exit 2: never a traceback."""
+    with _tolerant(sys.stdout, sys.stderr):
+        args = build_parser().parse_args(argv)
+        try:
+            return int(args.func(args))
+        except UnreadableRecord as err:
+            warn(str(err))
+        except BrokenPipeError:  # `provenance show x | head`
+            return EXIT_OK
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            warn(f"{where}{err.strerror or err}")
+        except Exception as err:  # noqa: BLE001 -- the last line of defence: no traceback, ever
+            warn(f"internal error (please report it): {type(err).__name__}: {err}")
         return EXIT_USAGE
-    except BrokenPipeError:  # `provenance show x | head`
-        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,32 +1,95 @@
-"""Reading the sidecars a user points the ``provenance`` command at.
+"""Reading the records a user points the ``provenance`` command at, as hostile input.
 
-A sidecar is untrusted input: it may be truncated, huge, nested without end, or name paths that
-are FIFOs, devices or gone. Reading one either gives a ``Record`` that passed the schema, or
-raises ``UnreadableRecord`` with a message that says which file and why.
+A record may be truncated, huge, nested without end, hold numbers no writer produces, or name
+paths that are FIFOs, devices, symlink loops, or outside the project. This module is the one
+boundary: reading gives a ``Record`` that passed the schema or raises ``UnreadableRecord`` with
+a message that says which file and why, and ``Record.place`` turns a path the record names into
+one that may be touched, or says why not.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provenance.errors import ProvenanceError
-from provenance.outcome import FAILED, INTERRUPTED
+from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.paths import find_root
 from provenance.schema import validate
-from provenance.sidecar import PREVIOUS, is_sidecar_name, sidecar_path_for
+from provenance.sidecar import (
+    PREVIOUS,
+    is_live,
+    is_sidecar_name,
+    running_records,
+    side_record_path,
+    sidecar_path_for,
+)
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
-# Side records a failed run leaves beside a sidecar (docs/sidecar.md), newest kind first.
-SIDE_RECORDS = (FAILED, INTERRUPTED, PREVIOUS)
+# A record's values (arrays, objects and the items in them), counted before parsing: memory
+# for a document grows with them, not only with its bytes ("[]," is three bytes, a list 56).
+MAX_VALUES = 2_000_000
+MAX_DEPTH = 100  # a recorded value is cut at 64 levels (normalize); the block adds a few
+MAX_INT_DIGITS = 64  # sizes and exit codes need 20; Python refuses 4300 with a ValueError
+MAX_PATH_BYTES = 4096
+# Paths one record declares: checking each against the schema takes about half a millisecond,
+# so this keeps a record to seconds. A script with more files to name declares their folder.
+MAX_DECLARED = 20_000
+# The records a run keeps beside its sidecar (docs/sidecar.md), besides running ones.
+SIDE_KINDS = (FAILED, INTERRUPTED, SUCCEEDED, PREVIOUS)
 
 
 class UnreadableRecord(ProvenanceError):
-    """No usable record: the file is missing, not JSON, too large or not a valid sidecar."""
+    """No usable record: the file is missing, not strict JSON, too large or not a sidecar."""
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The folders a command may touch below: nothing outside them unless asked (``anywhere``)."""
+
+    folders: tuple[Path, ...]
+    anywhere: bool = False
+
+    @classmethod
+    def of(cls, folders: Iterable[str | os.PathLike[str]], *, anywhere: bool = False) -> Boundary:
+        found: list[Path] = []
+        for folder in folders:
+            for form in (os.path.abspath(folder), os.path.realpath(folder)):
+                if Path(form) not in found:
+                    found.append(Path(form))
+        return cls(tuple(found), anywhere)
+
+    def admits(self, path: str) -> bool:
+        """Whether an absolute, normalized ``path`` lies in one of the folders (or anywhere)."""
+        return self.anywhere or any(
+            path == str(f) or path.startswith(str(f).rstrip(os.sep) + os.sep) for f in self.folders
+        )
+
+    def widened(self, folders: Iterable[str | os.PathLike[str]]) -> Boundary:
+        return Boundary.of([*self.folders, *folders], anywhere=self.anywhere)
+
+
+@dataclass(frozen=True)
+class Place:
+    """A path as a record shows it, and where it is on disk if it may be touched."""
+
+    shown: str
+    path: Path | None  # symlinks resolved; None when it must not be touched
+    refused: str | None = None  # why not
+    written: Path | None = None  # the absolute path worked out from the text alone, if usable
+
+
+OUTSIDE = "outside the project root: not read (--outside-root reads it)"
+OUTSIDE_BY_LINK = "outside the project root through a symlink: not read (--outside-root reads it)"
+# What a running record says of its run: still under way (its process holds the record's
+# lock), or lost (the process is gone without writing its final record).
+LIVE, LOST = RUNNING, "lost"
 
 
 @dataclass(frozen=True)
@@ -48,21 +111,82 @@ class Record:
         """What the script recorded beside the block."""
         return {k: v for k, v in self.document.items() if k not in ("schema", "run_provenance")}
 
-    def resolve(self, shown: str) -> Path:
-        """The path on disk of a path as the record shows it (relative ones from the root)."""
-        path = Path(shown)
-        if path.is_absolute() or self.root is None:
-            return path
-        return self.root / path
+    @property
+    def running(self) -> bool:
+        """Whether this is the record of a run under way (or lost), not a final one."""
+        return bool((self.block.get("outcome") or {}).get("status") == RUNNING)
+
+    @property
+    def base(self) -> Path:
+        """Where relative paths in the record resolve from: the root, else the record's folder."""
+        return self.root if self.root is not None else Path(os.path.abspath(self.source.parent))
+
+    def boundary(self, *, outside_root: bool = False) -> Boundary:
+        """What a command reading this record may touch: the project root, unless asked."""
+        return Boundary.of([self.base], anywhere=outside_root)
+
+    def place(self, shown: Any, boundary: Boundary) -> Place:
+        """Where a path the record names is, or why it is not to be touched. Nothing outside
+        ``boundary`` is touched to find out: the path is checked as written, then with its
+        symlinks resolved, so a link out of the root is refused too."""
+        if not isinstance(shown, str) or not shown:
+            return Place(str(shown), None, "malformed path")
+        if "\0" in shown:
+            return Place(shown, None, "unusable path: it holds a NUL byte")
+        try:
+            encoded = os.fsencode(shown)
+        except UnicodeError:
+            return Place(shown, None, "unusable path: it cannot be a file name here")
+        if len(encoded) > MAX_PATH_BYTES:
+            return Place(shown, None, f"unusable path: over {MAX_PATH_BYTES} bytes")
+        written = os.path.normpath(os.path.join(self.base, shown))
+        if not boundary.admits(written):
+            return Place(shown, None, OUTSIDE, Path(written))
+        real = os.path.realpath(written)  # never raises on a loop: stat-ing it says ELOOP
+        if not boundary.admits(real):
+            return Place(shown, None, OUTSIDE_BY_LINK, Path(written))
+        return Place(shown, Path(real), None, Path(written))
+
+
+def run_state(running_record: Path) -> str:
+    return LIVE if is_live(running_record) else LOST
+
+
+def running_beside(record: Record) -> list[tuple[Path, str]]:
+    """The running records of the same artifact beside ``record``, each with its state."""
+    if record.embedded:
+        return []
+    found = running_records(sidecar_target(record.source))
+    return [(path, run_state(path)) for path in found if path != record.source]
+
+
+def sidecar_target(source: Path) -> Path:
+    """The sidecar ``X.manifest.json`` that a record at ``source`` is, or is kept beside."""
+    stem = source.name.removesuffix(".json")
+    for _ in range(2):  # X.manifest.failed, X.manifest.running.<token>
+        if stem.endswith(".manifest"):
+            break
+        stem = stem.rpartition(".")[0]
+    target = source.with_name(stem + ".json")
+    beside = {side_record_path(target, kind) for kind in SIDE_KINDS}
+    if source == target or source in beside or source in running_records(target):
+        return target
+    return source
 
 
 def locate(given: str | os.PathLike[str]) -> Path:
-    """The record for an artifact or a sidecar path: ``X.manifest.json`` for an artifact ``X``."""
+    """The record for an artifact or a sidecar path: ``X.manifest.json`` for an artifact ``X``,
+    else the record of a run of it still under way (or lost)."""
     path = Path(given)
     if is_sidecar_name(path.name):
         return path
     sidecar = sidecar_path_for(path)
-    if sidecar.exists() or not path.is_file():
+    if os.path.lexists(sidecar):
+        return sidecar
+    running = running_records(sidecar)
+    if running:
+        return ([r for r in running if is_live(r)] or running)[-1]
+    if not path.is_file():
         return sidecar
     return path  # an artifact with no sidecar beside it may embed the block itself
 
@@ -82,48 +206,131 @@ def load(given: str | os.PathLike[str], root: str | os.PathLike[str] | None = No
             )
         document = {"schema": "provenance.manifest/v1", "run_provenance": block}
         embedded = True
+    if _declared(document) > MAX_DECLARED:
+        raise UnreadableRecord(f"{source}: declares over {MAX_DECLARED:,} paths: not a sidecar")
     try:
         validate(document)
     except ProvenanceError as err:
         raise UnreadableRecord(f"{source}: {err}") from None
-    except RecursionError:
-        raise UnreadableRecord(f"{source}: nested too deeply to be a sidecar") from None
     base = Path(os.path.abspath(root)) if root is not None else _root_for(source, document)
     return Record(source, document, base, embedded)
+
+
+def _declared(document: Any) -> int:
+    """How many paths a document's inputs and outputs declare, whatever their shape."""
+    block = document.get("run_provenance") if isinstance(document, dict) else None
+    tables = [block.get(t) for t in ("inputs", "outputs")] if isinstance(block, dict) else []
+    return sum(
+        len(slot) if isinstance(slot, list) else 1
+        for table in tables
+        if isinstance(table, dict)
+        for slot in table.values()
+    )
 
 
 def _root_for(source: Path, document: dict[str, Any]) -> Path | None:
     """The project root the record's relative paths are relative to. A record does not say it
     (that would tie its bytes to one checkout), so: the project above the record, else the one
     above the working folder, whichever holds the record's entrypoint."""
-    entrypoint = Path(document["run_provenance"]["entrypoint"]["path"])
+    shown = document["run_provenance"]["entrypoint"]["path"]
     candidates = [find_root(source.parent), find_root(Path.cwd())]
-    if entrypoint.is_absolute():
+    if os.path.isabs(shown):
         return candidates[0]
     for candidate in candidates:
-        if candidate is not None and (candidate / entrypoint).is_file():
+        if candidate is None:
+            continue
+        entrypoint = os.path.normpath(os.path.join(candidate, shown))
+        if Boundary.of([candidate]).admits(entrypoint) and os.path.isfile(entrypoint):
             return candidate
     return next((c for c in candidates if c is not None), None)
 
 
 def read_json(path: Path) -> Any:
-    """The JSON in ``path``, read as untrusted input (see the module's docstring)."""
+    """The strict JSON in ``path``, read as hostile input (see the module's docstring)."""
     try:
         # Non-blocking: a FIFO named as a sidecar must not hang the command waiting for a writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise UnreadableRecord(f"{path}: not a regular file")
-            data = handle.read(MAX_RECORD_BYTES + 1)
+            # Its size says so without reading it; the read is bounded for one that grows.
+            data = b"" if st.st_size > MAX_RECORD_BYTES else handle.read(MAX_RECORD_BYTES + 1)
     except FileNotFoundError:
         raise UnreadableRecord(f"{path}: no such file") from None
-    except OSError as err:
-        raise UnreadableRecord(f"{path}: cannot be read: {err.strerror or err}") from None
-    if len(data) > MAX_RECORD_BYTES:
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+        raise UnreadableRecord(f"{path}: cannot be read: {_reason(err)}") from None
+    if len(data) > MAX_RECORD_BYTES or st.st_size > MAX_RECORD_BYTES:
         raise UnreadableRecord(f"{path}: over {MAX_RECORD_BYTES // 2**20} MiB: not a sidecar")
+    if data.count(b"[") + data.count(b"{") + data.count(b",") > MAX_VALUES:
+        raise UnreadableRecord(f"{path}: over {MAX_VALUES:,} values: not a sidecar")
     try:
-        return json.loads(data)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UnreadableRecord(f"{path}: not JSON: not UTF-8 at byte {err.start}") from None
+    try:
+        document = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except _Refused as err:
+        raise UnreadableRecord(f"{path}: not strict JSON: {err}") from None
     except RecursionError:
         raise UnreadableRecord(f"{path}: nested too deeply to be a sidecar") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except ValueError as err:
         raise UnreadableRecord(f"{path}: not JSON: {err}") from None
+    if _depth_over(document, MAX_DEPTH):
+        raise UnreadableRecord(f"{path}: nested deeper than {MAX_DEPTH} levels: not a sidecar")
+    return document
+
+
+class _Refused(Exception):
+    """A value strict JSON, or any writer of records, does not produce."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"the number {text[:20]}… is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"duplicate key {key[:40]!r}")
+            seen.add(key)
+    return document
+
+
+def _depth_over(document: Any, limit: int) -> bool:
+    """Whether ``document`` nests deeper than ``limit``, found without recursion."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
+    return False
+
+
+def _reason(err: Exception) -> str:
+    return (err.strerror if isinstance(err, OSError) else None) or str(err)

@@ -23,15 +23,33 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
-def validate(document: Any) -> None:
-    """Raise ``ProvenanceError`` unless ``document`` is a valid v1 sidecar (needs jsonschema)."""
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with each local ``{"$ref": "#/$defs/x"}`` replaced by ``x`` itself: the same
+    schema (it has no cycles), validated about twice as fast without reference lookups."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if len(node) == 1 and isinstance(ref, str) and ref.removeprefix("#/$defs/") in defs:
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: v if k == "$defs" else _inlined(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
+
+
+@cache
+def _validator() -> Any:
     try:
         import jsonschema
     except ImportError as err:
         raise ProvenanceError("validating a sidecar needs the jsonschema package") from err
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
+    schema = load_schema()
+    return jsonschema.Draft202012Validator(_inlined(schema, schema.get("$defs", {})))
+
+
+def validate(document: Any) -> None:
+    """Raise ``ProvenanceError`` unless ``document`` is a valid v1 sidecar (needs jsonschema)."""
+    # The first error found, not the first of all: a hostile record can hold millions of them.
+    first = next(iter(_validator().iter_errors(document)), None)
+    if first is not None:
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise ProvenanceError(f"not a valid provenance sidecar at {where}: {first.message}")

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+MAX_MESSAGE = 400  # characters of one line on stderr: a hostile value can be megabytes long
+# What a record's text must not do to a terminal: move the cursor, start a line of its own,
+# or reorder what follows (bidirectional controls).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def plain(docstring: str | None) -> str:
@@ -39,13 +44,53 @@ def add_command(
     return parser
 
 
+def add_outside_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--outside-root",
+        action="store_true",
+        help="also read paths outside the project root that a record names",
+    )
+
+
 def short(digest: object, width: int = 12) -> str:
     return f"{digest[:width]}…" if isinstance(digest, str) and len(digest) > width else str(digest)
 
 
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with what could steer a terminal written as escapes: one line stays one line."""
+    return _CONTROLS.sub(_escaped, text)
+
+
+def lines_text(lines: Iterable[str]) -> str:
+    """Rendered lines as printed text, each kept to one line whatever a record put in it."""
+    return "\n".join(printable(line) for line in lines)
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` as one printable line of at most ``limit`` characters."""
+    text = printable(message)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def warn(message: str) -> None:
+    """One line on stderr, ``provenance:`` first, however long or odd the message."""
+    print(f"provenance: {one_line(message)}", file=sys.stderr)
+
+
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False)
-    sys.stdout.write("\n")
+    """``value`` as JSON on stdout; escaped to ASCII where stdout cannot take the text (a C
+    locale, or names that are not UTF-8, which Python holds as lone surrogates)."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
 
 
 def declared_entries(table: object) -> Iterator[tuple[str, Any]]:

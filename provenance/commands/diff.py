@@ -10,6 +10,7 @@ from provenance.commands import (
     EXIT_OK,
     add_command,
     declared_entries,
+    lines_text,
     print_json,
     short,
 )
@@ -83,7 +84,7 @@ def render_differences(differences: list[dict[str, Any]]) -> str:
         lines.append(
             f"  {item['section']:<8} {item['key']}: {_show(item['a'])} -> {_show(item['b'])}"
         )
-    return "\n".join(lines)
+    return lines_text(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     elif differences:
-        print(f"{a.source}\n{b.source}\n{len(differences)} difference(s):")
+        print(lines_text([str(a.source), str(b.source), f"{len(differences)} difference(s):"]))
         print(render_differences(differences))
     else:
-        print(f"{a.source}\n{b.source}\nno differences")
+        print(lines_text([str(a.source), str(b.source), "no differences"]))
     return EXIT_FINDING if differences else EXIT_OK

@@ -3,11 +3,14 @@
 - ``slsa``: an in-toto Statement v1 whose predicate is SLSA Provenance v1. Its subjects are the
   run's outputs (sha256 where recorded, blake3 beside it); the entrypoint, shared trainer, code
   and inputs are resolved dependencies; argv and args are external parameters.
-- ``openlineage``: OpenLineage run events, START then COMPLETE or FAIL, one per line.
+- ``openlineage``: OpenLineage run events, START then COMPLETE or FAIL, one per line (START
+  alone for the record of a run still under way).
 
 Both are derived from the record alone, so the same record exports to the same bytes, except the
 OpenLineage event time: a record holds no time, so it is the record file's modification time
-unless ``--event-time`` gives one.
+unless ``--event-time`` gives one. No path the record names is touched. Strings taken from the
+record (argv, args, the error) pass through secret redaction first, and ``--out`` replaces only
+a regular file.
 """
 
 from __future__ import annotations
@@ -16,13 +19,23 @@ import argparse
 import base64
 import datetime
 import json
+import os
+import stat
 import sys
 import uuid
 from typing import Any
 
 from provenance import __version__
-from provenance.commands import EXIT_FINDING, EXIT_OK, add_command, declared_entries
+from provenance.commands import (
+    EXIT_FINDING,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_command,
+    declared_entries,
+    warn,
+)
 from provenance.records import Record, load
+from provenance.redact import redact_text
 from provenance.sidecar import atomic_write, canonical_bytes
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -46,7 +59,26 @@ def register(commands: Any) -> None:
     parser.add_argument("--format", required=True, choices=("slsa", "openlineage"))
     parser.add_argument("--out", help="write here (atomically) instead of to stdout")
     parser.add_argument("--namespace", default="provenance", help="OpenLineage job namespace")
-    parser.add_argument("--event-time", help="OpenLineage event time (ISO 8601)")
+    parser.add_argument("--event-time", type=_moment, help="OpenLineage event time (ISO 8601)")
+
+
+def _moment(given: str) -> datetime.datetime:
+    try:
+        moment = datetime.datetime.fromisoformat(given.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {given!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string in it passed through ``redact_text``."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
 
 
 def run_id(record: Record) -> str:
@@ -100,7 +132,7 @@ def slsa_statement(record: Record) -> dict[str, Any]:
         described = _descriptor(name, entry, "input")
         if described is not None:
             dependencies.append(described)
-    outcome = block.get("outcome")
+    outcome = _redacted(block.get("outcome"))
     byproducts = []
     if outcome is not None:
         byproducts.append(
@@ -119,8 +151,8 @@ def slsa_statement(record: Record) -> dict[str, Any]:
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
                     "entrypoint": block["entrypoint"]["path"],
-                    "argv": block["argv"],
-                    "args": block["args"],
+                    "argv": _redacted(block["argv"]),
+                    "args": _redacted(block["args"]),
                 },
                 "internalParameters": {"hash_policy": block["hash_policy"]},
                 "resolvedDependencies": dependencies,
@@ -134,24 +166,20 @@ def slsa_statement(record: Record) -> dict[str, Any]:
     }
 
 
-def _event_time(record: Record, given: str | None) -> str:
-    if given is not None:
-        moment = datetime.datetime.fromisoformat(given.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-    else:
-        moment = datetime.datetime.fromtimestamp(
-            record.source.stat().st_mtime, datetime.timezone.utc
-        )
+def _event_time(record: Record, given: datetime.datetime | None) -> str:
+    moment = given or datetime.datetime.fromtimestamp(
+        record.source.stat().st_mtime, datetime.timezone.utc
+    )
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _datasets(record: Record, table: Any, facets_key: str) -> list[dict[str, Any]]:
-    """Datasets in OpenLineage's local-file naming: namespace ``file``, the absolute path."""
+    """Datasets in OpenLineage's local-file naming: namespace ``file``, the absolute path (worked
+    out from the record's text: a hostile path is not followed on disk)."""
     found = []
     for _, entry in declared_entries(table):
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-            name = str(record.resolve(entry["path"]).resolve())
+            name = os.path.normpath(os.path.join(record.base, entry["path"]))
             found.append({"namespace": "file", "name": name, "facets": {}, facets_key: {}})
     return found
 
@@ -161,7 +189,7 @@ def openlineage_events(record: Record, namespace: str, event_time: str) -> list[
     outcome = block.get("outcome") or {}
     job = {"namespace": namespace, "name": block["entrypoint"]["path"], "facets": {}}
     run_facets: dict[str, Any] = {}
-    if outcome.get("status", "succeeded") != "succeeded":
+    if outcome.get("status", "succeeded") not in ("succeeded", "running"):
         failed_gates = [g for g, v in (outcome.get("gates") or {}).items() if not v.get("passed")]
         if outcome.get("error"):
             message = f"{outcome['error']['type']}: {outcome['error']['message']}"
@@ -172,7 +200,7 @@ def openlineage_events(record: Record, namespace: str, event_time: str) -> list[
         run_facets["errorMessage"] = {
             "_producer": PRODUCER,
             "_schemaURL": ERROR_FACET_SCHEMA,
-            "message": message,
+            "message": redact_text(message),
             "programmingLanguage": "python",
         }
     base = {
@@ -188,6 +216,8 @@ def openlineage_events(record: Record, namespace: str, event_time: str) -> list[
         "inputs": _datasets(record, block["inputs"], "inputFacets"),
         "outputs": [],
     }
+    if record.running:
+        return [start]  # the run has not ended: there is nothing to say of its end yet
     ended = "COMPLETE" if outcome.get("status", "succeeded") == "succeeded" else "FAIL"
     end = {
         **base,
@@ -213,8 +243,25 @@ def run(args: argparse.Namespace) -> int:
         events = openlineage_events(record, args.namespace, _event_time(record, args.event_time))
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events).encode("utf-8")
     if args.out:
+        problem = _unwritable(args.out)
+        if problem:
+            warn(f"not writing {args.out}: {problem}")
+            return EXIT_USAGE
         atomic_write(args.out, data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     return EXIT_OK
+
+
+def _unwritable(out: str) -> str | None:
+    """Why ``--out`` must not be replaced: only a regular file (or nothing) may be."""
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symlink, not a regular file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return None

@@ -1,18 +1,40 @@
-"""``provenance replay FILE``: the command line that reproduces a run; ``--run`` runs it."""
+"""``provenance replay FILE``: the command line that reproduces a run; ``--run`` runs it.
+
+``--run`` runs only a regular file under the project root whose SHA-256 is the one the record
+gives its entrypoint (``--force`` runs a changed one, after saying what differs), and judges
+the record that this replay wrote, with its exit code: a non-zero exit, no record, or any
+difference from the replayed record is a finding.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, add_command, print_json
+from provenance.commands import (
+    EXIT_FINDING,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_command,
+    lines_text,
+    print_json,
+    short,
+    warn,
+)
 from provenance.commands.diff import compare, render_differences
-from provenance.records import SIDE_RECORDS, Record, UnreadableRecord, load
+from provenance.hashing import sha256_file
+from provenance.records import Record, UnreadableRecord, load, sidecar_target
 from provenance.redact import REDACTED
-from provenance.sidecar import SIDECAR_SUFFIX
+from provenance.sidecar import RECORD_LOG
+
+MAX_LOG_BYTES = 1024 * 1024  # the record log names a few records, one per line
 
 
 def register(commands: Any) -> None:
@@ -21,6 +43,11 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--run", action="store_true", help="run it, then diff the new record")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --run: run the entrypoint even though its SHA-256 is not the recorded one",
+    )
     parser.add_argument(
         "--python",
         default=None,
@@ -31,23 +58,34 @@ def register(commands: Any) -> None:
 
 def invocation(record: Record, python: str = "python") -> list[str]:
     """The argument vector: ``python -m pkg.mod`` for a module of a package under the root
-    (as it must be run to import its package), else ``python path/to/script.py``; then argv."""
+    (as it must be run to import its package), else ``python path/to/script.py``; then argv.
+    Nothing before argv can be read as an option of the interpreter's own."""
     entrypoint = record.block["entrypoint"]["path"]
     module = _module_name(record, entrypoint)
-    head = ["-m", module] if module else [entrypoint]
+    if module:
+        head = ["-m", module]
+    else:
+        head = [f"./{entrypoint}" if entrypoint.startswith("-") else entrypoint]
     return [python, *head, *record.block["argv"]]
 
 
 def _module_name(record: Record, shown: str) -> str | None:
-    path = record.resolve(shown)
-    if record.root is None or path.suffix != ".py" or not (path.parent / "__init__.py").exists():
+    if record.root is None:
         return None
-    parts = [path.stem]
-    folder = path.parent
-    while (folder / "__init__.py").exists() and folder != record.root:
+    place = record.place(shown, record.boundary())
+    if place.written is None or place.path is None or place.written.suffix != ".py":
+        return None
+    if not (place.written.parent / "__init__.py").is_file():
+        return None
+    parts = [place.written.stem]
+    folder = place.written.parent
+    while (folder / "__init__.py").is_file() and folder != record.root:
         parts.insert(0, folder.name)
         folder = folder.parent
-    return ".".join(parts) if folder == record.root else None
+    # A name that is no identifier cannot be imported (and "-c" must never follow "-m").
+    if folder != record.root or not all(part.isidentifier() for part in parts):
+        return None
+    return ".".join(parts)
 
 
 def command_line(record: Record, python: str = "python") -> str:
@@ -59,17 +97,47 @@ def redacted(record: Record) -> bool:
     return any(REDACTED in str(word) for word in record.block["argv"])
 
 
-def _new_record(record: Record, before: bytes) -> Record | None:
-    """The record the replay wrote: the sidecar itself, or a side record beside it."""
-    source = record.source
-    if source.exists() and source.read_bytes() != before:
-        return load(source, record.root)
-    base = source.name.removesuffix(SIDECAR_SUFFIX)
-    for kind in SIDE_RECORDS[:2]:  # a failed or interrupted replay that rewrote nothing
-        side = source.with_name(f"{base}.manifest.{kind}.json")
-        if side.exists():
-            return load(side, record.root)
-    return load(source, record.root) if source.exists() else None
+def runnable(record: Record, python: str, force: bool) -> list[str] | str:
+    """The argument vector to replay ``record`` with, or why it must not run."""
+    entrypoint = record.block["entrypoint"]
+    shown = entrypoint["path"]
+    place = record.place(shown, record.boundary())
+    if place.path is None:
+        return f"its entrypoint {shown!r} is not run: {place.refused}"
+    try:
+        mode = os.stat(place.path).st_mode
+    except OSError as err:
+        return f"its entrypoint {shown!r} cannot be run: {err.strerror or err}"
+    if not stat.S_ISREG(mode):
+        return f"its entrypoint {shown!r} is not a regular file"
+    now = sha256_file(place.path)
+    if now != entrypoint["sha256"] and not force:
+        return (
+            f"its entrypoint {shown} has sha256 {short(now)} now, not the recorded "
+            f"{short(entrypoint['sha256'])}: it is not the code that ran; --force runs it anyway"
+        )
+    # As a module where the printed command has it; otherwise by the absolute path, which
+    # cannot be taken for an interpreter option.
+    module = _module_name(record, shown)
+    head = ["-m", module] if module else [str(place.path)]
+    return [python, *head, *record.block["argv"]]
+
+
+def _written(log: Path) -> list[Path]:
+    """The records the replay wrote, in order, as its run appended them to the log."""
+    with open(log, "rb") as handle:
+        data = handle.read(MAX_LOG_BYTES)
+    lines = data.decode("utf-8", "surrogateescape").splitlines()
+    return [Path(line) for line in lines if line]
+
+
+def _judged(record: Record, written: list[Path]) -> Path | None:
+    """Of the records the replay wrote, the one for the replayed artifact (the last one
+    written when none is)."""
+    target = sidecar_target(Path(os.path.abspath(record.source)))
+    mine = [p for p in written if sidecar_target(p) == target]
+    found = mine or written
+    return found[-1] if found else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,51 +153,65 @@ def run(args: argparse.Namespace) -> int:
                 }
             )
         else:
-            print(printed)
+            print(lines_text([printed]))
         if redacted(record):
-            print(
-                "provenance: the command holds redacted values; supply them to reproduce the run",
-                file=sys.stderr,
-            )
+            warn("the command holds redacted values; supply them to reproduce the run")
         return EXIT_OK
     if redacted(record):
-        print(
-            f"provenance: cannot replay {record.source}: its command holds redacted values",
-            file=sys.stderr,
-        )
+        warn(f"cannot replay {record.source}: its command holds redacted values")
         return EXIT_USAGE
     if record.embedded or record.root is None:
-        print(
-            f"provenance: cannot replay {record.source}: replay needs the run's sidecar and "
-            "project root",
-            file=sys.stderr,
-        )
+        warn(f"cannot replay {record.source}: replay needs the run's sidecar and project root")
         return EXIT_USAGE
-    before = record.source.read_bytes()
-    print(f"$ {printed}", file=sys.stderr)
-    done = subprocess.run(
-        invocation(record, args.python or sys.executable), cwd=record.root, check=False
+    argv = runnable(record, args.python or sys.executable, args.force)
+    if isinstance(argv, str):
+        warn(f"cannot replay {record.source}: {argv}")
+        return EXIT_USAGE
+    print(
+        lines_text([f"$ cd {shlex.quote(str(record.root))} && {shlex.join(argv)}"]), file=sys.stderr
     )
-    try:
-        new = _new_record(record, before)
-    except UnreadableRecord as err:
-        print(f"provenance: the replay left no readable record: {err}", file=sys.stderr)
-        return EXIT_FINDING
-    if new is None:
-        print("provenance: the replay left no record", file=sys.stderr)
-        return EXIT_FINDING
-    differences = compare(record, new)
+    with tempfile.TemporaryDirectory(prefix="provenance-replay-") as folder:
+        log = Path(folder) / "records"
+        log.touch()
+        done = subprocess.run(
+            argv,
+            cwd=record.root,
+            env={**os.environ, RECORD_LOG: str(log)},
+            stdin=subprocess.DEVNULL,
+            stdout=2,  # the script's own output, kept off the result on stdout
+            check=False,
+        )
+        chosen = _judged(record, _written(log))
+    problems = [] if done.returncode == 0 else [f"it exited {done.returncode}"]
+    new = None
+    if chosen is None:
+        problems.append("it wrote no record")
+    else:
+        try:
+            new = load(chosen, record.root)
+        except UnreadableRecord as err:
+            problems.append(f"its record cannot be read: {err}")
+    differences = compare(record, new) if new is not None else []
+    if differences:
+        problems.append(f"{len(differences)} difference(s)")
     if args.json:
         print_json(
             {
                 "command": printed,
+                "argv": argv,
                 "exit_code": done.returncode,
-                "record": str(new.source),
-                "reproduced": not differences,
+                "record": str(chosen) if chosen is not None else None,
+                "reproduced": not problems,
+                "problems": problems,
                 "differences": differences,
             }
         )
     else:
-        print(f"replayed: exit {done.returncode}; new record {new.source}")
-        print(render_differences(differences) if differences else "reproduced: no differences")
-    return EXIT_FINDING if differences else EXIT_OK
+        wrote = f"new record {chosen}" if chosen is not None else "it wrote no record"
+        lines = [f"replayed: exit {done.returncode}; {wrote}"]
+        print(lines_text(lines))
+        if differences:
+            print(render_differences(differences))
+        verdict = "no differences" if not problems else "; ".join(problems)
+        print(lines_text([f"{'reproduced' if not problems else 'not reproduced'}: {verdict}"]))
+    return EXIT_OK if not problems else EXIT_FINDING

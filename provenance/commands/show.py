@@ -1,4 +1,8 @@
-"""``provenance show FILE``: what produced this file, in a few readable lines."""
+"""``provenance show FILE``: what produced this file, in a few readable lines.
+
+Runs of it still under way are named too, and runs that were lost (their process is gone
+without writing a final record).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,17 @@ from provenance.commands import (
     EXIT_OK,
     add_command,
     declared_entries,
+    lines_text,
     print_json,
     short,
 )
 from provenance.commands.replay import command_line
-from provenance.records import Record, load
+from provenance.records import LIVE, LOST, Record, load, run_state, running_beside
+
+STATES = {
+    LIVE: "running: its process still holds the record",
+    LOST: "lost: its process is gone, it wrote no final record",
+}
 
 
 def register(commands: Any) -> None:
@@ -40,6 +50,8 @@ def summary(record: Record) -> dict[str, Any]:
         "outputs": dict(declared_entries(block["outputs"])),
         "fields": record.fields,
         "code_files": len(block["code"]),
+        "state": run_state(record.source) if record.running else None,
+        "running": [{"record": str(p), "state": state} for p, state in running_beside(record)],
     }
 
 
@@ -47,6 +59,8 @@ def _entry_line(name: str, entry: Any) -> str:
     if not isinstance(entry, dict):
         return f"    {name:<14} (malformed entry)"
     path = entry.get("path", "?")
+    if entry.get("pending"):
+        return f"    {name:<14} {path}  (pending: not measured until the run ends)"
     if not entry.get("exists"):
         return f"    {name:<14} {path}  (missing)"
     if entry.get("embedded_here"):
@@ -69,7 +83,9 @@ def _entry_line(name: str, entry: Any) -> str:
 
 def render(info: dict[str, Any]) -> str:
     lines = [
-        info["record"] + ("  (the block embedded in the artifact)" if info["embedded"] else "")
+        info["record"]
+        + ("  (the block embedded in the artifact)" if info["embedded"] else "")
+        + (f"  ({STATES[info['state']]})" if info["state"] else "")
     ]
     ep = info["entrypoint"]
     lines.append(f"  entrypoint      {ep['path']}  (sha256 {short(ep['sha256'])})")
@@ -84,13 +100,16 @@ def render(info: dict[str, Any]) -> str:
             if outcome["error"]
             else ""
         )
-        lines.append(f"  outcome         {outcome['status']} (exit {outcome['exit_code']}){error}")
+        code = "" if outcome["exit_code"] is None else f" (exit {outcome['exit_code']})"
+        lines.append(f"  outcome         {outcome['status']}{code}{error}")
         for gate, verdict in outcome["gates"].items():
             values = ", ".join(
                 f"{k}={v}" for k, v in verdict.items() if k != "passed" and v is not None
             )
             state = "pass" if verdict.get("passed") else "FAIL"
             lines.append(f"    gate {gate}: {state}" + (f"  ({values})" if values else ""))
+    for other in info["running"]:
+        lines.append(f"  {other['state']:<15} {other['record']}  ({STATES[other['state']]})")
     for title in ("inputs", "outputs"):
         lines.append(f"  {title}")
         lines += [_entry_line(n, e) for n, e in info[title].items()] or ["    (none)"]
@@ -100,7 +119,7 @@ def render(info: dict[str, Any]) -> str:
         for key, value in info["fields"].items():
             text = str(value)
             lines.append(f"    {key:<22} {text if len(text) <= 70 else text[:69] + '…'}")
-    return "\n".join(lines)
+    return lines_text(lines)
 
 
 def run(args: argparse.Namespace) -> int:

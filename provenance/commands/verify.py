@@ -2,8 +2,14 @@
 
 Each path is re-hashed (through the digest cache where there is one) and reported as unchanged,
 changed, missing or appeared; a path that cannot be checked is reported as skipped, with why.
-A record is untrusted input: FIFOs, sockets and devices are never opened, a file whose size
-already differs is not read, one over --max-bytes is skipped, and a malformed entry is skipped.
+Runs of the artifact still under way are reported as running, and runs whose process is gone
+without a final record as lost (a finding).
+
+A record is untrusted input: nothing outside the project root is read unless --outside-root
+asks (a symlink out of it counts as outside), FIFOs, sockets and devices are never opened, a
+file whose size already differs is not read, a file over --max-bytes is skipped, a folder is
+walked only as far as --max-entries, --max-bytes and what the record says it held, and a
+malformed entry is skipped.
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import stat
-import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from provenance.commands import (
@@ -20,13 +26,25 @@ from provenance.commands import (
     EXIT_OK,
     EXIT_USAGE,
     add_command,
+    add_outside_root,
     declared_entries,
+    lines_text,
     print_json,
     short,
+    warn,
 )
 from provenance.digest_cache import DigestCache
-from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
-from provenance.records import Record, UnreadableRecord, load
+from provenance.hashing import HashPolicy, Progress, TreeEntry, describe_path, hash_file
+from provenance.records import (
+    LIVE,
+    LOST,
+    Boundary,
+    Record,
+    UnreadableRecord,
+    load,
+    run_state,
+    running_beside,
+)
 
 UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED = (
     "unchanged",
@@ -35,7 +53,11 @@ UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED = (
     "appeared",
     "skipped",
 )
+PENDING = "pending"
+STATUSES = (UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED)
+QUIET = frozenset({UNCHANGED, LIVE, PENDING})  # what is no finding
 DEFAULT_MAX_BYTES = 1024**4  # 1 TiB: a file bigger than that recorded in a sidecar is suspect
+DEFAULT_MAX_ENTRIES = 1_000_000  # entries of one folder walked before it is skipped
 
 
 def register(commands: Any) -> None:
@@ -45,15 +67,25 @@ def register(commands: Any) -> None:
     parser.add_argument("files", nargs="+", help="artifacts or their sidecars")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
-        "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="skip files larger than this"
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help="skip files, and folders holding, larger than this",
+    )
+    parser.add_argument(
+        "--max-entries",
+        type=int,
+        default=DEFAULT_MAX_ENTRIES,
+        help="skip folders with more entries than this",
     )
     parser.add_argument("--no-cache", action="store_true", help="read every file afresh")
     parser.add_argument("--no-code", action="store_true", help="leave the code digests out")
+    add_outside_root(parser)
 
 
 @dataclass(frozen=True)
 class Check:
-    group: str  # "code", "input" or "output"
+    group: str  # "record", "code", "input" or "output"
     name: str
     path: str
     status: str
@@ -69,10 +101,50 @@ class Check:
         }
 
 
+class _Stopped(Exception):
+    """A folder's walk went past a bound: what to report instead of its digest."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclass
+class _FolderBounds:
+    """Stops a folder's walk at the first entry past a limit or past what the record says."""
+
+    max_entries: int
+    max_bytes: int
+    recorded_files: Any
+    recorded_bytes: Any
+    entries: int = 0
+    files: int = 0
+    size: int = 0
+
+    def __call__(self, entry: TreeEntry) -> None:
+        self.entries += 1
+        if self.entries > self.max_entries:
+            raise _Stopped(SKIPPED, f"more than {self.max_entries} entries (--max-entries)")
+        if entry.kind != "f" or entry.stat is None:
+            return
+        self.files += 1
+        self.size += entry.stat.st_size
+        if self.size > self.max_bytes:
+            raise _Stopped(SKIPPED, f"larger than --max-bytes (over {self.max_bytes} B)")
+        if isinstance(self.recorded_files, int) and self.files > self.recorded_files:
+            raise _Stopped(CHANGED, f"more files than the {self.recorded_files} recorded")
+        if isinstance(self.recorded_bytes, int) and self.size > self.recorded_bytes:
+            raise _Stopped(CHANGED, f"more bytes than the {self.recorded_bytes} recorded")
+
+
 class Verifier:
-    def __init__(self, max_bytes: int, cache: DigestCache | None) -> None:
+    def __init__(
+        self, max_bytes: int, max_entries: int, cache: DigestCache | None, outside_root: bool
+    ) -> None:
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self.cache = cache
+        self.outside_root = outside_root
         # SHA-256 only where the record has one to compare with: it is the slow digest.
         self.with_sha256 = HashPolicy(sha256_max_bytes=2**62)
         self.blake3_only = HashPolicy(sha256_max_bytes=0)
@@ -80,29 +152,50 @@ class Verifier:
 
     def record(self, record: Record, *, code: bool) -> list[Check]:
         block = record.block
+        boundary = record.boundary(outside_root=self.outside_root)
         checks = []
+        if record.running:
+            checks.append(self.running(record.source, run_state(record.source), "this record"))
+        for path, state in running_beside(record):
+            checks.append(self.running(path, state, "beside it"))
         if code:
             for key in ("entrypoint", "shared_trainer"):
                 entry = block.get(key)
                 if isinstance(entry, dict):
-                    checks.append(self.code(record, key, entry.get("path"), entry.get("sha256")))
+                    checks.append(
+                        self.code(record, boundary, key, entry.get("path"), entry.get("sha256"))
+                    )
             for path, sha256 in sorted(block["code"].items()):
-                checks.append(self.code(record, "code", path, sha256))
+                checks.append(self.code(record, boundary, "code", path, sha256))
         for group, table in (("input", block["inputs"]), ("output", block["outputs"])):
             for name, entry in declared_entries(table):
-                checks.append(self.entry(record, group, name, entry))
+                checks.append(self.entry(record, boundary, group, name, entry))
         return checks
 
-    def code(self, record: Record, name: str, shown: Any, sha256: Any) -> Check:
+    def running(self, path: Path, state: str, name: str) -> Check:
+        detail = (
+            "a run under way: its process holds the record"
+            if state == LIVE
+            else "its process is gone and wrote no final record"
+        )
+        return Check("record", name, path.name, state, detail)
+
+    def code(self, record: Record, boundary: Boundary, name: str, shown: Any, sha256: Any) -> Check:
         if not isinstance(shown, str) or not isinstance(sha256, str):
             return Check("code", name, str(shown), SKIPPED, "malformed entry")
-        path = record.resolve(shown)
-        problem = _unsafe(path)
+        place = record.place(shown, boundary)
+        if place.path is None:
+            return Check("code", name, shown, SKIPPED, place.refused or "")
+        st, problem = _stat(place.path)
         if problem == "missing":
             return Check("code", name, shown, MISSING)
-        if problem:
-            return Check("code", name, shown, SKIPPED, problem)
-        now = hash_file(path, self.with_sha256, self.cache, progress=self.progress)
+        if problem or st is None:
+            return Check("code", name, shown, SKIPPED, problem or "")
+        if not stat.S_ISREG(st.st_mode):
+            return Check("code", name, shown, SKIPPED, "not a file")
+        if st.st_size > self.max_bytes:
+            return Check("code", name, shown, SKIPPED, f"larger than --max-bytes ({st.st_size} B)")
+        now = hash_file(place.path, self.with_sha256, self.cache, progress=self.progress)
         if now.error:
             return Check("code", name, shown, SKIPPED, f"unreadable: {now.error}")
         if now.sha256 == sha256:
@@ -111,10 +204,12 @@ class Verifier:
             "code", name, shown, CHANGED, f"sha256 {short(sha256)} now {short(now.sha256)}"
         )
 
-    def entry(self, record: Record, group: str, name: str, entry: Any) -> Check:
+    def entry(self, record: Record, boundary: Boundary, group: str, name: str, entry: Any) -> Check:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             return Check(group, name, "?", SKIPPED, "malformed entry")
         shown = entry["path"]
+        if entry.get("pending"):
+            return Check(group, name, shown, PENDING, "not measured until the run ends")
         if entry.get("embedded_here"):
             return Check(
                 group,
@@ -123,8 +218,11 @@ class Verifier:
                 SKIPPED,
                 "this copy of the block is embedded in it: verify its sidecar",
             )
-        path = record.resolve(shown)
-        problem = _unsafe(path)
+        place = record.place(shown, boundary)
+        if place.path is None:
+            return Check(group, name, shown, SKIPPED, place.refused or "")
+        path = place.path
+        st, problem = _stat(path)
         if not entry.get("exists"):
             if problem == "missing":
                 return Check(group, name, shown, UNCHANGED, "still missing")
@@ -134,11 +232,11 @@ class Verifier:
         recorded_kind = entry.get("kind")
         if recorded_kind == "other" or problem == "not a file or directory":
             return Check(group, name, shown, SKIPPED, "not a file or directory: never read")
-        if problem:
-            return Check(group, name, shown, SKIPPED, problem)
+        if problem or st is None:
+            return Check(group, name, shown, SKIPPED, problem or "")
         if entry.get("error") or entry.get("errors") or not entry.get("blake3"):
             return Check(group, name, shown, SKIPPED, "recorded without a digest (unreadable then)")
-        st = os.stat(path)
+        bounds = None
         if recorded_kind == "file":
             if not stat.S_ISREG(st.st_mode):
                 return Check(group, name, shown, CHANGED, "was a file, now a directory")
@@ -150,8 +248,22 @@ class Verifier:
                 return Check(
                     group, name, shown, SKIPPED, f"larger than --max-bytes ({st.st_size} B)"
                 )
+        elif not stat.S_ISDIR(st.st_mode):
+            return Check(group, name, shown, CHANGED, f"was a {recorded_kind}, now a file")
+        else:
+            files, size = entry.get("file_count"), entry.get("size_bytes")
+            if isinstance(files, int) and files > self.max_entries:
+                detail = f"more than {self.max_entries} entries (--max-entries): not walked"
+                return Check(group, name, shown, SKIPPED, detail)
+            if isinstance(size, int) and size > self.max_bytes:
+                detail = f"larger than --max-bytes ({size} B recorded): not walked"
+                return Check(group, name, shown, SKIPPED, detail)
+            bounds = _FolderBounds(self.max_entries, self.max_bytes, files, size)
         policy = self.with_sha256 if entry.get("sha256") else self.blake3_only
-        now = describe_path(str(path), shown, policy, self.cache, self.progress)
+        try:
+            now = describe_path(str(path), shown, policy, self.cache, self.progress, bounds)
+        except _Stopped as stopped:
+            return Check(group, name, shown, stopped.status, stopped.detail)
         if now.get("kind") != recorded_kind:
             return Check(
                 group, name, shown, CHANGED, f"was a {recorded_kind}, now {now.get('kind')}"
@@ -169,25 +281,22 @@ class Verifier:
         return Check(group, name, shown, CHANGED, detail)
 
 
-def _unsafe(path: os.PathLike[str] | str) -> str | None:
-    """Why ``path`` must not be read ("missing" when it is not there), or None."""
+def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
+    """The stat of ``path``, or why it must not be read ("missing" when it is not there)."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return "missing"
-    except ValueError as err:  # an embedded NUL byte
-        return f"unusable path: {err}"
-    except OSError as err:
-        return f"cannot be stat-ed: {err.strerror or err}"
+        return None, "missing"
+    except OSError as err:  # a symlink loop among them
+        return None, f"cannot be stat-ed: {err.strerror or err}"
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        return "not a file or directory"
-    return None
+        return st, "not a file or directory"
+    return st, None
 
 
 def render(source: str, checks: list[Check]) -> str:
     lines = [source]
-    code = [c for c in checks if c.group == "code"]
-    quiet_code = [c for c in code if c.status == UNCHANGED]
+    quiet_code = [c for c in checks if c.group == "code" and c.status == UNCHANGED]
     for check in checks:
         if check in quiet_code:
             continue
@@ -195,17 +304,17 @@ def render(source: str, checks: list[Check]) -> str:
         lines.append(f"  {check.status:<9} {check.group:<6} {check.name:<14} {check.path}{detail}")
     if quiet_code:
         lines.append(f"  {UNCHANGED:<9} code   {len(quiet_code)} file(s)")
-    counts = {
-        s: sum(c.status == s for c in checks)
-        for s in (UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED)
-    }
+    counts = {s: sum(c.status == s for c in checks) for s in STATUSES}
+    for other in (LOST, LIVE, PENDING):  # named only where a record has them
+        if any(c.status == other for c in checks):
+            counts[other] = sum(c.status == other for c in checks)
     lines.append("  " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    return "\n".join(lines)
+    return lines_text(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else DigestCache.from_environment()
-    verifier = Verifier(args.max_bytes, cache)
+    verifier = Verifier(args.max_bytes, args.max_entries, cache, args.outside_root)
     status = EXIT_OK
     reports: list[dict[str, Any]] = []
     try:
@@ -213,12 +322,12 @@ def run(args: argparse.Namespace) -> int:
             try:
                 record = load(given, args.root)
             except UnreadableRecord as err:
-                print(f"provenance: {err}", file=sys.stderr)
+                warn(str(err))
                 reports.append({"record": str(given), "error": str(err)})
                 status = EXIT_USAGE
                 continue
             checks = verifier.record(record, code=not args.no_code)
-            if any(c.status != UNCHANGED for c in checks):
+            if any(c.status not in QUIET for c in checks):
                 status = max(status, EXIT_FINDING)
             reports.append({"record": str(record.source), "checks": [c.as_dict() for c in checks]})
             if not args.json:
