@@ -43,6 +43,7 @@ _FORK_MMAP = sys.platform == "linux" and hasattr(os, "fork")
 # Non-blocking, which regular files ignore: something swapped in for a file between a stat and
 # the open (a FIFO) cannot hang the run waiting for a writer.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
 _THREADS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
@@ -275,6 +276,12 @@ def _hash_mapped_in_child(fd: int, size: int) -> str:
         try:
             faulthandler.disable()  # a SIGBUS here is an answer, not a crash to report
             os.close(readable)
+            # Hold nothing but the file and the pipe: an inherited lock (a running record's)
+            # must not outlive the parent in an orphaned child.
+            low, high = sorted((fd, writable))
+            os.closerange(3, low)
+            os.closerange(low + 1, high)
+            os.closerange(high + 1, _MAX_FD)
             with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
                 if hasattr(mapped, "madvise"):
                     mapped.madvise(mmap.MADV_SEQUENTIAL)
@@ -289,6 +296,11 @@ def _hash_mapped_in_child(fd: int, size: int) -> str:
         answer = b""
         while chunk := os.read(readable, 128):
             answer += chunk
+    except BaseException:
+        # Interrupted (a signal stopped the hashing): the child's work is no longer wanted.
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        raise
     finally:
         os.close(readable)
         _, status = os.waitpid(pid, 0)

@@ -74,7 +74,11 @@ def error_of(exc: BaseException) -> dict[str, str]:
 def from_exception(exc: BaseException) -> Outcome:
     """Outcome of an exception escaping the run."""
     if isinstance(exc, SystemExit):
-        return from_exit_code(exc.code)
+        outcome = from_exit_code(exc.code)
+        if exc.code is None or isinstance(exc.code, int):
+            return outcome
+        # sys.exit("gate failed: see the report") prints its message: keep it.
+        return Outcome(outcome.status, outcome.exit_code, error_of(exc))
     if isinstance(exc, KeyboardInterrupt):
         return Outcome(INTERRUPTED, SIGINT_EXIT)
     if isinstance(exc, Terminated):

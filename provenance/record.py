@@ -35,6 +35,8 @@ from provenance.redact import (
 from provenance.signals import SignalGuard, StopHashing
 
 RUN_SCHEMA = "provenance.run/v1"
+# What a tree whose walk a signal cut short is known to look like: nothing.
+_UNKNOWN = Fingerprint(False, ("unknown",))
 # Code identity always carries SHA-256, whatever the size (ADR-0661 names it).
 _CODE_POLICY = HashPolicy(sha256_max_bytes=2**63)
 
@@ -89,6 +91,9 @@ class RunFacts:
             except StopHashing:
                 self.stopped = True
                 self._entries[path] = unmeasured(path, self.shown(path))
+                if self._entries[path].get("kind") == "directory":
+                    # Judging change would walk the tree the signal asked us to stop walking.
+                    self._after[path] = _UNKNOWN
                 return dict(self._entries[path])
             if self._entries[path].get("kind") == "directory":
                 # The hashing walk saw every stat the change check needs: no second walk.
@@ -103,12 +108,17 @@ class RunFacts:
         if self.cache is not None:
             self.cache.close()
 
+    def outputs_paths(self) -> set[str]:
+        return {p for d in self.outputs.values() if d is not None for p in d.paths}
+
     def forget(self, path: str) -> None:
         """Drop what was measured of ``path``, which has just been rewritten (embedding)."""
         self._entries.pop(path, None)
         self._after.pop(path, None)
 
     def _changed(self, path: str, *, strict: bool) -> bool | None:
+        if self._after.get(path) is _UNKNOWN:
+            return None
         before = self.baselines.get(path)
         if (
             path in self.late
@@ -241,6 +251,8 @@ def _outcome(facts: RunFacts) -> dict[str, Any]:
 PIPELINE: tuple[Step, ...] = (_schema, _identity, _code, _arguments, _paths, _hash_policy, _outcome)
 # The outcome alone, rebuilt when a signal during recording changed it.
 OUTCOME_STEPS: tuple[Step, ...] = (_outcome,)
+# The declared paths alone, rebuilt when the record goes into one of the outputs.
+OUTPUTS_STEPS: tuple[Step, ...] = (_paths,)
 
 
 def _pending(facts: RunFacts, path: str) -> dict[str, Any]:

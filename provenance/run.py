@@ -48,7 +48,13 @@ from provenance.paths import (
     names_beside,
     resolve,
 )
-from provenance.record import OUTCOME_STEPS, RUNNING_PIPELINE, RunFacts, build_block
+from provenance.record import (
+    OUTCOME_STEPS,
+    OUTPUTS_STEPS,
+    RUNNING_PIPELINE,
+    RunFacts,
+    build_block,
+)
 from provenance.redact import SecretMatcher
 from provenance.sidecar import (
     MANIFEST_SCHEMA,
@@ -62,7 +68,6 @@ from provenance.sidecar import (
     is_sidecar_name,
     keep_last_good,
     read_json_object,
-    record_status,
     running_records,
     side_record_path,
     sidecar_path_for,
@@ -569,14 +574,23 @@ class Run:
                 return target, canonical_bytes(document), None
             written = changed_since(str(target), self.started_ns)
             found = read_json_object(target) if written else None
-            if found is not None:
-                merged = {**{k: v for k, v in self.fields.items() if k not in found[1]}, **found[1]}
+            if found is not None and "run_provenance" not in found[1]:
+                own = found[1]
+                merged = {**own, **{k: v for k, v in self.fields.items() if k not in own}}
+                if str(target) in facts.outputs_paths():
+                    # The manifest is also a declared output: like embed_into, its own entry
+                    # cannot hold the digest of the bytes that will contain it.
+                    facts.embedded_in = str(target)
+                    block = {**block, **build_block(facts, OUTPUTS_STEPS)}
+                    facts.embedded_in = None
                 return target, embedded_bytes(merged, block), None
             beside = sidecar_path_for(target)
-            note = (
-                f"{target} is not a JSON object this run wrote, so it was left as it is; this "
-                f"run's record is {beside}"
+            why = (
+                "holds a run_provenance of its own"
+                if found is not None
+                else "is not a JSON object this run wrote"
             )
+            note = f"{target} {why}, so it was left as it is; this run's record is {beside}"
             return self._placement_at(beside, document, status, wrote=True, note=note)
         if self.manifest_out is not None:
             return self._placement_at(target, document, status, wrote=wrote)
@@ -717,7 +731,9 @@ def _stat_key(path: Path) -> tuple[int, ...] | None:
 
 
 def _is_record(path: Path) -> bool:
-    return record_status(path) is not None
+    """Whether ``path`` holds a sidecar of ours (not a script's document with a block in it)."""
+    found = read_json_object(path, limit=64 * 1024 * 1024)
+    return found is not None and found[1].get("schema") == MANIFEST_SCHEMA
 
 
 def _entries_of(table: Any) -> Iterator[dict[str, Any]]:

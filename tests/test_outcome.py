@@ -34,7 +34,7 @@ def test_exit_codes(code, status, exit_code):
     [
         (SystemExit(), "succeeded", 0, None),
         (SystemExit(4), "failed", 4, None),
-        (SystemExit("bye"), "failed", 1, None),
+        (SystemExit("bye"), "failed", 1, {"type": "SystemExit", "message": "bye"}),
         (KeyboardInterrupt(), "interrupted", 130, None),
         (Terminated(15), "interrupted", 143, None),
         (Terminated(1), "interrupted", 129, None),

@@ -57,6 +57,9 @@ class TestOutcomeTable:
         if mode == "raise":
             assert got["error"] == {"type": "ValueError", "message": "features table has no rows"}
             assert "ValueError: features table has no rows" in proc.stderr
+        elif mode == "exit-str":
+            message = "gate failed: see the report"
+            assert got["error"] == {"type": "SystemExit", "message": message}
         else:
             assert got["error"] is None
 
@@ -716,3 +719,61 @@ def test_the_recorded_exit_code_is_the_processs(tmp_path, code, process_exit):
     proc = run_python(script)
     assert proc.returncode == process_exit
     assert load_sidecar(sidecar_of(out))["run_provenance"]["outcome"]["exit_code"] == process_exit
+
+
+class TestScriptsOwnManifestEdges:
+    def test_keys_keep_the_scripts_order_and_recorded_fields_follow(self, tmp_path):
+        manifest = tmp_path / "m.json"
+        main = manifest_script('{"z": 1, "a": 2}')
+        assert main(["--out", str(tmp_path / "o"), "--manifest-out", str(manifest)]) == 0
+        assert list(json.loads(manifest.read_text())) == ["z", "a", "row_count", "run_provenance"]
+
+    def test_a_block_the_script_wrote_itself_is_not_replaced(self, tmp_path, capsys):
+        manifest = tmp_path / "m.json"
+        main = manifest_script('{"run_provenance": {"mine": true}}')
+        assert main(["--out", str(tmp_path / "o"), "--manifest-out", str(manifest)]) == 0
+        assert json.loads(manifest.read_text()) == {"run_provenance": {"mine": True}}
+        assert load_sidecar(tmp_path / "m.json.manifest.json")
+        assert "holds a run_provenance of its own" in capsys.readouterr().err
+
+    def test_a_failed_rerun_does_not_overwrite_the_scripts_merged_manifest(self, tmp_path):
+        manifest, out = tmp_path / "m.json", tmp_path / "o"
+        assert (
+            manifest_script('{"rows": 3}')(["--out", str(out), "--manifest-out", str(manifest)])
+            == 0
+        )
+        before = manifest.read_bytes()
+        from provenance import recorded_run
+
+        @recorded_run(outputs={"model": "out"})
+        def failing(argv=None):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--out")
+            parser.add_argument("--manifest-out")
+            args = parser.parse_args(argv)
+            Path(args.out).write_text("half")
+            return 1
+
+        assert failing(["--out", str(out), "--manifest-out", str(manifest)]) == 1
+        assert manifest.read_bytes() == before
+        failed = load_sidecar(tmp_path / "m.json.manifest.json")["run_provenance"]
+        assert failed["outcome"]["status"] == "failed"
+
+    def test_a_manifest_that_is_also_the_output_does_not_claim_its_own_digest(self, tmp_path):
+        from provenance import recorded_run
+
+        same = tmp_path / "report.json"
+
+        @recorded_run(outputs={"report": "out"})
+        def main(argv=None):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--out")
+            parser.add_argument("--manifest-out")
+            args = parser.parse_args(argv)
+            Path(args.out).write_text('{"plcc": 0.9}')
+            return 0
+
+        assert main(["--out", str(same), "--manifest-out", str(same)]) == 0
+        document = json.loads(same.read_text())
+        assert document["plcc"] == 0.9
+        assert document["run_provenance"]["outputs"]["report"]["embedded_here"] is True
