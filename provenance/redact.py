@@ -10,15 +10,93 @@ from typing import Any
 REDACTED = "<redacted>"
 DEFAULT_SECRET_NAMES: tuple[str, ...] = (
     "token",
+    "tokens",
     "secret",
     "secrets",
     "password",
+    "passwords",
     "passwd",
-    "api_key",
-    "apikey",
+    "passphrase",
+    "passphrases",
     "credential",
     "credentials",
+    "auth",
+    "authorization",
+    "bearer",
+    "cookie",
+    "cookies",
+    "api_key",
+    "api_keys",
+    "apikey",
+    "apikeys",
+    "access_key",
+    "access_keys",
+    "private_key",
+    "private_keys",
+    "ssh_key",
+    "ssh_keys",
 )
+# Words that name a secret only as the last word of a longer name: --db-pass and --wandb-key are
+# credentials, --pass-rate and --key-column are not, and a bare "key" is the key of a key/value
+# pair far more often than a credential. Plural "keys" is not among them: records are full of
+# metadata_keys and required_keys, lists of field names.
+LAST_WORD_SECRET_NAMES: tuple[str, ...] = ("pass", "key")
+
+_COUNTS = frozenset({"max", "min", "num", "n", "number", "total"})
+_FIELDS = frozenset(
+    {
+        "audio",
+        "cache",
+        "caption",
+        "column",
+        "composite",
+        "config",
+        "data",
+        "dataset",
+        "dedup",
+        "dict",
+        "field",
+        "foreign",
+        "group",
+        "hash",
+        "id",
+        "image",
+        "index",
+        "input",
+        "item",
+        "join",
+        "label",
+        "lookup",
+        "map",
+        "metric",
+        "natural",
+        "object",
+        "output",
+        "partition",
+        "primary",
+        "prompt",
+        "public",
+        "record",
+        "row",
+        "sample",
+        "score",
+        "shard",
+        "sort",
+        "split",
+        "target",
+        "text",
+        "unique",
+        "video",
+    }
+)
+# The word before a secret word that makes the name mean something else: a count of tokens
+# (--max-tokens), a tokenizer's special token (--pad-token), a key naming a field (--text-key).
+_NOT_SECRET_AFTER: dict[str, frozenset[str]] = {
+    "token": _COUNTS
+    | {"pad", "bos", "eos", "unk", "mask", "sep", "cls", "special", "start", "end", "stop"},
+    "tokens": _COUNTS | {"new", "special", "added", "extra", "stop"},
+    "key": _FIELDS,
+}
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -31,19 +109,35 @@ def words(name: str) -> tuple[str, ...]:
 
 
 class SecretMatcher:
-    """Decides whether an option name names a secret, by whole words so ``--tokenizer`` is safe."""
+    """Decides whether a name names a secret, by whole words so ``--tokenizer`` is safe."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
-        self._patterns = tuple({words(n) for n in (*DEFAULT_SECRET_NAMES, *extra) if words(n)})
+        patterns = {words(n) for n in (*DEFAULT_SECRET_NAMES, *extra)} - {()}
+        self._patterns = tuple(sorted(patterns))
 
     def __call__(self, name: str) -> bool:
-        name_words = words(name)
-        return any(_contains(name_words, pattern) for pattern in self._patterns)
+        # A path keyed by (/run/secrets/hf) is no name; a flattened one (wandb/api_key) is.
+        name_words = words(name.rstrip("/").rsplit("/", 1)[-1])
+        if (
+            name_words
+            and name_words[-1] in LAST_WORD_SECRET_NAMES
+            and name_words != ("key",)
+            and not _qualified(name_words, len(name_words) - 1)
+        ):
+            return True
+        return any(self._found(name_words, pattern) for pattern in self._patterns)
+
+    @staticmethod
+    def _found(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+        n = len(needle)
+        return any(
+            haystack[i : i + n] == needle and not (n == 1 and _qualified(haystack, i))
+            for i in range(len(haystack) - n + 1)
+        )
 
 
-def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
-    n = len(needle)
-    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+def _qualified(name_words: tuple[str, ...], i: int) -> bool:
+    return i > 0 and name_words[i - 1] in _NOT_SECRET_AFTER.get(name_words[i], frozenset())
 
 
 def _items(value: Any) -> list[Any]:

@@ -18,6 +18,8 @@ from provenance.redact import (
     words,
 )
 
+MATCHER = SecretMatcher()
+
 
 class TestSecretMatcher:
     @pytest.mark.parametrize(
@@ -25,25 +27,78 @@ class TestSecretMatcher:
         [
             "--api-token",
             "hf_token",
+            "--hf-token",
             "--hfToken",
+            "--api-tokens",
             "PASSWORD",
+            "--passwords",
             "--db-passwd",
+            "--db-pass",
+            "--pass",
+            "--passphrase",
             "--api-key",
             "apiKey",
             "--apikey",
+            "--api-keys-file",
+            "--ssh-keys",
+            "access_keys",
+            "--private-key",
+            "--ssh-key",
+            "--access-key",
+            "--aws-access-key-id",
+            "--wandb-key",
+            "WANDB_API_KEY",
             "--client-secret",
             "aws_credentials",
             "--credential-file",
+            "--auth",
+            "--auth-header",
+            "Authorization",
+            "--cookie",
+            "wandb/api_key",
+            "wandb.api_key",
         ],
     )
     def test_secret_names(self, name):
-        assert SecretMatcher()(name)
+        assert MATCHER(name)
 
     @pytest.mark.parametrize(
-        "name", ["--tokenizer", "--max-tokens", "--keyframes", "--api-url", "--passes", "out"]
+        "name",
+        [
+            "--tokenizer",
+            "--max-tokens",
+            "--max-new-tokens",
+            "--num-tokens",
+            "--pad-token",
+            "--eos-token",
+            "--author",
+            "--authors",
+            "--authority",
+            "--passes",
+            "--bypass",
+            "--pass-rate",
+            "--passage",
+            "--keyframes",
+            "--key-column",
+            "--sort-key",
+            "--text-key",
+            "--public-key",
+            "natural_key",
+            "required_keys",
+            "metadata_keys",
+            "--metric-keys",
+            "--key",
+            "key",
+            "--monkey",
+            "--api-url",
+            "--secretary",
+            "/run/secrets/hf",
+            "runs/token/model.json",
+            "out",
+        ],
     )
     def test_ordinary_names(self, name):
-        assert not SecretMatcher()(name)
+        assert not MATCHER(name)
 
     def test_extra_names_match_as_words(self):
         matcher = SecretMatcher(["db_url"])
