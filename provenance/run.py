@@ -38,7 +38,13 @@ from provenance.paths import (
     resolve,
 )
 from provenance.record import RunFacts, build_block
-from provenance.redact import SecretMatcher
+from provenance.redact import (
+    SecretMatcher,
+    known_secrets,
+    redact_block,
+    redact_document,
+    redact_text,
+)
 from provenance.sidecar import (
     MANIFEST_SCHEMA,
     RECORD_LOG,
@@ -86,8 +92,15 @@ class RunSpec:
     root: str | None = None
 
 
-def _warn(message: str) -> None:
-    print(f"provenance: {message}", file=sys.stderr, flush=True)
+def _warn(message: str, run: Run | None = None) -> None:
+    """Print a note on stderr, with the secrets of ``run`` (and any by their shape) hidden."""
+    known = _known_secrets(run) if run is not None else ()
+    note = redact_text(message, known=known, is_secret=run.secrets if run is not None else None)
+    print(f"provenance: {note}", file=sys.stderr, flush=True)
+
+
+def _known_secrets(run: Run) -> tuple[str, ...]:
+    return known_secrets(run.argv, run.args, run.parsers, run.secrets)
 
 
 class Run:
@@ -259,7 +272,7 @@ class Run:
             # A fault in the recording itself must neither hide the script's own outcome nor
             # let a run without evidence pass for a successful one.
             failure = ProvenanceError(f"could not record the run: {type(err).__name__}: {err}")
-            _warn(str(failure))
+            _warn(str(failure), self)
             if self._outcome.status == SUCCEEDED:
                 raise failure from err
         finally:
@@ -313,7 +326,7 @@ class Run:
 
     def _trouble(self, err: ProvenanceError) -> None:
         """Report an evidence problem; a run that would have succeeded fails instead."""
-        _warn(str(err))
+        _warn(str(err), self)
         if self._outcome.status == SUCCEEDED and self._flipped is None:
             self._outcome, self._flipped = from_exception(err), err
 
@@ -331,7 +344,11 @@ class Run:
         except SidecarWriteError as err:
             self._trouble(err)
             facts.outcome = self._outcome
-        document = {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": build_block(facts)}
+        document = redact_document(
+            {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": build_block(facts)},
+            self.secrets,
+            _known_secrets(self),
+        )
         placement = place(
             target,
             succeeded=self._outcome.status == SUCCEEDED,
@@ -344,12 +361,12 @@ class Run:
             write_placed(placement, canonical_bytes(document))
         except OSError as err:
             if embedded is not None:
-                _undo_embed(*embedded)
+                _undo_embed(*embedded, self)
             self._trouble(SidecarWriteError(f"could not write the sidecar {placement.path}: {err}"))
             return
         if placement.note:
-            _warn(placement.note)
-        _tell_record_log(placement.path)
+            _warn(placement.note, self)
+        _tell_record_log(placement.path, self)
         watcher = _sidecar_watcher.get()
         if watcher is not None:
             watcher(placement.path)
@@ -388,7 +405,10 @@ class Run:
         if self.embed_into is None:
             return None
         if self.embed_into not in self.outputs:
-            _warn(f"did not embed run_provenance: embed_into={self.embed_into!r} names no output")
+            _warn(
+                f"did not embed run_provenance: embed_into={self.embed_into!r} names no output",
+                self,
+            )
             return None
         declared = self.outputs[self.embed_into]
         if declared is None:
@@ -398,11 +418,11 @@ class Run:
             return None
         found = read_json_object(host)
         if found is None:
-            _warn(f"did not embed run_provenance into {host}: it does not hold a JSON object")
+            _warn(f"did not embed run_provenance into {host}: it does not hold a JSON object", self)
             return None
         original, document = found
         facts.embedded_in = host
-        block = build_block(facts)
+        block = redact_block(build_block(facts), self.secrets, _known_secrets(self))
         facts.embedded_in = None
         facts.forget(host)
         try:
@@ -434,7 +454,7 @@ class Run:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _tell_record_log(path: Path) -> None:
+def _tell_record_log(path: Path, run: Run | None = None) -> None:
     log = os.environ.get(RECORD_LOG)
     if not log:
         return
@@ -442,15 +462,15 @@ def _tell_record_log(path: Path) -> None:
         with open(log, "a", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(f"{os.path.abspath(path)}\n")
     except OSError as err:
-        _warn(f"could not note the record in {RECORD_LOG}={log}: {err}")
+        _warn(f"could not note the record in {RECORD_LOG}={log}: {err}", run)
 
 
-def _undo_embed(host: Path, original: bytes) -> None:
+def _undo_embed(host: Path, original: bytes, run: Run | None = None) -> None:
     # The sidecar failed after the block went into the host: the block must not outlive it.
     try:
         atomic_write(host, original)
     except OSError as err:
-        _warn(f"could not take run_provenance back out of {host}: {err}")
+        _warn(f"could not take run_provenance back out of {host}: {err}", run)
 
 
 def _merge_declared(old: Declared | None, new: Declared | None) -> Declared | None:

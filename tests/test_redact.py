@@ -1,4 +1,4 @@
-"""Secret detection by name, and redaction of argv, args, text and whole records."""
+"""Secret detection by name, redaction of argv, args, text and whole records, and real runs."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from provenance.redact import (
     words,
 )
 from provenance.sidecar import MANIFEST_SCHEMA, canonical_bytes
-from tests.conftest import fake_path, run_python
+from tests.conftest import fake_path, load_sidecar, run_fake, run_python, sidecar_of
 
 MATCHER = SecretMatcher()
 DIGEST = "0123456789abcdef" * 4
@@ -666,3 +666,183 @@ class TestBuildRunProvenance:
         entrypoint = fake_path("secret_script")
         built = build_run_provenance(entrypoint=entrypoint, argv=argv, args=args, redact=["pw"])
         assert (built["argv"], built["args"]["pw"]) == (["-p", REDACTED, "--out", "o9"], REDACTED)
+
+
+# -- real runs -----------------------------------------------------------------------------------
+
+PASSWORD = "pw-Xq7-long-1"
+PLANTED = {
+    "clustered short flag": PASSWORD,
+    "attached long option": "hf_tok-2b9aq",
+    "parse_known_args leftover": "wandb-Kz81-3",
+    "URL userinfo": "dbpass-Mm42-4",
+    "NAME=value pair": "envkey-Pq55-5",
+    "JSON option": "jsonkey-Rt66-6",
+    "recorded field": "field-Sv77-7",
+    "nested recorded field": "nested-Ux88-8",
+    "gate value": "gate-Wy99-9",
+    "bearer token in the error": "bearer-Za10-10",
+}
+ENVIRONMENT = {
+    "FAKE_SERVICE_KEY": PLANTED["recorded field"],
+    "FAKE_DB": PLANTED["nested recorded field"],
+    "FAKE_GATE_TOKEN": PLANTED["gate value"],
+    "FAKE_BEARER": PLANTED["bearer token in the error"],
+}
+
+
+def leaky_argv(*more: str) -> list[str]:
+    return [
+        "--out",
+        "o9",
+        f"-vp{PASSWORD}",
+        f"--hf-token={PLANTED['attached long option']}",
+        "--wandb-key",
+        PLANTED["parse_known_args leftover"],
+        "--db-url",
+        f"postgres://trainer:{PLANTED['URL userinfo']}@db.example/runs",
+        "--env",
+        f"WANDB_API_KEY={PLANTED['NAME=value pair']}",
+        "--extra",
+        json.dumps({"api_key": PLANTED["JSON option"], "region": "eu"}),
+        "--tokenizer",
+        "bert",
+        "--max-tokens",
+        "512",
+        *more,
+    ]
+
+
+class TestNoSecretLeavesARun:
+    """One distinct secret in every channel; none may reach the sidecar, the model or stderr."""
+
+    @pytest.fixture
+    def folder(self, tmp_path, monkeypatch):
+        for name, value in ENVIRONMENT.items():
+            monkeypatch.setenv(name, value)
+        # The run's own folder is named after the password: every path then holds it.
+        folder = tmp_path / PASSWORD
+        folder.mkdir()
+        return folder
+
+    @pytest.fixture
+    def failed(self, folder):
+        proc = run_fake("leaky_script", *leaky_argv("--fail"), cwd=folder)
+        assert proc.returncode == 1, proc.stderr
+        return folder, proc
+
+    def assert_nothing_planted_in(self, text):
+        leaked = [channel for channel, secret in PLANTED.items() if secret in text]
+        assert not leaked
+
+    def test_the_sidecar_holds_no_secret(self, failed):
+        folder, _ = failed
+        self.assert_nothing_planted_in(sidecar_of(folder / "o9").read_text("utf-8"))
+
+    def test_the_embedded_block_holds_no_secret(self, failed):
+        folder, _ = failed
+        model = (folder / "o9").read_text("utf-8")
+        assert "run_provenance" in json.loads(model)
+        self.assert_nothing_planted_in(model)
+
+    def test_stderr_holds_no_secret(self, folder):
+        proc = run_fake("leaky_script", *leaky_argv("--plain"), cwd=folder)
+        assert proc.returncode == 0, proc.stderr
+        assert "did not embed run_provenance" in proc.stderr, "the note names the model's path"
+        assert REDACTED in proc.stderr
+        self.assert_nothing_planted_in(proc.stderr)
+
+    def test_the_record_log_note_holds_no_secret(self, folder, monkeypatch):
+        monkeypatch.setenv("PROVENANCE_RECORD_LOG", str(folder / "no-such-folder" / "records"))
+        proc = run_fake("leaky_script", *leaky_argv(), cwd=folder)
+        assert proc.returncode == 0, proc.stderr
+        assert "could not note the record" in proc.stderr
+        self.assert_nothing_planted_in(proc.stderr)
+
+    def test_the_note_of_a_failed_undo_holds_no_secret(self, folder, monkeypatch, capsys):
+        from provenance import SidecarWriteError
+        from provenance import run as run_module
+        from tests.fakes import leaky_script
+
+        def no_sidecar(placement, data):
+            raise OSError(f"disk full under {placement.path.parent}")
+
+        writes, atomic_write = [], run_module.atomic_write
+
+        def embed_once(path, data):
+            # The block goes into the model; taking it back out fails.
+            writes.append(path)
+            if len(writes) > 1:
+                raise OSError(f"read-only: {path}")
+            atomic_write(path, data)
+
+        monkeypatch.setattr(run_module, "write_placed", no_sidecar)
+        monkeypatch.setattr(run_module, "atomic_write", embed_once)
+        monkeypatch.chdir(folder)
+        with pytest.raises(SidecarWriteError):
+            leaky_script.main(leaky_argv())
+        err = capsys.readouterr().err
+        assert "could not take run_provenance back out of" in err
+        assert "could not write the sidecar" in err
+        self.assert_nothing_planted_in(err)
+
+    def test_what_stays_visible(self, failed):
+        folder, _ = failed
+        document = load_sidecar(sidecar_of(folder / "o9"))
+        block = document["run_provenance"]
+        assert block["argv"] == [
+            "--out",
+            "o9",
+            f"-vp{REDACTED}",
+            f"--hf-token={REDACTED}",
+            "--wandb-key",
+            REDACTED,
+            "--db-url",
+            f"postgres://{REDACTED}@db.example/runs",
+            "--env",
+            f"WANDB_API_KEY={REDACTED}",
+            "--extra",
+            f'{{"api_key": "{REDACTED}", "region": "eu"}}',
+            "--tokenizer",
+            "bert",
+            "--max-tokens",
+            "512",
+            "--fail",
+        ]
+        args = block["args"]
+        assert (args["pw"], args["hf_token"]) == (REDACTED, REDACTED)
+        assert args["extra"] == {"api_key": REDACTED, "region": "eu"}
+        assert (args["tokenizer"], args["max_tokens"], args["verbose"]) == ("bert", 512, True)
+        assert document["service_api_key"] == REDACTED
+        assert document["upload"] == {
+            "endpoint": "https://hub.example/models",
+            "db_password": REDACTED,
+        }
+        assert block["outcome"]["gates"]["upload"] == {
+            "passed": True,
+            "auth_token": REDACTED,
+            "retries": 2,
+        }
+        assert block["outcome"]["error"] == {
+            "type": "RuntimeError",
+            "message": f"upload refused for password {REDACTED}; "
+            f"sent Authorization: Bearer {REDACTED}",
+        }
+        assert block["outputs"]["model"]["path"].endswith(f"/{REDACTED}/o9")
+
+    def test_a_short_password_is_hidden_only_where_it_is_given(self, tmp_path):
+        proc = run_fake("leaky_script", "--out", "o9", "-p", "o9", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        block = load_sidecar(sidecar_of(tmp_path / "o9"))["run_provenance"]
+        assert block["argv"] == ["--out", "o9", "-p", REDACTED]
+        assert block["args"]["pw"] == REDACTED, "a dest named by its option, not by itself"
+        assert block["outputs"]["model"]["path"].endswith("/o9")
+
+    def test_the_same_run_writes_the_same_bytes_under_any_hash_seed(self, folder, monkeypatch):
+        records = []
+        for seed in ("1", "2"):
+            monkeypatch.setenv("PYTHONHASHSEED", seed)
+            proc = run_fake("leaky_script", *leaky_argv(), cwd=folder)
+            assert proc.returncode == 0, proc.stderr
+            records.append((sidecar_of(folder / "o9").read_bytes(), (folder / "o9").read_bytes()))
+        assert records[0] == records[1]
