@@ -27,10 +27,10 @@ from provenance.paths import (
 )
 from provenance.redact import (
     SecretMatcher,
+    known_secrets,
     redact_args,
     redact_argv,
-    secret_options,
-    secret_values,
+    redact_block,
 )
 from provenance.signals import SignalGuard, StopHashing
 
@@ -164,14 +164,15 @@ def _code(facts: RunFacts) -> dict[str, Any]:
     return {"code": imported_project_modules(facts.root, facts.entrypoint)}
 
 
+def _known_secrets(facts: RunFacts) -> tuple[str, ...]:
+    return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets)
+
+
 def _arguments(facts: RunFacts) -> dict[str, Any]:
-    args = normalize(facts.args, facts.root)
-    argv = redact_argv(
-        facts.argv,
-        secret_options(facts.parsers, facts.secrets),
-        secret_values(facts.args, facts.secrets),
-    )
-    return {"argv": argv, "args": redact_args(args, facts.secrets)}
+    known = _known_secrets(facts)
+    argv = redact_argv(facts.argv, facts.parsers, facts.secrets, args=facts.args, known=known)
+    args = redact_args(normalize(facts.args, facts.root), facts.secrets, facts.parsers)
+    return redact_block({"argv": argv, "args": args}, facts.secrets, known)
 
 
 def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
@@ -245,7 +246,8 @@ def _hash_policy(facts: RunFacts) -> dict[str, Any]:
 def _outcome(facts: RunFacts) -> dict[str, Any]:
     if facts.outcome is None:
         return {}
-    return {"outcome": facts.outcome.as_record(facts.gates)}
+    outcome = {"outcome": facts.outcome.as_record(facts.gates)}
+    return redact_block(outcome, facts.secrets, _known_secrets(facts))
 
 
 PIPELINE: tuple[Step, ...] = (_schema, _identity, _code, _arguments, _paths, _hash_policy, _outcome)

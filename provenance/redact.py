@@ -1,24 +1,119 @@
-"""Keep secrets out of sidecars: redact argument values whose option name looks like a secret."""
+"""Keep secrets out of records: by name, by the shape of a value, and by a value given.
+
+- By name: the value of an option, argument, field, gate value or key whose name looks like a
+  secret (``--api-token``, ``db_password``, ``{"api_key": ...}``).
+- By shape: credentials in URLs, ``Bearer``/``Basic`` credentials, ``NAME=value`` and
+  ``name: value`` with a secret-looking name, JSON objects, well-known token formats.
+- By value: a secret the script was given, wherever else it appears, when it is long enough.
+"""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 REDACTED = "<redacted>"
+# A secret value is hidden everywhere else it appears only from this length on (NIST SP 800-63B's
+# least password length). A shorter one is hidden only where it was given: replacing it elsewhere
+# would mangle ordinary text, and show the reader which ordinary value equals the secret.
+MIN_KNOWN_LENGTH = 8
+
 DEFAULT_SECRET_NAMES: tuple[str, ...] = (
     "token",
+    "tokens",
     "secret",
     "secrets",
     "password",
+    "passwords",
     "passwd",
-    "api_key",
-    "apikey",
+    "passphrase",
+    "passphrases",
     "credential",
     "credentials",
+    "auth",
+    "authorization",
+    "bearer",
+    "cookie",
+    "cookies",
+    "api_key",
+    "api_keys",
+    "apikey",
+    "apikeys",
+    "access_key",
+    "access_keys",
+    "private_key",
+    "private_keys",
+    "ssh_key",
+    "ssh_keys",
 )
+# Words that name a secret only as the last word of a longer name: --db-pass and --wandb-key are
+# credentials, --pass-rate and --key-column are not, and a bare "key" is the key of a key/value
+# pair far more often than a credential. Plural "keys" is not among them: records are full of
+# metadata_keys and required_keys, lists of field names.
+LAST_WORD_SECRET_NAMES: tuple[str, ...] = ("pass", "key")
+
+_COUNTS = frozenset({"max", "min", "num", "n", "number", "total"})
+_FIELDS = frozenset(
+    {
+        "audio",
+        "cache",
+        "caption",
+        "column",
+        "composite",
+        "config",
+        "data",
+        "dataset",
+        "dedup",
+        "dict",
+        "field",
+        "foreign",
+        "group",
+        "hash",
+        "id",
+        "image",
+        "index",
+        "input",
+        "item",
+        "join",
+        "label",
+        "lookup",
+        "map",
+        "metric",
+        "natural",
+        "object",
+        "output",
+        "partition",
+        "primary",
+        "prompt",
+        "public",
+        "record",
+        "row",
+        "sample",
+        "score",
+        "shard",
+        "sort",
+        "split",
+        "target",
+        "text",
+        "unique",
+        "video",
+    }
+)
+# The word before a secret word that makes the name mean something else: a count of tokens
+# (--max-tokens), a tokenizer's special token (--pad-token), a key naming a field (--text-key).
+_NOT_SECRET_AFTER: dict[str, frozenset[str]] = {
+    "token": _COUNTS
+    | {"pad", "bos", "eos", "unk", "mask", "sep", "cls", "special", "start", "end", "stop"},
+    "tokens": _COUNTS | {"new", "special", "added", "extra", "stop"},
+    "key": _FIELDS,
+}
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -31,66 +126,98 @@ def words(name: str) -> tuple[str, ...]:
 
 
 class SecretMatcher:
-    """Decides whether an option name names a secret, by whole words so ``--tokenizer`` is safe."""
+    """Decides whether a name names a secret, by whole words so ``--tokenizer`` is safe."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
-        self._patterns = tuple({words(n) for n in (*DEFAULT_SECRET_NAMES, *extra) if words(n)})
+        patterns = {words(n) for n in (*DEFAULT_SECRET_NAMES, *extra)} - {()}
+        self._patterns = tuple(sorted(patterns))
 
     def __call__(self, name: str) -> bool:
-        name_words = words(name)
-        return any(_contains(name_words, pattern) for pattern in self._patterns)
+        # A path keyed by (/run/secrets/hf) is no name; a flattened one (wandb/api_key) is.
+        name_words = words(name.rstrip("/").rsplit("/", 1)[-1])
+        if (
+            name_words
+            and name_words[-1] in LAST_WORD_SECRET_NAMES
+            and name_words != ("key",)
+            and not _qualified(name_words, len(name_words) - 1)
+        ):
+            return True
+        return any(self._found(name_words, pattern) for pattern in self._patterns)
+
+    @staticmethod
+    def _found(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+        n = len(needle)
+        return any(
+            haystack[i : i + n] == needle and not (n == 1 and _qualified(haystack, i))
+            for i in range(len(haystack) - n + 1)
+        )
 
 
-def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
-    n = len(needle)
-    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+def _qualified(name_words: tuple[str, ...], i: int) -> bool:
+    return i > 0 and name_words[i - 1] in _NOT_SECRET_AFTER.get(name_words[i], frozenset())
 
 
-def _items(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+_DEFAULT_MATCHER = SecretMatcher()
+
+# -- values under a secret name ----------------------------------------------------------------
 
 
-def _may_be_secret(value: Any) -> bool:
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only numbers, booleans and nulls, none of which is a credential."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(_plain(v) for v in value.values())
+    return False
+
+
+def _hide(value: Any) -> Any:
     # A number argparse parsed (--max-token-length 512) is never a credential; keeping it
     # visible keeps the record useful.
-    return any(i is not None and not isinstance(i, (bool, int, float)) for i in _items(value))
+    return value if _plain(value) else REDACTED
 
 
-def redact_args(args: Mapping[str, Any], is_secret: SecretMatcher) -> dict[str, Any]:
-    """Copy of ``args`` with the value of every secret-named key replaced, numbers excepted."""
-    return {k: (REDACTED if is_secret(k) and _may_be_secret(v) else v) for k, v in args.items()}
+def _harvest(value: Any, is_secret: SecretMatcher, under: bool = False) -> Iterator[str]:
+    """The strings held under secret names anywhere in ``value``."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _harvest(item, is_secret, under or is_secret(str(key)))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _harvest(item, is_secret, under)
+    elif under and isinstance(value, (str, os.PathLike)):
+        yield str(os.fspath(value))
 
 
-def secret_values(args: Mapping[str, Any], is_secret: SecretMatcher) -> set[str]:
-    """The string forms of the values held under secret-named keys."""
-    found: set[str] = set()
-    for key, value in args.items():
-        if not is_secret(key) or not _may_be_secret(value):
-            continue
-        found.update(str(item) for item in _items(value) if str(item))
-    return found
+def _long_values(values: Iterable[str]) -> tuple[str, ...]:
+    """The values worth hiding wherever they appear, longest first, so the order is fixed."""
+    found = {v for v in values if len(v) >= MIN_KNOWN_LENGTH and REDACTED not in v}
+    return tuple(sorted(found, key=lambda v: (-len(v), v)))
 
 
-def secret_options(
-    parsers: Iterable[argparse.ArgumentParser], is_secret: SecretMatcher
-) -> dict[str, int | str | None]:
-    """Option strings (``--api-token``, ``-t``) of secret actions, mapped to their ``nargs``."""
-    options: dict[str, int | str | None] = {}
-    for action in _actions(parsers):
-        numeric = action.type in (int, float)
-        if (
-            action.option_strings
-            and action.nargs != 0
-            and not numeric
-            and _action_is_secret(action, is_secret)
-        ):
-            for option in action.option_strings:
-                options[option] = action.nargs
-    return options
+def redact_args(
+    args: Mapping[str, Any],
+    is_secret: SecretMatcher,
+    parsers: Iterable[argparse.ArgumentParser] = (),
+) -> dict[str, Any]:
+    """Copy of ``args`` with each secret key's value hidden: by its name, or as a secret's dest."""
+    dests = _secret_dests(parsers, is_secret)
+    return {k: (_hide(v) if is_secret(k) or k in dests else v) for k, v in args.items()}
 
 
-def _action_is_secret(action: argparse.Action, is_secret: SecretMatcher) -> bool:
-    return is_secret(action.dest) or any(is_secret(o) for o in action.option_strings)
+# -- argparse options ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Option:
+    nargs: int | str | None
+    secret: bool
+
+    @property
+    def takes_values(self) -> bool:
+        return self.nargs != 0
 
 
 def _actions(parsers: Iterable[argparse.ArgumentParser]) -> Iterator[argparse.Action]:
@@ -107,52 +234,595 @@ def _actions(parsers: Iterable[argparse.ArgumentParser]) -> Iterator[argparse.Ac
                 stack.extend(action.choices.values())
 
 
+def _named_secret(action: argparse.Action, is_secret: SecretMatcher) -> bool:
+    return is_secret(action.dest) or any(is_secret(o) for o in action.option_strings)
+
+
+def _secret_dests(
+    parsers: Iterable[argparse.ArgumentParser], is_secret: SecretMatcher
+) -> frozenset[str]:
+    """Dests of secret actions: ``-p/--password`` stored as ``pw`` is still a password."""
+    return frozenset(a.dest for a in _actions(parsers) if _named_secret(a, is_secret))
+
+
+def _option_table(
+    parsers: Iterable[argparse.ArgumentParser], is_secret: SecretMatcher
+) -> dict[str, _Option]:
+    """Every option string of ``parsers`` and its subparsers, with its nargs and secrecy."""
+    table: dict[str, _Option] = {}
+    for action in _actions(parsers):
+        numeric = action.type in (int, float)
+        option = _Option(
+            action.nargs, action.nargs != 0 and not numeric and _named_secret(action, is_secret)
+        )
+        for name in action.option_strings:
+            # One string in two parsers: the reading that hides more wins.
+            old = table.get(name)
+            if (
+                old is None
+                or (option.secret and not old.secret)
+                or (not old.secret and option.takes_values and not old.takes_values)
+            ):
+                table[name] = option
+    return table
+
+
+# -- argv ------------------------------------------------------------------------------------------
+
+_NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
+_OPTION, _VALUE, _SECRET, _LOOSE = "option", "value", "secret", "loose"
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One argv token read as argparse reads it: ``prefix`` is kept, ``value`` is judged.
+
+    option: a whole option or flag cluster; value: the value of a known, non-secret option;
+    secret: a secret option's value; loose: a positional or an unknown option's value.
+    """
+
+    prefix: str
+    value: str
+    kind: str
+
+
+def _option_like(token: str) -> bool:
+    return token.startswith("-") and token != "-" and not _NEGATIVE_NUMBER.fullmatch(token)
+
+
+@dataclass(frozen=True)
+class _Arity:
+    count: int  # values still to take
+    open: bool  # "*", "+" and REMAINDER take any number
+    swallow: bool  # REMAINDER takes option-like tokens too
+
+
+def _arity(nargs: int | str | None) -> _Arity:
+    if isinstance(nargs, int):
+        return _Arity(nargs, False, False)
+    if nargs in ("*", "+"):
+        return _Arity(0, True, False)
+    if nargs == argparse.REMAINDER:
+        return _Arity(0, True, True)
+    return _Arity(1, False, False)  # None and "?"
+
+
+def _attached(prefix: str, value: str, secret: bool) -> _Slot:
+    return _Slot(prefix, value, _SECRET if secret else _VALUE)
+
+
+def _read_option(
+    token: str, table: Mapping[str, _Option], is_secret: SecretMatcher
+) -> tuple[_Slot, _Option | None]:
+    """Read one option-like token; the option returned takes the tokens that follow."""
+    if token in table:
+        option = table[token]
+        return _Slot(token, "", _OPTION), option if option.takes_values else None
+    name, eq, value = token.partition("=")
+    if eq and name in table:
+        return _attached(name + eq, value, table[name].secret), None
+    long = token.startswith("--")
+    prefix = name if long else token
+    # An abbreviation (--api-tok, or -pass for -password): argparse takes any unique prefix.
+    matches = sorted(
+        o for o in table if o.startswith(prefix) and len(o) > 2 and o.startswith("--") == long
+    )
+    if matches:
+        option = next((table[o] for o in matches if table[o].secret), table[matches[0]])
+        if long and eq:
+            return _attached(name + eq, value, option.secret), None
+        return _Slot(token, "", _OPTION), option if option.takes_values else None
+    if not long:
+        found = _read_cluster(token, table)
+        if found is not None:
+            return found
+    # Unknown here (parse_known_args leaves it over): judged by its name alone.
+    unknown = is_secret(name)
+    if eq:
+        return _Slot(name + eq, value, _SECRET if unknown else _LOOSE), None
+    return _Slot("", token, _LOOSE), _Option(None, True) if unknown else None
+
+
+def _read_cluster(token: str, table: Mapping[str, _Option]) -> tuple[_Slot, _Option | None] | None:
+    """``-vpSECRET``: flags, then at most one option that takes the rest of the token as value."""
+    for i in range(1, len(token)):
+        option = table.get("-" + token[i])
+        if option is None:
+            return None if i == 1 else (_Slot(token[:i], token[i:], _LOOSE), None)
+        if option.takes_values:
+            head, rest = token[: i + 1], token[i + 1 :]
+            if rest.startswith("="):
+                head, rest = head + "=", rest[1:]
+            if rest:
+                return _attached(head, rest, option.secret), None
+            return _Slot(token, "", _OPTION), option
+    return _Slot(token, "", _OPTION), None
+
+
+def _read_argv(
+    argv: Sequence[str], table: Mapping[str, _Option], is_secret: SecretMatcher
+) -> list[_Slot]:
+    slots: list[_Slot] = []
+    taking: _Arity | None = None
+    secret = False
+    positional_only = False
+    for token in map(str, argv):
+        if positional_only:
+            slots.append(_Slot("", token, _LOOSE))
+            continue
+        if taking is not None:
+            if token == "--" or (_option_like(token) and not taking.swallow):
+                taking = None
+            else:
+                slots.append(_Slot("", token, _SECRET if secret else _VALUE))
+                if not taking.open:
+                    taking = _Arity(taking.count - 1, False, False) if taking.count > 1 else None
+                continue
+        if token == "--":
+            slots.append(_Slot(token, "", _OPTION))
+            positional_only = True
+        elif not _option_like(token):
+            slots.append(_Slot("", token, _LOOSE))
+        else:
+            slot, option = _read_option(token, table, is_secret)
+            slots.append(slot)
+            if option is not None:
+                taking, secret = _arity(option.nargs), option.secret
+                if taking.count == 0 and not taking.open:
+                    taking = None
+    return slots
+
+
+def _loose(slot: _Slot, parsed: Sequence[str]) -> str | None:
+    """A positional or an unknown option's value redacted if it carries a parsed secret."""
+    for value in parsed:
+        if slot.value == value:
+            return slot.prefix + REDACTED
+        head = slot.value[: len(slot.value) - len(value)]
+        if (
+            slot.value.endswith(value)
+            and _option_like(head)
+            and (len(head) == 2 or head[-1] == "=")
+        ):
+            # -pVALUE or --api-tok=VALUE in a form the option table could not read.
+            return slot.prefix + head + REDACTED
+    return None
+
+
 def redact_argv(
     argv: Sequence[str],
-    options: Mapping[str, int | str | None],
-    values: set[str],
+    parsers: Iterable[argparse.ArgumentParser] = (),
+    is_secret: SecretMatcher | None = None,
+    *,
+    args: Mapping[str, Any] | None = None,
+    known: Iterable[str] = (),
 ) -> list[str]:
-    """Copy of ``argv`` with secret option values and any token carrying a secret value redacted."""
-    out: list[str] = []
-    pending = 0
-    for token in argv:
-        token = str(token)
-        if pending:
-            out.append(REDACTED)
-            pending -= 1
-            continue
-        option, eq, _ = token.partition("=")
-        if eq and option in options:
-            out.append(f"{option}={REDACTED}")
-        elif token in options:
-            out.append(token)
-            pending = _values_taken(options[token])
+    """Copy of ``argv`` with every secret option's value redacted, read as argparse reads it.
+
+    Options are read with their aliases, ``--opt=value``, abbreviations and clustered short
+    flags; an unknown option (a ``parse_known_args`` leftover) by its name. A positional equal to
+    a parsed secret is redacted, and every other token gets ``redact_text``.
+    """
+    matcher = is_secret or _DEFAULT_MATCHER
+    parser_list = list(parsers)
+    slots = _read_argv(argv, _option_table(parser_list, matcher), matcher)
+    dests = _secret_dests(parser_list, matcher)
+    parsed = sorted(
+        {
+            v
+            for k, item in (args or {}).items()
+            for v in _harvest(item, matcher, matcher(k) or k in dests)
+            if v
+        },
+        key=lambda v: (-len(v), v),
+    )
+    found = [s.value for s in slots if s.kind == _SECRET]
+    redactor = _Redactor(matcher, (*known, *found, *parsed))
+    out = []
+    for slot in slots:
+        hidden = _loose(slot, parsed) if slot.kind == _LOOSE else None
+        if slot.kind == _SECRET:
+            out.append(slot.prefix + REDACTED)
+        elif hidden is not None:
+            out.append(hidden)
         else:
-            out.append(_redact_values(token, values))
+            out.append(redactor.text(slot.prefix) + redactor.text(slot.value))
     return out
 
 
-def _values_taken(nargs: int | str | None) -> int:
-    if nargs is None or nargs == "?":
-        return 1
-    if isinstance(nargs, int):
-        return nargs
-    return 1  # "*" and "+": the first value at least; any further one is caught by value
+def known_secrets(
+    argv: Sequence[str],
+    args: Mapping[str, Any],
+    parsers: Iterable[argparse.ArgumentParser],
+    is_secret: SecretMatcher,
+) -> tuple[str, ...]:
+    """The secrets the script was given that are long enough to hide wherever they appear.
+
+    They are the values of secret options in ``argv`` (leftovers of ``parse_known_args`` too) and
+    the strings under secret names or dests in ``args``, longest first. Values a script records
+    under secret names are hidden where they stand but not spread: a name misjudged as secret
+    must not wipe an ordinary value from the whole record.
+    """
+    parser_list = list(parsers)
+    dests = _secret_dests(parser_list, is_secret)
+    slots = _read_argv(argv, _option_table(parser_list, is_secret), is_secret)
+    values = [s.value for s in slots if s.kind == _SECRET]
+    for key, value in args.items():
+        values.extend(_harvest(value, is_secret, is_secret(key) or key in dests))
+    return _long_values(values)
 
 
-def _redact_values(token: str, values: set[str]) -> str:
-    for value in values:
-        if token == value:
-            return REDACTED
-        if token.endswith(value):
-            # --api-tok=secret (an abbreviation) or -psecret (a short option stuck to its value)
-            prefix = token[: len(token) - len(value)]
-            short = len(prefix) == 2 and prefix[0] == "-" and prefix[1] != "-"
-            if short or (prefix.startswith("-") and prefix.endswith("=")):
-                return prefix + REDACTED
-    return token
+# -- free text ---------------------------------------------------------------------------------
+
+_HEX64 = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])")
+# Only text holding one of these (lowercased) can hold a secret by its shape.
+_SHAPE_MARKS = (
+    "=",
+    ":",
+    "{",
+    "@",
+    "bearer",
+    "basic",
+    "hf_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "sk-",
+    "xox",
+    "akia",
+    "asia",
+    "glpat-",
+    "eyj",
+)
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>[^\s/?#\"']+)@")
+_BEARER = re.compile(r"(?P<head>\bbearer[ \t]+)(?P<credential>[A-Za-z0-9\-._~+/]+=*)", re.I)
+_BASIC = re.compile(
+    r"(?P<head>\bbasic[ \t]+)(?P<credential>[A-Za-z0-9+/]{4,}={0,2})(?![\w+/=])", re.I
+)
+# Token formats that say what they are: Hugging Face, GitHub, OpenAI and Anthropic, Slack, AWS
+# access key ids, GitLab, JSON Web Tokens.
+_TOKEN_FORMATS = re.compile(
+    r"\b(?:hf_[A-Za-z0-9]{30,}"
+    r"|gh[pousr]_[A-Za-z0-9]{36,}"
+    r"|github_pat_[A-Za-z0-9_]{22,}"
+    r"|sk-[A-Za-z0-9_\-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|A[KS]IA[0-9A-Z]{16}"
+    r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
+    r"(?![A-Za-z0-9_\-])"
+)
+# NAME=value, name: value, "name": "value", 'name': 'value'; a ':' that starts '//' is a URL's.
+_PAIR = re.compile(
+    r"(?<!\w)(?P<quote>[\"']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=quote)"
+    r"[ \t]*(?:=(?!=)|(?P<colon>:)(?!//))[ \t]*"
+)
+_SCHEME = re.compile(r"(?:bearer|basic|token|digest|negotiate)[ \t]+(?=\S)", re.I)
+_BARE_VALUE = re.compile(r"[^\s,;&\"')\]}]+")
+_HARMLESS = frozenset({"", "None", "null", "true", "false", "True", "False"})
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_MAX_DEPTH = 100
 
 
-def redact_text(text: str) -> str:
-    """``text`` with secrets recognised by their shape replaced (credentials in URLs, ...)."""
-    return text
+def _closing_quote(text: str, start: int) -> int | None:
+    quote, i = text[start], start + 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            return i
+        i += 1
+    return None
+
+
+def _closing_bracket(text: str, start: int) -> int:
+    pairs = {"{": "}", "[": "]", "(": ")"}
+    depth, stack = 0, []
+    for i in range(start, len(text)):
+        if text[i] in pairs:
+            stack.append(pairs[text[i]])
+            depth += 1
+        elif stack and text[i] == stack[-1]:
+            stack.pop()
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(text)
+
+
+def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
+    """Where the value of a pair that starts at ``start`` lies; None when there is none to hide.
+
+    In a ``Name: value`` header the value may be a scheme and a credential
+    (``Authorization: token ghp_...``): both go, a scheme word being no safer than the rest.
+    """
+    if start >= len(text) or text.startswith(REDACTED, start):
+        return None
+    first = text[start]
+    if first in "\"'":
+        end = _closing_quote(text, start)
+        if end is None:
+            bare = _BARE_VALUE.match(text, start + 1)
+            return (start + 1, bare.end()) if bare else None
+        return (start + 1, end)
+    if first in "{[":
+        try:
+            json.JSONDecoder().raw_decode(text, start)
+        except (ValueError, RecursionError):
+            return (start, _closing_bracket(text, start))
+        return None  # JSON: its secret parts were hidden by structure already
+    scheme = _SCHEME.match(text, start) if header else None
+    if scheme is not None:
+        if text.startswith(REDACTED, scheme.end()):
+            return None  # Bearer <redacted>: hidden already, and its scheme is worth keeping
+        bare = _BARE_VALUE.match(text, scheme.end())
+        return (start, bare.end()) if bare else None
+    bare = _BARE_VALUE.match(text, start)
+    return (start, bare.end()) if bare else None
+
+
+def _basic(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match["credential"], validate=True)
+    except (binascii.Error, ValueError):
+        return match[0]
+    return match["head"] + REDACTED if b":" in decoded else match[0]
+
+
+def _userinfo(match: re.Match[str]) -> str:
+    return match[0] if match["info"] == REDACTED else f"{match['scheme']}{REDACTED}@"
+
+
+class _Redactor:
+    """Applies the three rules with one matcher and one set of known values."""
+
+    def __init__(self, is_secret: SecretMatcher, known: Iterable[str]) -> None:
+        self.is_secret = is_secret
+        values = _long_values(known)
+        # A value inside a JSON string appears with its escapes.
+        escaped = (json.dumps(v, ensure_ascii=False)[1:-1] for v in values)
+        self.known = _long_values((*values, *escaped))
+
+    # -- text --
+
+    def text(self, text: str) -> str:
+        text = self._known(text)
+        lowered = text.lower()
+        if not any(mark in lowered for mark in _SHAPE_MARKS):
+            return text
+        text = self._json(text)
+        text = _USERINFO.sub(_userinfo, text)
+        text = _BEARER.sub(lambda m: m["head"] + REDACTED, text)
+        text = _BASIC.sub(_basic, text)
+        text = _TOKEN_FORMATS.sub(REDACTED, text)
+        return self._pairs(text)
+
+    def _known(self, text: str) -> str:
+        spans = []
+        for value in self.known:
+            at = text.find(value)
+            while at != -1:
+                spans.append((at, at + len(value)))
+                at = text.find(value, at + 1)
+        if not spans:
+            return text
+        # A digest is never partly rewritten: only a secret that is the whole digest goes.
+        digests = [m.span() for m in _HEX64.finditer(text)]
+        spans = [
+            (s, e)
+            for s, e in spans
+            if not any(ds <= s and e <= de and (s, e) != (ds, de) for ds, de in digests)
+        ]
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        out, last = [], 0
+        for start, end in merged:
+            out += [text[last:start], REDACTED]
+            last = end
+        out.append(text[last:])
+        return "".join(out)
+
+    def _json(self, text: str) -> str:
+        decoder = json.JSONDecoder()
+        out, last, at = [], 0, text.find("{")
+        while at != -1:
+            try:
+                found, end = decoder.raw_decode(text, at)
+            except (ValueError, RecursionError):
+                at = text.find("{", at + 1)
+                continue
+            hidden = self.value(found)
+            if hidden != found:
+                out.append(text[last:at])
+                out.append(json.dumps(hidden, ensure_ascii=False))
+                last = end
+            at = text.find("{", end)
+        out.append(text[last:])
+        return "".join(out)
+
+    def _pairs(self, text: str) -> str:
+        out, last, at = [], 0, 0
+        while (pair := _PAIR.search(text, at)) is not None:
+            span = _value_span(text, pair.end(), header=pair["colon"] is not None)
+            at = pair.end()
+            if span is None or not self.is_secret(pair["key"]):
+                continue  # the value may itself hold a pair: NAME=WANDB_API_KEY=...
+            start, end = span
+            if text[start:end] in _HARMLESS:
+                continue
+            out.append(text[last:start])
+            out.append(REDACTED)
+            last = at = end
+        out.append(text[last:])
+        return "".join(out)
+
+    # -- structure --
+
+    def value(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with its text redacted and every value under a secret key hidden."""
+        if depth > _MAX_DEPTH:
+            return REDACTED  # deeper than any record this package writes
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                hidden = self.value(item, depth + 1)
+                self._put(out, str(key), _hide(hidden) if self.is_secret(str(key)) else hidden)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [self.value(item, depth + 1) for item in value]
+        return value
+
+    def _put(self, out: dict[str, Any], key: str, value: Any) -> None:
+        # A key may itself hold a secret; two redacted keys must not collapse into one.
+        key = self.text(key)
+        unique, n = key, 1
+        while unique in out:
+            n += 1
+            unique = f"{key}#{n}"
+        out[unique] = value
+
+    def argv_token(self, token: str) -> str:
+        name, eq, value = token.partition("=")
+        if eq and _option_like(name):
+            if self.is_secret(name) and not _NUMBER.fullmatch(value) and value not in _HARMLESS:
+                return f"{name}={REDACTED}"
+            return f"{self.text(name)}={self.text(value)}"
+        return self.text(token)
+
+    def entry(self, entry: Any) -> Any:
+        if isinstance(entry, list):
+            return [self.entry(e) for e in entry]
+        if not isinstance(entry, Mapping):
+            return entry
+        out = dict(entry)
+        for key in ("path", "error"):
+            if isinstance(out.get(key), str):
+                out[key] = self.text(out[key])
+        if isinstance(out.get("errors"), list):
+            out["errors"] = [self.text(e) if isinstance(e, str) else e for e in out["errors"]]
+        return out
+
+    def gates(self, gates: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, gate in gates.items():
+            if isinstance(gate, Mapping):
+                secret = self.is_secret(name)
+                hidden = self.value({k: v for k, v in gate.items() if k != "passed"})
+                values = {k: _hide(v) for k, v in hidden.items()} if secret else hidden
+                gate = {**({"passed": gate["passed"]} if "passed" in gate else {}), **values}
+            else:
+                gate = self.value(gate)
+            self._put(out, name, gate)
+        return out
+
+    def outcome(self, outcome: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in outcome.items():
+            if key in ("status", "exit_code"):
+                out[key] = value
+            elif key == "gates" and isinstance(value, Mapping):
+                out[key] = self.gates(value)
+            else:
+                out[key] = self.value(value)
+        return out
+
+    def block(self, block: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in block.items():
+            if key in ("schema", "hash_policy"):
+                out[key] = value
+            elif key == "argv" and isinstance(value, list):
+                out[key] = [self.argv_token(str(t)) for t in value]
+            elif key == "outcome" and isinstance(value, Mapping):
+                out[key] = self.outcome(value)
+            elif key in ("inputs", "outputs") and isinstance(value, Mapping):
+                out[key] = {}
+                for name, entry in value.items():
+                    self._put(out[key], name, self.entry(entry))
+            elif key in ("entrypoint", "shared_trainer"):
+                out[key] = self.entry(value)
+            elif key == "code" and isinstance(value, Mapping):
+                out[key] = {}
+                for path, digest in value.items():
+                    self._put(out[key], path, digest)
+            else:
+                out[key] = self.value(value)
+        return out
+
+
+def redact_text(
+    text: str, *, known: Iterable[str] = (), is_secret: SecretMatcher | None = None
+) -> str:
+    """``text`` with secrets hidden by their shape, and each of ``known`` wherever it appears.
+
+    Only known values at least ``MIN_KNOWN_LENGTH`` long count. Shapes: the userinfo of a URL
+    (``https://user:pass@host``), ``Bearer`` credentials, ``Basic`` ones that decode to
+    ``user:pass``, ``NAME=value`` and ``name: value`` pairs (quoted or not, in JSON objects too)
+    whose name looks like a secret, and token formats that say what they are (``hf_``, ``ghp_``,
+    ``sk-``, AWS key ids, JWTs, ...).
+    """
+    return _Redactor(is_secret or _DEFAULT_MATCHER, known).text(text)
+
+
+def redact_block(
+    block: Mapping[str, Any], is_secret: SecretMatcher, known: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A ``run_provenance`` block, or part of one, with secrets hidden from every string.
+
+    argv, args, gates and the error get the name, shape and known-value rules; paths the shape
+    and known-value rules. Digests, the schema and the hash policy are left as they are.
+    """
+    given = _harvest(block.get("args"), is_secret)
+    return _Redactor(is_secret, (*known, *given)).block(block)
+
+
+def redact_document(
+    document: Mapping[str, Any], is_secret: SecretMatcher, known: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A whole sidecar document with secrets hidden from its fields and its ``run_provenance``."""
+    block = document.get("run_provenance")
+    known = (
+        *known,
+        *_harvest(block.get("args") if isinstance(block, Mapping) else None, is_secret),
+    )
+    redactor = _Redactor(is_secret, known)
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        if key == "schema":
+            out[key] = value
+        elif key == "run_provenance" and isinstance(value, Mapping):
+            out[key] = redact_block(value, is_secret, known)
+        else:
+            hidden = redactor.value(value, 1)
+            redactor._put(out, key, _hide(hidden) if is_secret(key) else hidden)
+    return out

@@ -55,7 +55,13 @@ from provenance.record import (
     RunFacts,
     build_block,
 )
-from provenance.redact import SecretMatcher
+from provenance.redact import (
+    SecretMatcher,
+    known_secrets,
+    redact_block,
+    redact_document,
+    redact_text,
+)
 from provenance.sidecar import (
     MANIFEST_SCHEMA,
     RECORD_LOG,
@@ -109,8 +115,15 @@ class RunSpec:
     root: str | None = None
 
 
-def _warn(message: str) -> None:
-    print(f"provenance: {message}", file=sys.stderr, flush=True)
+def _warn(message: str, run: Run | None = None) -> None:
+    """Print a note on stderr, with the secrets of ``run`` (and any by their shape) hidden."""
+    known = _known_secrets(run) if run is not None else ()
+    note = redact_text(message, known=known, is_secret=run.secrets if run is not None else None)
+    print(f"provenance: {note}", file=sys.stderr, flush=True)
+
+
+def _known_secrets(run: Run) -> tuple[str, ...]:
+    return known_secrets(run.argv, run.args, run.parsers, run.secrets)
 
 
 class Run:
@@ -345,7 +358,7 @@ class Run:
             # A fault in the recording itself must neither hide the script's own outcome nor
             # let a run without evidence pass for a successful one.
             failure = ProvenanceError(f"could not record the run: {type(err).__name__}: {err}")
-            _warn(str(failure))
+            _warn(str(failure), self)
             if self._outcome.status == SUCCEEDED:
                 raise failure from err
         finally:
@@ -437,7 +450,7 @@ class Run:
 
     def _trouble(self, err: ProvenanceError) -> None:
         """Report an evidence problem; a run that would have succeeded fails instead."""
-        _warn(str(err))
+        _warn(str(err), self)
         if self._outcome.status == SUCCEEDED and self._flipped is None:
             self._outcome, self._flipped = from_exception(err), err
 
@@ -457,7 +470,9 @@ class Run:
         return sidecar_path_for(first) if first is not None else None
 
     def _document(self, block: dict[str, Any]) -> dict[str, Any]:
-        return {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": block}
+        """The record as written: recorded fields and the block, with every secret hidden."""
+        document = {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": block}
+        return redact_document(document, self.secrets, _known_secrets(self))
 
     # -- the running record ------------------------------------------------------------------
 
@@ -477,7 +492,10 @@ class Run:
             data = canonical_bytes(source._document(block))
             self._running = RunningRecord.create(base, data)
         except Exception as err:  # noqa: BLE001 -- the start record is a help, never a new way to fail
-            _warn(f"could not write the running record beside {base}: {type(err).__name__}: {err}")
+            _warn(
+                f"could not write the running record beside {base}: {type(err).__name__}: {err}",
+                self,
+            )
 
     # -- the final record --------------------------------------------------------------------
 
@@ -510,7 +528,9 @@ class Run:
             guard.held() if guard is not None else nullcontext(),
         ):
             if not locked:
-                _warn(f"wrote the record without the lock on {folder}: another writer held it")
+                _warn(
+                    f"wrote the record without the lock on {folder}: another writer held it", self
+                )
             concurrent = self._mark_concurrent(facts, block, target)
             try:
                 path = self._write_record(facts, target, block, concurrent=concurrent)
@@ -519,7 +539,7 @@ class Run:
                 return
         if self._running is not None:
             self._running.remove()
-        _tell_record_log(path)
+        _tell_record_log(path, self)
         watcher = _sidecar_watcher.get()
         if watcher is not None:
             watcher(path)
@@ -539,12 +559,12 @@ class Run:
             keep_last_good(target)
         atomic_write(path, data, follow_symlinks=False)
         if note:
-            _warn(note)
+            _warn(note, self)
         return path
 
     def _write_failed(self, path: Path, embedded: tuple[Path, bytes] | None, err: OSError) -> None:
         if embedded is not None:
-            _undo_embed(*embedded)
+            _undo_embed(*embedded, self)
         self._trouble(SidecarWriteError(f"could not write the sidecar {path}: {err}"))
 
     def _interrupted_while_recording(self) -> Outcome:
@@ -576,13 +596,18 @@ class Run:
             found = read_json_object(target) if written else None
             if found is not None and "run_provenance" not in found[1]:
                 own = found[1]
-                merged = {**own, **{k: v for k, v in self.fields.items() if k not in own}}
+                # Recorded fields the script's document lacks follow its keys; no "schema" of
+                # ours goes in: the document stays the script's, with the block in it.
+                fields = self._document(block)
+                extra = {k: v for k, v in fields.items() if k not in (*own, *RESERVED_FIELDS)}
+                merged = {**own, **extra}
                 if str(target) in facts.outputs_paths():
                     # The manifest is also a declared output: like embed_into, its own entry
                     # cannot hold the digest of the bytes that will contain it.
                     facts.embedded_in = str(target)
                     block = {**block, **build_block(facts, OUTPUTS_STEPS)}
                     facts.embedded_in = None
+                block = redact_block(block, self.secrets, _known_secrets(self))
                 return target, embedded_bytes(merged, block), None
             beside = sidecar_path_for(target)
             why = (
@@ -652,7 +677,8 @@ class Run:
                 entry["concurrent_writers"] = True
         _warn(
             f"another run wrote {', '.join(sorted(shared))} while this one ran: the record "
-            "cannot tell whose bytes these are, and says so (concurrent_writers)"
+            "cannot tell whose bytes these are, and says so (concurrent_writers)",
+            self,
         )
         return True
 
@@ -669,7 +695,8 @@ class Run:
                 _warn(
                     f"{', '.join(appeared)} appeared beside the output {os.path.basename(path)} "
                     "during the run and is not declared, so it is not in the record: declare "
-                    'it, e.g. outputs={"data": Glob("{out}.data")}'
+                    'it, e.g. outputs={"data": Glob("{out}.data")}',
+                    self,
                 )
 
     def _facts(self, *, cache: bool = True) -> RunFacts:
@@ -698,7 +725,10 @@ class Run:
         if self.embed_into is None:
             return None
         if self.embed_into not in self.outputs:
-            _warn(f"did not embed run_provenance: embed_into={self.embed_into!r} names no output")
+            _warn(
+                f"did not embed run_provenance: embed_into={self.embed_into!r} names no output",
+                self,
+            )
             return None
         declared = self.outputs[self.embed_into]
         if declared is None:
@@ -708,11 +738,11 @@ class Run:
             return None
         found = read_json_object(host)
         if found is None:
-            _warn(f"did not embed run_provenance into {host}: it does not hold a JSON object")
+            _warn(f"did not embed run_provenance into {host}: it does not hold a JSON object", self)
             return None
         original, document = found
         facts.embedded_in = host
-        block = build_block(facts)
+        block = redact_block(build_block(facts), self.secrets, _known_secrets(self))
         facts.embedded_in = None
         facts.forget(host)
         try:
@@ -758,7 +788,7 @@ def _output_paths(record: Path, *, written_only: bool) -> set[str]:
     }
 
 
-def _tell_record_log(path: Path) -> None:
+def _tell_record_log(path: Path, run: Run | None = None) -> None:
     log = os.environ.get(RECORD_LOG)
     if not log:
         return
@@ -766,15 +796,15 @@ def _tell_record_log(path: Path) -> None:
         with open(log, "a", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(f"{os.path.abspath(path)}\n")
     except OSError as err:
-        _warn(f"could not note the record in {RECORD_LOG}={log}: {err}")
+        _warn(f"could not note the record in {RECORD_LOG}={log}: {err}", run)
 
 
-def _undo_embed(host: Path, original: bytes) -> None:
+def _undo_embed(host: Path, original: bytes, run: Run | None = None) -> None:
     # The sidecar failed after the block went into the host: the block must not outlive it.
     try:
         atomic_write(host, original)
     except OSError as err:
-        _warn(f"could not take run_provenance back out of {host}: {err}")
+        _warn(f"could not take run_provenance back out of {host}: {err}", run)
 
 
 def _merge_declared(old: Declared | None, new: Declared | None) -> Declared | None:

@@ -1,22 +1,35 @@
-"""Secret detection by option name, and redaction of args and argv."""
+"""Secret detection by name, redaction of argv, args, text and whole records, and real runs."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from provenance import build_run_provenance, validate
 from provenance.redact import (
+    MIN_KNOWN_LENGTH,
     REDACTED,
     SecretMatcher,
+    known_secrets,
     redact_args,
     redact_argv,
-    secret_options,
-    secret_values,
+    redact_block,
+    redact_document,
+    redact_text,
     words,
 )
+from provenance.sidecar import MANIFEST_SCHEMA, canonical_bytes
+from tests.conftest import fake_path, load_sidecar, run_fake, run_python, sidecar_of
+
+MATCHER = SecretMatcher()
+DIGEST = "0123456789abcdef" * 4
+# Text a generated secret may not be part of, or an assertion that it is absent would lie.
+_ALPHABET = st.characters(blacklist_categories=("Cs",), blacklist_characters="<>")
 
 
 class TestSecretMatcher:
@@ -25,25 +38,78 @@ class TestSecretMatcher:
         [
             "--api-token",
             "hf_token",
+            "--hf-token",
             "--hfToken",
+            "--api-tokens",
             "PASSWORD",
+            "--passwords",
             "--db-passwd",
+            "--db-pass",
+            "--pass",
+            "--passphrase",
             "--api-key",
             "apiKey",
             "--apikey",
+            "--api-keys-file",
+            "--ssh-keys",
+            "access_keys",
+            "--private-key",
+            "--ssh-key",
+            "--access-key",
+            "--aws-access-key-id",
+            "--wandb-key",
+            "WANDB_API_KEY",
             "--client-secret",
             "aws_credentials",
             "--credential-file",
+            "--auth",
+            "--auth-header",
+            "Authorization",
+            "--cookie",
+            "wandb/api_key",
+            "wandb.api_key",
         ],
     )
     def test_secret_names(self, name):
-        assert SecretMatcher()(name)
+        assert MATCHER(name)
 
     @pytest.mark.parametrize(
-        "name", ["--tokenizer", "--max-tokens", "--keyframes", "--api-url", "--passes", "out"]
+        "name",
+        [
+            "--tokenizer",
+            "--max-tokens",
+            "--max-new-tokens",
+            "--num-tokens",
+            "--pad-token",
+            "--eos-token",
+            "--author",
+            "--authors",
+            "--authority",
+            "--passes",
+            "--bypass",
+            "--pass-rate",
+            "--passage",
+            "--keyframes",
+            "--key-column",
+            "--sort-key",
+            "--text-key",
+            "--public-key",
+            "natural_key",
+            "required_keys",
+            "metadata_keys",
+            "--metric-keys",
+            "--key",
+            "key",
+            "--monkey",
+            "--api-url",
+            "--secretary",
+            "/run/secrets/hf",
+            "runs/token/model.json",
+            "out",
+        ],
     )
     def test_ordinary_names(self, name):
-        assert not SecretMatcher()(name)
+        assert not MATCHER(name)
 
     def test_extra_names_match_as_words(self):
         matcher = SecretMatcher(["db_url"])
@@ -55,23 +121,34 @@ class TestSecretMatcher:
         assert words("--hfApi-TOKEN") == ("hf", "api", "token")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(*, subcommands: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
     p.add_argument("--token", nargs=2)
     p.add_argument("-k", "--api-key")
-    p.add_argument("--out")
-    sub = p.add_subparsers(dest="cmd")
-    push = sub.add_parser("push")
-    push.add_argument("--secret")
+    p.add_argument("-p", "--password", dest="pw")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-o", "--out")
+    p.add_argument("--tokenizer")
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--hf-tokens", nargs="+")
+    p.add_argument("--extra", type=json.loads)
+    if subcommands:
+        push = p.add_subparsers(dest="cmd").add_parser("push")
+        push.add_argument("--secret")
     return p
+
+
+def redacted(argv: list[str], p: argparse.ArgumentParser | None = None) -> list[str]:
+    """``argv`` parsed (leftovers allowed) and redacted, as a run records it."""
+    p = p or parser()
+    args, _rest = p.parse_known_args(argv)
+    return redact_argv(argv, [p], MATCHER, args=vars(args))
 
 
 class TestRedactArgv:
     def test_by_option_and_nargs(self):
-        p = parser()
-        options = secret_options([p], SecretMatcher())
         argv = ["--token", "a", "b", "--out", "x", "-k", "K", "push", "--secret=S"]
-        assert redact_argv(argv, options, set()) == [
+        assert redacted(argv, parser(subcommands=True)) == [
             "--token",
             REDACTED,
             REDACTED,
@@ -83,48 +160,689 @@ class TestRedactArgv:
             f"--secret={REDACTED}",
         ]
 
-    def test_options_of_subparsers_are_found(self):
-        assert "--secret" in secret_options([parser()], SecretMatcher())
+    @pytest.mark.parametrize(
+        ("argv", "expected"),
+        [
+            (["-p", "s1"], ["-p", REDACTED]),
+            (["--password", "s1"], ["--password", REDACTED]),
+            (["--password=s1"], [f"--password={REDACTED}"]),
+            (["-ps1"], [f"-p{REDACTED}"]),
+            (["-p=s1"], [f"-p={REDACTED}"]),
+            (["--pass", "s1"], ["--pass", REDACTED]),
+            (["--passw=s1"], [f"--passw={REDACTED}"]),
+            (["-vps1"], [f"-vp{REDACTED}"]),
+            (["-vp", "s1"], ["-vp", REDACTED]),
+            (["-vos1"], ["-vos1"]),
+        ],
+    )
+    def test_every_form_of_an_option_whose_dest_is_not_secret(self, argv, expected):
+        assert redacted([*argv, "--out", "o9"]) == [*expected, "--out", "o9"]
 
-    def test_by_value_when_the_option_form_is_unknown(self):
-        assert redact_argv(["--api-k", "K1", "-kK1", "K1"], {}, {"K1"}) == [
-            "--api-k",
+    def test_a_secret_option_with_an_ordinary_dest_is_redacted_in_args(self):
+        p = parser()
+        args = vars(p.parse_args(["-p", "hunter2", "--out", "o9"]))
+        hidden = redact_args(args, MATCHER, [p])
+        assert (hidden["pw"], hidden["out"]) == (REDACTED, "o9")
+        assert redact_args(args, MATCHER)["pw"] == "hunter2", "without the parser: only names"
+
+    def test_an_open_nargs_secret_takes_every_value_up_to_the_next_option(self):
+        argv = ["--hf-tokens", "a", "b", "c", "--out", "x"]
+        assert redacted(argv) == ["--hf-tokens", REDACTED, REDACTED, REDACTED, "--out", "x"]
+
+    @pytest.mark.parametrize(
+        ("leftover", "expected"),
+        [
+            (["--wandb-key", "w1"], ["--wandb-key", REDACTED]),
+            (["--wandb-key=w1"], [f"--wandb-key={REDACTED}"]),
+            (["--hub-token", "--out", "x"], ["--hub-token", "--out", "x"]),
+            (["--seed", "7"], ["--seed", "7"]),
+        ],
+    )
+    def test_parse_known_args_leftovers_are_judged_by_name(self, leftover, expected):
+        assert redacted(["--tokenizer", "bert", *leftover]) == ["--tokenizer", "bert", *expected]
+
+    def test_a_short_secret_is_not_hidden_in_ordinary_values(self):
+        # Hiding --out o9 because the password is o9 would tell the reader the password.
+        assert redacted(["-p", "o9", "--out", "o9"]) == ["-p", REDACTED, "--out", "o9"]
+
+    def test_a_long_secret_is_hidden_wherever_it_appears(self):
+        secret = "x" * MIN_KNOWN_LENGTH
+        argv = ["-p", secret, "--out", f"runs/{secret}/model.json"]
+        assert redacted(argv) == ["-p", REDACTED, "--out", f"runs/{REDACTED}/model.json"]
+        shorter = secret[1:]
+        argv = ["-p", shorter, "--out", f"runs/{shorter}/model.json"]
+        assert redacted(argv)[3] == f"runs/{shorter}/model.json"
+
+    def test_values_are_redacted_by_shape(self):
+        argv = [
+            "--out",
+            "https://bot:pw1@hub.example/x",
+            "WANDB_API_KEY=abc",
+            "--extra",
+            '{"api_key": "k1", "region": "eu"}',
+            "--tokenizer=Authorization: Bearer t1",
+        ]
+        assert redacted(argv) == [
+            "--out",
+            f"https://{REDACTED}@hub.example/x",
+            f"WANDB_API_KEY={REDACTED}",
+            "--extra",
+            f'{{"api_key": "{REDACTED}", "region": "eu"}}',
+            f"--tokenizer=Authorization: Bearer {REDACTED}",
+        ]
+
+    def test_numbers_of_numeric_options_stay_visible(self):
+        p = argparse.ArgumentParser()
+        p.add_argument("--max-token-length", type=int)
+        p.add_argument("--token-budget", type=int)
+        p.add_argument("--token-file")
+        argv = ["--max-token-length", "512", "--token-budget", "100", "--token-file", "/run/s/hf"]
+        assert redacted(argv, p) == [*argv[:4], "--token-file", REDACTED]
+        args = vars(p.parse_args(argv))
+        assert redact_args(args, MATCHER, [p]) == {
+            "max_token_length": 512,
+            "token_budget": 100,
+            "token_file": REDACTED,
+        }
+
+    def test_an_exact_option_wins_over_the_longer_ones_it_abbreviates(self):
+        p = argparse.ArgumentParser()
+        p.add_argument("--pass", dest="passes", type=int)
+        p.add_argument("--password")
+        assert redacted(["--pass=3", "--pass", "4"], p) == ["--pass=3", "--pass", "4"]
+
+    def test_an_abbreviated_ordinary_option_keeps_its_value(self):
+        # Read as --out, o9 is an ordinary value; read as unknown, it would equal the password.
+        assert redacted(["-p", "o9", "--ou", "o9"]) == ["-p", REDACTED, "--ou", "o9"]
+
+    def test_an_open_nargs_ordinary_option_keeps_all_its_values(self):
+        p = parser()
+        p.add_argument("--inputs", nargs="+")
+        assert redacted(["-p", "o9", "--inputs", "a", "o9"], p) == [
+            "-p",
             REDACTED,
-            f"-k{REDACTED}",
+            "--inputs",
+            "a",
+            "o9",
+        ]
+
+    def test_a_leftover_secret_is_hidden_wherever_else_it_appears(self):
+        secret = "leftover-secret-1"
+        argv = ["--wandb-key", secret, "--out", f"runs/{secret}/x"]
+        assert redacted(argv) == ["--wandb-key", REDACTED, "--out", f"runs/{REDACTED}/x"]
+
+    def test_ordinary_neighbours_stay_visible(self):
+        argv = ["--tokenizer", "bert", "--max-tokens", "512", "--out", "o9", "-v"]
+        assert redacted(argv) == argv
+
+    def test_a_secret_positional_is_redacted_where_it_stands(self):
+        p = argparse.ArgumentParser()
+        p.add_argument("src")
+        p.add_argument("token")
+        p.add_argument("--out")
+        argv = ["data.csv", "t1", "--out", "t1", "--", "t1"]
+        args = vars(p.parse_args(argv[:4]))
+        assert redact_argv(argv, [p], MATCHER, args=args) == [
+            "data.csv",
+            REDACTED,
+            "--out",
+            "t1",
+            "--",
             REDACTED,
         ]
 
-    def test_other_options_ending_like_a_secret_are_left_alone(self):
-        assert redact_argv(["--out", "x", "-pout"], {}, {"out"}) == ["--out", "x", f"-p{REDACTED}"]
+    def test_after_a_double_dash_nothing_is_an_option(self):
+        assert redacted(["--out", "o9", "--", "-p", "o9"]) == ["--out", "o9", "--", "-p", "o9"]
 
-    def test_numbers_under_secret_names_stay_visible(self):
-        p = argparse.ArgumentParser()
-        p.add_argument("--max-token-length", type=int)
-        p.add_argument("--token-file")
-        argv = ["--max-token-length", "512", "--token-file", "/run/secrets/hf"]
-        args = vars(p.parse_args(argv))
-        matcher = SecretMatcher()
-        redacted = redact_argv(argv, secret_options([p], matcher), secret_values(args, matcher))
-        assert redacted == ["--max-token-length", "512", "--token-file", REDACTED]
-        assert redact_args(args, matcher) == {"max_token_length": 512, "token_file": REDACTED}
+    def test_forms_no_parser_explains_are_caught_by_value(self):
+        args = {"api_key": "K1"}
+        assert redact_argv(["--api-k", "K1", "-kK1", "--api-k=K1"], args=args) == [
+            "--api-k",
+            REDACTED,
+            f"-k{REDACTED}",
+            f"--api-k={REDACTED}",
+        ]
 
-    def test_args(self):
-        args = {"api_key": "K", "token": None, "out": "x"}
-        matcher = SecretMatcher()
-        assert redact_args(args, matcher) == {"api_key": REDACTED, "token": None, "out": "x"}
-        assert secret_values({"token": ["a", "b"], "out": "x"}, matcher) == {"a", "b"}
+    def test_without_a_parser_options_are_judged_by_name(self):
+        argv = ["--password", "s1", "--out", "o9", "--hf-token=t1"]
+        assert redact_argv(argv) == [
+            "--password",
+            REDACTED,
+            "--out",
+            "o9",
+            f"--hf-token={REDACTED}",
+        ]
 
 
 @given(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=3),
-    st.sampled_from(["--api-key={}", "-k{}", "--api-k={}"]),
+    st.text(alphabet=_ALPHABET, min_size=1),
+    st.sampled_from(
+        [
+            ["--password", "{}"],
+            ["--password={}"],
+            ["-p{}"],
+            ["-vp{}"],
+            ["-vp", "{}"],
+            ["--passw", "{}"],
+            ["--api-k={}"],
+            ["--wandb-key", "{}"],
+            ["--wandb-key={}"],
+            ["--token", "{}", "{}"],
+        ]
+    ),
 )
-def test_a_parsed_secret_never_survives(secret, form):
-    assume(secret not in f"--api-key={REDACTED}" and secret != "--out")
-    p = parser()
-    argv = [form.format(secret), "--out", "x"]
-    args = vars(p.parse_args(argv))
-    matcher = SecretMatcher()
-    out = redact_argv(argv, secret_options([p], matcher), secret_values(args, matcher))
+def test_a_secret_never_survives_in_argv(secret, form):
+    # argparse reads neither a leading "-" as a value nor a leading "=" as part of one.
+    assume(not secret.startswith(("-", "=")))
+    fixed = ["--out", "o9"]
+    assume(not any(secret in part for part in [*form, *fixed, REDACTED]))
+    argv = [part.format(secret) for part in form] + fixed
+    out = redacted(argv)
     assert not any(secret in token for token in out)
-    assert out[1:] == ["--out", "x"]
+    assert out[-2:] == fixed
+
+
+class TestRedactText:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("https://user:pw@host/x", f"https://{REDACTED}@host/x"),
+            ("s3://KEY:SECRET@bucket/p", f"s3://{REDACTED}@bucket/p"),
+            ("git+https://ghp_x@github.com/o/r", f"git+https://{REDACTED}@github.com/o/r"),
+            ("Authorization: Bearer abc.def", f"Authorization: Bearer {REDACTED}"),
+            ("curl -H 'Authorization: token ghp_x'", f"curl -H 'Authorization: {REDACTED}'"),
+            ("WANDB_API_KEY=TOKEN rest", f"WANDB_API_KEY={REDACTED} rest"),
+            ("bearer abc", f"bearer {REDACTED}"),
+            ("Basic dXNlcjpwYXNz", f"Basic {REDACTED}"),
+            ("WANDB_API_KEY=abc other=1", f"WANDB_API_KEY={REDACTED} other=1"),
+            ("db_password=x;y", f"db_password={REDACTED};y"),
+            ("https://h/x?token=abc&page=2", f"https://h/x?token={REDACTED}&page=2"),
+            ("env=WANDB_API_KEY=abc", f"env=WANDB_API_KEY={REDACTED}"),
+            ('"password"="a b"', f'"password"="{REDACTED}"'),
+            ('{"api_key": "x", "n": 1}', f'{{"api_key": "{REDACTED}", "n": 1}}'),
+            ('cfg {"a": {"secret": "x"}} end', f'cfg {{"a": {{"secret": "{REDACTED}"}}}} end'),
+            ('{"credentials": {"user": "u"}}', f'{{"credentials": "{REDACTED}"}}'),
+            ("{'api_key': 'x', 'n': 1}", f"{{'api_key': '{REDACTED}', 'n': 1}}"),
+            ("{'credentials': {'user': 'u'}}", f"{{'credentials': {REDACTED}}}"),
+            ("Config(api_key='x', n=2)", f"Config(api_key='{REDACTED}', n=2)"),
+            ("hf_" + "a" * 34, REDACTED),
+            ("key AKIAABCDEFGHIJKLMNOP used", f"key {REDACTED} used"),
+            ("sk-" + "b" * 40, REDACTED),
+        ],
+    )
+    def test_shapes(self, text, expected):
+        assert redact_text(text) == expected
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "--tokenizer=bert",
+            "max_tokens=512",
+            "author: Jane",
+            "https://host/x",
+            "see https://host/x and mail me@host",
+            f"sha256={DIGEST}",
+            "Basic usage",
+            "Basic auth is off",
+            "password=None",
+            '{"tokenizer": "bert", "max_tokens": 512}',
+            "a == b",
+            "",
+        ],
+    )
+    def test_ordinary_text_is_left_alone(self, text):
+        assert redact_text(text) == text
+
+    def test_extra_names_count_in_text(self):
+        assert redact_text("db_url=x", is_secret=SecretMatcher(["db_url"])) == f"db_url={REDACTED}"
+
+    def test_known_values_are_hidden_from_the_least_length(self):
+        long, short = "L" * MIN_KNOWN_LENGTH, "S" * (MIN_KNOWN_LENGTH - 1)
+        text = f"got {long} and {short}"
+        assert redact_text(text, known=[long, short]) == f"got {REDACTED} and {short}"
+
+    def test_overlapping_known_values_are_hidden_together_in_any_order(self):
+        a, b = "ABCDEFGH12", "12345678XY"
+        text = "pre ABCDEFGH12345678XY post"
+        for known in ([a, b], [b, a]):
+            assert redact_text(text, known=known) == f"pre {REDACTED} post"
+
+    def test_a_digest_is_never_partly_rewritten(self):
+        inside = DIGEST[8:24]
+        assert redact_text(f"blake3 {DIGEST}", known=[inside]) == f"blake3 {DIGEST}"
+        assert redact_text(f"token {DIGEST}", known=[DIGEST]) == f"token {REDACTED}"
+
+    def test_an_escaped_value_in_json_text_is_hidden(self):
+        secret = 'quo"te\\d-long'
+        assert secret not in redact_text(json.dumps({"note": secret}), known=[secret])
+        assert json.dumps(secret)[1:-1] not in redact_text(json.dumps([secret]), known=[secret])
+
+    @given(st.text(alphabet=_ALPHABET))
+    def test_it_is_idempotent(self, text):
+        once = redact_text(text)
+        assert redact_text(once) == once
+
+
+@given(
+    st.text(alphabet=_ALPHABET, min_size=MIN_KNOWN_LENGTH),
+    st.text(alphabet=_ALPHABET),
+    st.text(alphabet=_ALPHABET),
+)
+def test_a_known_secret_never_appears_in_text(secret, before, after):
+    assume(secret not in REDACTED)
+    assert secret not in redact_text(before + secret + after, known=[secret])
+
+
+@given(
+    st.text(alphabet=st.characters(whitelist_categories=("L", "N")), min_size=1),
+    st.sampled_from(
+        [
+            "https://bot:{}@hub.example/x",
+            "WANDB_API_KEY={} rest",
+            "db_password: {}",
+            "Authorization: Bearer {}",
+            '{{"note": "n", "api_key": "{}"}}',
+            "{{'token': '{}'}}",
+            "failed with auth_token={}; retrying",
+        ]
+    ),
+)
+def test_a_shaped_secret_never_appears_in_text(secret, shape):
+    assume(secret not in shape.format("") + REDACTED)
+    assume(secret not in ("None", "null", "True", "true", "False", "false"))  # kept as they are
+    assert secret not in redact_text(shape.format(secret))
+
+
+def block(**changes: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "schema": "provenance.run/v1",
+        "entrypoint": {"path": "train.py", "sha256": DIGEST, "blake3": DIGEST},
+        "code": {"train.py": DIGEST},
+        "argv": ["--out", "o9"],
+        "args": {"out": "o9"},
+        "inputs": {},
+        "outputs": {
+            "model": {
+                "path": "o9",
+                "exists": True,
+                "kind": "file",
+                "size_bytes": 1,
+                "blake3": DIGEST,
+                "sha256": DIGEST,
+                "written_by_run": True,
+            }
+        },
+        "hash_policy": {
+            "algorithms": ["blake3", "sha256"],
+            "sha256_max_bytes": 1,
+            "directory_digest": "provenance.tree/v1",
+        },
+        "outcome": {"status": "succeeded", "exit_code": 0, "error": None, "gates": {}},
+    }
+    base.update(changes)
+    return base
+
+
+def document(fields: dict[str, object] | None = None, **changes: object) -> dict[str, object]:
+    return {"schema": MANIFEST_SCHEMA, **(fields or {}), "run_provenance": block(**changes)}
+
+
+class TestRedactDocument:
+    def test_fields_by_name_at_any_depth(self):
+        fields = {
+            "api_key": "k1",
+            "upload": {"endpoint": "https://hub", "db_password": "p1", "retries": 2},
+            "tokens": [101, 2023],
+            "hf_token": None,
+        }
+        hidden = redact_document(document(fields), MATCHER)
+        assert hidden["api_key"] == REDACTED
+        assert hidden["upload"] == {
+            "endpoint": "https://hub",
+            "db_password": REDACTED,
+            "retries": 2,
+        }
+        assert hidden["tokens"] == [101, 2023], "numbers are never credentials"
+        assert hidden["hf_token"] is None
+
+    def test_a_secret_the_script_was_given_is_hidden_everywhere(self):
+        secret = "given-secret-1"
+        error = {"type": "RuntimeError", "message": f"login as {secret} failed"}
+        outcome = {"status": "failed", "exit_code": 1, "error": error, "gates": {}}
+        doc = document(
+            {"note": f"url https://h/{secret}"}, args={"api_key": secret}, outcome=outcome
+        )
+        assert secret not in canonical_bytes(redact_document(doc, MATCHER)).decode()
+
+    def test_a_block_alone_spreads_the_secrets_of_its_args(self):
+        secret = "given-secret-2"
+        error = {"type": "RuntimeError", "message": f"login as {secret} failed"}
+        outcome = {"status": "failed", "exit_code": 1, "error": error, "gates": {}}
+        hidden = redact_block(block(args={"hf_token": secret}, outcome=outcome), MATCHER)
+        assert hidden["outcome"]["error"]["message"] == f"login as {REDACTED} failed"
+
+    def test_a_value_recorded_under_a_secret_name_is_hidden_only_where_it_stands(self):
+        # A name misjudged as secret must not wipe an ordinary value from the whole record.
+        fields = {
+            "dedup": {"key": ["corpus", "src_sha256"]},
+            "source_token": "src_sha256",
+            "input_row_keys": ["src", "src_sha256"],
+        }
+        hidden = redact_document(document(fields), MATCHER)
+        assert hidden["source_token"] == REDACTED
+        assert hidden["dedup"] == fields["dedup"], "a bare key is a key, not a credential"
+        assert hidden["input_row_keys"] == fields["input_row_keys"]
+
+    def test_gates_keep_their_verdict(self):
+        gates = {
+            "upload": {"passed": True, "auth_token": "t1", "retries": 2},
+            "token_budget": {"passed": False, "note": "n1", "used": 5},
+        }
+        outcome = {"status": "succeeded", "exit_code": 0, "error": None, "gates": gates}
+        hidden = redact_document(document(outcome=outcome), MATCHER)
+        assert hidden["run_provenance"]["outcome"]["gates"] == {
+            "upload": {"passed": True, "auth_token": REDACTED, "retries": 2},
+            "token_budget": {"passed": False, "note": REDACTED, "used": 5},
+        }
+        validate(hidden)
+
+    def test_the_error_message_by_shape_and_known_value(self):
+        message = "connect postgres://u:pw@db/x failed for hunter2-long"
+        error = {"type": "RuntimeError", "message": message}
+        outcome = {"status": "failed", "exit_code": 1, "error": error, "gates": {}}
+        hidden = redact_document(document(outcome=outcome), MATCHER, ["hunter2-long"])
+        assert hidden["run_provenance"]["outcome"]["error"] == {
+            "type": "RuntimeError",
+            "message": f"connect postgres://{REDACTED}@db/x failed for {REDACTED}",
+        }
+
+    def test_digests_and_the_schema_are_never_touched(self):
+        doc = document()
+        # A known value that is part of every digest, and equal to the schema's name.
+        hidden = redact_document(doc, MATCHER, [DIGEST[:16], "provenance.run/v1", DIGEST])
+        assert hidden == doc
+        validate(hidden)
+
+    def test_argv_stays_a_list_of_strings(self):
+        argv = ["--password=p1", "--token-budget=100", "WANDB_API_KEY=k1", "--out", "o9"]
+        hidden = redact_document(document(argv=argv), MATCHER)
+        assert hidden["run_provenance"]["argv"] == [
+            f"--password={REDACTED}",
+            "--token-budget=100",
+            f"WANDB_API_KEY={REDACTED}",
+            "--out",
+            "o9",
+        ]
+        validate(hidden)
+
+    def test_keys_holding_secrets_are_hidden_without_merging(self):
+        fields = {"by_url": {"https://a:p1@h": 1, "https://b:p2@h": 2}}
+        hidden = redact_document(document(fields), MATCHER)
+        assert hidden["by_url"] == {f"https://{REDACTED}@h": 1, f"https://{REDACTED}@h#2": 2}
+
+    def test_paths_are_redacted_by_known_value(self):
+        secret = "path-secret-1"
+        outputs = {"model": {"path": f"runs/{secret}/o9", "exists": False}}
+        hidden = redact_block(block(outputs=outputs), MATCHER, [secret])
+        assert hidden["outputs"]["model"] == {"path": f"runs/{REDACTED}/o9", "exists": False}
+
+    def test_it_is_idempotent(self):
+        doc = document({"api_key": "k1", "note": "token=abc"}, argv=["--password=p1"])
+        once = redact_document(doc, MATCHER)
+        assert redact_document(once, MATCHER) == once
+
+    @given(st.text(alphabet=_ALPHABET, min_size=MIN_KNOWN_LENGTH), st.randoms())
+    def test_a_known_secret_never_appears_and_order_does_not_matter(self, secret, rnd):
+        assume(secret not in REDACTED and secret not in canonical_bytes(document()).decode())
+        others = ["another-secret-1", "another-secret-22", "yet-another-3"]
+        error = {"type": "E", "message": f"x{secret}y"}
+        outcome = {"status": "failed", "exit_code": 1, "error": error, "gates": {}}
+        doc = document({"note": f"[{secret}]", secret: 1}, argv=[f"a{secret}"], outcome=outcome)
+        known = [secret, *others]
+        first = canonical_bytes(redact_document(doc, MATCHER, known))
+        rnd.shuffle(known)
+        assert canonical_bytes(redact_document(doc, MATCHER, known)) == first
+        assert secret not in first.decode()
+        validate(json.loads(first))
+
+
+class TestKnownSecrets:
+    def test_from_argv_and_args(self):
+        p = parser()
+        argv = ["-p", "password-1", "--wandb-key", "leftover-1", "-k", "k1", "--out", "o9"]
+        argv += ["--extra", '{"db_password": "json-password-1", "region": "eu-west-1"}']
+        args, _ = p.parse_known_args(argv)
+        found = known_secrets(argv, vars(args), [p], MATCHER)
+        assert found == ("json-password-1", "leftover-1", "password-1")
+
+    def test_it_does_not_depend_on_the_order_values_were_found_in(self):
+        values = [f"secret-{i:02d}-{'x' * i}" for i in range(8)]
+        shuffled = values[:]
+        random.Random(7).shuffle(shuffled)
+        assert known_secrets([], {"tokens": values}, [], MATCHER) == known_secrets(
+            [], {"tokens": shuffled}, [], MATCHER
+        )
+
+
+def test_known_secrets_come_in_one_order_under_any_hash_seed(monkeypatch):
+    program = (
+        "from provenance.redact import SecretMatcher, known_secrets\n"
+        "values = [f'secret-{i:03d}' for i in range(200)]\n"
+        "args = {'tokens': values, 'api_keys': values[::-1]}\n"
+        "print(known_secrets([], args, [], SecretMatcher()))"
+    )
+    printed = set()
+    for seed in ("1", "2", "3"):
+        monkeypatch.setenv("PYTHONHASHSEED", seed)
+        proc = run_python("-c", program)
+        assert proc.returncode == 0, proc.stderr
+        printed.add(proc.stdout)
+    assert len(printed) == 1
+
+
+class TestBuildRunProvenance:
+    def test_the_public_builder_redacts_args_argv_and_gates(self):
+        p = argparse.ArgumentParser()
+        p.add_argument("-k", "--api-key")
+        p.add_argument("--out")
+        p.add_argument("--extra", type=json.loads)
+        argv = ["-kk1", "--out", "o9", "--extra", '{"db_password": "k2"}']
+        built = build_run_provenance(
+            entrypoint=fake_path("secret_script"),
+            argv=argv,
+            args=p.parse_args(argv),
+            exit_code=0,
+            gates={"upload": {"passed": True, "auth_token": "gate-token-1"}},
+        )
+        text = json.dumps(built)
+        for secret in ("k1", "k2", "gate-token-1"):
+            assert secret not in text
+        assert built["argv"][:3] == [f"-k{REDACTED}", "--out", "o9"]
+
+    def test_without_a_parser_an_ordinary_dest_needs_redact(self):
+        # -p/--password stored as pw: the builder sees no parser, so only redact= names it.
+        argv = ["-p", "pw1", "--out", "o9"]
+        args = parser().parse_args(argv)
+        entrypoint = fake_path("secret_script")
+        built = build_run_provenance(entrypoint=entrypoint, argv=argv, args=args, redact=["pw"])
+        assert (built["argv"], built["args"]["pw"]) == (["-p", REDACTED, "--out", "o9"], REDACTED)
+
+
+# -- real runs -----------------------------------------------------------------------------------
+
+PASSWORD = "pw-Xq7-long-1"
+PLANTED = {
+    "clustered short flag": PASSWORD,
+    "attached long option": "hf_tok-2b9aq",
+    "parse_known_args leftover": "wandb-Kz81-3",
+    "URL userinfo": "dbpass-Mm42-4",
+    "NAME=value pair": "envkey-Pq55-5",
+    "JSON option": "jsonkey-Rt66-6",
+    "recorded field": "field-Sv77-7",
+    "nested recorded field": "nested-Ux88-8",
+    "gate value": "gate-Wy99-9",
+    "bearer token in the error": "bearer-Za10-10",
+}
+ENVIRONMENT = {
+    "FAKE_SERVICE_KEY": PLANTED["recorded field"],
+    "FAKE_DB": PLANTED["nested recorded field"],
+    "FAKE_GATE_TOKEN": PLANTED["gate value"],
+    "FAKE_BEARER": PLANTED["bearer token in the error"],
+}
+
+
+def leaky_argv(*more: str) -> list[str]:
+    return [
+        "--out",
+        "o9",
+        f"-vp{PASSWORD}",
+        f"--hf-token={PLANTED['attached long option']}",
+        "--wandb-key",
+        PLANTED["parse_known_args leftover"],
+        "--db-url",
+        f"postgres://trainer:{PLANTED['URL userinfo']}@db.example/runs",
+        "--env",
+        f"WANDB_API_KEY={PLANTED['NAME=value pair']}",
+        "--extra",
+        json.dumps({"api_key": PLANTED["JSON option"], "region": "eu"}),
+        "--tokenizer",
+        "bert",
+        "--max-tokens",
+        "512",
+        *more,
+    ]
+
+
+class TestNoSecretLeavesARun:
+    """One distinct secret in every channel; none may reach the sidecar, the model or stderr."""
+
+    @pytest.fixture
+    def folder(self, tmp_path, monkeypatch):
+        for name, value in ENVIRONMENT.items():
+            monkeypatch.setenv(name, value)
+        # The run's own folder is named after the password: every path then holds it.
+        folder = tmp_path / PASSWORD
+        folder.mkdir()
+        return folder
+
+    @pytest.fixture
+    def failed(self, folder):
+        proc = run_fake("leaky_script", *leaky_argv("--fail"), cwd=folder)
+        assert proc.returncode == 1, proc.stderr
+        return folder, proc
+
+    def assert_nothing_planted_in(self, text):
+        leaked = [channel for channel, secret in PLANTED.items() if secret in text]
+        assert not leaked
+
+    def test_the_sidecar_holds_no_secret(self, failed):
+        folder, _ = failed
+        self.assert_nothing_planted_in(sidecar_of(folder / "o9").read_text("utf-8"))
+
+    def test_the_embedded_block_holds_no_secret(self, failed):
+        folder, _ = failed
+        model = (folder / "o9").read_text("utf-8")
+        assert "run_provenance" in json.loads(model)
+        self.assert_nothing_planted_in(model)
+
+    def test_stderr_holds_no_secret(self, folder):
+        proc = run_fake("leaky_script", *leaky_argv("--plain"), cwd=folder)
+        assert proc.returncode == 0, proc.stderr
+        assert "did not embed run_provenance" in proc.stderr, "the note names the model's path"
+        assert REDACTED in proc.stderr
+        self.assert_nothing_planted_in(proc.stderr)
+
+    def test_the_record_log_note_holds_no_secret(self, folder, monkeypatch):
+        monkeypatch.setenv("PROVENANCE_RECORD_LOG", str(folder / "no-such-folder" / "records"))
+        proc = run_fake("leaky_script", *leaky_argv(), cwd=folder)
+        assert proc.returncode == 0, proc.stderr
+        assert "could not note the record" in proc.stderr
+        self.assert_nothing_planted_in(proc.stderr)
+
+    def test_the_note_of_a_failed_undo_holds_no_secret(self, folder, monkeypatch, capsys):
+        from provenance import SidecarWriteError
+        from provenance import run as run_module
+        from tests.fakes import leaky_script
+
+        def no_sidecar(placement, data):
+            raise OSError(f"disk full under {placement.path.parent}")
+
+        writes, atomic_write = [], run_module.atomic_write
+
+        def embed_once(path, data):
+            # The block goes into the model; taking it back out fails.
+            writes.append(path)
+            if len(writes) > 1:
+                raise OSError(f"read-only: {path}")
+            atomic_write(path, data)
+
+        monkeypatch.setattr(run_module, "write_placed", no_sidecar)
+        monkeypatch.setattr(run_module, "atomic_write", embed_once)
+        monkeypatch.chdir(folder)
+        with pytest.raises(SidecarWriteError):
+            leaky_script.main(leaky_argv())
+        err = capsys.readouterr().err
+        assert "could not take run_provenance back out of" in err
+        assert "could not write the sidecar" in err
+        self.assert_nothing_planted_in(err)
+
+    def test_what_stays_visible(self, failed):
+        folder, _ = failed
+        document = load_sidecar(sidecar_of(folder / "o9"))
+        block = document["run_provenance"]
+        assert block["argv"] == [
+            "--out",
+            "o9",
+            f"-vp{REDACTED}",
+            f"--hf-token={REDACTED}",
+            "--wandb-key",
+            REDACTED,
+            "--db-url",
+            f"postgres://{REDACTED}@db.example/runs",
+            "--env",
+            f"WANDB_API_KEY={REDACTED}",
+            "--extra",
+            f'{{"api_key": "{REDACTED}", "region": "eu"}}',
+            "--tokenizer",
+            "bert",
+            "--max-tokens",
+            "512",
+            "--fail",
+        ]
+        args = block["args"]
+        assert (args["pw"], args["hf_token"]) == (REDACTED, REDACTED)
+        assert args["extra"] == {"api_key": REDACTED, "region": "eu"}
+        assert (args["tokenizer"], args["max_tokens"], args["verbose"]) == ("bert", 512, True)
+        assert document["service_api_key"] == REDACTED
+        assert document["upload"] == {
+            "endpoint": "https://hub.example/models",
+            "db_password": REDACTED,
+        }
+        assert block["outcome"]["gates"]["upload"] == {
+            "passed": True,
+            "auth_token": REDACTED,
+            "retries": 2,
+        }
+        assert block["outcome"]["error"] == {
+            "type": "RuntimeError",
+            "message": f"upload refused for password {REDACTED}; "
+            f"sent Authorization: Bearer {REDACTED}",
+        }
+        assert block["outputs"]["model"]["path"].endswith(f"/{REDACTED}/o9")
+
+    def test_a_short_password_is_hidden_only_where_it_is_given(self, tmp_path):
+        proc = run_fake("leaky_script", "--out", "o9", "-p", "o9", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        block = load_sidecar(sidecar_of(tmp_path / "o9"))["run_provenance"]
+        assert block["argv"] == ["--out", "o9", "-p", REDACTED]
+        assert block["args"]["pw"] == REDACTED, "a dest named by its option, not by itself"
+        assert block["outputs"]["model"]["path"].endswith("/o9")
+
+    def test_the_same_run_writes_the_same_bytes_under_any_hash_seed(self, folder, monkeypatch):
+        records = []
+        for seed in ("1", "2"):
+            monkeypatch.setenv("PYTHONHASHSEED", seed)
+            proc = run_fake("leaky_script", *leaky_argv(), cwd=folder)
+            assert proc.returncode == 0, proc.stderr
+            records.append((sidecar_of(folder / "o9").read_bytes(), (folder / "o9").read_bytes()))
+        assert records[0] == records[1]
