@@ -235,7 +235,12 @@ class Verifier:
         if problem or st is None:
             return Check(group, name, shown, SKIPPED, problem or "")
         if entry.get("error") or entry.get("errors") or not entry.get("blake3"):
-            return Check(group, name, shown, SKIPPED, "recorded without a digest (unreadable then)")
+            why = (
+                "a signal stopped the run before it was hashed"
+                if entry.get("not_hashed")
+                else "unreadable then"
+            )
+            return Check(group, name, shown, SKIPPED, f"recorded without a digest ({why})")
         bounds = None
         if recorded_kind == "file":
             if not stat.S_ISREG(st.st_mode):
