@@ -761,11 +761,6 @@ class TestReplayRun:
         assert "reproduced: no differences" in result.out
         assert f"new record {sidecar}" in result.out
 
-    @pytest.mark.xfail(
-        reason="a package's __init__.py is recorded in code only when the script is started "
-        "with -m; once code.py records both ways of starting alike, this passes",
-        strict=True,
-    )
     def test_a_package_script_started_by_path_reproduces(self, proj):
         (proj / "pkg").mkdir()
         (proj / "pkg/__init__.py").write_text("")
