@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
@@ -764,19 +765,18 @@ class TestNoSecretLeavesARun:
         from provenance import run as run_module
         from tests.fakes import leaky_script
 
-        def no_sidecar(placement, data):
-            raise OSError(f"disk full under {placement.path.parent}")
-
         writes, atomic_write = [], run_module.atomic_write
 
-        def embed_once(path, data):
-            # The block goes into the model; taking it back out fails.
+        def embed_once(path, data, **options):
+            # The block goes into the model; the sidecar finds the disk full; taking the block
+            # back out of the model fails too.
             writes.append(path)
-            if len(writes) > 1:
+            if len(writes) == 2:
+                raise OSError(f"disk full under {Path(path).parent}")
+            if len(writes) > 2:
                 raise OSError(f"read-only: {path}")
-            atomic_write(path, data)
+            atomic_write(path, data, **options)
 
-        monkeypatch.setattr(run_module, "write_placed", no_sidecar)
         monkeypatch.setattr(run_module, "atomic_write", embed_once)
         monkeypatch.chdir(folder)
         with pytest.raises(SidecarWriteError):
