@@ -67,6 +67,12 @@ def steps(out: str) -> list[Step]:
             f"--out {t}/netflix_frames.parquet",
             f"{t}/netflix_frames.parquet",
         ),
+        Step(
+            "konvid_to_vmaf_pairs",
+            f"--konvid-root {s}/konvid --cache-dir {s}/konvid/vmaf_cache "
+            f"--vmaf-model {s}/konvid/vmaf_v0.6.1.json --crf 35 --out {t}/konvid_pairs.parquet",
+            f"{t}/konvid_pairs.parquet",
+        ),
     ]
     # K150K's scores come from the aggregated corpus, so its tables and models lead back to
     # the MOS shards; CHUG has no scale entry (it is dropped as unknown) and keeps its CSV.
