@@ -67,6 +67,12 @@ def steps(out: str) -> list[Step]:
             f"--out {t}/netflix_frames.parquet",
             f"{t}/netflix_frames.parquet",
         ),
+        Step(
+            "konvid_to_vmaf_pairs",
+            f"--konvid-root {s}/konvid --cache-dir {s}/konvid/vmaf_cache "
+            f"--vmaf-model {s}/konvid/vmaf_v0.6.1.json --crf 35 --out {t}/konvid_pairs.parquet",
+            f"{t}/konvid_pairs.parquet",
+        ),
     ]
     # K150K's scores come from the aggregated corpus, so its tables and models lead back to
     # the MOS shards; CHUG has no scale entry (it is dropped as unknown) and keeps its CSV.
@@ -99,8 +105,16 @@ def steps(out: str) -> list[Step]:
             Step(
                 "train_konvid_mos_head",
                 f"--table {t}/k150k_enriched.parquet --seed {seed} "
-                f"--out-model {m}/konvid_seed{seed}.npz --out-json {r}/loso/loso_seed{seed}.json",
+                f"--out-model {m}/konvid_seed{seed}.npz --out-json {m}/konvid_seed{seed}.json",
                 f"{m}/konvid_seed{seed}.npz",
+            )
+        )
+    for seed in SEEDS:  # the FR regressor ensemble's seeds, judged on the KoNViD pairs
+        chain.append(
+            Step(
+                "train_fr_regressor_v2_ensemble_loso",
+                f"--corpus {t}/konvid_pairs.parquet --seed {seed} --out-dir {r}/loso",
+                f"{r}/loso/loso_seed{seed}.json",
             )
         )
     seeds = " ".join(map(str, SEEDS))
@@ -128,6 +142,12 @@ def steps(out: str) -> list[Step]:
             f"--loso-dir {r}/loso --seeds {seeds} --out-dir {r}/gate",
             f"{r}/gate/PROMOTE.json",
             f"{r}/gate/verdict.manifest.json",
+        ),
+        Step(
+            "export_ensemble_v2_seeds",
+            f"--corpus {t}/konvid_pairs.parquet --verdict {r}/gate/PROMOTE.json "
+            f"--out-dir {m}/ensemble --registry {m}/ensemble/registry.json",
+            f"{m}/ensemble/fr_regressor_v2_ensemble_v1.json",
         ),
     ]
     return chain

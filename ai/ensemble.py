@@ -17,11 +17,31 @@ def seed_report(loso_dir: Path, seed: int) -> Path:
 
 
 def read_seed_plcc(path: Path) -> float:
+    return read_seed(path)[0]
+
+
+def read_seed(path: Path) -> tuple[float, str | None]:
+    """A seed report's ``mean_plcc``, and the SHA-256 of the corpus its run recorded, if any."""
     report = read_json_object(path)
     value = report.get("mean_plcc")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InputError(f"{path}: mean_plcc is missing or not a finite number: {value!r}")
-    return float(value)
+    block = report.get("run_provenance")
+    inputs = block.get("inputs") if isinstance(block, dict) else None
+    corpus = inputs.get("corpus") if isinstance(inputs, dict) else None
+    digest = corpus.get("sha256") if isinstance(corpus, dict) else None
+    return float(value), digest if isinstance(digest, str) else None
+
+
+def common_corpus(reports: dict[int, tuple[float, str | None]]) -> str | None:
+    """The corpus every seed was judged on; seeds judged on different corpora are an error."""
+    digests = {digest for _, digest in reports.values()}
+    if len(digests) > 1:
+        raise InputError(
+            "the seed reports were judged on different corpora: "
+            + ", ".join(sorted(d or "none recorded" for d in digests))
+        )
+    return digests.pop()
 
 
 @dataclass(frozen=True)

@@ -162,14 +162,23 @@ class Pair:
     height: int
 
 
+CACHE_POLICIES = ("reuse", "read-only", "refresh")
+
+
 @dataclass
 class Cache:
-    """libvmaf JSON under ``root``, one ``<key>.json`` per clip or pair."""
+    """libvmaf JSON under ``root``, one ``<key>.json`` per clip or pair.
+
+    ``policy``: ``reuse`` reads the cache and runs the binary on a miss, ``read-only`` never
+    runs it (a miss fails), ``refresh`` runs it for every pair and replaces what was cached.
+    """
 
     root: Path
     vmaf_bin: str | None = None
     hits: int = 0
     misses: int = 0
+    policy: str = "reuse"
+    vmaf_model: Path | None = None
 
     def path_for(self, key: str) -> Path:
         return self.root / f"{key}.json"
@@ -186,11 +195,13 @@ class Cache:
     def get(self, pair: Pair, features: Sequence[str]) -> VmafResult:
         """The cached result for ``pair``, running the vmaf binary to fill a miss."""
         path = self.path_for(pair.key)
-        if path.is_file():
+        if path.is_file() and self.policy != "refresh":
             self.hits += 1
             return load(path)
         self.misses += 1
-        run_vmaf(self._binary(pair), pair, features, path)
+        if self.policy == "read-only":
+            raise VmafError(f"{pair.key}: not in the libvmaf cache {self.root} (read-only)")
+        run_vmaf(self._binary(pair), pair, features, path, self.vmaf_model)
         return load(path)
 
     def _binary(self, pair: Pair) -> str:
@@ -205,7 +216,9 @@ class Cache:
         return found
 
 
-def vmaf_command(binary: str, pair: Pair, features: Sequence[str], output: Path) -> list[str]:
+def vmaf_command(
+    binary: str, pair: Pair, features: Sequence[str], output: Path, model: Path | None = None
+) -> list[str]:
     """The ``vmaf`` command line for one 8-bit 4:2:0 raw YUV pair."""
     command = [
         binary,
@@ -218,18 +231,26 @@ def vmaf_command(binary: str, pair: Pair, features: Sequence[str], output: Path)
         "--json",
         "--output", str(output),
     ]  # fmt: skip
+    if model is not None:
+        command += ["--model", f"path={model}"]
     for extractor in dict.fromkeys(EXTRACTORS[f] for f in features if f in EXTRACTORS):
         command += ["--feature", extractor]
     return command
 
 
-def run_vmaf(binary: str, pair: Pair, features: Sequence[str], destination: Path) -> None:
+def run_vmaf(
+    binary: str,
+    pair: Pair,
+    features: Sequence[str],
+    destination: Path,
+    model: Path | None = None,
+) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", dir=destination.parent)
     os.close(fd)
     try:
         done = subprocess.run(
-            vmaf_command(binary, pair, features, Path(temporary)),
+            vmaf_command(binary, pair, features, Path(temporary), model),
             capture_output=True,
             text=True,
             check=False,

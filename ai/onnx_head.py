@@ -19,6 +19,18 @@ PRODUCER = "ai.onnx_head"
 
 def build(head: Head, features: tuple[str, ...], opset: int, model_id: str) -> onnx.ModelProto:
     """``clip(((x - mean) / std) @ w + b, 1, 5)`` for a batch of ``[N, len(features)]``."""
+    return build_linear(head, features, opset, model_id, OUTPUT_NAME, MOS_RANGE)
+
+
+def build_linear(
+    head: Head,
+    features: tuple[str, ...],
+    opset: int,
+    model_id: str,
+    output_name: str,
+    output_range: tuple[float, float],
+) -> onnx.ModelProto:
+    """``clip(((x - mean) / std) @ w + b, low, high)`` for a batch of ``[N, len(features)]``."""
     n = len(features)
     f32 = np.float32
     initializers = [
@@ -26,21 +38,21 @@ def build(head: Head, features: tuple[str, ...], opset: int, model_id: str) -> o
         numpy_helper.from_array(head.std.astype(f32), "input_std"),
         numpy_helper.from_array(head.weights.astype(f32).reshape(n, 1), "weights"),
         numpy_helper.from_array(np.array([head.bias], dtype=f32), "bias"),
-        numpy_helper.from_array(np.array(MOS_RANGE[0], dtype=f32), "mos_min"),
-        numpy_helper.from_array(np.array(MOS_RANGE[1], dtype=f32), "mos_max"),
+        numpy_helper.from_array(np.array(output_range[0], dtype=f32), "out_min"),
+        numpy_helper.from_array(np.array(output_range[1], dtype=f32), "out_max"),
     ]
     nodes = [
         helper.make_node("Sub", [INPUT_NAME, "input_mean"], ["centred"]),
         helper.make_node("Div", ["centred", "input_std"], ["standardised"]),
         helper.make_node("MatMul", ["standardised", "weights"], ["linear"]),
-        helper.make_node("Add", ["linear", "bias"], ["raw_mos"]),
-        helper.make_node("Clip", ["raw_mos", "mos_min", "mos_max"], [OUTPUT_NAME]),
+        helper.make_node("Add", ["linear", "bias"], ["raw"]),
+        helper.make_node("Clip", ["raw", "out_min", "out_max"], [output_name]),
     ]
     graph = helper.make_graph(
         nodes,
         model_id,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", n])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", 1])],
         initializer=initializers,
     )
     model = helper.make_model(
@@ -79,12 +91,13 @@ def load(path: Path) -> onnx.ModelProto:
     return model
 
 
-def run(path: Path, x: np.ndarray) -> np.ndarray:
-    """Predictions of the ONNX model at ``path`` on CPU, as float64 of shape ``[N]``."""
-    import onnxruntime as ort  # heavy; only the validator needs it
+def run(path: Path, x: np.ndarray, provider: str = "CPUExecutionProvider") -> np.ndarray:
+    """Predictions of the ONNX model at ``path`` (one input, one output) as float64 ``[N]``."""
+    import onnxruntime as ort  # heavy; only the validators need it
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # deterministic reductions
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.astype(np.float32)})
+    session = ort.InferenceSession(str(path), options, providers=[provider])
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    (output,) = session.run([outputs[0].name], {inputs[0].name: x.astype(np.float32)})
     return np.asarray(output, dtype=np.float64).reshape(-1)

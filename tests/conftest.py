@@ -27,7 +27,9 @@ def fake_path(name: str) -> Path:
     return FAKES / f"{name}.py"
 
 
-def run_python(*argv: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_python(
+    *argv: object, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``python ARGV...`` as a real subprocess, with this checkout importable."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
@@ -36,7 +38,7 @@ def run_python(*argv: object, cwd: Path | None = None) -> subprocess.CompletedPr
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -98,11 +100,16 @@ def block_of(artifact: Path) -> dict[str, Any]:
     return load_sidecar(sidecar_of(artifact))["run_provenance"]
 
 
+# The demo runs two dozen processes; on a loaded two-core machine that can pass a minute. The
+# limit is there to stop a hang, not to time the demo.
+DEMO_TIMEOUT = 300
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole demo pipeline, run once into a session folder; tests only read it."""
     out = tmp_path_factory.mktemp("demo") / "run"
-    proc = run_python("-m", "ai.demo", "--out", out)
+    proc = run_python("-m", "ai.demo", "--out", out, timeout=DEMO_TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     return out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ai.demo import steps
 from provenance import validate
-from tests.conftest import block_of, run_python
+from tests.conftest import DEMO_TIMEOUT, block_of, run_python
 
 
 def sidecars(out: Path) -> dict[str, bytes]:
@@ -34,7 +34,7 @@ def test_every_step_left_a_valid_sidecar_of_a_successful_run(demo):
 
 def test_running_the_demo_again_gives_byte_identical_files(demo):
     before_sidecars, before_artifacts = sidecars(demo), artifacts(demo)
-    proc = run_python("-m", "ai.demo", "--out", demo)
+    proc = run_python("-m", "ai.demo", "--out", demo, timeout=DEMO_TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert sidecars(demo) == before_sidecars
     assert artifacts(demo) == before_artifacts

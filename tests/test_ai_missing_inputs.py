@@ -18,6 +18,8 @@ GONE = "gone"
                                      "--output", "{out}"], "out.jsonl"),
         ("extract_full_features", ["--corpus-root", "{gone}", "--cache-dir", "{gone}",
                                    "--out", "{out}"], "out.parquet"),
+        ("konvid_to_vmaf_pairs", ["--konvid-root", "{gone}", "--cache-dir", "{gone}",
+                                  "--out", "{out}"], "out.parquet"),
         ("extract_k150k_features", ["--cache-dir", "{tmp}", "--scores", "{gone}.csv",
                                     "--out", "{out}"], "out.parquet"),
         ("enrich_k150k_parquet_metadata", ["--table", "{gone}.parquet", "--metadata",

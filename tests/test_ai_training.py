@@ -202,7 +202,7 @@ def test_validation_checks_parity_and_the_held_out_gate(demo, tmp_path):
     assert report["parity"]["max_abs_diff"] <= 1e-4
     split = load_sidecar(sidecar_of(demo / "tables/k150k.parquet"))["split"]
     assert report["held_out_rows"] == split["test"]  # the content split the extractor recorded
-    trained = json.loads((demo / "reports/loso/loso_seed0.json").read_text())["rows"]
+    trained = json.loads((demo / "models/konvid_seed0.json").read_text())["rows"]
     assert trained == {
         "total": split["train"] + split["val"] + split["test"],
         "train": split["train"] + split["val"],

@@ -329,6 +329,44 @@ def write_netflix(tree: Tree, rng: np.random.Generator) -> None:
     tree.counts["netflix/pairs"] = len(contents) * len(conditions)
 
 
+KONVID_CRF = 35
+KONVID_VMAF_MODEL = "vmaf_v0.6.1.json"
+
+
+def varying_document(
+    rng: np.random.Generator, qualities: Sequence[float], motion: float
+) -> dict[str, Any]:
+    """A libvmaf JSON document whose quality changes from frame to frame, as scenes do."""
+    per_frame: list[dict[str, Any]] = []
+    for number, quality in enumerate(qualities):
+        levels = feature_levels(quality, motion)
+        metrics = {
+            metric_keys(name)[0]: _r(levels[name] + rng.normal(0.0, 0.003 * abs(levels[name])))
+            for name in FULL_FEATURES
+        }
+        metrics["vmaf"] = _r(min(100.0, max(0.0, vmaf_level(quality, motion) + rng.normal(0, 1.0))))
+        per_frame.append({"frameNum": number, "metrics": metrics})
+    pooled = {key: _pool([f["metrics"][key] for f in per_frame]) for key in per_frame[0]["metrics"]}
+    return {"version": VMAF_VERSION, "frames": per_frame, "pooled_metrics": pooled}
+
+
+def write_konvid(tree: Tree, rng: np.random.Generator) -> None:
+    """KoNViD-1k clip stand-ins, the VMAF model, and the libvmaf cache of each clip against
+    its CRF encode (the synthetic-distortion FR pairs)."""
+    tree.json(f"konvid/{KONVID_VMAF_MODEL}", {"model_dict": {"model_type": "LIBSVMNUSVR"}})
+    for index in range(12):
+        clip = f"konvid_{index:04d}"
+        tree.write(f"konvid/videos/{clip}.mp4", _stand_in(rng))
+        base, motion = float(rng.uniform(0.3, 0.8)), float(rng.uniform(1.0, 16.0))
+        phase = float(rng.uniform(0.0, 2 * np.pi))
+        qualities = [
+            float(np.clip(base + 0.22 * np.sin(phase + 0.7 * t), 0.02, 0.98)) for t in range(10)
+        ]
+        key = f"{clip}__crf{KONVID_CRF}"
+        tree.json(f"konvid/vmaf_cache/{key}.json", varying_document(rng, qualities, motion))
+    tree.counts["konvid/clips"] = 12
+
+
 def write_bvi_dvc(tree: Tree, rng: np.random.Generator) -> None:
     sources = (
         "CampfireParty_1920x1080_30fps",
@@ -438,6 +476,7 @@ def generate(out: Path, seed: int) -> dict[str, int]:
         write_netflix(tree, rng)
         write_bvi_dvc(tree, rng)
         write_grid(tree, rng)
+        write_konvid(tree, np.random.default_rng([seed, 1]))  # its own stream: the rest stays
         _replace_tree(staging, out)
     finally:
         with contextlib.suppress(FileNotFoundError):

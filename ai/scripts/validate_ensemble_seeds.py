@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ai.cli import add_manifest_out, fail
-from ai.ensemble import HOLD, PROMOTE, SeedGate, read_seed_plcc, seed_report
+from ai.ensemble import HOLD, PROMOTE, SeedGate, common_corpus, read_seed, seed_report
 from ai.files import InputError, write_json
 from provenance import current_run, recorded_run
 
@@ -46,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds names a seed twice")
     gate = SeedGate(args.min_mean_plcc, args.min_seed_plcc, args.max_spread)
     try:
-        plccs = {
-            seed: read_seed_plcc(path) for seed, path in zip(args.seeds, reports(args), strict=True)
-        }
+        read = {seed: read_seed(path) for seed, path in zip(args.seeds, reports(args), strict=True)}
+        corpus = common_corpus(read)
     except InputError as err:
         return fail(parser.prog, err)
-    judged = gate.judge(plccs)
+    judged = {
+        **gate.judge({seed: plcc for seed, (plcc, _) in read.items()}),
+        "corpus_sha256": corpus,
+    }
     verdict = judged["verdict"]
     target = args.out_dir / f"{verdict}.json"
     stale = args.out_dir / f"{HOLD if verdict == PROMOTE else PROMOTE}.json"
