@@ -85,8 +85,10 @@ class Place:
     written: Path | None = None  # the absolute path worked out from the text alone, if usable
 
 
-OUTSIDE = "outside the project root: not read (--outside-root reads it)"
-OUTSIDE_BY_LINK = "outside the project root through a symlink: not read (--outside-root reads it)"
+OUTSIDE = "outside the project root: not read (verify reads it with --outside-root)"
+OUTSIDE_BY_LINK = (
+    "outside the project root through a symlink: not read (verify reads it with --outside-root)"
+)
 # What a running record says of its run: still under way (its process holds the record's
 # lock), or lost (the process is gone without writing its final record).
 LIVE, LOST = RUNNING, "lost"

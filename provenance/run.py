@@ -357,7 +357,9 @@ class Run:
         except Exception as err:
             # A fault in the recording itself must neither hide the script's own outcome nor
             # let a run without evidence pass for a successful one.
-            failure = ProvenanceError(f"could not record the run: {type(err).__name__}: {err}")
+            failure = self._hidden(
+                ProvenanceError(f"could not record the run: {type(err).__name__}: {err}")
+            )
             _warn(str(failure), self)
             if self._outcome.status == SUCCEEDED:
                 raise failure from err
@@ -450,9 +452,16 @@ class Run:
 
     def _trouble(self, err: ProvenanceError) -> None:
         """Report an evidence problem; a run that would have succeeded fails instead."""
+        err = self._hidden(err)
         _warn(str(err), self)
         if self._outcome.status == SUCCEEDED and self._flipped is None:
             self._outcome, self._flipped = from_exception(err), err
+
+    def _hidden(self, err: ProvenanceError) -> ProvenanceError:
+        """``err`` with the run's secrets hidden from its message: it may be raised, and Python
+        prints what is raised."""
+        message = redact_text(str(err), known=_known_secrets(self), is_secret=self.secrets)
+        return err if message == str(err) else type(err)(message)
 
     def _output_order(self) -> list[str]:
         # Declaration order decides, whatever order the entries were resolved in.

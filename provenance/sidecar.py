@@ -78,7 +78,23 @@ def running_records(target: Path) -> list[Path]:
         names = os.listdir(target.parent)
     except OSError:
         return []
-    return sorted(target.parent / n for n in names if pattern.fullmatch(n))
+    return sorted(
+        target.parent / n for n in names if pattern.fullmatch(n) and _regular(target.parent / n)
+    )
+
+
+def _regular(path: Path) -> bool:
+    # Only a regular file is a running record: a FIFO, device, folder or link of that name is
+    # never opened.
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _sidecar_of_running(name: str) -> str:
+    """``X.manifest.running.<token>.json`` -> ``X.manifest.json``."""
+    return re.sub(rf"\.{RUNNING}\.{_TOKEN}\.json$", ".json", name)
 
 
 def is_live(record: str | os.PathLike[str]) -> bool:
@@ -88,10 +104,12 @@ def is_live(record: str | os.PathLike[str]) -> bool:
     drops it when the process dies, however it dies (kill -9, the OOM killer).
     """
     try:
-        fd = os.open(record, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(record, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_NOFOLLOW)
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
@@ -301,7 +319,12 @@ class RunningRecord:
         return cls(path, fd)
 
     def remove(self) -> None:
-        """The final record is written: this one has served."""
+        """The final record is written: this one has served, and lost runs' records beside it
+        (their processes gone) are superseded by a record written after them."""
+        for other in running_records(self.path.with_name(_sidecar_of_running(self.path.name))):
+            if other != self.path and not is_live(other):
+                with contextlib.suppress(OSError):
+                    os.unlink(other)
         with contextlib.suppress(OSError):
             os.unlink(self.path)
         self.release()

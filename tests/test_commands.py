@@ -870,23 +870,28 @@ class TestExport:
         assert json.loads(fine.read_text())["_type"] == "https://in-toto.io/Statement/v1"
 
     def test_export_passes_strings_from_the_record_through_redaction(self, proj, monkeypatch):
-        from provenance.commands import export as export_module
-
-        monkeypatch.setattr(export_module, "redact_text", lambda t: t.replace("s3cr3t", "<r>"))
         (proj / "o.bin").write_text("x")
-        error = {"type": "HTTPError", "message": "GET https://u:s3cr3t@host/ failed"}
+        error = {"type": "HTTPError", "message": "GET https://u:s3cr3tpass@host/ failed"}
         record = write(
             proj / "o.bin.manifest.json",
             document(
                 outputs={"o": file_entry(proj / "o.bin", "o.bin")},
-                argv=["--url", "https://u:s3cr3t@h"],
+                argv=["--url", "https://u:s3cr3tpass@h"],
                 status="failed",
                 exit_code=1,
                 error=error,
             ),
         )
         record_doc = json.loads(record.read_text())
-        record_doc["run_provenance"]["args"] = {"url": "https://u:s3cr3t@h", "n": [{"u": "s3cr3t"}]}
+        record_doc["run_provenance"]["args"] = {
+            "url": "https://u:s3cr3tpass@h",
+            "n": [{"password": "s3cr3tpass"}],
+            "hf_token": "hf_OLDRAWTOKEN",  # an older record, redacted by name only now
+        }
+        record_doc["run_provenance"]["argv"] += ["--hf-token", "hf_OLDRAWTOKEN"]
+        record_doc["run_provenance"]["outcome"]["gates"] = {
+            "g": {"passed": True, "api_key": "OLDRAW_GATE_KEY"}
+        }
         write(record, record_doc)
         for fmt in ("slsa", "openlineage"):
             result = run_cli("export", "--format", fmt, record)
@@ -899,8 +904,9 @@ class TestExport:
                     else []
                 )
             )
-            assert "s3cr3t" not in decoded
-            assert "<r>" in decoded
+            assert "s3cr3tpass" not in decoded
+            assert "OLDRAW" not in decoded
+            assert "<redacted>" in decoded
 
     def test_export_refuses_a_bad_event_time_in_one_line(self, proj):
         record = write(proj / "o.bin.manifest.json", document())
@@ -968,3 +974,59 @@ class TestStrictStdio:
             proc = cli_in(odd.parent, *argv, env=env)
             assert proc.returncode in (0, 1), (argv, proc.stderr)
             assert "Traceback" not in proc.stderr
+
+
+SOMETIMES = """
+import sys
+from pathlib import Path
+from provenance import recorded_run
+
+@recorded_run(outputs={"model": Path("model.bin")})
+def main(argv=None):
+    if not Path("broken").exists():
+        Path("model.bin").write_text("weights")
+    return 0
+
+sys.exit(main())
+"""
+
+
+def test_a_replay_that_wrote_none_of_its_outputs_is_not_reproduced(proj):
+    (proj / "sometimes.py").write_text(SOMETIMES)
+    assert run_in(proj, "sometimes.py").returncode == 0
+    (proj / "broken").write_text("")  # the replay will now write nothing
+    result = run_cli("replay", "--run", proj / "model.bin")
+    assert result.code == 1, result
+    assert "not reproduced" in result.out
+    assert "did not write model" in result.out
+
+
+def test_things_named_like_running_records_are_never_opened(proj, tmp_path):
+    (proj / "o.bin").write_text("x")
+    write(
+        proj / "o.bin.manifest.json", document(outputs={"o": file_entry(proj / "o.bin", "o.bin")})
+    )
+    os.mkfifo(proj / "o.bin.manifest.running.0123abcd.json")
+    (proj / "o.bin.manifest.running.4567abcd.json").symlink_to("/dev/zero")
+    (proj / "o.bin.manifest.running.89abcdef.json").mkdir()
+    result = run_cli("verify", "--no-code", proj / "o.bin", guard=30)
+    assert "lost" not in result.out, result
+    assert result.code == 0, result
+
+
+def test_json_output_escapes_what_could_steer_a_terminal(proj):
+    (proj / "o.bin").write_text("x")
+    error = {"type": "E", "message": "a\u202eb\u200fc\x9bd"}
+    record = write(
+        proj / "o.bin.manifest.json",
+        document(
+            outputs={"o": file_entry(proj / "o.bin", "o.bin")},
+            status="failed",
+            exit_code=1,
+            error=error,
+        ),
+    )
+    result = run_cli("show", "--json", record)
+    for raw in ("\u202e", "\u200f", "\x9b"):
+        assert raw not in result.out
+    assert json.loads(result.out)["outcome"]["error"]["message"] == error["message"]

@@ -777,3 +777,24 @@ class TestScriptsOwnManifestEdges:
         document = json.loads(same.read_text())
         assert document["plcc"] == 0.9
         assert document["run_provenance"]["outputs"]["report"]["embedded_here"] is True
+
+
+def test_an_evidence_error_raised_to_the_script_holds_no_secret(tmp_path):
+    from provenance import SidecarWriteError, recorded_run
+
+    secret = "SIDEWRITE_PW_1"
+    out = tmp_path / f"w-{secret}.json"
+    sidecar_of(out).mkdir()  # the sidecar cannot be written there
+
+    @recorded_run(outputs={"model": "out"})
+    def main(argv=None):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--password")
+        parser.add_argument("--out")
+        args = parser.parse_args(argv)
+        Path(args.out).write_text("m")
+        return 0
+
+    with pytest.raises(SidecarWriteError) as caught:
+        main(["--password", secret, "--out", str(out)])
+    assert secret not in str(caught.value)

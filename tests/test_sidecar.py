@@ -210,3 +210,14 @@ def test_records_are_not_written_through_a_link_put_where_a_record_goes(tmp_path
     assert victim.read_text() == "precious"
     assert not link.is_symlink()
     assert link.read_bytes() == b"{}"
+
+
+def test_a_recorded_end_clears_the_records_of_lost_runs_but_not_of_live_ones(tmp_path):
+    target = tmp_path / "m.json.manifest.json"
+    lost = RunningRecord.create(target, b"{}")
+    lost.release()  # its process is gone
+    live = RunningRecord.create(target, b"{}")
+    mine = RunningRecord.create(target, b"{}")
+    mine.remove()
+    assert running_records(target) == [live.path]
+    live.remove()

@@ -17,7 +17,11 @@ EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 MAX_MESSAGE = 400  # characters of one line on stderr: a hostile value can be megabytes long
 # What a record's text must not do to a terminal: move the cursor, start a line of its own,
 # or reorder what follows (bidirectional controls).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What json.dumps leaves raw (it escapes C0 itself) that could still steer a terminal.
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROLS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def plain(docstring: str | None) -> str:
@@ -90,6 +94,8 @@ def print_json(value: Any) -> None:
         text.encode(sys.stdout.encoding or "utf-8")
     except UnicodeEncodeError:
         text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True)
+    # A character that could steer a terminal goes out as its JSON escape, not raw.
+    text = _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     sys.stdout.write(text + "\n")
 
 

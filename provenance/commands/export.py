@@ -35,7 +35,7 @@ from provenance.commands import (
     warn,
 )
 from provenance.records import Record, load
-from provenance.redact import redact_text
+from provenance.redact import SecretMatcher, redact_block, redact_text
 from provenance.sidecar import atomic_write, canonical_bytes
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -71,7 +71,7 @@ def _moment(given: str) -> datetime.datetime:
 
 
 def _redacted(value: Any) -> Any:
-    """``value`` with every string in it passed through ``redact_text``."""
+    """``value`` with every string in it passed through ``redact_text`` (shapes)."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, list):
@@ -79,6 +79,12 @@ def _redacted(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _redacted(v) for k, v in value.items()}
     return value
+
+
+def _block(record: Record) -> dict[str, Any]:
+    """The record's block with secrets hidden as a new record's are (by option and key name,
+    shape and value): an older record may hold some."""
+    return redact_block(record.block, SecretMatcher())
 
 
 def run_id(record: Record) -> str:
@@ -106,7 +112,7 @@ def _descriptor(name: str, entry: dict[str, Any], role: str) -> dict[str, Any] |
 
 
 def slsa_statement(record: Record) -> dict[str, Any]:
-    block = record.block
+    block = _block(record)
     subjects = []
     for name, entry in declared_entries(block["outputs"]):
         described = _descriptor(name, entry, "output")
@@ -185,7 +191,7 @@ def _datasets(record: Record, table: Any, facets_key: str) -> list[dict[str, Any
 
 
 def openlineage_events(record: Record, namespace: str, event_time: str) -> list[dict[str, Any]]:
-    block = record.block
+    block = _block(record)
     outcome = block.get("outcome") or {}
     job = {"namespace": namespace, "name": block["entrypoint"]["path"], "facets": {}}
     run_facets: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from provenance.commands import (
     EXIT_OK,
     EXIT_USAGE,
     add_command,
+    declared_entries,
     lines_text,
     print_json,
     short,
@@ -140,6 +141,20 @@ def _judged(record: Record, written: list[Path]) -> Path | None:
     return found[-1] if found else None
 
 
+def _not_rebuilt(old: Record, new: Record) -> list[str]:
+    """Outputs the recorded run wrote that the replay did not: the same bytes still on disk
+    would otherwise read as reproduced."""
+    before = {n: e for n, e in declared_entries(old.block["outputs"]) if isinstance(e, dict)}
+    after = {n: e for n, e in declared_entries(new.block["outputs"]) if isinstance(e, dict)}
+    return [
+        f"it did not write {name}"
+        for name, entry in before.items()
+        if entry.get("written_by_run") is not False
+        and entry.get("exists")
+        and after.get(name, {}).get("written_by_run") is False
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     record = load(args.file, args.root)
     printed = command_line(record, args.python or "python")
@@ -192,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         except UnreadableRecord as err:
             problems.append(f"its record cannot be read: {err}")
     differences = compare(record, new) if new is not None else []
+    if new is not None:
+        problems += _not_rebuilt(record, new)
     if differences:
         problems.append(f"{len(differences)} difference(s)")
     if args.json:

@@ -45,6 +45,7 @@ from provenance.records import (
     run_state,
     running_beside,
 )
+from provenance.redact import REDACTED
 
 UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED = (
     "unchanged",
@@ -222,6 +223,8 @@ class Verifier:
         if place.path is None:
             return Check(group, name, shown, SKIPPED, place.refused or "")
         path = place.path
+        if REDACTED in shown:
+            return Check(group, name, shown, SKIPPED, "its path holds a redacted secret")
         st, problem = _stat(path)
         if not entry.get("exists"):
             if problem == "missing":
