@@ -135,19 +135,5 @@ def member_sidecar(
     features: Sequence[str],
 ) -> dict[str, Any]:
     """The model sidecar of one member, in the fields every ONNX sidecar carries."""
-    signature = onnx_head.signature(model)
-    return {
-        "id": model_id,
-        "kind": KIND,
-        "onnx": onnx_path.name,
-        "opset": signature["opset"],
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "input_name": signature["input_name"],
-        "input_shape": signature["input_shape"],
-        "output_name": signature["output_name"],
-        "output_shape": signature["output_shape"],
-        "features": list(features),
-        "input_mean": [round(float(v), 9) for v in head.mean],
-        "input_std": [round(float(v), 9) for v in head.std],
-        "seed": seed,
-    }
+    sidecar = onnx_head.model_sidecar(model_id, KIND, onnx_path.name, data, model, head, features)
+    return {**sidecar, "seed": seed}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,34 @@ def signature(model: onnx.ModelProto) -> dict[str, Any]:
         "output_name": graph.output[0].name,
         "output_shape": shape_of(graph.output[0]),
         "opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+    }
+
+
+def model_sidecar(
+    model_id: str,
+    kind: str,
+    onnx_name: str,
+    data: bytes,
+    model: onnx.ModelProto,
+    head: Head,
+    features: Sequence[str],
+) -> dict[str, Any]:
+    """The fields every ONNX model sidecar carries (id, kind, file, opset, digest, signature,
+    features and the input standardization)."""
+    signature_ = signature(model)
+    return {
+        "id": model_id,
+        "kind": kind,
+        "onnx": onnx_name,
+        "opset": signature_["opset"],
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "input_name": signature_["input_name"],
+        "input_shape": signature_["input_shape"],
+        "output_name": signature_["output_name"],
+        "output_shape": signature_["output_shape"],
+        "features": list(features),
+        "input_mean": [round(float(v), 9) for v in head.mean],
+        "input_std": [round(float(v), 9) for v in head.std],
     }
 
 

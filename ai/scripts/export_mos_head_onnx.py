@@ -7,7 +7,6 @@ input/output names and shapes, features, input_mean and input_std, and the run's
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -58,20 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(args.out, data)
     sidecar_path = model_sidecar_path(args)
     signature = onnx_head.signature(model)
-    sidecar = {
-        "id": model_id,
-        "kind": "mos_head",
-        "onnx": args.out.name,
-        "opset": signature["opset"],
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "input_name": signature["input_name"],
-        "input_shape": signature["input_shape"],
-        "output_name": signature["output_name"],
-        "output_shape": signature["output_shape"],
-        "features": list(features),
-        "input_mean": [round(float(v), 9) for v in head.mean],
-        "input_std": [round(float(v), 9) for v in head.std],
-    }
+    sidecar = onnx_head.model_sidecar(
+        model_id, "mos_head", args.out.name, data, model, head, features
+    )
     write_json(sidecar_path, sidecar)
     if args.registry is not None:
         try:
