@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -23,6 +24,20 @@ def artifacts(out: Path) -> dict[str, bytes]:
     }
 
 
+def assert_same(before: dict[str, bytes], after: dict[str, bytes]) -> None:
+    """Equal file sets and bytes; on a difference, the diff of each file that differs."""
+    assert sorted(before) == sorted(after)
+    differing = [name for name in before if before[name] != after[name]]
+    report = []
+    for name in differing:
+        old, new = (
+            before[name].decode("utf-8", "replace").splitlines(),
+            after[name].decode("utf-8", "replace").splitlines(),
+        )
+        report += [name, *difflib.unified_diff(old, new, lineterm="", n=1)][:60]
+    assert not differing, "\n".join(report)
+
+
 def test_every_step_left_a_valid_sidecar_of_a_successful_run(demo):
     chain = steps(str(demo))
     for step in chain:
@@ -36,8 +51,8 @@ def test_running_the_demo_again_gives_byte_identical_files(demo):
     before_sidecars, before_artifacts = sidecars(demo), artifacts(demo)
     proc = run_python("-m", "ai.demo", "--out", demo, timeout=DEMO_TIMEOUT)
     assert proc.returncode == 0, proc.stderr
-    assert sidecars(demo) == before_sidecars
-    assert artifacts(demo) == before_artifacts
+    assert_same(before_sidecars, sidecars(demo))
+    assert_same(before_artifacts, artifacts(demo))
     lines = proc.stdout.splitlines()
     chain = steps(str(demo))
     assert lines[0].split() == ["script", "artifact", "sidecar", "outcome", "gates"]
