@@ -74,6 +74,7 @@ from provenance.sidecar import (
     is_sidecar_name,
     keep_last_good,
     read_json_object,
+    read_own_record,
     running_records,
     side_record_path,
     sidecar_path_for,
@@ -771,8 +772,8 @@ def _stat_key(path: Path) -> tuple[int, ...] | None:
 
 def _is_record(path: Path) -> bool:
     """Whether ``path`` holds a sidecar of ours (not a script's document with a block in it)."""
-    found = read_json_object(path, limit=64 * 1024 * 1024)
-    return found is not None and found[1].get("schema") == MANIFEST_SCHEMA
+    document = read_own_record(path)
+    return document is not None and document.get("schema") == MANIFEST_SCHEMA
 
 
 def _entries_of(table: Any) -> Iterator[dict[str, Any]]:
@@ -786,8 +787,8 @@ def _entries_of(table: Any) -> Iterator[dict[str, Any]]:
 
 def _output_paths(record: Path, *, written_only: bool) -> set[str]:
     """The output paths another run's record names (only those it wrote, if asked)."""
-    found = read_json_object(record, limit=64 * 1024 * 1024)
-    block = found[1].get("run_provenance") if found is not None else None
+    document = read_own_record(record)
+    block = document.get("run_provenance") if document is not None else None
     if not isinstance(block, dict):
         return set()
     return {

@@ -274,13 +274,20 @@ def folder_lock(
         os.close(fd)  # closing drops the lock
 
 
+def read_own_record(path: Path) -> dict[str, Any] | None:
+    """The JSON object at a path where this package keeps records (a sidecar, a running
+    record), read within the size a record may have; None when there is none."""
+    found = read_json_object(path, limit=_MAX_OWN_RECORD)
+    return found[1] if found is not None else None
+
+
 def record_status(path: Path) -> str | None:
     """The outcome status of the record at ``path`` (ours to read: it sits at our target), or
     None when there is none, or it is not one of this package's records."""
-    found = read_json_object(path, limit=_MAX_OWN_RECORD)
-    if found is None:
+    document = read_own_record(path)
+    if document is None:
         return None
-    block = found[1].get("run_provenance")
+    block = document.get("run_provenance")
     outcome = block.get("outcome") if isinstance(block, dict) else None
     status = outcome.get("status") if isinstance(outcome, dict) else None
     return status if isinstance(status, str) else None
