@@ -645,8 +645,9 @@ class TestSideOutputs:
         assert "model.onnx.data appeared beside the output model.onnx" in proc.stderr
 
 
-def manifest_script(own_manifest: str):
-    """A script that writes its model, and its own data manifest to --manifest-out."""
+def manifest_script(own_manifest: str | None, *, out_text: str = "m", code: int = 0):
+    """A script that writes its model (``out_text``), and its own data manifest to
+    --manifest-out unless ``own_manifest`` is None, then returns ``code``."""
     from provenance import current_run, recorded_run
 
     @recorded_run(outputs={"model": "out"})
@@ -655,10 +656,11 @@ def manifest_script(own_manifest: str):
         parser.add_argument("--out")
         parser.add_argument("--manifest-out")
         args = parser.parse_args(argv)
-        Path(args.out).write_text("m")
-        Path(args.manifest_out).write_text(own_manifest)
+        Path(args.out).write_text(out_text)
+        if own_manifest is not None:
+            Path(args.manifest_out).write_text(own_manifest)
         current_run().record(row_count=10)
-        return 0
+        return code
 
     return main
 
@@ -743,16 +745,7 @@ class TestScriptsOwnManifestEdges:
             == 0
         )
         before = manifest.read_bytes()
-        from provenance import recorded_run
-
-        @recorded_run(outputs={"model": "out"})
-        def failing(argv=None):
-            parser = argparse.ArgumentParser()
-            parser.add_argument("--out")
-            parser.add_argument("--manifest-out")
-            args = parser.parse_args(argv)
-            Path(args.out).write_text("half")
-            return 1
+        failing = manifest_script(None, out_text="half", code=1)
 
         assert failing(["--out", str(out), "--manifest-out", str(manifest)]) == 1
         assert manifest.read_bytes() == before
