@@ -128,6 +128,10 @@ class _View:
     unreported: dict[int, str]  # rank -> RUNNING, LOST or MISSING
 
     @property
+    def state(self) -> tuple[object, ...]:
+        return (tuple(sorted(self.parts)), tuple(sorted(self.unreported.items())))
+
+    @property
     def settled(self) -> bool:
         """Every rank reported, or ended without a report: nothing more can come."""
         return all(status == LOST for status in self.unreported.values())
@@ -141,14 +145,13 @@ class Handoff:
         launch: Launch,
         sidecar: Path,
         *,
-        entrypoint: str,
-        argv: list[str],
         started_ns: int,
         wait_s: float,
     ) -> None:
         self.launch = launch
         self.folder = ranks_folder(sidecar)
-        key = json.dumps([launch.launcher, launch.world_size, *launch.job, entrypoint, *argv])
+        # Not argv: the ranks of an MPMD launch run different commands in one job.
+        key = json.dumps([launch.launcher, launch.world_size, *launch.job])
         self.key = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         self.started_ns = started_ns
         self.wait_s = wait_s
@@ -236,6 +239,7 @@ class Handoff:
         """
         waiter: int | None = None
         deadline = time.monotonic() + self.wait_s
+        last: tuple[object, ...] = ()
         try:
             while True:
                 with folder_lock(target.parent, give_up=give_up) as locked:
@@ -244,6 +248,9 @@ class Handoff:
                     if not self._part(self.launch.rank).exists():
                         return None  # the job's complete record is written: parts consumed
                     view = self._view()
+                    if view.state != last:
+                        # A rank reported or ended: the job is moving, so the bound restarts.
+                        last, deadline = view.state, time.monotonic() + self.wait_s
                     if not view.settled and waiter is None:
                         waiter = _try_lock(self._waiter())
                         if waiter is None:

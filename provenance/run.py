@@ -536,8 +536,6 @@ class Run:
         self._handoff = Handoff(
             self._launch,
             sidecar,
-            entrypoint=self.entrypoint,
-            argv=self.argv,
             started_ns=self.started_ns,
             wait_s=wait_bound(os.environ),
         )

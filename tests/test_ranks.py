@@ -51,24 +51,9 @@ def pmi_env(rank: int, size: int) -> dict[str, str]:
     return {"PMI_RANK": str(rank), "PMI_SIZE": str(size)}
 
 
-LAUNCHER_VARIABLES = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "TORCHELASTIC_RUN_ID",
-    "SLURM_PROCID",
-    "SLURM_NTASKS",
-    "SLURM_JOB_ID",
-    "OMPI_COMM_WORLD_RANK",
-    "OMPI_COMM_WORLD_SIZE",
-    "PMI_RANK",
-    "PMI_SIZE",
-)
-
-
 def base_env(wait: str = WAIT_S) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
-    return dict(env, PYTHONPATH=str(ROOT), **{WAIT_ENVIRONMENT: wait})
+    """The suite's environment (no launch variables: conftest drops them), the bound lowered."""
+    return dict(os.environ, PYTHONPATH=str(ROOT), **{WAIT_ENVIRONMENT: wait})
 
 
 @dataclass
@@ -99,6 +84,7 @@ def launch(
     ranks: range | None = None,
     wait: str = WAIT_S,
     launcher: Callable[[list[subprocess.Popen[str]]], None] | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Job:
     """Start ``size`` ranks of the fake as real processes, as a launcher does; wait for all."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +92,7 @@ def launch(
     procs = [
         subprocess.Popen(
             command,
-            env=dict(base_env(wait), **env_of(rank, size)),
+            env=dict(base_env(wait), **env_of(rank, size), **(extra or {})),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -168,39 +154,40 @@ class TestDetect:
         assert problem is not None
 
 
+@pytest.fixture(scope="module")
+def alone_records(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    out = tmp_path_factory.mktemp("alone") / "model.json"
+    found = []
+    for extra in ({}, {"RANK": "0", "WORLD_SIZE": "1"}, slurm_env(0, 1)):
+        proc = subprocess.run(
+            [sys.executable, str(fake_path("ranked")), "--out", str(out), "--logs"],
+            env=dict(base_env(), **extra),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        found.append(sidecar_bytes(sidecar_of(out)))
+        assert sorted(os.listdir(out.parent)) == [
+            "log.rank0.txt",
+            "model.json",
+            "model.json.manifest.json",
+        ]
+    return found
+
+
 class TestNoLaunch:
     """Without rank variables, or in a world of one, a run is recorded as it always was."""
 
-    @pytest.fixture(scope="class")
-    def records(self, tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
-        out = tmp_path_factory.mktemp("alone") / "model.json"
-        found = []
-        for extra in ({}, {"RANK": "0", "WORLD_SIZE": "1"}, slurm_env(0, 1)):
-            proc = subprocess.run(
-                [sys.executable, str(fake_path("ranked")), "--out", str(out), "--logs"],
-                env=dict(base_env(), **extra),
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert proc.returncode == 0, proc.stderr
-            assert proc.stderr == ""
-            found.append(sidecar_bytes(sidecar_of(out)))
-            assert sorted(os.listdir(out.parent)) == [
-                "log.rank0.txt",
-                "model.json",
-                "model.json.manifest.json",
-            ]
-        return found
+    def test_world_of_one_is_byte_identical_to_no_launch(self, alone_records: list[bytes]):
+        assert alone_records[1] == alone_records[0]
+        assert alone_records[2] == alone_records[0]
 
-    def test_world_of_one_is_byte_identical_to_no_launch(self, records: list[bytes]):
-        assert records[1] == records[0]
-        assert records[2] == records[0]
-
-    def test_no_launch_block_and_no_rank_fields(self, records: list[bytes]):
-        text = records[0].decode()
+    def test_no_launch_block_and_no_rank_fields(self, alone_records: list[bytes]):
+        text = alone_records[0].decode()
         assert '"launch"' not in text
         assert "written_by_ranks" not in text
         assert '"rank"' not in text
@@ -249,20 +236,17 @@ class TestEveryRankSucceeds:
 
 
 class TestRankZeroFirstOrLast:
-    @pytest.mark.parametrize("late_rank", [0, 3])
-    def test_same_record_whichever_rank_ends_last(self, tmp_path: Path, late_rank: int):
+    def test_same_record_whether_rank_0_ends_first_or_last(self, tmp_path: Path):
         out = tmp_path / "model.json"
-        args = ("--late-rank", late_rank, "--late", "1.5")
-        first = launch(out, 4, slurm_env, *args)
-        assert first.codes == [0, 0, 0, 0], first.stderr
-        once = sidecar_bytes(sidecar_of(out))
-        again = launch(out, 4, slurm_env, *args)
-        assert again.codes == [0, 0, 0, 0], again.stderr
-        assert sidecar_bytes(sidecar_of(out)) == once
-        assert again.left_beside() == []
-        record = again.record
-        assert statuses(record) == ["succeeded"] * 4
-        assert record["outputs"]["model"]["written_by_ranks"] == [0]
+        records = []
+        for late in ("0:1.5", "1:1.5"):  # rank 0 ends last, then first
+            job = launch(out, 3, slurm_env, extra={"RANKED_LATE": late})
+            assert job.codes == [0, 0, 0], job.stderr
+            assert job.left_beside() == []
+            records.append(sidecar_bytes(sidecar_of(out)))
+            assert statuses(job.record) == ["succeeded"] * 3
+            assert job.record["outputs"]["model"]["written_by_ranks"] == [0]
+        assert records[0] == records[1]
 
     def test_every_rank_saving_the_model_says_whose_bytes_are_unknown(self, tmp_path: Path):
         job = launch(tmp_path / "model.json", 3, pmi_env, "--save-rank", "-1")
@@ -397,36 +381,38 @@ class TestAssemble:
         assert forward["run_provenance"]["outputs"]["model"]["concurrent_writers"] is True
 
 
+@pytest.fixture(scope="module")
+def mpirun_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    out = tmp_path_factory.mktemp("mpi") / "model.json"
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    command = [
+        "mpirun",
+        *root,
+        "-n",
+        "4",
+        "--oversubscribe",
+        sys.executable,
+        str(fake_path("ranked")),
+        "--out",
+        str(out),
+        "--logs",
+    ]
+    proc = subprocess.run(
+        command,
+        env=base_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    return Job(out, [proc.returncode], [proc.stderr])
+
+
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI's mpirun is not installed")
 class TestMpirun:
-    @pytest.fixture(scope="class")
-    def job(self, tmp_path_factory: pytest.TempPathFactory) -> Job:
-        out = tmp_path_factory.mktemp("mpi") / "model.json"
-        root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
-        command = [
-            "mpirun",
-            *root,
-            "-n",
-            "4",
-            "--oversubscribe",
-            sys.executable,
-            str(fake_path("ranked")),
-            "--out",
-            str(out),
-            "--logs",
-        ]
-        proc = subprocess.run(
-            command,
-            env=base_env(),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        return Job(out, [proc.returncode], [proc.stderr])
-
-    def test_mpirun_leaves_one_record_of_four_ranks(self, job: Job):
+    def test_mpirun_leaves_one_record_of_four_ranks(self, mpirun_job: Job):
+        job = mpirun_job
         assert job.codes == [0], job.stderr
         record = job.record
         assert record["launch"]["launcher"] == "openmpi"

@@ -1,7 +1,8 @@
 """A training script as each rank of a distributed launch runs it: one argv for every rank.
 
 The rank comes from the launcher's environment, as a real script reads it; the options say what
-each rank does (rank 0 saves the model, one rank fails, one is killed, one finishes late).
+each rank does (rank 0 saves the model, one rank fails, one is killed). ``RANKED_LATE=R:S`` makes
+rank R end S seconds later, outside argv, so that the same command can end in another order.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--kill-rank", type=int, default=-1, help="SIGKILLs itself")
     parser.add_argument("--hang-rank", type=int, default=-1, help="waits until signalled")
-    parser.add_argument("--late-rank", type=int, default=-1, help="ends --late seconds later")
-    parser.add_argument("--late", type=float, default=1.0)
     parser.add_argument("--ready", type=Path, help="a folder each rank touches once under way")
     return parser
 
@@ -52,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     current_run().record(rows=3)
     if args.ready is not None:
         (args.ready / f"rank{rank}").write_text("ready\n")
-    if rank == args.late_rank:
-        time.sleep(args.late)
+    late_rank, _, late_s = os.environ.get("RANKED_LATE", "-1:0").partition(":")
+    if rank == int(late_rank):
+        time.sleep(float(late_s))
     if rank == args.kill_rank:
         os.kill(os.getpid(), signal.SIGKILL)
     if rank == args.hang_rank:
