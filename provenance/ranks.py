@@ -248,28 +248,45 @@ class Handoff:
                     if not self._part(self.launch.rank).exists():
                         return None  # the job's complete record is written: parts consumed
                     view = self._view()
-                    if view.state != last:
+                    moved = view.state != last
+                    if moved:
                         # A rank reported or ended: the job is moving, so the bound restarts.
                         last, deadline = view.state, time.monotonic() + self.wait_s
                     if not view.settled and waiter is None:
                         waiter = _try_lock(self._waiter())
                         if waiter is None:
                             return None  # the waiting rank will assemble this part too
-                    if view.settled or give_up() or time.monotonic() >= deadline:
-                        return self._assemble(target, view, warn)
+                    stopping = give_up()
+                    if view.settled or stopping or time.monotonic() >= deadline:
+                        return self._assemble(target, view, warn, stopping=stopping)
+                    if moved:
+                        # What is known so far, in case the launcher kills every rank now:
+                        # torchrun and mpirun follow SIGTERM with SIGKILL within seconds.
+                        self._assemble(target, view, warn, final=False)
                 time.sleep(_POLL_S)
         finally:
             if waiter is not None:
                 os.close(waiter)
 
-    def _assemble(self, target: Path, view: _View, warn: Callable[[str], None]) -> Path | None:
-        """Write the job's record from what the view holds; called with the folder lock held."""
-        document = assemble(self.launch, view.parts, view.unreported)
+    def _assemble(
+        self,
+        target: Path,
+        view: _View,
+        warn: Callable[[str], None],
+        *,
+        final: bool = True,
+        stopping: bool = False,
+    ) -> Path | None:
+        """Write the job's record from what the view holds; called with the folder lock held.
+
+        A record that is not ``final`` is written only where it takes no earlier job's place.
+        """
+        document = assemble(self.launch, view.parts, view.unreported, stopping=stopping)
         status = document["run_provenance"]["outcome"]["status"]
         wrote = any(part["wrote"] for part in view.parts.values())
         path = target
         if not wrote and os.path.lexists(target):
-            if status == RUNNING:
+            if status == RUNNING or not final:
                 return None  # nothing to set beside an earlier record yet: a late rank will
             path = side_record_path(target, status)
             warn(
@@ -334,10 +351,14 @@ def _read_part(path: Path, rank: int, launch: Launch) -> dict[str, Any] | None:
 
 
 def assemble(
-    launch: Launch, parts: Mapping[int, dict[str, Any]], unreported: Mapping[int, str]
+    launch: Launch,
+    parts: Mapping[int, dict[str, Any]],
+    unreported: Mapping[int, str],
+    *,
+    stopping: bool = False,
 ) -> dict[str, Any]:
     """The job's record from the ranks' parts: the same parts give the same bytes, whichever
-    rank assembles them."""
+    rank assembles them. ``stopping``: the assembling rank was told to end by a signal."""
     order = sorted(parts)
     documents = [parts[r]["document"] for r in order]
     blocks = [d["run_provenance"] for d in documents]
@@ -349,7 +370,7 @@ def assemble(
     for table, outputs in (("inputs", False), ("outputs", True)):
         slots = [b.get(table) for b in blocks]
         block[table] = _merge_slots(order, slots, opened, outputs=outputs)
-    ranks = _rank_entries(launch, parts, unreported)
+    ranks = _rank_entries(launch, parts, unreported, stopping=stopping)
     block["outcome"] = _job_outcome(ranks, [b["outcome"] for b in blocks])
     block["launch"] = {
         "launcher": launch.launcher,
@@ -360,7 +381,11 @@ def assemble(
 
 
 def _rank_entries(
-    launch: Launch, parts: Mapping[int, dict[str, Any]], unreported: Mapping[int, str]
+    launch: Launch,
+    parts: Mapping[int, dict[str, Any]],
+    unreported: Mapping[int, str],
+    *,
+    stopping: bool,
 ) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for rank in range(launch.world_size):
@@ -404,9 +429,17 @@ def _rank_entries(
                 "message": f"rank {entry['rank']} left no trace before the wait ended",
             }
             entry["unreported"] = "no trace of it before the wait ended"
+        elif status == RUNNING and stopping and ended_badly:
+            # The launcher is tearing the job down: the signal that ends the waiting rank is
+            # the one that ends this rank too.
+            entry["status"] = INTERRUPTED
+            entry["error"] = None
+            entry["unreported"] = (
+                f"still running when the launcher stopped the job after rank {ended_badly[0]} ended"
+            )
         elif status == RUNNING:
             entry["error"] = None
-            entry["unreported"] = "still running when the wait ended"
+            entry["unreported"] = "still running when this record was written"
     return entries
 
 

@@ -381,17 +381,17 @@ class TestAssemble:
         assert forward["run_provenance"]["outputs"]["model"]["concurrent_writers"] is True
 
 
+def mpirun(ranks: int) -> list[str]:
+    """``mpirun -n RANKS --oversubscribe python``: more ranks than cores, as on a laptop."""
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    return ["mpirun", *root, "-n", str(ranks), "--oversubscribe", sys.executable]
+
+
 @pytest.fixture(scope="module")
 def mpirun_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
     out = tmp_path_factory.mktemp("mpi") / "model.json"
-    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
     command = [
-        "mpirun",
-        *root,
-        "-n",
-        "4",
-        "--oversubscribe",
-        sys.executable,
+        *mpirun(4),
         str(fake_path("ranked")),
         "--out",
         str(out),
@@ -421,3 +421,24 @@ class TestMpirun:
         logs = entries(record["outputs"]["log"])
         assert [e["written_by_ranks"] for e in logs] == [[0], [1], [2], [3]]
         assert job.left_beside() == []
+
+    def test_mpirun_tearing_the_job_down_after_a_failure(self, tmp_path: Path):
+        ready = tmp_path / "ready"
+        ready.mkdir()
+        out = tmp_path / "model.json"
+        args = ("--fail-rank", "1", "--hang-rank", "2", "--ready", ready, "--ranks", "3")
+        proc = subprocess.run(
+            [*mpirun(3), str(fake_path("ranked")), "--out", str(out), *map(str, args)],
+            env=base_env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert proc.returncode != 0
+        record = load_sidecar(sidecar_of(out))["run_provenance"]
+        assert statuses(record)[1:] == ["failed", "interrupted"]
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["rank"] == 1
+        assert record["outcome"]["error"]["message"] == "rank 1 ran out of memory"

@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kill-rank", type=int, default=-1, help="SIGKILLs itself")
     parser.add_argument("--hang-rank", type=int, default=-1, help="waits until signalled")
     parser.add_argument("--ready", type=Path, help="a folder each rank touches once under way")
+    parser.add_argument(
+        "--ranks",
+        type=int,
+        default=0,
+        help="with --ready: --fail-rank fails only once this many ranks are under way",
+    )
     return parser
 
 
@@ -59,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     if rank == args.hang_rank:
         time.sleep(60)
     if rank == args.fail_rank:
+        deadline = time.monotonic() + 60
+        while args.ready is not None and len(os.listdir(args.ready)) < args.ranks:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         raise RuntimeError(f"rank {rank} ran out of memory")
     return 0
 
