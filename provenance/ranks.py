@@ -29,6 +29,7 @@ from provenance.sidecar import (
     is_live,
     keep_last_good,
     read_json_object,
+    record_status,
     side_record_path,
 )
 
@@ -279,8 +280,11 @@ class Handoff:
     ) -> Path | None:
         """Write the job's record from what the view holds; called with the folder lock held.
 
-        A record that is not ``final`` is written only where it takes no earlier job's place.
+        A record that is not ``final`` is written only where it takes no earlier job's place
+        and no successful record's: a job that then succeeds leaves what a single run leaves.
         """
+        if not final and record_status(target) == SUCCEEDED:
+            return None
         document = assemble(self.launch, view.parts, view.unreported, stopping=stopping)
         status = document["run_provenance"]["outcome"]["status"]
         wrote = any(part["wrote"] for part in view.parts.values())
