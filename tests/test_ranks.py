@@ -24,7 +24,14 @@ from provenance.ranks import (
     parts_of,
     ranks_folder,
 )
-from tests.conftest import ROOT, fake_path, load_sidecar, sidecar_bytes, sidecar_of
+from tests.conftest import (
+    ROOT,
+    fake_path,
+    load_sidecar,
+    run_python,
+    sidecar_bytes,
+    sidecar_of,
+)
 
 # Ranks that settle end the wait at once; only a rank that never shows waits it out.
 WAIT_S = "20"
@@ -233,6 +240,23 @@ class TestEveryRankSucceeds:
         assert os.uname().nodename not in text
         assert "ended_ns" not in text
         assert "started_ns" not in text
+
+
+class TestShow:
+    def test_show_names_the_launch_and_the_ranks_that_did_not_succeed(self, rank3_fails: Job):
+        proc = run_python("-m", "provenance", "show", rank3_fails.out)
+        assert proc.returncode == 0, proc.stderr
+        assert "  launch          slurm, 4 ranks: rank 3 failed\n" in proc.stdout
+
+    def test_show_json_carries_the_launch(self, all_succeed: Job):
+        proc = run_python("-m", "provenance", "show", "--json", all_succeed.out)
+        assert json.loads(proc.stdout)["launch"]["world_size"] == 4
+
+    def test_show_of_a_lone_run_has_no_launch(self, alone_records: list[bytes], tmp_path: Path):
+        out = tmp_path / "model.json"
+        sidecar_of(out).write_bytes(alone_records[0])
+        proc = run_python("-m", "provenance", "show", "--json", out)
+        assert "launch" not in json.loads(proc.stdout)
 
 
 class TestRankZeroFirstOrLast:
