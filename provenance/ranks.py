@@ -285,7 +285,16 @@ class Handoff:
         """
         if not final and record_status(target) == SUCCEEDED:
             return None
-        document = assemble(self.launch, view.parts, view.unreported, stopping=stopping)
+        try:
+            document = assemble(self.launch, view.parts, view.unreported, stopping=stopping)
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            # The parts sit in a folder anyone may write to: one not of our shape is no reason
+            # to fail the rank that reads it.
+            warn(
+                f"could not assemble the job's record from {self.folder}: a part is malformed "
+                f"({type(err).__name__}: {err})"
+            )
+            return None
         status = document["run_provenance"]["outcome"]["status"]
         wrote = any(part["wrote"] for part in view.parts.values())
         path = target

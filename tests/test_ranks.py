@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from provenance.ranks import (
+    HANDOFF_SCHEMA,
     WAIT_ENVIRONMENT,
+    Handoff,
     Launch,
     assemble,
     detect,
@@ -386,6 +388,27 @@ class TestKilledRanks:
         # Rank 2 may still come: the parts stay for it, and nothing else.
         left = [p.name for p in parts_of(ranks_folder(sidecar_of(job.out)))]
         assert [n.split(".")[0] for n in left] == ["rank0", "rank1", "waiter"]
+
+
+class TestHostileParts:
+    def test_a_malformed_part_warns_and_fails_no_rank(self, tmp_path: Path):
+        out = tmp_path / "model.json"
+        folder = ranks_folder(sidecar_of(out))
+        folder.mkdir(parents=True)
+        key = Handoff(Launch("pmi", 0, 2, ()), sidecar_of(out), started_ns=0, wait_s=1).key
+        document = {"run_provenance": {"outcome": {"gates": "not a table"}}}
+        part = {
+            "handoff": HANDOFF_SCHEMA,
+            "rank": 1,
+            "world_size": 2,
+            "ended_ns": 2**62,
+            "wrote": False,
+            "document": document,
+        }
+        (folder / f"rank1.{key}.json").write_text(json.dumps(part))
+        job = launch(out, 2, pmi_env, ranks=range(1))
+        assert job.codes == [0]
+        assert "a part is malformed" in job.stderr[0]
 
 
 class TestAssemble:
