@@ -34,6 +34,7 @@ from provenance.commands.verify import (
 )
 from provenance.digest_cache import DigestCache
 from provenance.records import Boundary, Record, UnreadableRecord, load, read_json
+from provenance.sidecar import sidecar_path_for
 
 MAX_FIELD = 200  # characters of one value from a record shown on the card
 MAX_FIGURES = 12  # numbers a run recorded beside its block, shown with its gates
@@ -107,6 +108,12 @@ class _Builder:
                 return Path(os.path.relpath(absolute, root)).as_posix()
         return None
 
+    def scrub(self, message: str) -> str:
+        """A reader's message with the root's absolute path taken out of the paths it names."""
+        for root in self._roots:
+            message = message.replace(root.rstrip(os.sep) + os.sep, "")
+        return message
+
     def written(self, record: Record, shown: object) -> str | None:
         """Where a path a record names is, absolute, from its text alone (or None)."""
         place = record.place(shown, Boundary((), anywhere=True))
@@ -155,7 +162,12 @@ def build(
     try:
         record = load(model)
     except UnreadableRecord as err:
-        b.problems.append(f"The model's own record cannot be read: {code(str(err))}.")
+        beside = sidecar_path_for(model)
+        b.problems.append(
+            f"The model has no record: {code(beside.name)} is not beside it."
+            if not os.path.lexists(beside)
+            else f"The model's own record cannot be read: {code(b.scrub(str(err)))}."
+        )
         shown = b.relative(os.path.abspath(model)) or model.name
         return _finish(b, [_heading(None), "", f"File: {code(shown)}", ""], [], None)
     index = index_for(record, [str(root)], None)
@@ -171,11 +183,11 @@ def build(
         try:
             other = load(path)
         except UnreadableRecord as err:
-            b.problems.append(f"An evidence record cannot be read: {code(str(err))}.")
+            b.problems.append(f"An evidence record cannot be read: {code(b.scrub(str(err)))}.")
             continue
         index.add(other)
         if entry is not None and not any(
-            isinstance(e, dict) and e.get("blake3") == entry.get("blake3")
+            isinstance(e, dict) and e.get("blake3") and e.get("blake3") == entry.get("blake3")
             for _, e in declared_entries(other.block["inputs"])
         ):
             b.problems.append(
@@ -189,7 +201,7 @@ def build(
     lines += _lineage_section(b, tree, checked)
     lines += _artifacts_section(b, record, [walk.records[t["record"]] for _, t in checked])
     for problem in index.unreadable:
-        b.problems.append(f"A record under the root could not be read: {code(problem)}.")
+        b.problems.append(f"A record under the root could not be read: {code(b.scrub(problem))}.")
     if walk.cut_short:
         b.problems.append(f"The lineage goes deeper than {MAX_DEPTH} runs: the rest is not shown.")
     records = [
@@ -258,7 +270,7 @@ def _description(b: _Builder, record: Record) -> dict[str, Any]:
     try:
         document = read_json(target)
     except UnreadableRecord as err:
-        b.problems.append(f"The model's description cannot be read: {code(str(err))}.")
+        b.problems.append(f"The model's description cannot be read: {code(b.scrub(str(err)))}.")
         return {}
     return document if isinstance(document, dict) else {}
 

@@ -212,6 +212,31 @@ def test_a_deleted_upstream_record_is_on_the_card(out, tmp_path):
         assert "- `table` `tables/k150k.parquet`: **no record accounts for it**" in lineage
 
 
+def test_an_unreadable_upstream_record_is_on_the_card_without_the_machine_path(out, tmp_path):
+    with restored(out):
+        record = sidecar_of(out / "corpora/mos_aggregated.jsonl")
+        record.write_text(record.read_text("utf-8")[:-10], "utf-8")  # cut short
+        top = failing(out, tmp_path / "card.md")
+        assert (
+            "A record under the root could not be read: "
+            "`corpora/mos_aggregated.jsonl.manifest.json: not JSON:"
+        ) in top
+        assert "No record accounts for `corpora/mos_aggregated.jsonl`" in top
+        assert str(out) not in (tmp_path / "card.md").read_text("utf-8")
+
+
+def test_a_model_with_no_record_gets_a_card_that_says_so(out, tmp_path):
+    with restored(out):
+        copy = out / "models/copy.onnx"
+        shutil.copy(out / "models/konvid_mos_head.onnx", copy)
+        card = tmp_path / "card.md"
+        proc = run_script("render_model_card", "--model", copy, "--root", out, "--out", card)
+        assert proc.returncode == 1, proc.stderr
+        text = card.read_text("utf-8")
+    assert text.startswith("# Model card: unidentified model\n\n> **⚠ EVIDENCE INCOMPLETE OR")
+    assert "> 1. The model has no record: `copy.onnx.manifest.json` is not beside it." in text
+
+
 def test_a_tampered_artifact_is_on_the_card(out, tmp_path):
     with restored(out):
         table = out / "tables/k150k_enriched.parquet"
