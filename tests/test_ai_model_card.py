@@ -255,8 +255,13 @@ def test_a_tampered_artifact_is_on_the_card(out, tmp_path):
 
 HOSTILE = (
     "<img src=x onerror=alert(1)>[click](https://evil.example) www.evil.example\n# owned\n"
-    "| cell | break |\u202egnp.exe ``` `x` <script>alert(2)</script>\x1b[31m"
+    "| cell | break |\u202egnp.exe a` <script>alert(2)</script> ``` `x`\x1b[31m"
 )
+
+
+# What the card's own Markdown makes: anything else in the HTML came from a record.
+ALLOWED_TAGS = {"h1", "h2", "h3", "p", "strong", "em", "blockquote", "ol", "ul", "li", "code",
+                "table", "thead", "tbody", "tr", "th", "td"}  # fmt: skip
 
 
 def test_hostile_record_fields_cannot_inject_into_the_card(out, tmp_path):
@@ -283,6 +288,7 @@ def test_hostile_record_fields_cannot_inject_into_the_card(out, tmp_path):
     assert "<script" not in html
     assert "<a " not in html
     assert len(re.findall("<h1>", html)) == 1
+    assert set(re.findall(r"</?([a-z0-9]+)", html)) <= ALLOWED_TAGS
     rows = [r for r in html.split("<tr>") if "mos_aggregated.jsonl.manifest.json" in r]
     assert len(rows) == 1
     assert rows[0].count("<td>") == 6
