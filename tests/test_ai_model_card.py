@@ -12,9 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from ai.demo import steps
+from ai.model_card import code
 from tests.conftest import load_sidecar, run_script, sidecar_of
 
 CARD = "cards/konvid_mos_head.md"
@@ -294,6 +297,26 @@ def test_hostile_record_fields_cannot_inject_into_the_card(out, tmp_path):
     assert rows[0].count("<td>") == 6
     assert "alert(1)" in rows[0]
     assert "<code>" in rows[0]
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=300))
+def test_any_value_is_one_code_span_and_nothing_else(value):
+    html = MarkdownIt("gfm-like").renderInline(code(value))
+    if value:
+        assert html.startswith("<code>")
+        assert html.endswith("</code>")
+        assert html.count("<code>") == 1
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from(list("ab|\\` <>*_[]#\n\u202e")), max_size=60))
+def test_any_value_keeps_its_table_cell(value):
+    html = MarkdownIt("gfm-like").render(
+        f"| h | i |\n|---|---|\n| {code(value, cell=True)} | end |\n"
+    )
+    assert html.count("<td>") == 2
+    assert "<td>end</td>" in html
 
 
 def test_bad_input_is_exit_2_in_one_line_and_writes_no_card(out, tmp_path):
