@@ -150,7 +150,27 @@ def steps(out: str) -> list[Step]:
             f"{m}/ensemble/fr_regressor_v2_ensemble_v1.json",
         ),
     ]
+    chain += card_steps(out)
     return chain
+
+
+def card_steps(out: str) -> list[Step]:
+    """The shipped models' cards: last, since they read the records of every step before."""
+    m, r, cards = f"{out}/models", f"{out}/reports", f"{out}/cards"
+    return [
+        Step(
+            "render_model_card",
+            f"--model {m}/konvid_mos_head.onnx --evidence {r}/konvid_validation.json "
+            f"--root {out} --out {cards}/konvid_mos_head.md",
+            f"{cards}/konvid_mos_head.md",
+        ),
+        Step(
+            "render_model_card",
+            f"--model {m}/ensemble/fr_regressor_v2_ensemble_v1.json --root {out} "
+            f"--out {cards}/fr_regressor_v2_ensemble_v1.md",
+            f"{cards}/fr_regressor_v2_ensemble_v1.md",
+        ),
+    ]
 
 
 def run_step(step: Step) -> tuple[int, dict[str, object]]:

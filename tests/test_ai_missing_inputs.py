@@ -32,6 +32,8 @@ GONE = "gone"
         ("export_mos_head_onnx", ["--checkpoint", "{gone}.npz", "--out", "{out}"], "m.onnx"),
         ("validate_mos_head", ["--onnx", "{gone}.onnx", "--checkpoint", "{gone}.npz",
                                "--table", "{gone}.parquet", "--out-json", "{out}"], "r.json"),
+        ("render_model_card", ["--model", "{gone}.onnx", "--root", "{tmp}", "--out", "{out}"],
+         "card.md"),
     ],
 )  # fmt: skip
 def test_a_missing_input_is_exit_2_with_its_name_and_nothing_written(
