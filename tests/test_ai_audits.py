@@ -83,8 +83,9 @@ def test_a_top_k_below_the_floor_fails_the_gate_and_still_writes_the_report(demo
     assert proc.returncode == 1, proc.stderr
     report = json.loads(out.read_text())
     assert report["rank_by"] == "srocc"
-    scores = [abs(e["srocc"]) for e in report["ranking"][:3]]
-    assert scores == sorted(scores, reverse=True)
+    by_srocc = sorted(report["ranking"], key=lambda e: (-abs(e["srocc"]), e["column"]))
+    assert report["ranking"] == [{**e, "rank": i} for i, e in enumerate(by_srocc, start=1)]
+    assert report["top_k_columns"] == [e["column"] for e in by_srocc[:3]]
     assert report["gate"]["passed"] is False
     gate = block_of(out)["outcome"]["gates"]["top_k_correlation"]
     assert gate["passed"] is False
