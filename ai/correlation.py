@@ -92,6 +92,8 @@ def rank(
         scored.append(
             {"column": name, "plcc": r, "srocc": correlation(rankdata(values[name]), y_ranks)}
         )
+    if not scored:
+        raise InputError(f"{path}: {target} or every column is constant: nothing to rank")
     scored.sort(key=lambda e: (-abs(e[rank_by]), e["column"]))
     ranking: list[dict[str, Any]] = [
         {"rank": i, **entry} for i, entry in enumerate(scored, start=1)

@@ -105,6 +105,20 @@ def test_a_column_the_table_lacks_is_exit_2_and_writes_no_report(demo, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["correlation.json.manifest.json"]
 
 
+def test_a_constant_target_is_exit_2_since_nothing_correlates_with_it(demo, tmp_path):
+    table = pq.read_table(demo / "tables/k150k_enriched.parquet")
+    flat = table.set_column(table.column_names.index("mos"), "mos", pa.array([3.0] * 600))
+    source = tmp_path / "flat.parquet"
+    pq.write_table(flat, source)
+    out = tmp_path / "correlation.json"
+    proc = run_script("feature_correlation", "--table", source, "--out-json", out)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"feature_correlation.py: error: {source}: mos or every column is constant: nothing to rank"
+    ]
+    assert not out.exists()
+
+
 # -- the Phase-3 subset sweep ------------------------------------------------------------------
 
 

@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if weak:
         print(f"{parser.prog}: too few rows or a weak fit: {', '.join(weak)}", file=sys.stderr)
+    elif not done.recipes:
+        print(f"{parser.prog}: no row the grid scored: no recipe", file=sys.stderr)
     return 0 if passed else 1
 
 
