@@ -131,19 +131,23 @@ def content(clip: str) -> str:
     return Path(clip).stem.split("__")[0]
 
 
-def ols_plcc(x: np.ndarray, y: np.ndarray, test: np.ndarray) -> float:
-    """Least squares with an intercept, by numpy's own solver: what ridge 0 must equal."""
-    design = np.column_stack([x, np.ones(len(x))])
-    coef, *_ = np.linalg.lstsq(design[~test], y[~test], rcond=None)
-    return float(np.corrcoef(design[test] @ coef, y[test])[0, 1])
+def ridge_plcc(x: np.ndarray, y: np.ndarray, test: np.ndarray, ridge: float, scale: bool) -> float:
+    """Ridge as least squares over rows of sqrt(ridge) * I, on centred (and scaled) inputs."""
+    mean, std = x[~test].mean(axis=0), x[~test].std(axis=0) if scale else 1.0
+    z = (x - mean) / std
+    design = np.vstack([z[~test], np.sqrt(ridge) * np.eye(x.shape[1])])
+    target = np.concatenate([y[~test] - y[~test].mean(), np.zeros(x.shape[1])])
+    weights, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return float(np.corrcoef(z[test] @ weights, y[test])[0, 1])
 
 
-def test_each_subsets_fold_plcc_is_what_least_squares_gives(demo, tmp_path):
+def test_each_unscaled_subsets_fold_plcc_is_what_least_squares_gives(demo, tmp_path):
     source = demo / "tables/k150k_enriched.parquet"
     out = tmp_path / "sweep.json"
     proc = run_script("phase3_subset_sweep", "--table", source, "--subset", "pair=adm2,motion2",
                       "--subset", "one=vif_scale0_mean", "--seeds", "0", "4", "--folds", "3",
-                      "--ridge", "0", "--min-plcc", "0.9999", "--out-json", out)  # fmt: skip
+                      "--ridge", "2", "--no-standardize", "--min-plcc", "0.9999",
+                      "--out-json", out)  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # no subset reaches 0.9999: the gate fails
     report = json.loads(out.read_text())
     table = pq.read_table(source)
@@ -159,7 +163,7 @@ def test_each_subsets_fold_plcc_is_what_least_squares_gives(demo, tmp_path):
         every = []
         for seed in (0, 4):
             folds = np.array([min(2, int(fraction(seed, content(c)) * 3)) for c in names])
-            expected = [ols_plcc(x, y, folds == f) for f in range(3)]
+            expected = [ridge_plcc(x, y, folds == f, 2.0, scale=False) for f in range(3)]
             assert result["fold_plcc"][str(seed)] == pytest.approx(expected, abs=2e-6)
             every += expected
         assert result["mean_plcc"] == pytest.approx(np.mean(every), abs=2e-6)
@@ -172,8 +176,8 @@ def test_each_subsets_fold_plcc_is_what_least_squares_gives(demo, tmp_path):
     assert manifest["training"] == {
         "target": "mos",
         "folds": 3,
-        "ridge": 0.0,
-        "standardize": True,
+        "ridge": 2.0,
+        "standardize": False,
         "split_seed": 0,
     }
     assert manifest["plcc_table"] == {r["subset"]: r["mean_plcc"] for r in report["subsets"]}
@@ -183,10 +187,20 @@ def test_each_subsets_fold_plcc_is_what_least_squares_gives(demo, tmp_path):
     assert block["outcome"]["exit_code"] == 1
 
 
-def test_the_demo_sweep_passed_with_its_subsets_and_seeds(demo):
+def test_the_demo_sweep_is_standardised_ridge_on_every_seed(demo):
     report = json.loads((demo / "reports/audits/phase3_subset_sweep.json").read_text())
     assert [r["subset"] for r in report["subsets"]] == ["canonical6", "canonical6_ssim", "full"]
-    assert all(sorted(r["fold_plcc"]) == ["0", "1", "2"] for r in report["subsets"])
+    table = pq.read_table(demo / "tables/k150k_enriched.parquet")
+    clips = table.column("clip_name").to_pylist()
+    kept = np.array([fraction(0, content(c)) < 0.9 for c in clips])
+    names = [c for c, k in zip(clips, kept, strict=True) if k]
+    y = table.column("mos").to_numpy()[kept]
+    canonical = report["subsets"][0]
+    x = np.stack([table.column(c).to_numpy()[kept] for c in canonical["columns"]], axis=1)
+    for seed in ("0", "1", "2"):
+        folds = np.array([min(4, int(fraction(int(seed), content(c)) * 5)) for c in names])
+        expected = [ridge_plcc(x, y, folds == f, 1.0, scale=True) for f in range(5)]
+        assert canonical["fold_plcc"][seed] == pytest.approx(expected, abs=2e-6)
     assert report["gate"]["passed"] is True
     assert report["run_provenance"]["outcome"]["gates"]["best_subset"]["passed"] is True
 
