@@ -197,6 +197,8 @@ def audit_steps(s: str, c: str, t: str, m: str, r: str) -> list[Step]:
             f"--corpus-dir {s}/bvi_dvc --model {m}/konvid_mos_head.onnx --crf-grid 22,27,32,37 "
             f"--out-json {m}/nr_metric_v1.json --report-md {r}/nr_threshold.md",
             f"{m}/nr_metric_v1.json",
+        ),
+    ]
 
 
 def card_steps(out: str) -> list[Step]:
