@@ -42,6 +42,7 @@ from ai.registry import (
     read_document,
     register,
     sha256_of,
+    shown,
 )
 from ai.tables import split_of
 from provenance import atomic_write
@@ -426,10 +427,7 @@ def registered_models(registry: Path, document: Mapping[str, Any]) -> list[Regis
             fp32 = sidecar.get("fp32")
             baseline = None
             if isinstance(fp32, dict):
-                relative_to_base = os.path.relpath(sidecar_path.parent, os.path.realpath(base))
-                baseline = place(base, os.path.join(relative_to_base, str(fp32.get("onnx"))))
-                if sha256_of(baseline, MAX_MODEL_BYTES)[0] != fp32.get("sha256"):
-                    raise InputError(f"its fp32 baseline {baseline.name} is not the one recorded")
+                baseline = baseline_of(base, sidecar_path, fp32.get("onnx"), fp32.get("sha256"))
         except InputError as err:
             raise InputError(f"{where}: {err}") from None
         precision = sidecar.get("precision", "fp32")
@@ -439,6 +437,25 @@ def registered_models(registry: Path, document: Mapping[str, Any]) -> list[Regis
     if not found:
         raise InputError(f"{registry}: no models to measure")
     return found
+
+
+def baseline_of(base: Path, sidecar: Path, shown_path: Any, sha256: Any) -> Path:
+    """The fp32 model an int8 sidecar names (relative to the sidecar), inside ``base`` and with
+    the digest the sidecar recorded."""
+    try:
+        if not isinstance(shown_path, str) or os.path.isabs(shown_path):
+            raise InputError(f"{shown(shown_path)} is not a relative path")
+        from_base = os.path.relpath(sidecar.parent, os.path.realpath(base))
+        path = place(base, os.path.normpath(os.path.join(from_base, shown_path)))
+        try:
+            digest = sha256_of(path, MAX_MODEL_BYTES)[0]
+        except InputError as err:
+            raise InputError(f"{shown(shown_path)}: {err}") from None
+        if digest != sha256:
+            raise InputError(f"{shown(shown_path)}: its SHA-256 is not the one recorded")
+    except InputError as err:
+        raise InputError(f"fp32 baseline {err}") from None
+    return path
 
 
 def per_ep_markdown(report: Mapping[str, Any]) -> str:
