@@ -103,10 +103,11 @@ def sha256_of(path: Path, limit: int) -> tuple[str, int]:
     """The SHA-256 and size of a regular file no larger than ``limit``."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder, FIFO or device: never read from
+            os.close(fd)
+            raise InputError("not a regular file")
         with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise InputError("not a regular file")
             if st.st_size > limit:
                 raise InputError(f"{st.st_size:,} bytes: over the {limit:,}-byte limit")
             digest = hashlib.sha256()
