@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ai import onnx_head, quant
+from ai import onnx_head, ptq
 from ai.cli import add_manifest_out, fail
 from ai.files import InputError
 from provenance import current_run, recorded_run
@@ -22,16 +22,16 @@ SETTINGS = ("weight_type", "per_channel", "reduce_range")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    quant.add_common_options(parser)
+    ptq.add_common_options(parser)
     add_manifest_out(parser, "<out>")
     return parser
 
 
 @recorded_run(
-    inputs={"fp32": "fp32", "fp32_sidecar": quant.fp32_sidecar_path, "config": "config"},
+    inputs={"fp32": "fp32", "fp32_sidecar": ptq.fp32_sidecar_path, "config": "config"},
     outputs={
         "int8": "out",
-        "model_sidecar": quant.model_sidecar_path,
+        "model_sidecar": ptq.model_sidecar_path,
         "registry": "registry",
         "report": "report_out",
     },
@@ -41,14 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        quant.check_paths(args)
-        config = quant.resolve_config(
-            quant.DYNAMIC, quant.given_settings(args, SETTINGS), args.config
-        )
-        fp32_side = quant.fp32_sidecar(quant.fp32_sidecar_path(args))
+        ptq.check_paths(args)
+        config = ptq.resolve_config(ptq.DYNAMIC, ptq.given_settings(args, SETTINGS), args.config)
+        fp32_side = ptq.fp32_sidecar(ptq.fp32_sidecar_path(args))
         onnx_head.load(args.fp32)
-        data = quant.quantize(args.fp32, config)
-        sidecar = quant.write_int8(
+        data = ptq.quantize(args.fp32, config)
+        sidecar = ptq.write_int8(
             args, list(sys.argv[1:] if argv is None else argv), data, fp32_side, config, None
         )
     except InputError as err:

@@ -16,7 +16,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from ai import onnx_head, quant
+from ai import onnx_head, ptq, quant
 from ai.cli import add_manifest_out, fail
 from ai.files import InputError, read_parquet
 from ai.mos_head import MOS_SCALES, load_dataset
@@ -35,11 +35,11 @@ SETTINGS = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    quant.add_common_options(parser)
-    parser.add_argument("--activation-type", choices=sorted(quant.TYPES), help="default int8")
-    parser.add_argument("--format", choices=sorted(quant.FORMATS), help="default qdq")
+    ptq.add_common_options(parser)
+    parser.add_argument("--activation-type", choices=sorted(ptq.TYPES), help="default int8")
+    parser.add_argument("--format", choices=sorted(ptq.FORMATS), help="default qdq")
     parser.add_argument(
-        "--calibrate-method", choices=sorted(quant.CALIBRATE_METHODS), help="default minmax"
+        "--calibrate-method", choices=sorted(ptq.CALIBRATE_METHODS), help="default minmax"
     )
     parser.add_argument(
         "--calibration-table", type=Path, required=True, help="the per-clip feature parquet"
@@ -58,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 @recorded_run(
     inputs={
         "fp32": "fp32",
-        "fp32_sidecar": quant.fp32_sidecar_path,
+        "fp32_sidecar": ptq.fp32_sidecar_path,
         "calibration_table": "calibration_table",
         "config": "config",
     },
     outputs={
         "int8": "out",
-        "model_sidecar": quant.model_sidecar_path,
+        "model_sidecar": ptq.model_sidecar_path,
         "registry": "registry",
         "report": "report_out",
     },
@@ -76,22 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibration_rows < 1 or args.calibration_batch < 1:
         parser.error("--calibration-rows and --calibration-batch must be at least 1")
     try:
-        quant.check_paths(args)
-        config = quant.resolve_config(
-            quant.STATIC, quant.given_settings(args, SETTINGS), args.config
-        )
-        fp32_side = quant.fp32_sidecar(quant.fp32_sidecar_path(args))
+        ptq.check_paths(args)
+        config = ptq.resolve_config(ptq.STATIC, ptq.given_settings(args, SETTINGS), args.config)
+        fp32_side = ptq.fp32_sidecar(ptq.fp32_sidecar_path(args))
         model = onnx_head.load(args.fp32)
         table = args.calibration_table
         data = load_dataset(table, read_parquet(table), args.mos_scale)
         if quant.features_of(model) != list(fp32_side["features"]):
             raise InputError(f"{args.fp32}: its features differ from its sidecar's")
-        piece = quant.calibration_slice(
+        piece = ptq.calibration_slice(
             table, data, args.calibration_split, args.split_seed, args.calibration_rows
         )
         input_name = onnx_head.signature(model)["input_name"]
-        reader = quant.SliceReader(input_name, piece.x, args.calibration_batch)
-        int8 = quant.quantize(args.fp32, config, reader)
+        reader = ptq.SliceReader(input_name, piece.x, args.calibration_batch)
+        int8 = ptq.quantize(args.fp32, config, reader)
         calibration = {
             "table": table.name,
             "sha256": hashlib.sha256(table.read_bytes()).hexdigest(),
@@ -103,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "last_clip": piece.clips[-1],
             "slice_sha256": piece.sha256,
         }
-        sidecar = quant.write_int8(
+        sidecar = ptq.write_int8(
             args, list(sys.argv[1:] if argv is None else argv), int8, fp32_side, config,
             calibration,
         )  # fmt: skip
