@@ -32,6 +32,16 @@ GONE = "gone"
         ("export_mos_head_onnx", ["--checkpoint", "{gone}.npz", "--out", "{out}"], "m.onnx"),
         ("validate_mos_head", ["--onnx", "{gone}.onnx", "--checkpoint", "{gone}.npz",
                                "--table", "{gone}.parquet", "--out-json", "{out}"], "r.json"),
+        ("ptq_dynamic", ["--fp32", "{gone}.onnx", "--out", "{out}"], "q.onnx"),
+        ("ptq_static", ["--fp32", "{gone}.onnx", "--calibration-table", "{gone}.parquet",
+                        "--out", "{out}"], "q.onnx"),
+        ("measure_quant_drop", ["--fp32", "{gone}.onnx", "--int8", "{gone}.int8.onnx",
+                                "--table", "{gone}.parquet", "--out-json", "{out}"], "r.json"),
+        ("measure_quant_drop_per_ep", ["--registry", "{gone}.json", "--table", "{gone}.parquet",
+                                       "--out-json", "{out}", "--out-md", "{tmp}/r.md"],
+         "r.json"),
+        ("validate_model_registry", ["--registry", "{gone}.json", "--out-json", "{out}"],
+         "r.json"),
     ],
 )  # fmt: skip
 def test_a_missing_input_is_exit_2_with_its_name_and_nothing_written(
