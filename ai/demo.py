@@ -150,9 +150,52 @@ def steps(out: str) -> list[Step]:
             f"{m}/ensemble/fr_regressor_v2_ensemble_v1.json",
         ),
     ]
+    chain += quantization_and_registry_steps(out)
     chain += audit_steps(s, c, t, m, r)
     chain += card_steps(out)
     return chain
+
+
+def quantization_and_registry_steps(out: str) -> list[Step]:
+    """Int8 quantization of the exported KonViD head, its gates, and the registry validation.
+
+    Only the static model is registered: a registry written by two runs would make the first
+    run's record depend on what the second left there the time before.
+    """
+    t, m, r = (f"{out}/{d}" for d in ("tables", "models", "reports"))
+    fp32, table = f"{m}/konvid_mos_head.onnx", f"{t}/k150k_enriched.parquet"
+    dynamic, static = (f"{m}/konvid_mos_head.int8_{k}.onnx" for k in ("dynamic", "static"))
+    return [
+        Step("ptq_dynamic", f"--fp32 {fp32} --out {dynamic}", dynamic),
+        Step(
+            "ptq_static",
+            f"--fp32 {fp32} --calibration-table {table} --calibration-rows 128 "
+            f"--out {static} --registry {m}/int8_registry.json",
+            static,
+        ),
+        Step(
+            "measure_quant_drop",
+            f"--fp32 {fp32} --int8 {dynamic} --table {table} "
+            f"--out-json {r}/quant/konvid_mos_head.int8_dynamic.json",
+            f"{r}/quant/konvid_mos_head.int8_dynamic.json",
+        ),
+        Step(
+            "measure_quant_drop_per_ep",
+            f"--registry {m}/int8_registry.json --table {table} --hardware-tag demo-cpu "
+            f"--out-json {r}/quant/per_ep.json --out-md {r}/quant/per_ep.md",
+            f"{r}/quant/per_ep.json",
+        ),
+        Step(
+            "validate_model_registry",
+            f"--registry {m}/registry.json --out-json {r}/registry/registry.json",
+            f"{r}/registry/registry.json",
+        ),
+        Step(
+            "validate_model_registry",
+            f"--registry {m}/int8_registry.json --out-json {r}/registry/int8_registry.json",
+            f"{r}/registry/int8_registry.json",
+        ),
+    ]
 
 
 # The canonical six, the six with the SSIM/PSNR family, and every FULL feature: Phase-3's subsets.
