@@ -154,6 +154,7 @@ class Index:
     unreadable: list[str] = field(default_factory=list)
     _indexed: set[str] = field(default_factory=set)
     _looked_at: set[Path] = field(default_factory=set)
+    parsed: int = 0  # records read through the strict reader
     _order: int = 0  # where the next record read goes among the others
     _stored: dict[bytes, Stored] = field(default_factory=dict)
     _stored_folders: list[tuple[tuple[int, int], StoredOutput, Path]] | None = None
@@ -267,6 +268,7 @@ class Index:
         """A stored output as a producer, its record read now (through the strict reader)."""
         stored = self._stored[row.path]
         if row.path not in self._read:
+            self.parsed += 1
             try:
                 self._read[row.path] = load(stored.path, self.root)
             except UnreadableRecord as err:  # changed since the walk: skipped, as a walk would
@@ -291,6 +293,7 @@ class Index:
             self.load(sidecar)
 
     def load(self, path: Path) -> Record | None:
+        self.parsed += 1
         try:
             record = load(path, self.root)
         except UnreadableRecord as err:
