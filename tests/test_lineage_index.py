@@ -165,6 +165,9 @@ def test_cold_warm_and_after_every_change_the_answer_is_the_full_scans(proj, tmp
     tree = same_as_full_scan(monkeypatch, str(cache), model)
     assert tree["inputs"][0]["produced_by"]["entrypoint"] == "table.py"
     assert stored_records(cache) == 3  # the table's, the model's and old.py's
+    (proj / "old.manifest.json").unlink()  # a stored record removed: its rows go too
+    same_as_full_scan(monkeypatch, str(cache), model)
+    assert stored_records(cache) == 2
 
 
 def test_a_warm_walk_parses_no_record_and_a_changed_one_is_parsed_again(proj, tmp_path):
