@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/corpus_150k.py
 	$(BIN)/python bench/decorator_overhead.py
 	$(BIN)/python bench/dvc_peer.py
+	$(BIN)/python bench/lineage_scale.py
 
 clean:
 	rm -rf $(VENV) build runs .pytest_cache .ruff_cache
