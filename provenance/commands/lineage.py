@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from provenance.commands import (
     EXIT_FINDING,
@@ -31,7 +32,7 @@ from provenance.commands import (
     short,
     warn,
 )
-from provenance.digest_cache import stat_key
+from provenance.digest_cache import _STAT
 from provenance.lineage_index import LineageIndex, Output, StoredOutput
 from provenance.records import (
     Boundary,
@@ -104,19 +105,13 @@ class Producer:
     order: tuple[int, int] = (0, 0)  # (the record's place in the walk, the output's in it)
 
 
-class Found(NamedTuple):  # a tuple: a walk makes one for each of 100,000 records
-    """A record the walk found: where, where it really is, and its stat if it has one."""
-
-    path: str  # as walked
-    real: str
-    st: os.stat_result | None
-
-
-class Stored(NamedTuple):
-    """A walked record whose rows in the lineage index are current: not parsed unless used."""
-
-    position: int
-    path: str
+# A record the walk found: where, where it really is, and its stat if it has one. Plain
+# tuples: a walk makes one for each of 100,000 records.
+Found = tuple[str, str, os.stat_result | None]
+# A walked record whose rows in the lineage index are current: its place in the walk and its
+# path as walked; it is not parsed unless it is the producer asked for.
+Stored = tuple[int, str]
+_FS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode, inlined
 
 
 class _StoreFailed(Exception):
@@ -211,7 +206,7 @@ class Index:
             for row in rows:
                 stored = self._stored.get(row.path)
                 if stored is not None and os.fsdecode(row.path) != exclude:
-                    found.append(((stored.position, row.output.position), row))
+                    found.append(((stored[0], row.output.position), row))
         for _, item in sorted(found, key=lambda pair: pair[0]):
             producer = item if isinstance(item, Producer) else self._producer(item, None)
             if producer is not None:
@@ -244,13 +239,11 @@ class Index:
                 stored = self._stored.get(row.path)
                 if stored is None:
                     continue
-                where = _where(
-                    place_of(
-                        self._base(stored.path, row.entrypoint), row.output.shown, self.boundary
-                    )
-                )
+                position, walked = stored
+                base = self._base(walked, row.entrypoint)
+                where = _where(place_of(base, row.output.shown, self.boundary))
                 if where is not None:
-                    placed.append(((stored.position, row.output.position), row, where))
+                    placed.append(((position, row.output.position), row, where))
             self._stored_folders = placed
         return self._stored_folders
 
@@ -266,11 +259,11 @@ class Index:
 
     def _producer(self, row: StoredOutput, where: Path | None) -> Producer | None:
         """A stored output as a producer, its record read now (through the strict reader)."""
-        stored = self._stored[row.path]
+        position, walked = self._stored[row.path]
         if row.path not in self._read:
             self.parsed += 1
             try:
-                self._read[row.path] = load(stored.path, self.root)
+                self._read[row.path] = load(walked, self.root)
             except UnreadableRecord as err:  # changed since the walk: skipped, as a walk would
                 self.unreadable.append(str(err))
                 self._read[row.path] = None
@@ -279,7 +272,7 @@ class Index:
             return None
         output = row.output
         source = os.fsdecode(row.path)
-        key = (stored.position, output.position)
+        key = (position, output.position)
         return Producer(record, source, output.name, output.shown, where, key)
 
     def _add_beside(self, path: Path) -> None:
@@ -308,29 +301,35 @@ class Index:
         current (``known``: the stored stat keys below ``tops``), else read, and stored."""
         store = self.store
         assert store is not None
-        below = [t if t.endswith(b"/") else t + b"/" for t in tops]
-        seen: set[bytes] = set()
-        for item in found:
-            if item.real in self._indexed:
+        below = tuple(t if t.endswith(b"/") else t + b"/" for t in tops)
+        indexed, stored, pack = self._indexed, self._stored, _STAT.pack
+        parsed: set[bytes] = set()
+        order = self._order
+        for path, real, st in found:
+            if real in indexed:
                 continue  # another path to a record already taken in
-            real = os.fsencode(item.real)
-            seen.add(real)
-            if real in known or any(real.startswith(top) for top in below):
-                key = known.get(real)
-            else:  # a link to a record elsewhere
-                key = store.key_of(real)
-            if item.st is not None and key == stat_key(item.st):
-                self._indexed.add(item.real)
-                self._stored[real] = Stored(self._order, item.path)
-                self._order += 1
-                continue
-            record = self.load(Path(item.path))
+            real_bytes = real.encode(*_FS)
+            key = known.get(real_bytes)
+            if key is None and not real_bytes.startswith(below):  # a link to one elsewhere
+                key = store.key_of(real_bytes)
+            if st is not None and key is not None:
+                now = pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                if now == key:
+                    indexed.add(real)
+                    stored[real_bytes] = (order, path)
+                    order += 1
+                    continue
+            self._order = order
+            parsed.add(real_bytes)
+            record = self.load(Path(path))
+            order = self._order
             if record is None:
-                store.forget([real])
-            elif item.st is not None:
+                store.forget([real_bytes])
+            elif st is not None:
                 entrypoint = record.block["entrypoint"]["path"]
-                store.put(real, item.st, entrypoint, outputs_of(record), walk_began_ns=began)
-        store.forget(path for path in known if path not in seen)
+                store.put(real_bytes, st, entrypoint, outputs_of(record), walk_began_ns=began)
+        self._order = order
+        store.forget(p for p in known if p not in stored and p not in parsed)
         store.flush()
         if store.broken:
             raise _StoreFailed
@@ -355,13 +354,14 @@ def records_under(folders: list[Path], boundary: Boundary) -> list[Path]:
 def records_found(folders: list[Path], boundary: Boundary) -> list[Found]:
     """``records_under``, each with its real path and stat: one lstat a record, the real path
     of its folder reused for all but links."""
-    found = []
+    found: list[Found] = []
+    lstat, islink = os.lstat, stat.S_ISLNK
     for top in folders:
         for folder, dirs, files in os.walk(top):
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
             shown = str(Path(folder))
             prefix = "" if shown == "." else shown.rstrip("/") + "/"
-            real_folder: str | None = None
+            real_prefix: str | None = None
             admitted = False  # a file's real path is admitted if its folder's is
             for name in sorted(files):
                 if not name.endswith(SIDECAR_SUFFIX):
@@ -369,16 +369,17 @@ def records_found(folders: list[Path], boundary: Boundary) -> list[Found]:
                 path = prefix + name
                 st: os.stat_result | None
                 try:
-                    st = os.lstat(path)
+                    st = lstat(path)
                 except OSError:
                     st = None
-                if st is not None and not stat.S_ISLNK(st.st_mode):
-                    if real_folder is None:
+                if st is not None and not islink(st.st_mode):
+                    if real_prefix is None:
                         real_folder = os.path.realpath(folder)
                         admitted = boundary.admits(real_folder)
-                    real = os.path.join(real_folder, name)
+                        real_prefix = real_folder.rstrip("/") + "/"
+                    real = real_prefix + name
                     if admitted or boundary.admits(real):
-                        found.append(Found(path, real, st))
+                        found.append((path, real, st))
                     continue
                 real = os.path.realpath(path)  # a link, or a file that could not be stat-ed
                 try:
@@ -386,7 +387,7 @@ def records_found(folders: list[Path], boundary: Boundary) -> list[Found]:
                 except OSError:
                     st = None
                 if boundary.admits(real):
-                    found.append(Found(path, real, st))
+                    found.append((path, real, st))
     return found
 
 
