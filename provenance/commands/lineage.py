@@ -282,7 +282,9 @@ class Index:
         if sidecar in self._looked_at:
             return
         self._looked_at.add(sidecar)
-        if self.boundary.admits(os.path.realpath(sidecar)) and sidecar.is_file():
+        real = os.path.realpath(sidecar)
+        # One already taken in is readable, and would be skipped: it need not be read again.
+        if self.boundary.admits(real) and real not in self._indexed and sidecar.is_file():
             self.load(sidecar)
 
     def load(self, path: Path) -> Record | None:
