@@ -13,7 +13,7 @@ from typing import Any
 
 from provenance.code import imported_project_modules
 from provenance.digest_cache import DigestCache
-from provenance.environment import evidence, requested
+from provenance.environment import EnvironmentDeclaration, declared, evidence, requested
 from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
 from provenance.normalize import display_path, normalize
 from provenance.outcome import RUNNING, Outcome, from_exit_code
@@ -329,12 +329,13 @@ def build_run_provenance(
     hash_policy: HashPolicy | None = None,
     exit_code: int | None = None,
     gates: Mapping[str, Any] | None = None,
+    environment: EnvironmentDeclaration = None,
 ) -> dict[str, Any]:
     """The ``run_provenance`` block as a dict, for scripts that assemble their own JSON.
 
     ``inputs``/``outputs`` map names to paths (one, a list, or None). With no stat taken before
     the work, the block claims nothing about ``written_by_run``; with no ``exit_code`` it has no
-    ``outcome``.
+    ``outcome``. ``environment`` records the environment, as ``recorded_run`` does.
     """
     entry = os.path.abspath(entrypoint)
     facts = RunFacts(
@@ -350,6 +351,7 @@ def build_run_provenance(
         outcome=from_exit_code(exit_code) if exit_code is not None else None,
         gates=normalize(dict(gates or {})),
         cache=DigestCache.from_environment(),
+        environment=declared(environment),
     )
     try:
         return build_block(facts)
