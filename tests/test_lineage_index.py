@@ -207,3 +207,24 @@ def test_the_command_fills_the_index_and_reads_it_as_a_process(proj, tmp_path):
     assert runs[0].returncode == 0, runs[0].stderr
     assert len({(r.returncode, r.stdout, r.stderr) for r in runs}) == 1
     assert stored_records(cache) == 5
+
+
+@pytest.mark.parametrize("top", ["absolute", ".", "./proj/", "proj"])
+def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(proj, tmp_path, monkeypatch, top):
+    from provenance.commands.lineage import records_found, records_under
+
+    pipeline(proj)
+    (proj / ".venv").mkdir()
+    write(proj / ".venv" / "x.manifest.json", document())  # skipped, as the full scan skips it
+    os.symlink(proj / "nowhere.manifest.json", proj / "dangling.manifest.json")  # no stat
+    os.symlink(tmp_path, proj / "out.manifest.json")  # a link out of the boundary
+    os.symlink(proj / "records", proj / "linked")  # a linked folder is not walked into
+    os.symlink(proj, proj / "records" / "up.manifest.json")  # a link to a folder
+    monkeypatch.chdir(tmp_path if top != "." else proj)
+    folders = [proj if top == "absolute" else Path(top)]
+    boundary = Boundary.of([proj])
+    found = records_found(folders, boundary)
+    assert [path for path, _, _ in found] == [str(p) for p in records_under(folders, boundary)]
+    assert [real for _, real, _ in found] == [os.path.realpath(path) for path, _, _ in found]
+    assert [st is None for _, _, st in found].count(True) == 1  # the dangling link
+    assert len(found) == 8
