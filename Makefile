@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/corpus_150k.py
 	$(BIN)/python bench/decorator_overhead.py
 	$(BIN)/python bench/dvc_peer.py
+	$(BIN)/python bench/lineage_scale.py
 	$(BIN)/python bench/ranks_job.py
 
 clean:

@@ -12,6 +12,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 import wrapt
 
+from provenance.environment import EnvironmentDeclaration, declared
 from provenance.errors import ProvenanceError
 from provenance.hashing import HashPolicy
 from provenance.paths import Declarations
@@ -113,6 +114,7 @@ def recorded_run(
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
+    environment: EnvironmentDeclaration = None,
 ) -> RecordedRun: ...
 
 
@@ -128,6 +130,7 @@ def recorded_run(
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
+    environment: EnvironmentDeclaration = None,
 ) -> Callable[P, R] | RecordedRun:
     """Record every run of a script's ``main`` in a provenance sidecar.
 
@@ -135,6 +138,7 @@ def recorded_run(
     or a literal path. The sidecar goes to ``--manifest-out`` (the ``manifest`` dest or
     callable) when given, else beside the first declared output. ``embed_into`` names an
     output JSON object that also receives the block. ``redact`` adds secret option names.
+    ``environment`` (True, or names of environment variables) records the environment too.
     """
     spec = RunSpec(
         inputs=dict(inputs or {}),
@@ -145,6 +149,7 @@ def recorded_run(
         redact=tuple(redact),
         hash_policy=hash_policy or HashPolicy(),
         root=os.fspath(root) if root is not None else None,
+        environment=declared(environment),
     )
     declaration = RecordedRun(spec)
     return declaration(func) if func is not None else declaration

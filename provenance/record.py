@@ -13,6 +13,7 @@ from typing import Any
 
 from provenance.code import imported_project_modules
 from provenance.digest_cache import DigestCache
+from provenance.environment import EnvironmentDeclaration, declared, evidence, requested
 from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
 from provenance.normalize import display_path, normalize
 from provenance.outcome import RUNNING, Outcome, from_exit_code
@@ -69,6 +70,9 @@ class RunFacts:
     started_ns: int | None = None
     # Cuts the hashing short when a signal asks the process to end (see provenance.signals).
     guard: SignalGuard | None = None
+    # Variables named for the environment evidence; None records none (see environment.py).
+    environment: tuple[str, ...] | None = None
+    _environment: dict[str, Any] | None = None
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -250,7 +254,25 @@ def _outcome(facts: RunFacts) -> dict[str, Any]:
     return redact_block(outcome, facts.secrets, _known_secrets(facts))
 
 
-PIPELINE: tuple[Step, ...] = (_schema, _identity, _code, _arguments, _paths, _hash_policy, _outcome)
+def _environment(facts: RunFacts) -> dict[str, Any]:
+    names = requested(facts.environment)
+    if names is None:
+        return {}
+    if facts._environment is None:  # once: the block is built again to embed it or re-decide
+        facts._environment = evidence(names, facts.secrets)
+    return {"environment": facts._environment}
+
+
+PIPELINE: tuple[Step, ...] = (
+    _schema,
+    _identity,
+    _code,
+    _arguments,
+    _paths,
+    _hash_policy,
+    _environment,
+    _outcome,
+)
 # The outcome alone, rebuilt when a signal during recording changed it.
 OUTCOME_STEPS: tuple[Step, ...] = (_outcome,)
 # The declared paths alone, rebuilt when the record goes into one of the outputs.
@@ -307,12 +329,13 @@ def build_run_provenance(
     hash_policy: HashPolicy | None = None,
     exit_code: int | None = None,
     gates: Mapping[str, Any] | None = None,
+    environment: EnvironmentDeclaration = None,
 ) -> dict[str, Any]:
     """The ``run_provenance`` block as a dict, for scripts that assemble their own JSON.
 
     ``inputs``/``outputs`` map names to paths (one, a list, or None). With no stat taken before
     the work, the block claims nothing about ``written_by_run``; with no ``exit_code`` it has no
-    ``outcome``.
+    ``outcome``. ``environment`` records the environment, as ``recorded_run`` does.
     """
     entry = os.path.abspath(entrypoint)
     facts = RunFacts(
@@ -328,6 +351,7 @@ def build_run_provenance(
         outcome=from_exit_code(exit_code) if exit_code is not None else None,
         gates=normalize(dict(gates or {})),
         cache=DigestCache.from_environment(),
+        environment=declared(environment),
     )
     try:
         return build_block(facts)

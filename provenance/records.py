@@ -128,26 +128,31 @@ class Record:
         return Boundary.of([self.base], anywhere=outside_root)
 
     def place(self, shown: Any, boundary: Boundary) -> Place:
-        """Where a path the record names is, or why it is not to be touched. Nothing outside
-        ``boundary`` is touched to find out: the path is checked as written, then with its
-        symlinks resolved, so a link out of the root is refused too."""
-        if not isinstance(shown, str) or not shown:
-            return Place(str(shown), None, "malformed path")
-        if "\0" in shown:
-            return Place(shown, None, "unusable path: it holds a NUL byte")
-        try:
-            encoded = os.fsencode(shown)
-        except UnicodeError:
-            return Place(shown, None, "unusable path: it cannot be a file name here")
-        if len(encoded) > MAX_PATH_BYTES:
-            return Place(shown, None, f"unusable path: over {MAX_PATH_BYTES} bytes")
-        written = os.path.normpath(os.path.join(self.base, shown))
-        if not boundary.admits(written):
-            return Place(shown, None, OUTSIDE, Path(written))
-        real = os.path.realpath(written)  # never raises on a loop: stat-ing it says ELOOP
-        if not boundary.admits(real):
-            return Place(shown, None, OUTSIDE_BY_LINK, Path(written))
-        return Place(shown, Path(real), None, Path(written))
+        """Where a path the record names is, or why it is not to be touched (see ``place_of``)."""
+        return place_of(self.base, shown, boundary)
+
+
+def place_of(base: Path, shown: Any, boundary: Boundary) -> Place:
+    """Where a path a record names, relative to ``base``, is, or why it is not to be touched.
+    Nothing outside ``boundary`` is touched to find out: the path is checked as written, then
+    with its symlinks resolved, so a link out of the root is refused too."""
+    if not isinstance(shown, str) or not shown:
+        return Place(str(shown), None, "malformed path")
+    if "\0" in shown:
+        return Place(shown, None, "unusable path: it holds a NUL byte")
+    try:
+        encoded = os.fsencode(shown)
+    except UnicodeError:
+        return Place(shown, None, "unusable path: it cannot be a file name here")
+    if len(encoded) > MAX_PATH_BYTES:
+        return Place(shown, None, f"unusable path: over {MAX_PATH_BYTES} bytes")
+    written = os.path.normpath(os.path.join(base, shown))
+    if not boundary.admits(written):
+        return Place(shown, None, OUTSIDE, Path(written))
+    real = os.path.realpath(written)  # never raises on a loop: stat-ing it says ELOOP
+    if not boundary.admits(real):
+        return Place(shown, None, OUTSIDE_BY_LINK, Path(written))
+    return Place(shown, Path(real), None, Path(written))
 
 
 def run_state(running_record: Path) -> str:
@@ -195,7 +200,7 @@ def locate(given: str | os.PathLike[str]) -> Path:
 
 def load(given: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Record:
     """Read and check the record of ``given``; relative paths resolve from ``root``, else from
-    the project root of the record (see ``_root_for``)."""
+    the project root of the record (see ``root_for``)."""
     source = locate(given)
     document = read_json(source)
     embedded = False
@@ -214,7 +219,8 @@ def load(given: str | os.PathLike[str], root: str | os.PathLike[str] | None = No
         validate(document)
     except ProvenanceError as err:
         raise UnreadableRecord(f"{source}: {err}") from None
-    base = Path(os.path.abspath(root)) if root is not None else _root_for(source, document)
+    entrypoint = document["run_provenance"]["entrypoint"]["path"]
+    base = Path(os.path.abspath(root)) if root is not None else root_for(source, entrypoint)
     return Record(source, document, base, embedded)
 
 
@@ -230,11 +236,11 @@ def _declared(document: Any) -> int:
     )
 
 
-def _root_for(source: Path, document: dict[str, Any]) -> Path | None:
-    """The project root the record's relative paths are relative to. A record does not say it
-    (that would tie its bytes to one checkout), so: the project above the record, else the one
-    above the working folder, whichever holds the record's entrypoint."""
-    shown = document["run_provenance"]["entrypoint"]["path"]
+def root_for(source: Path, shown: str) -> Path | None:
+    """The project root the relative paths of the record at ``source``, whose entrypoint is
+    ``shown``, are relative to. A record does not say it (that would tie its bytes to one
+    checkout), so: the project above the record, else the one above the working folder,
+    whichever holds the record's entrypoint."""
     candidates = [find_root(source.parent), find_root(Path.cwd())]
     if os.path.isabs(shown):
         return candidates[0]

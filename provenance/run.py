@@ -123,6 +123,7 @@ class RunSpec:
     redact: tuple[str, ...] = ()
     hash_policy: HashPolicy = field(default_factory=HashPolicy)
     root: str | None = None
+    environment: tuple[str, ...] | None = None  # variables to record; None: no environment
 
 
 def _warn(message: str, run: Run | None = None) -> None:
@@ -822,6 +823,7 @@ class Run:
             late=self.late,
             started_ns=self.started_ns,
             guard=self._guard,
+            environment=self.spec.environment,
         )
 
     def _embed(self, facts: RunFacts) -> tuple[Path, bytes] | None:

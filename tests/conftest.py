@@ -21,6 +21,8 @@ def _private_digest_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the suite's digest cache (for its subprocesses too) out of the user's cache folder."""
     location = tmp_path_factory.mktemp("digest-cache") / "digests.sqlite3"
     os.environ[ENVIRONMENT] = str(location)
+    # A pipeline's opt-in to environment evidence in the shell would change every record.
+    os.environ.pop("PROVENANCE_ENVIRONMENT", None)
 
 
 # A suite run inside a SLURM or MPI job must not turn every test's subprocess into one rank of it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from provenance import environment
 from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
@@ -65,6 +66,7 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
             found.append(_changed("outcome", key, oa.get(key), ob.get(key)))
     found += _mapping("gates", oa.get("gates"), ob.get("gates"))
     found += _mapping("fields", a.fields, b.fields)
+    found += environment.changes(ba.get("environment"), bb.get("environment"))
     return found
 
 

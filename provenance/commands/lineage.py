@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,17 @@ from provenance.commands import (
     short,
     warn,
 )
-from provenance.records import Boundary, Place, Record, UnreadableRecord, load
+from provenance.digest_cache import _STAT
+from provenance.lineage_index import LineageIndex, Output, StoredOutput
+from provenance.records import (
+    Boundary,
+    Place,
+    Record,
+    UnreadableRecord,
+    load,
+    place_of,
+    root_for,
+)
 from provenance.sidecar import SIDECAR_SUFFIX, sidecar_path_for
 
 _MAX_FOLDER_DEPTH = 64  # how far up from an input to look for a folder a run wrote
@@ -88,36 +102,75 @@ class Producer:
     output: str  # the output's name in its record
     shown: str  # its path as the record shows it
     path: Path | None  # where it is (symlinks resolved inside the boundary), if usable
+    order: tuple[int, int] = (0, 0)  # (the record's place in the walk, the output's in it)
+
+
+# A record the walk found: where, where it really is, and its stat if it has one. Plain
+# tuples: a walk makes one for each of 100,000 records.
+Found = tuple[str, str, os.stat_result | None]
+# A walked record whose rows in the lineage index are current: its place in the walk and its
+# path as walked; it is not parsed unless it is the producer asked for.
+Stored = tuple[int, str]
+_FS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode, inlined
+
+
+class _StoreFailed(Exception):
+    """The lineage index broke while in use: the command starts again without it."""
+
+
+def outputs_of(record: Record) -> list[Output]:
+    """The outputs ``record``'s run wrote, as lineage follows them: by digest, and as folders."""
+    found = []
+    for position, (name, entry) in enumerate(declared_entries(record.block["outputs"])):
+        if not isinstance(entry, dict) or not entry.get("exists"):
+            continue
+        if entry.get("written_by_run") is False:
+            continue  # the run left it as it found it: it did not produce it
+        blake3 = entry.get("blake3") or None
+        found.append(
+            Output(position, name, entry["path"], blake3, entry.get("kind") == "directory")
+        )
+    return found
 
 
 @dataclass
 class Index:
-    """Every readable record under the search folders, by output digest and by output folder."""
+    """Every readable record under the search folders, by output digest and by output folder.
+
+    With a lineage index (``store``), a walked record whose rows are current is not parsed:
+    its rows stand in for it until it is the producer asked for, and only then is it read.
+    """
 
     boundary: Boundary
     root: str | None = None
+    store: LineageIndex | None = None
     by_digest: dict[str, list[Producer]] = field(default_factory=dict)
     folders: list[Producer] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     _indexed: set[str] = field(default_factory=set)
     _looked_at: set[Path] = field(default_factory=set)
+    parsed: int = 0  # records read through the strict reader
+    _order: int = 0  # where the next record read goes among the others
+    _stored: dict[bytes, Stored] = field(default_factory=dict)
+    _stored_folders: list[tuple[tuple[int, int], StoredOutput, Path]] | None = None
+    _read: dict[bytes, Record | None] = field(default_factory=dict)
+    _roots: dict[tuple[str, str], Path | None] = field(default_factory=dict)
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record) -> bool:
         source = os.path.realpath(record.source)
         if source in self._indexed:
-            return
+            return False
         self._indexed.add(source)
-        for name, entry in declared_entries(record.block["outputs"]):
-            if not isinstance(entry, dict) or not entry.get("exists"):
-                continue
-            if entry.get("written_by_run") is False:
-                continue  # the run left it as it found it: it did not produce it
-            place = record.place(entry["path"], self.boundary)
-            producer = Producer(record, source, name, entry["path"], _where(place))
-            if entry.get("blake3"):
-                self.by_digest.setdefault(entry["blake3"], []).append(producer)
-            if entry.get("kind") == "directory" and producer.path is not None:
+        order, self._order = self._order, self._order + 1
+        for output in outputs_of(record):
+            place = record.place(output.shown, self.boundary)
+            key = (order, output.position)
+            producer = Producer(record, source, output.name, output.shown, _where(place), key)
+            if output.blake3:
+                self.by_digest.setdefault(output.blake3, []).append(producer)
+            if output.directory and producer.path is not None:
                 self.folders.append(producer)
+        return True
 
     def producer_of(
         self, entry: dict[str, Any], place: Place, exclude: str
@@ -127,9 +180,9 @@ class Index:
         holding it (beside that folder, or indexed)."""
         if place.path is not None:
             self._add_beside(place.path)
-        for producer in self.by_digest.get(entry.get("blake3") or "", []):
-            if producer.source != exclude:
-                return "digest", producer
+        digest = entry.get("blake3") or ""
+        for producer in self._by_digest(digest, exclude):
+            return "digest", producer
         path = _where(place)
         if path is None:
             return None
@@ -137,11 +190,90 @@ class Index:
             for folder in list(path.parents)[:_MAX_FOLDER_DEPTH]:
                 if folder.name:  # the filesystem's root has no sidecar beside it
                     self._add_beside(folder)
-        for producer in self.folders:
-            assert producer.path is not None  # only producers with a usable path are folders
-            if producer.source != exclude and path.is_relative_to(producer.path):
-                return "part of", producer
+        for producer in self._folders_holding(path, exclude):
+            return "part of", producer
         return None
+
+    def _by_digest(self, digest: str, exclude: str) -> Iterator[Producer]:
+        """The producers of ``digest`` but ``exclude``, in the order the records were found."""
+        found: list[tuple[tuple[int, int], Producer | StoredOutput]] = [
+            (p.order, p) for p in self.by_digest.get(digest, []) if p.source != exclude
+        ]
+        if self.store is not None and self._stored and digest:
+            rows = self.store.by_digest(digest)
+            if rows is None:
+                raise _StoreFailed
+            for row in rows:
+                stored = self._stored.get(row.path)
+                if stored is not None and os.fsdecode(row.path) != exclude:
+                    found.append(((stored[0], row.output.position), row))
+        for _, item in sorted(found, key=lambda pair: pair[0]):
+            producer = item if isinstance(item, Producer) else self._producer(item, None)
+            if producer is not None:
+                yield producer
+
+    def _folders_holding(self, path: Path, exclude: str) -> Iterator[Producer]:
+        """The producers of folders holding ``path`` but ``exclude``, in the order found."""
+        found: list[tuple[tuple[int, int], Producer | tuple[StoredOutput, Path]]] = []
+        for folder in self.folders:
+            assert folder.path is not None  # only producers with a usable path are folders
+            if folder.source != exclude and path.is_relative_to(folder.path):
+                found.append((folder.order, folder))
+        for key, row, where in self._placed_folders():
+            if os.fsdecode(row.path) != exclude and path.is_relative_to(where):
+                found.append((key, (row, where)))
+        for _, item in sorted(found, key=lambda pair: pair[0]):
+            producer = item if isinstance(item, Producer) else self._producer(*item)
+            if producer is not None:
+                yield producer
+
+    def _placed_folders(self) -> list[tuple[tuple[int, int], StoredOutput, Path]]:
+        """The stored folder outputs of current records, each where it is (as a record read
+        now would place it), worked out from the rows alone, once."""
+        if self._stored_folders is None:
+            placed = []
+            rows = self.store.folders() if self.store is not None and self._stored else []
+            if rows is None:
+                raise _StoreFailed
+            for row in rows:
+                stored = self._stored.get(row.path)
+                if stored is None:
+                    continue
+                position, walked = stored
+                base = self._base(walked, row.entrypoint)
+                where = _where(place_of(base, row.output.shown, self.boundary))
+                if where is not None:
+                    placed.append(((position, row.output.position), row, where))
+            self._stored_folders = placed
+        return self._stored_folders
+
+    def _base(self, walked: str, entrypoint: str) -> Path:
+        """Where a record's relative paths resolve from, as ``Record.base`` says."""
+        if self.root is not None:
+            return Path(os.path.abspath(self.root))
+        key = (os.path.dirname(walked), entrypoint)
+        if key not in self._roots:
+            self._roots[key] = root_for(Path(walked), entrypoint)
+        found = self._roots[key]
+        return found if found is not None else Path(os.path.abspath(os.path.dirname(walked)))
+
+    def _producer(self, row: StoredOutput, where: Path | None) -> Producer | None:
+        """A stored output as a producer, its record read now (through the strict reader)."""
+        position, walked = self._stored[row.path]
+        if row.path not in self._read:
+            self.parsed += 1
+            try:
+                self._read[row.path] = load(walked, self.root)
+            except UnreadableRecord as err:  # changed since the walk: skipped, as a walk would
+                self.unreadable.append(str(err))
+                self._read[row.path] = None
+        record = self._read[row.path]
+        if record is None:
+            return None
+        output = row.output
+        source = os.fsdecode(row.path)
+        key = (position, output.position)
+        return Producer(record, source, output.name, output.shown, where, key)
 
     def _add_beside(self, path: Path) -> None:
         """Index the record kept beside ``path``, if there is a readable one inside the
@@ -150,14 +282,59 @@ class Index:
         if sidecar in self._looked_at:
             return
         self._looked_at.add(sidecar)
-        if self.boundary.admits(os.path.realpath(sidecar)) and sidecar.is_file():
+        real = os.path.realpath(sidecar)
+        # One already taken in is readable, and would be skipped: it need not be read again.
+        if self.boundary.admits(real) and real not in self._indexed and sidecar.is_file():
             self.load(sidecar)
 
-    def load(self, path: Path) -> None:
+    def load(self, path: Path) -> Record | None:
+        self.parsed += 1
         try:
-            self.add(load(path, self.root))
+            record = load(path, self.root)
         except UnreadableRecord as err:
             self.unreadable.append(str(err))
+            return None
+        return record if self.add(record) else None
+
+    def take(
+        self, found: list[Found], known: dict[bytes, bytes], tops: list[bytes], began: int
+    ) -> None:
+        """Take in the records a walk found, in its order: from the store where their rows are
+        current (``known``: the stored stat keys below ``tops``), else read, and stored."""
+        store = self.store
+        assert store is not None
+        below = tuple(t if t.endswith(b"/") else t + b"/" for t in tops)
+        indexed, stored, pack = self._indexed, self._stored, _STAT.pack
+        parsed: set[bytes] = set()
+        order = self._order
+        for path, real, st in found:
+            if real in indexed:
+                continue  # another path to a record already taken in
+            real_bytes = real.encode(*_FS)
+            key = known.get(real_bytes)
+            if key is None and not real_bytes.startswith(below):  # a link to one elsewhere
+                key = store.key_of(real_bytes)
+            if st is not None and key is not None:
+                now = pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                if now == key:
+                    indexed.add(real)
+                    stored[real_bytes] = (order, path)
+                    order += 1
+                    continue
+            self._order = order
+            parsed.add(real_bytes)
+            record = self.load(Path(path))
+            order = self._order
+            if record is None:
+                store.forget([real_bytes])
+            elif st is not None:
+                entrypoint = record.block["entrypoint"]["path"]
+                store.put(real_bytes, st, entrypoint, outputs_of(record), walk_began_ns=began)
+        self._order = order
+        store.forget(p for p in known if p not in stored and p not in parsed)
+        store.flush()
+        if store.broken:
+            raise _StoreFailed
 
 
 def _where(place: Place) -> Path | None:
@@ -176,10 +353,64 @@ def records_under(folders: list[Path], boundary: Boundary) -> list[Path]:
     return found
 
 
-def build_index(folders: list[Path], root: str | None, boundary: Boundary) -> Index:
-    index = Index(boundary, root)
-    for path in records_under(folders, boundary):
-        index.load(path)
+def records_found(folders: list[Path], boundary: Boundary) -> list[Found]:
+    """``records_under``, each with its real path and stat: one lstat a record, the real path
+    of its folder reused for all but links."""
+    found: list[Found] = []
+    lstat, islink = os.lstat, stat.S_ISLNK
+    for top in folders:
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
+            shown = str(Path(folder))
+            prefix = "" if shown == "." else shown.rstrip("/") + "/"
+            real_prefix: str | None = None
+            admitted = False  # a file's real path is admitted if its folder's is
+            for name in sorted(files):
+                if not name.endswith(SIDECAR_SUFFIX):
+                    continue
+                path = prefix + name
+                st: os.stat_result | None
+                try:
+                    st = lstat(path)
+                except OSError:
+                    st = None
+                if st is not None and not islink(st.st_mode):
+                    if real_prefix is None:
+                        real_folder = os.path.realpath(folder)
+                        admitted = boundary.admits(real_folder)
+                        real_prefix = real_folder.rstrip("/") + "/"
+                    real = real_prefix + name
+                    if admitted or boundary.admits(real):
+                        found.append((path, real, st))
+                    continue
+                real = os.path.realpath(path)  # a link, or a file that could not be stat-ed
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    st = None
+                if boundary.admits(real):
+                    found.append((path, real, st))
+    return found
+
+
+def build_index(
+    folders: list[Path], root: str | None, boundary: Boundary, store: LineageIndex | None = None
+) -> Index:
+    index = Index(boundary, root, store)
+    if store is None:
+        for path in records_under(folders, boundary):
+            index.load(path)
+        return index
+    began = time.time_ns()  # before any stat: a record changed after it is racy
+    found = records_found(folders, boundary)
+    tops = [os.fsencode(os.path.realpath(top)) for top in dict.fromkeys(folders)]
+    known: dict[bytes, bytes] = {}
+    for top in tops:
+        keys = store.keys_under(top)
+        if keys is None:
+            raise _StoreFailed
+        known.update(keys)
+    index.take(found, known, tops, began)
     return index
 
 
@@ -303,28 +534,40 @@ def render_dot(artifact: str, node: dict[str, Any]) -> str:
 
 
 def index_for(
-    record: Record, search: list[str], root: str | None, *, outside_root: bool = False
+    record: Record,
+    search: list[str],
+    root: str | None,
+    *,
+    outside_root: bool = False,
+    store: LineageIndex | None = None,
 ) -> Index:
     """The records ``record``'s lineage is traced through: those under ``search`` (by default,
-    the project the record is in; records beside each input are found anyway), and itself."""
+    the project the record is in; records beside each input are found anyway), and itself.
+    With ``store``, unchanged records come from the lineage index, and tracing may raise
+    ``_StoreFailed`` if it breaks (``run`` then starts again without it)."""
     source = os.path.realpath(record.source)
     within_root = record.root is not None and record.boundary().admits(source)
     default = record.root if within_root and record.root is not None else record.source.parent
     folders = [Path(d) for d in search] or [default]
     boundary = record.boundary(outside_root=outside_root).widened(folders)
-    index = build_index(folders, root, boundary)
+    index = build_index(folders, root, boundary, store)
     index.add(record)
     return index
 
 
 def run(args: argparse.Namespace) -> int:
     record = load(args.file, args.root)
-    index = index_for(record, args.search, args.root, outside_root=args.outside_root)
+    store = LineageIndex.from_environment()
+    try:
+        index, walk, tree = _traced(record, args, store)
+    except _StoreFailed:  # the store said why on stderr; the records themselves still answer
+        index, walk, tree = _traced(record, args, None)
+    finally:
+        if store is not None:
+            store.close()
     outputs = [e for _, e in declared_entries(record.block["outputs"]) if isinstance(e, dict)]
     given = Path(args.file)
     artifact = str(given) if record.source != given or not outputs else outputs[0]["path"]
-    walk = Walk(index, args.max_depth)
-    tree = trace(record, walk)
     if args.json:
         print_json({"artifact": artifact, **tree})
     elif args.dot:
@@ -337,3 +580,11 @@ def run(args: argparse.Namespace) -> int:
         warn(f"the lineage goes deeper than {args.max_depth} runs; --max-depth follows more")
         return EXIT_FINDING
     return EXIT_OK
+
+
+def _traced(
+    record: Record, args: argparse.Namespace, store: LineageIndex | None
+) -> tuple[Index, Walk, dict[str, Any]]:
+    index = index_for(record, args.search, args.root, outside_root=args.outside_root, store=store)
+    walk = Walk(index, args.max_depth)
+    return index, walk, trace(record, walk)

@@ -30,6 +30,7 @@ from provenance.commands import (
     warn,
 )
 from provenance.commands.diff import compare, render_differences
+from provenance.environment import recorded_variables
 from provenance.hashing import sha256_file
 from provenance.records import Record, UnreadableRecord, load, sidecar_target
 from provenance.redact import REDACTED
@@ -89,8 +90,23 @@ def _module_name(record: Record, shown: str) -> str | None:
     return ".".join(parts)
 
 
+def restored(record: Record) -> dict[str, str | None]:
+    """The environment variables the record names, as the replay sets them (None: unset);
+    a redacted value is left as the environment has it."""
+    named = recorded_variables(record.block.get("environment"))
+    return {name: value for name, value in named.items() if value != REDACTED}
+
+
+def _environment_words(record: Record) -> list[str]:
+    wanted = restored(record)
+    if not wanted:
+        return []
+    unset = [word for name, v in wanted.items() if v is None for word in ("-u", name)]
+    return ["env", *unset, *(f"{name}={v}" for name, v in wanted.items() if v is not None)]
+
+
 def command_line(record: Record, python: str = "python") -> str:
-    words = shlex.join(invocation(record, python))
+    words = shlex.join([*_environment_words(record), *invocation(record, python)])
     return f"cd {shlex.quote(str(record.root))} && {words}" if record.root else words
 
 
@@ -182,16 +198,24 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(argv, str):
         warn(f"cannot replay {record.source}: {argv}")
         return EXIT_USAGE
-    print(
-        lines_text([f"$ cd {shlex.quote(str(record.root))} && {shlex.join(argv)}"]), file=sys.stderr
-    )
+    shown = shlex.join([*_environment_words(record), *argv])
+    print(lines_text([f"$ cd {shlex.quote(str(record.root))} && {shown}"]), file=sys.stderr)
+    env = dict(os.environ)
+    for name, value in restored(record).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    if any(v == REDACTED for v in recorded_variables(record.block.get("environment")).values()):
+        warn("the record's environment holds redacted values: those are left as they are here")
+
     with tempfile.TemporaryDirectory(prefix="provenance-replay-") as folder:
         log = Path(folder) / "records"
         log.touch()
         done = subprocess.run(
             argv,
             cwd=record.root,
-            env={**os.environ, RECORD_LOG: str(log)},
+            env={**env, RECORD_LOG: str(log)},
             stdin=subprocess.DEVNULL,
             stdout=2,  # the script's own output, kept off the result on stdout
             check=False,

@@ -1,0 +1,294 @@
+"""A persistent index of which records wrote which digests, so ``lineage`` need not parse them all.
+
+Each record that passed the strict reader is kept as one row of its real path, its stat key
+(device, inode, size, mtime_ns, ctime_ns, as the digest cache keys files) and its entrypoint,
+with one row per output it wrote: name, path as shown, blake3, and whether it is a folder. A
+row is used only while the record's stat key is unchanged; a record that changed, is new, or
+cannot be read is parsed again, and a record never read is never in it. A record whose mtime or
+ctime lies within the racy window of the walk is parsed but not stored, as the digest cache does.
+
+It lives beside the digest cache (``lineage-v1.sqlite3`` in the same folder), so
+``PROVENANCE_DIGEST_CACHE`` moves it, and ``off`` turns both off. SQLite in WAL mode, shared by
+concurrent commands; anything wrong with it turns it off for the command with one warning on
+stderr, and the records are then all parsed, as without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provenance.digest_cache import (
+    BUSY_TIMEOUT_S,
+    ENVIRONMENT,
+    RACY_WINDOW_NS,
+    default_location,
+    stat_key,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+
+FILE_NAME = "lineage-v1.sqlite3"
+SCHEMA_VERSION = 1
+# Text a record holds is kept as JSON (ASCII, escaped): a lone surrogate a hostile record can
+# hold is no UTF-8 SQLite could store.
+_SCHEMA = (
+    """CREATE TABLE records (
+        path BLOB NOT NULL PRIMARY KEY,
+        stat BLOB NOT NULL,
+        entrypoint TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE outputs (
+        path BLOB NOT NULL,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        shown TEXT NOT NULL,
+        blake3 TEXT,
+        directory INTEGER NOT NULL,
+        PRIMARY KEY (path, position)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX outputs_by_digest ON outputs (blake3) WHERE blake3 IS NOT NULL",
+    "CREATE INDEX outputs_folders ON outputs (directory) WHERE directory = 1",
+)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output a record says its run wrote, as ``lineage`` follows it."""
+
+    position: int  # its place among the record's declared outputs
+    name: str
+    shown: str
+    blake3: str | None
+    directory: bool
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    """An output row of a stored record."""
+
+    path: bytes  # the record's real path
+    output: Output
+    entrypoint: str
+
+
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value)
+
+
+class LineageIndex:
+    """One command's view of the store: stat keys read per walked folder, writes in one batch."""
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        racy_window_ns: int = RACY_WINDOW_NS,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
+        self.location = Path(location)
+        self.racy_window_ns = racy_window_ns
+        self.busy_timeout = busy_timeout
+        self.stored = 0
+        self._db: sqlite3.Connection | None = None
+        self.broken = False
+        self._put: list[tuple[bytes, bytes, str, tuple[Output, ...]]] = []
+        self._forget: list[bytes] = []
+
+    @classmethod
+    def from_environment(cls) -> LineageIndex | None:
+        location = default_location()
+        return cls(location.with_name(FILE_NAME)) if location is not None else None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def keys_under(self, folder: bytes) -> dict[bytes, bytes] | None:
+        """``{real path: stat key}`` of the stored records below ``folder``; None if broken."""
+        prefix = folder if folder.endswith(b"/") else folder + b"/"
+        rows = self._query(
+            "SELECT path, stat FROM records WHERE path >= ? AND path < ?",
+            (prefix, prefix[:-1] + b"0"),  # "0" sorts right after "/"
+        )
+        return None if rows is None else dict(rows)
+
+    def key_of(self, path: bytes) -> bytes | None:
+        rows = self._query("SELECT stat FROM records WHERE path = ?", (path,))
+        return bytes(rows[0][0]) if rows else None
+
+    def by_digest(self, blake3: str) -> list[StoredOutput] | None:
+        """The stored outputs with this digest, whichever record; None if broken."""
+        return self._outputs("o.blake3 = ?", (blake3,))
+
+    def folders(self) -> list[StoredOutput] | None:
+        """The stored outputs that are folders; None if broken."""
+        return self._outputs("o.directory = 1", ())
+
+    def _outputs(self, where: str, params: tuple[object, ...]) -> list[StoredOutput] | None:
+        rows = self._query(
+            "SELECT o.path, o.position, o.name, o.shown, o.blake3, o.directory, r.entrypoint "
+            f"FROM outputs o JOIN records r ON r.path = o.path WHERE {where}",
+            params,
+        )
+        if rows is None:
+            return None
+        try:
+            return [
+                StoredOutput(
+                    bytes(path),
+                    Output(position, json.loads(name), json.loads(shown), blake3, bool(directory)),
+                    json.loads(entrypoint),
+                )
+                for path, position, name, shown, blake3, directory, entrypoint in rows
+            ]
+        except (ValueError, TypeError) as err:  # a store something else wrote into
+            self._give_up(err)
+            return None
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def put(
+        self,
+        path: bytes,
+        st: os.stat_result,
+        entrypoint: str,
+        outputs: Iterable[Output],
+        *,
+        walk_began_ns: int,
+    ) -> bool:
+        """Remember what a record just read says; a racy record is not remembered."""
+        if self.broken:
+            return False
+        if walk_began_ns - max(st.st_mtime_ns, st.st_ctime_ns) < self.racy_window_ns:
+            self._forget.append(path)
+            return False
+        self._put.append((path, stat_key(st), entrypoint, tuple(outputs)))
+        return True
+
+    def forget(self, paths: Iterable[bytes]) -> None:
+        """Drop the rows of records that are gone or no longer readable."""
+        self._forget.extend(paths)
+
+    def flush(self) -> None:
+        """Write what waits, in one transaction."""
+        import sqlite3
+
+        put, self._put = self._put, []
+        gone, self._forget = self._forget, []
+        if not (put or gone) or self.broken:
+            return
+        db = self._connect()
+        if db is None:
+            return
+        paths = [(p,) for p in gone] + [(p,) for p, *_ in put]
+        outputs = [
+            (p, o.position, _text(o.name), _text(o.shown), o.blake3, int(o.directory))
+            for p, _, _, written in put
+            for o in written
+        ]
+        try:
+            with _immediate(db):
+                db.executemany("DELETE FROM outputs WHERE path = ?", paths)
+                db.executemany("DELETE FROM records WHERE path = ?", paths)
+                db.executemany(
+                    "INSERT INTO records VALUES (?, ?, ?)",
+                    [(p, key, _text(entrypoint)) for p, key, entrypoint, _ in put],
+                )
+                db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs)
+        except sqlite3.Error as err:
+            self._give_up(err)
+            return
+        self.stored += len(put)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- the store -----------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[Any] | None:
+        import sqlite3
+
+        db = self._connect()
+        if db is None:
+            return None
+        try:
+            return db.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            self._give_up(err)
+            return None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        import sqlite3
+
+        if self.broken:
+            return None
+        if self._db is None:
+            try:
+                self.location.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.location, timeout=self.busy_timeout, isolation_level=None)
+                try:
+                    self._use_wal(db)
+                    db.execute("PRAGMA synchronous=NORMAL")
+                    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                        with _immediate(db):  # new, or an older layout: an index can start again
+                            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                                db.execute("DROP TABLE IF EXISTS outputs")
+                                db.execute("DROP TABLE IF EXISTS records")
+                                for statement in _SCHEMA:
+                                    db.execute(statement)
+                                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                except BaseException:
+                    db.close()
+                    raise
+            except (sqlite3.Error, OSError) as err:
+                self._give_up(err)
+                return None
+            self._db = db
+        return self._db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch to WAL, retrying while another command creates the store at the same time."""
+        import sqlite3
+
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _give_up(self, err: Exception) -> None:
+        if not self.broken:
+            print(
+                f"provenance: the lineage index {self.location} cannot be used "
+                f"({type(err).__name__}: {err}); reading every record instead. Delete the "
+                f"file, or set {ENVIRONMENT}=off, to stop this warning.",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.broken = True
+        self._put.clear()
+        self._forget.clear()

@@ -1,0 +1,230 @@
+"""The lineage index: ``lineage`` answers with it exactly as the full scan of every record does."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.commands.lineage import build_index
+from provenance.digest_cache import ENVIRONMENT, RACY_WINDOW_NS
+from provenance.lineage_index import FILE_NAME, LineageIndex
+from provenance.records import Boundary
+from tests.handmade import cli_in, document, project, run_cli, write
+
+
+def entry(shown: str, number: int, kind: str = "file", **extra: Any) -> dict[str, Any]:
+    if kind == "directory":
+        sizes = {"file_count": 2, "size_bytes": 2}
+    else:
+        sizes = {"size_bytes": 1, "sha256": None}
+    return {
+        "path": shown,
+        "exists": True,
+        "kind": kind,
+        "blake3": f"{number:064x}",
+        **sizes,
+        **extra,
+    }
+
+
+TABLE = 7  # the digest of the table two records claim to have written
+
+
+def pipeline(proj: Path) -> Path:
+    """Records of a small pipeline, with what makes the order and the walk matter: two writers
+    of the same table, a folder some run wrote, a run that did not write its output, a record
+    reached through a link, and one that cannot be read."""
+    write(
+        proj / "records" / "gen.manifest.json",
+        document("gen.py", outputs={"sample": entry("sample", 1, "directory")}),
+    )
+    write(
+        proj / "a_dup.manifest.json",
+        document("dup.py", inputs={"raw": entry("raw.csv", 2)}, outputs={"t": entry("t", TABLE)}),
+    )
+    write(
+        proj / "table.csv.manifest.json",
+        document(
+            "table.py",
+            inputs={"part": entry("sample/a.csv", 3), "raw": entry("raw.csv", 2)},
+            outputs={"table": entry("table.csv", TABLE)},
+        ),
+    )
+    write(
+        proj / "old.manifest.json",
+        document("old.py", outputs={"table": entry("table.csv", TABLE, written_by_run=False)}),
+    )
+    write(
+        proj / "model.bin.manifest.json",
+        document(
+            "train.py",
+            inputs={"table": entry("table.csv", TABLE)},
+            outputs={"model": entry("model.bin", 9)},
+        ),
+    )
+    (proj / "links").mkdir()
+    os.symlink(proj / "table.csv.manifest.json", proj / "links" / "t.manifest.json")
+    (proj / "broken.manifest.json").write_text('{"schema": ')
+    return proj / "model.bin"
+
+
+def aged(proj: Path) -> None:
+    """Wait until the records just written are old enough to be stored (not racy)."""
+    newest = max(p.lstat().st_ctime_ns for p in proj.rglob("*"))
+    time.sleep(max(0.0, (newest + RACY_WINDOW_NS - time.time_ns()) / 1e9 + 0.05))
+
+
+def lineage(
+    monkeypatch: pytest.MonkeyPatch, cache: str, artifact: Path, *flags: str
+) -> tuple[int, str, str]:
+    monkeypatch.setenv(ENVIRONMENT, cache)
+    result = run_cli("lineage", *flags, artifact)
+    return result.code, result.out, result.err
+
+
+def same_as_full_scan(
+    monkeypatch: pytest.MonkeyPatch, cache: str, artifact: Path
+) -> dict[str, Any]:
+    """Every form of the answer, with the index and without: the same; the tree, as JSON."""
+    for flags in [("--json",), ("--dot",), ()]:
+        indexed = lineage(monkeypatch, cache, artifact, *flags)
+        assert indexed == lineage(monkeypatch, "off", artifact, *flags), flags
+        assert "Traceback" not in indexed[2]
+    tree: dict[str, Any] = json.loads(lineage(monkeypatch, cache, artifact, "--json")[1])
+    return tree
+
+
+def producer(tree: dict[str, Any], name: str) -> str | None:
+    [item] = [i for i in tree["inputs"] if i["name"] == name]
+    return item.get("produced_by", {}).get("entrypoint")
+
+
+def stored_records(cache: Path) -> int:
+    with sqlite3.connect(cache.with_name(FILE_NAME)) as db:
+        count: int = db.execute("SELECT count(*) FROM records").fetchone()[0]
+    return count
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    return project(tmp_path / "proj")
+
+
+def test_cold_warm_and_after_every_change_the_answer_is_the_full_scans(proj, tmp_path, monkeypatch):
+    cache = tmp_path / "cache" / "digests.sqlite3"
+    model = pipeline(proj)
+    aged(proj)
+    tree = same_as_full_scan(monkeypatch, str(cache), model)  # cold, then warm
+    assert stored_records(cache) == 5  # every readable record; the link is the table's record
+    table = tree["inputs"][0]["produced_by"]
+    assert tree["inputs"][0]["produced_by"]["entrypoint"] == "dup.py"  # first in the walk
+    assert "broken.manifest.json" in lineage(monkeypatch, str(cache), model)[2]
+
+    # Edited in place: the table's other writer now says another digest.
+    duplicate = proj / "a_dup.manifest.json"
+    doc = json.loads(duplicate.read_text())
+    doc["run_provenance"]["outputs"]["t"]["blake3"] = f"{8:064x}"
+    write(duplicate, doc)
+    tree = same_as_full_scan(monkeypatch, str(cache), model)
+    table = tree["inputs"][0]["produced_by"]
+    assert table["entrypoint"] == "table.py"
+    assert producer(table, "part") == "gen.py"  # part of the folder it wrote
+
+    # Removed, added, and a record corrupted: the folder's writer can no longer be read.
+    duplicate.unlink()
+    write(
+        proj / "b_new.manifest.json",
+        document("new.py", outputs={"t": entry("t", TABLE)}),
+    )
+    (proj / "records" / "gen.manifest.json").write_text("not json")
+    tree = same_as_full_scan(monkeypatch, str(cache), model)
+    assert tree["inputs"][0]["produced_by"]["entrypoint"] == "new.py"
+
+    # Replaced by a link to a record elsewhere, then by a hostile record.
+    elsewhere = write(
+        tmp_path / "outside" / "x.manifest.json",
+        document("outside.py", outputs={"t": entry("t", TABLE)}),
+    )
+    (proj / "b_new.manifest.json").unlink()
+    os.symlink(elsewhere, proj / "b_new.manifest.json")
+    tree = same_as_full_scan(monkeypatch, str(cache), model)
+    assert tree["inputs"][0]["produced_by"]["entrypoint"] == "table.py"
+    (proj / "b_new.manifest.json").unlink()
+    text = json.dumps(document("new.py", outputs={"t": entry("t", TABLE)}))
+    (proj / "b_new.manifest.json").write_text(text.replace('"exit_code": 0', '"exit_code": NaN'))
+    same_as_full_scan(monkeypatch, str(cache), model)
+
+    # And once they have all aged, warm again.
+    aged(proj)
+    tree = same_as_full_scan(monkeypatch, str(cache), model)
+    assert tree["inputs"][0]["produced_by"]["entrypoint"] == "table.py"
+    assert stored_records(cache) == 3  # the table's, the model's and old.py's
+    (proj / "old.manifest.json").unlink()  # a stored record removed: its rows go too
+    same_as_full_scan(monkeypatch, str(cache), model)
+    assert stored_records(cache) == 2
+
+
+def test_a_warm_walk_parses_no_record_and_a_changed_one_is_parsed_again(proj, tmp_path):
+    pipeline(proj)
+    store = LineageIndex(tmp_path / FILE_NAME, racy_window_ns=0)
+    boundary = Boundary.of([proj])
+    assert build_index([proj], None, boundary, store).parsed == 6  # five, and the broken one
+    assert build_index([proj], None, boundary, store).parsed == 1  # only the broken one
+    record = proj / "model.bin.manifest.json"
+    record.write_text(record.read_text())  # the same bytes, but not the same file any more
+    assert build_index([proj], None, boundary, store).parsed == 2
+    store.close()
+
+
+def test_a_corrupt_index_warns_once_and_the_records_still_answer(proj, tmp_path, monkeypatch):
+    cache = tmp_path / "cache" / "digests.sqlite3"
+    model = pipeline(proj)
+    cache.parent.mkdir()
+    cache.with_name(FILE_NAME).write_bytes(b"this is not a database" * 100)
+    indexed = lineage(monkeypatch, str(cache), model, "--json")
+    full = lineage(monkeypatch, "off", model, "--json")
+    assert indexed[:2] == full[:2]
+    warning, rest = indexed[2].split("\n", 1)
+    assert "lineage index" in warning
+    assert "cannot be used" in warning
+    assert rest == full[2]
+
+
+def test_the_command_fills_the_index_and_reads_it_as_a_process(proj, tmp_path):
+    cache = tmp_path / "cache" / "digests.sqlite3"
+    model = pipeline(proj)
+    aged(proj)
+    runs = [
+        cli_in(proj, "lineage", "--json", model, env={ENVIRONMENT: c})
+        for c in ("off", str(cache), str(cache))
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert len({(r.returncode, r.stdout, r.stderr) for r in runs}) == 1
+    assert stored_records(cache) == 5
+
+
+@pytest.mark.parametrize("top", ["absolute", ".", "./proj/", "proj"])
+def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(proj, tmp_path, monkeypatch, top):
+    from provenance.commands.lineage import records_found, records_under
+
+    pipeline(proj)
+    (proj / ".venv").mkdir()
+    write(proj / ".venv" / "x.manifest.json", document())  # skipped, as the full scan skips it
+    os.symlink(proj / "nowhere.manifest.json", proj / "dangling.manifest.json")  # no stat
+    os.symlink(tmp_path, proj / "out.manifest.json")  # a link out of the boundary
+    os.symlink(proj / "records", proj / "linked")  # a linked folder is not walked into
+    os.symlink(proj, proj / "records" / "up.manifest.json")  # a link to a folder
+    monkeypatch.chdir(tmp_path if top != "." else proj)
+    folders = [proj if top == "absolute" else Path(top)]
+    boundary = Boundary.of([proj])
+    found = records_found(folders, boundary)
+    assert [path for path, _, _ in found] == [str(p) for p in records_under(folders, boundary)]
+    assert [real for _, real, _ in found] == [os.path.realpath(path) for path, _, _ in found]
+    assert [st is None for _, _, st in found].count(True) == 1  # the dangling link
+    assert len(found) == 8
