@@ -151,6 +151,36 @@ class TestReplay:
         assert report["reproduced"] is True, report
         assert "redacted values" in proc.stderr
 
+    def test_replay_run_never_sets_what_decides_which_code_runs(self, runs, tmp_path):
+        proj = runs["proj"]
+        sidecar = run_script(proj, "loaded.txt")
+        marker = tmp_path / "loaded-other-code"
+        hook = tmp_path / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+        (hook / "startup.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+        document = json.loads(sidecar.read_text())
+        document["run_provenance"]["environment"]["variables"].update(
+            {
+                "PYTHONPATH": str(hook),
+                "PYTHONSTARTUP": str(hook / "startup.py"),
+                "PYTHONINSPECT": "1",
+                "LD_PRELOAD": str(hook / "missing.so"),
+                "OPENLINEAGE_URL": "http://127.0.0.1:9",
+                "PROVENANCE_DIGEST_CACHE": str(tmp_path / "elsewhere.sqlite3"),
+            }
+        )
+        write(sidecar, document)
+        printed = cli_in(proj, "replay", sidecar).stdout
+        assert f"PYTHONPATH={hook}" in printed  # shown, so a reader sees what the run had
+        proc = cli_in(proj, "replay", "--run", "--json", sidecar)
+        assert not marker.exists(), proc.stderr
+        assert not (tmp_path / "elsewhere.sqlite3").exists()
+        assert "ERROR: ld.so" not in proc.stderr
+        withheld = "LD_PRELOAD, OPENLINEAGE_URL, PROVENANCE_DIGEST_CACHE, PYTHONINSPECT, PYTHONPATH"
+        assert f"not restored: {withheld}, PYTHONSTARTUP" in proc.stderr
+        assert (proj / "loaded.txt").read_text() == "colour red\n"  # the ordinary one still is
+
 
 HOSTILE = {
     "python": "\x1b[2J\u202e" + "p" * 10000,

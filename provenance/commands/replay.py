@@ -90,6 +90,21 @@ def _module_name(record: Record, shown: str) -> str | None:
     return ".".join(parts)
 
 
+# Variables that decide what code runs, or where the run's evidence goes: a record (hostile, or
+# only from another machine) that set them would get past the entrypoint's digest check.
+_LOADER_PREFIXES = ("LD_", "DYLD_", "PYTHON", "OPENLINEAGE_", "PROVENANCE_")
+_LOADER_NAMES = frozenset(
+    {"PATH", "BASH_ENV", "ENV", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS", "GCONV_PATH"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
+)
+
+
+def changes_what_runs(name: str) -> bool:
+    """Whether setting ``name`` can load other code than the recorded one, or send evidence
+    elsewhere."""
+    return name in _LOADER_NAMES or name.upper().startswith(_LOADER_PREFIXES)
+
+
 def restored(record: Record) -> dict[str, str | None]:
     """The environment variables the record names, as the replay sets them (None: unset);
     a redacted value is left as the environment has it."""
@@ -201,7 +216,16 @@ def run(args: argparse.Namespace) -> int:
     shown = shlex.join([*_environment_words(record), *argv])
     print(lines_text([f"$ cd {shlex.quote(str(record.root))} && {shown}"]), file=sys.stderr)
     env = dict(os.environ)
-    for name, value in restored(record).items():
+    wanted = restored(record)
+    withheld = sorted(name for name in wanted if changes_what_runs(name))
+    if withheld:
+        warn(
+            f"not restored: {', '.join(withheld)} (they change which code runs or where its "
+            "evidence goes; set them yourself to replay with them)"
+        )
+    for name, value in wanted.items():
+        if name in withheld:
+            continue
         if value is None:
             env.pop(name, None)
         else:
