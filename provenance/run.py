@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from provenance import openlineage
 from provenance.capture import capturing
 from provenance.digest_cache import DigestCache
 from provenance.errors import (
@@ -174,6 +175,8 @@ class Run:
         self._resolved: set[tuple[str, str]] = set()
         self._unresolved: dict[str, DeclarationError] = {}  # found at exit, by declared name
         self._entered = False
+        self._lineage: openlineage.Emission | None = None
+        self._written: tuple[Path, bytes] | None = None  # the record, as written
 
     # -- the script's side -------------------------------------------------------------------
 
@@ -333,6 +336,8 @@ class Run:
                 self._declare(table, kind, name, declaration)
                 self._resolved.add((kind, name))
         self._entered = True
+        if self.parent is None:
+            self._lineage = openlineage.started(self.entrypoint, self.root, self.secrets)
         return self
 
     def returned(self, result: object) -> None:
@@ -365,6 +370,13 @@ class Run:
             if self._outcome.status == SUCCEEDED:
                 raise failure from err
         finally:
+            if self._lineage is not None:  # before _end: a SIGTERM ends the process there
+                self._lineage.ended(
+                    self._outcome,
+                    self._written,
+                    ran=not self._ended_in_argparse(exc),
+                    known=_known_secrets(self),
+                )
             self._end()
         if (
             self._guard is not None
@@ -568,6 +580,7 @@ class Run:
         if path == target and (self._outcome.status != SUCCEEDED or concurrent):
             keep_last_good(target)
         atomic_write(path, data, follow_symlinks=False)
+        self._written = (path, data)
         if note:
             _warn(note, self)
         return path
