@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import queue
 import sys
 import threading
 import time
@@ -20,7 +19,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import declared_entries
 from provenance.normalize import display_path
 from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED, Outcome
 from provenance.redact import SecretMatcher, redact_text
@@ -139,6 +137,8 @@ def outcome_message(outcome: dict[str, Any]) -> str:
 def datasets(base: Path, table: Any, facets_key: str) -> list[dict[str, Any]]:
     """Datasets in OpenLineage's local-file naming: namespace ``file``, the absolute path (worked
     out from the record's text: a path is never followed on disk), the digests as a facet."""
+    from provenance.commands import declared_entries  # loaded only where events are built
+
     found = []
     for _, entry in declared_entries(table):
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
@@ -257,6 +257,8 @@ class Emission:
         self.problem: str | None = None
         self._wait = DEFAULT_WAIT_SECONDS
         self._known: tuple[str, ...] = ()
+        import queue  # only a run that sends events needs it
+
         self._ends: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._send, name="provenance-openlineage")
         self._thread.daemon = True

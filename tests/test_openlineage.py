@@ -196,12 +196,11 @@ class TestHttpTransport:
         url = f"http://127.0.0.1:{receiver.server_address[1]}"
         env = {"OPENLINEAGE_URL": url, "OPENLINEAGE_NAMESPACE": "team-vmaf"}
         found = {}
-        for mode in ("return-none", "raise", "interrupt"):
+        for mode in ("return-none", "raise", "interrupt", "--help"):
             del receiver.received[:]
             out = work / f"{mode}.txt"
-            proc = run(
-                "outcomes", "--mode", mode, "--out", out, "--write", env=env, cwd=work, home=home
-            )
+            argv = ("--help",) if mode == "--help" else ("--mode", mode, "--out", out, "--write")
+            proc = run("outcomes", *argv, env=env, cwd=work, home=home)
             found[mode] = (proc, list(receiver.received))
         return found
 
@@ -211,6 +210,7 @@ class TestHttpTransport:
             ("return-none", 0, "COMPLETE"),
             ("raise", 1, "FAIL"),
             ("interrupt", -signal.SIGINT, "ABORT"),
+            ("--help", 0, "ABORT"),  # nothing was run: the START must not stay open
         ],
     )
     def test_outcome_maps_to_the_end_event(self, ended, mode, code, ends):
@@ -296,24 +296,43 @@ class TestDeadServer:
         ]
 
 
-def test_unconfigured_runs_never_import_the_client(tmp_path, home):
-    script = tmp_path / "check.py"
+def run_in_process(folder, home, *, block_client=False, **env):
+    """Run the outcomes fake's main in a fresh interpreter and list the openlineage modules it
+    imported; ``block_client`` makes importing the client fail as when it is not installed."""
+    script = folder / "check.py"
     script.write_text(
         "import sys\n"
-        f"sys.path.insert(0, {str(FAKES)!r})\n"
+        + ("sys.modules['openlineage'] = None\n" if block_client else "")
+        + f"sys.path.insert(0, {str(FAKES)!r})\n"
         "import outcomes\n"
-        f"outcomes.main(['--mode', 'return-none', '--write', '--out', {str(tmp_path / 'o')!r}])\n"
+        f"outcomes.main(['--mode', 'return-none', '--write', '--out', {str(folder / 'o')!r}])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'openlineage'))\n"
     )
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=environment(home),
+        cwd=folder,
+        env=environment(home, **env),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_unconfigured_runs_never_import_the_client(tmp_path, home):
+    proc = run_in_process(tmp_path, home)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
     assert (tmp_path / "o.manifest.json").is_file()
+
+
+def test_configured_without_the_client_warns_once(tmp_path, home):
+    proc = run_in_process(tmp_path, home, block_client=True, OPENLINEAGE_URL="http://127.0.0.1:9")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o.manifest.json").is_file()
+    (warning,) = warnings_of(proc)
+    assert warning.startswith("provenance: OpenLineage: could not send the run's events: ")
+    assert "Error: " in warning
+    assert "openlineage" in warning
+    assert warning.endswith("; the sidecar is still the record")
+    assert proc.stderr.count("\n") == 1
