@@ -264,6 +264,17 @@ class TestDeadServer:
         assert sidecar_bytes(sidecar_of(out))
         assert len(warnings_of(proc)) == 1, proc.stderr
         assert proc.stderr.count("\n") == 1  # nothing else: no traceback, no client log
+
+    def test_the_warning_hides_secrets(self, tmp_path, home):
+        out = tmp_path / "o.txt"
+        url = "http://bot:s3cr3tpass@127.0.0.1:99999"  # requests names this URL in its error
+        proc = run(
+            "outcomes", "--mode", "return-none", "--out", out, "--write",
+            env={"OPENLINEAGE_URL": url}, cwd=tmp_path, home=home,
+        )  # fmt: skip
+        assert proc.returncode == 0
+        (warning,) = warnings_of(proc)
+        assert "127.0.0.1:99999" in warning
         assert "s3cr3tpass" not in proc.stderr
 
     def test_hanging_receiver(self, tmp_path, home):
