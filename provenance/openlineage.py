@@ -313,6 +313,13 @@ class Emission:
 
         run_id = str(generate_new_uuid(self.started))
         client = OpenLineageClient()
+        named = os.environ.get("OPENLINEAGE_CONFIG")
+        if named and not os.path.isfile(named):
+            # The client goes on to its other sources, else to its console: say so, once.
+            kind = getattr(client.transport, "kind", "?")
+            self.problem = (
+                f"OPENLINEAGE_CONFIG={named} is not a file; the client uses its {kind} transport"
+            )
         start = run_event("START", event_time(self.started), run_id, self.job)
         start = _redacted(start, (), self.matcher)
         try:

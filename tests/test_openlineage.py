@@ -269,6 +269,20 @@ class TestDeadServer:
         assert warning.startswith(f"{WARNING} could not send the run's events: ConnectionError: ")
         assert proc.stderr.count("\n") == 1  # nothing else: no traceback, no client log
 
+    def test_a_config_file_that_is_not_there(self, tmp_path, home):
+        out = tmp_path / "o.txt"
+        missing = tmp_path / "nowhere.yml"
+        proc = run(
+            "outcomes", "--mode", "return-none", "--out", out, "--write",
+            env={"OPENLINEAGE_CONFIG": str(missing)}, cwd=tmp_path, home=home,
+        )  # fmt: skip
+        assert proc.returncode == 0
+        assert sidecar_bytes(sidecar_of(out))
+        assert proc.stderr.splitlines() == [
+            f"{WARNING} OPENLINEAGE_CONFIG={missing} is not a file; the client uses its console "
+            "transport; the sidecar is still the record"
+        ]
+
     def test_the_warning_hides_secrets(self, tmp_path, home):
         out = tmp_path / "o.txt"
         url = "http://bot:s3cr3tpass@127.0.0.1:99999"  # requests names this URL in its error
