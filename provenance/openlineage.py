@@ -333,7 +333,9 @@ class Emission:
         started = time.monotonic()
         event = _redacted(self._end_event(run_id, end), self._known, self.matcher)
         client.emit(_client_event(event))
-        client.close(max(0.1, self._wait - (time.monotonic() - started)))
+        close = getattr(client, "close", None)  # flushes queued events; newer clients have it
+        if close is not None:
+            close(max(0.1, self._wait - (time.monotonic() - started)))
 
     def _end_event(self, run_id: str, end: dict[str, Any]) -> dict[str, Any]:
         outcome: Outcome = end["outcome"]
