@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -255,11 +254,9 @@ class Emission:
         self.matcher = matcher
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.problem: str | None = None
-        self._wait = DEFAULT_WAIT_SECONDS
-        self._known: tuple[str, ...] = ()
         import queue  # only a run that sends events needs it
 
-        self._ends: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._ends: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._send, name="provenance-openlineage")
         self._thread.daemon = True
         self._thread.start()
@@ -273,13 +270,13 @@ class Emission:
         known: tuple[str, ...],
     ) -> None:
         """Send the end event of the run, wait a bounded time, and warn once if it was not sent."""
-        self._known = known
         base = (self.root or written[0].parent) if written is not None else self.root
         self._ends.put(
             {
                 "outcome": outcome,
                 "written": written,
                 "ran": ran,
+                "known": known,
                 "base": Path(os.path.abspath(base or ".")),
                 "time": event_time(datetime.datetime.now(datetime.timezone.utc)),
             }
@@ -327,15 +324,11 @@ class Emission:
         except Exception as err:  # noqa: BLE001 -- still try the end event: START may be refused alone
             self.problem = f"could not send START: {type(err).__name__}: {err}"
         end = self._ends.get()
-        if end is None:
-            return
-        self._wait = end_wait()
-        started = time.monotonic()
-        event = _redacted(self._end_event(run_id, end), self._known, self.matcher)
+        event = _redacted(self._end_event(run_id, end), end["known"], self.matcher)
         client.emit(_client_event(event))
         close = getattr(client, "close", None)  # flushes queued events; newer clients have it
         if close is not None:
-            close(max(0.1, self._wait - (time.monotonic() - started)))
+            close(end_wait())  # the run waits no longer than its own bound whatever this does
 
     def _end_event(self, run_id: str, end: dict[str, Any]) -> dict[str, Any]:
         outcome: Outcome = end["outcome"]
