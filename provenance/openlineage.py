@@ -310,13 +310,7 @@ class Emission:
 
         run_id = str(generate_new_uuid(self.started))
         client = OpenLineageClient()
-        named = os.environ.get("OPENLINEAGE_CONFIG")
-        if named and not os.path.isfile(named):
-            # The client goes on to its other sources, else to its console: say so, once.
-            kind = getattr(client.transport, "kind", "?")
-            self.problem = (
-                f"OPENLINEAGE_CONFIG={named} is not a file; the client uses its {kind} transport"
-            )
+        self._check_fallback(client)
         start = run_event("START", event_time(self.started), run_id, self.job)
         start = _redacted(start, (), self.matcher)
         try:
@@ -329,6 +323,22 @@ class Emission:
         close = getattr(client, "close", None)  # flushes queued events; newer clients have it
         if close is not None:
             close(end_wait())  # the run waits no longer than its own bound whatever this does
+
+    def _check_fallback(self, client: Any) -> None:
+        """Say so where the client fell back to its console: the events would vanish unsaid."""
+        kind = getattr(client.transport, "kind", None)
+        config = getattr(client, "config", None)
+        asked = (getattr(config, "transport", None) or {}).get("type")
+        named = os.environ.get("OPENLINEAGE_CONFIG")
+        if named and not os.path.isfile(named):
+            self.problem = (
+                f"OPENLINEAGE_CONFIG={named} is not a file; the client uses its {kind} transport"
+            )
+        elif kind == "console" and asked != "console":
+            self.problem = (
+                "the client found no transport in its configuration (an unreadable "
+                "openlineage.yml?) and only logs the events"
+            )
 
     def _end_event(self, run_id: str, end: dict[str, Any]) -> dict[str, Any]:
         outcome: Outcome = end["outcome"]

@@ -283,6 +283,19 @@ class TestDeadServer:
             "transport; the sidecar is still the record"
         ]
 
+    def test_a_config_file_that_is_not_yaml(self, tmp_path, home):
+        (tmp_path / "openlineage.yml").write_text("transport: [type: http\n")
+        out = tmp_path / "o.txt"
+        proc = run(
+            "outcomes", "--mode", "return-none", "--out", out, "--write",
+            cwd=tmp_path, home=home,
+        )  # fmt: skip
+        assert proc.returncode == 0
+        assert proc.stderr.splitlines() == [
+            f"{WARNING} the client found no transport in its configuration (an unreadable "
+            "openlineage.yml?) and only logs the events; the sidecar is still the record"
+        ]
+
     def test_the_warning_hides_secrets(self, tmp_path, home):
         out = tmp_path / "o.txt"
         url = "http://bot:s3cr3tpass@127.0.0.1:99999"  # requests names this URL in its error
