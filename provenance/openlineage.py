@@ -9,6 +9,7 @@ written, so a live event and ``provenance export --format openlineage`` say the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -270,6 +271,18 @@ class Emission:
         known: tuple[str, ...],
     ) -> None:
         """Send the end event of the run, wait a bounded time, and warn once if it was not sent."""
+        # Nothing here may keep the run from ending (stderr closed, a broken pipe).
+        with contextlib.suppress(Exception):
+            self._end(outcome, written, ran=ran, known=known)
+
+    def _end(
+        self,
+        outcome: Outcome,
+        written: tuple[Path, bytes] | None,
+        *,
+        ran: bool,
+        known: tuple[str, ...],
+    ) -> None:
         base = (self.root or written[0].parent) if written is not None else self.root
         self._ends.put(
             {
