@@ -32,6 +32,18 @@ GONE = "gone"
         ("export_mos_head_onnx", ["--checkpoint", "{gone}.npz", "--out", "{out}"], "m.onnx"),
         ("validate_mos_head", ["--onnx", "{gone}.onnx", "--checkpoint", "{gone}.npz",
                                "--table", "{gone}.parquet", "--out-json", "{out}"], "r.json"),
+        ("feature_correlation", ["--table", "{gone}.parquet", "--out-json", "{out}"], "r.json"),
+        ("phase3_subset_sweep", ["--table", "{gone}.parquet", "--subset", "a=adm2",
+                                 "--out-json", "{out}"], "r.json"),
+        ("chug_extract_features", ["--chug-jsonl", "{gone}.jsonl", "--cache-dir", "{tmp}",
+                                   "--split-out", "{out}", "--audit-out", "{tmp}/a.json"],
+         "split.json"),
+        ("calibrate_phase_f_recipes", ["--corpus", "{gone}.jsonl", "--out", "{out}"], "r.json"),
+        ("calibrate_nr_threshold", ["--corpus-dir", "{gone}", "--model", "{gone}.onnx",
+                                    "--out-json", "{out}", "--report-md", "{tmp}/r.md"],
+         "t.json"),
+        ("render_model_card", ["--model", "{gone}.onnx", "--root", "{tmp}", "--out", "{out}"],
+         "card.md"),
     ],
 )  # fmt: skip
 def test_a_missing_input_is_exit_2_with_its_name_and_nothing_written(

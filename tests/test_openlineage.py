@@ -378,3 +378,35 @@ def test_configured_without_the_client_warns_once(tmp_path, home):
     assert "openlineage" in warning
     assert warning.endswith("; the sidecar is still the record")
     assert proc.stderr.count("\n") == 1
+
+
+def test_a_launch_of_ranks_is_one_run_sent_by_rank_zero(tmp_path, home):
+    events = tmp_path / "events.jsonl"
+    config = tmp_path / "lineage.yml"
+    config.write_text(f"transport:\n  type: file\n  log_file_path: {events}\n  append: true\n")
+    out = tmp_path / "model.json"
+    command = [sys.executable, str(FAKES / "ranked.py"), "--out", str(out)]
+    procs = [
+        subprocess.Popen(
+            command,
+            env=environment(
+                home,
+                OPENLINEAGE_CONFIG=str(config),
+                RANK=str(rank),
+                WORLD_SIZE="2",
+                PROVENANCE_RANK_WAIT_S="20",
+            ),
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    stderr = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], stderr
+    assert not any(WARNING in text for text in stderr)
+    sent = [json.loads(line) for line in events.read_text("utf-8").splitlines()]
+    assert [e["eventType"] for e in sent] == ["START", "COMPLETE"]
+    (output,) = sent[1]["outputs"]
+    assert output["name"] == str(out)
+    assert output["facets"]["provenance_digest"]["size_bytes"] == out.stat().st_size
