@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from provenance import openlineage
 from provenance.capture import capturing
 from provenance.digest_cache import DigestCache
 from provenance.errors import (
@@ -184,6 +185,8 @@ class Run:
         self._resolved: set[tuple[str, str]] = set()
         self._unresolved: dict[str, DeclarationError] = {}  # found at exit, by declared name
         self._entered = False
+        self._lineage: openlineage.Emission | None = None
+        self._written: tuple[Path, bytes] | None = None  # the record, as written
         # Set when the launcher's environment says this process is one rank of several.
         self._launch: Launch | None = None
         self._handoff: Handoff | None = None
@@ -351,6 +354,9 @@ class Run:
                 self._declare(table, kind, name, declaration)
                 self._resolved.add((kind, name))
         self._entered = True
+        if self.parent is None and (self._launch is None or self._launch.rank == 0):
+            # One run per job on the lineage server: rank 0 speaks for the launch.
+            self._lineage = openlineage.started(self.entrypoint, self.root, self.secrets)
         return self
 
     def returned(self, result: object) -> None:
@@ -383,6 +389,13 @@ class Run:
             if self._outcome.status == SUCCEEDED:
                 raise failure from err
         finally:
+            if self._lineage is not None:  # before _end: a SIGTERM ends the process there
+                self._lineage.ended(
+                    self._outcome,
+                    self._written,
+                    ran=not self._ended_in_argparse(exc),
+                    known=_known_secrets(self),
+                )
             self._end()
         if (
             self._guard is not None
@@ -578,7 +591,9 @@ class Run:
                 if wrote_path(p)
             )
             try:
-                handoff.report(self._document(block), wrote=wrote, opened=opened)
+                document = self._document(block)
+                handoff.report(document, wrote=wrote, opened=opened)
+                self._written = (sidecar, canonical_bytes(document))  # this rank's own part
             except OSError as err:
                 self._trouble(SidecarWriteError(f"could not hand off to {handoff.folder}: {err}"))
                 return
@@ -662,6 +677,7 @@ class Run:
         if path == target and (self._outcome.status != SUCCEEDED or concurrent):
             keep_last_good(target)
         atomic_write(path, data, follow_symlinks=False)
+        self._written = (path, data)
         if note:
             _warn(note, self)
         return path

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provenance.sidecar import running_record_path, side_record_path
-from tests.conftest import ROOT, load_sidecar, run_fake, run_script, sidecar_of
+from tests.conftest import ROOT, block_of, load_sidecar, run_fake, run_script, sidecar_of
 from tests.handmade import (
     HEX,
     cli_in,
@@ -29,6 +29,7 @@ from tests.handmade import (
     running_document,
     write,
 )
+from tests.test_openlineage import check_with_client_models
 
 SAMPLE_SCORES = ROOT / "ai/sample/scores.csv"
 
@@ -381,16 +382,6 @@ def test_export_slsa_is_a_valid_in_toto_statement(demo):
 
 
 def test_export_openlineage_events_are_the_clients_models(tmp_path):
-    from openlineage.client.event_v2 import (
-        InputDataset,
-        Job,
-        OutputDataset,
-        Run,
-        RunEvent,
-        RunState,
-    )
-    from openlineage.client.facet_v2 import error_message_run
-    from openlineage.client.serde import Serde
 
     features = tmp_path / "f.csv"
     features.write_text("adm2\n0.9\n")
@@ -407,30 +398,21 @@ def test_export_openlineage_events_are_the_clients_models(tmp_path):
         "failed with exit code 1; failed gates: plcc"
     )
     for event in (start, end):
-        facets = {}
-        if "errorMessage" in event["run"]["facets"]:
-            given = event["run"]["facets"]["errorMessage"]
-            facet = error_message_run.ErrorMessageRunFacet(
-                message=given["message"], programmingLanguage=given["programmingLanguage"]
-            )
-            facet._producer = given["_producer"]
-            facets["errorMessage"] = facet
-        rebuilt = RunEvent(
-            eventType=RunState(event["eventType"]),
-            eventTime=event["eventTime"],
-            run=Run(runId=event["run"]["runId"], facets=facets),
-            job=Job(namespace=event["job"]["namespace"], name=event["job"]["name"]),
-            producer=event["producer"],
-            inputs=[
-                InputDataset(namespace=d["namespace"], name=d["name"]) for d in event["inputs"]
-            ],
-            outputs=[
-                OutputDataset(namespace=d["namespace"], name=d["name"]) for d in event["outputs"]
-            ],
-        )
-        assert Serde.to_dict(rebuilt) | {"schemaURL": event["schemaURL"]} == event
+        check_with_client_models(event)
+    digest = end["outputs"][0]["facets"]["provenance_digest"]
+    assert digest["sha256"] == block_of(model)["outputs"]["model"]["sha256"]
+    assert end["run"]["facets"]["provenance_gates"]["gates"]["plcc"]["passed"] is False
     assert [d["name"] for d in end["outputs"]] == [str(model.resolve())]
     assert start["run"]["runId"] == end["run"]["runId"]
+
+
+def test_export_openlineage_interrupted_run_aborts(tmp_path):
+    out = tmp_path / "o.txt"
+    assert run_fake("outcomes", "--mode", "interrupt", "--out", out).returncode != 0
+    end = json.loads(cli("export", "--format", "openlineage", out).stdout.splitlines()[1])
+    assert end["eventType"] == "ABORT"
+    assert end["run"]["facets"]["errorMessage"]["message"] == "interrupted with exit code 130"
+    check_with_client_models(end)
 
 
 def test_export_openlineage_fail_carries_the_error(tmp_path):

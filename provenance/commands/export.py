@@ -25,7 +25,7 @@ import sys
 import uuid
 from typing import Any
 
-from provenance import __version__
+from provenance import __version__, openlineage
 from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
@@ -43,10 +43,6 @@ SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "urn:provenance:build-type:recorded-run:v1"
 BUILDER_ID = "urn:provenance:builder:recorded-run"
 PRODUCER = f"urn:provenance:producer:{__version__}"
-OPENLINEAGE_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
-ERROR_FACET_SCHEMA = (
-    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
-)
 RUN_NAMESPACE = uuid.UUID("5c1c3c2e-8f0e-4c61-9a53-3d4f4b1e6a10")  # this tool's runId namespace
 TREE_DIGEST = "provenanceTreeV1"  # a folder's provenance.tree/v1 digest, not a digest of bytes
 
@@ -58,7 +54,11 @@ def register(commands: Any) -> None:
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--format", required=True, choices=("slsa", "openlineage"))
     parser.add_argument("--out", help="write here (atomically) instead of to stdout")
-    parser.add_argument("--namespace", default="provenance", help="OpenLineage job namespace")
+    parser.add_argument(
+        "--namespace",
+        default=openlineage.namespace(),
+        help="OpenLineage job namespace (default: $OPENLINEAGE_NAMESPACE, else provenance)",
+    )
     parser.add_argument("--event-time", type=_moment, help="OpenLineage event time (ISO 8601)")
 
 
@@ -176,63 +176,14 @@ def _event_time(record: Record, given: datetime.datetime | None) -> str:
     moment = given or datetime.datetime.fromtimestamp(
         record.source.stat().st_mtime, datetime.timezone.utc
     )
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _datasets(record: Record, table: Any, facets_key: str) -> list[dict[str, Any]]:
-    """Datasets in OpenLineage's local-file naming: namespace ``file``, the absolute path (worked
-    out from the record's text: a hostile path is not followed on disk)."""
-    found = []
-    for _, entry in declared_entries(table):
-        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-            name = os.path.normpath(os.path.join(record.base, entry["path"]))
-            found.append({"namespace": "file", "name": name, "facets": {}, facets_key: {}})
-    return found
+    return openlineage.event_time(moment)
 
 
 def openlineage_events(record: Record, namespace: str, event_time: str) -> list[dict[str, Any]]:
-    block = _block(record)
-    outcome = block.get("outcome") or {}
-    job = {"namespace": namespace, "name": block["entrypoint"]["path"], "facets": {}}
-    run_facets: dict[str, Any] = {}
-    if outcome.get("status", "succeeded") not in ("succeeded", "running"):
-        failed_gates = [g for g, v in (outcome.get("gates") or {}).items() if not v.get("passed")]
-        if outcome.get("error"):
-            message = f"{outcome['error']['type']}: {outcome['error']['message']}"
-        else:
-            message = f"{outcome.get('status')} with exit code {outcome.get('exit_code')}"
-            if failed_gates:
-                message += f"; failed gates: {', '.join(failed_gates)}"
-        run_facets["errorMessage"] = {
-            "_producer": PRODUCER,
-            "_schemaURL": ERROR_FACET_SCHEMA,
-            "message": redact_text(message),
-            "programmingLanguage": "python",
-        }
-    base = {
-        "eventTime": event_time,
-        "producer": PRODUCER,
-        "schemaURL": OPENLINEAGE_SCHEMA,
-        "job": job,
-    }
-    start = {
-        **base,
-        "eventType": "START",
-        "run": {"runId": run_id(record), "facets": {}},
-        "inputs": _datasets(record, block["inputs"], "inputFacets"),
-        "outputs": [],
-    }
-    if record.running:
-        return [start]  # the run has not ended: there is nothing to say of its end yet
-    ended = "COMPLETE" if outcome.get("status", "succeeded") == "succeeded" else "FAIL"
-    end = {
-        **base,
-        "eventType": ended,
-        "run": {"runId": run_id(record), "facets": run_facets},
-        "inputs": _datasets(record, block["inputs"], "inputFacets"),
-        "outputs": _datasets(record, block["outputs"], "outputFacets"),
-    }
-    return [start, end]
+    """START and the end event of the record, as a run emits them, with the record's run id."""
+    return openlineage.record_events(
+        _block(record), record.base, run_id(record), namespace, (event_time, event_time)
+    )
 
 
 def run(args: argparse.Namespace) -> int:
