@@ -34,6 +34,8 @@ _ADAPTERS: dict[str, str] = {
     "click": "provenance.capture.click",
     "typer._click": "provenance.capture.typer",  # typer runs its own copy of click
     "hydra": "provenance.capture.hydra",
+    "jsonargparse": "provenance.capture.jsonargparse",
+    "transformers.hf_argparser": "provenance.capture.huggingface",
 }
 
 
