@@ -163,3 +163,46 @@ class TestTyperSubcommands:
         assert block["command"] == "typer_app.py export"
         assert block["outcome"]["status"] == "succeeded"
         assert block["inputs"]["model"]["path"] == "model.txt"
+
+
+class TestInProcess:
+    def test_a_run_around_a_click_group_hears_each_level(self, tmp_path):
+        import click
+
+        from provenance import recorded_run
+
+        @click.group()
+        @click.option("--seed", type=int, default=1)
+        def cli(seed: int) -> None:
+            pass
+
+        @cli.command()
+        @click.option("--out", required=True)
+        def fit(out: str) -> None:
+            Path(out).write_text("m\n")
+
+        out = tmp_path / "m.txt"
+        with recorded_run(outputs={"model": "out"}, entrypoint=__file__, root=tmp_path) as run:
+            cli.main(["--seed", "7", "fit", "--out", str(out)], "cli", standalone_mode=False)
+        assert run.command == "cli fit"
+        assert run.args == {"seed": 7, "out": str(out)}
+        assert json.loads(sidecar_of(out).read_text())["run_provenance"]["command"] == "cli fit"
+
+    def test_an_unresolved_name_says_what_click_had(self, tmp_path):
+        import click
+
+        from provenance import recorded_run
+        from provenance.errors import DeclarationError
+
+        @click.command()
+        @click.option("--out", required=True)
+        @recorded_run(outputs={"model": "output"}, entrypoint=__file__, root=tmp_path)
+        def main(out: str) -> None:
+            Path(out).write_text("m\n")
+
+        with pytest.raises(
+            DeclarationError,
+            match=r"'output', which no framework resolved "
+            r"\(click had out\)",
+        ):
+            main.main(["--out", str(tmp_path / "m.txt")], standalone_mode=False)

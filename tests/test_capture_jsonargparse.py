@@ -125,3 +125,24 @@ class TestInProcess:
         assert "'trainer.output'" in message
         assert "jsonargparse had trainer, trainer.out" in message
         assert json.dumps(message)  # one line, printable
+
+    def test_a_subcommand_is_the_command(self, tmp_path):
+        from jsonargparse import ArgumentParser
+
+        from provenance import recorded_run
+
+        @recorded_run(outputs={"model": "fit.out"}, root=tmp_path)
+        def main(argv: list[str]) -> int:
+            parser = ArgumentParser(prog="vmaf-train")
+            fit = ArgumentParser()
+            fit.add_argument("--out", type=str)
+            parser.add_subcommands().add_subcommand("fit", fit)
+            cfg = parser.parse_args(argv)
+            Path(cfg.fit.out).write_text("m\n")
+            return 0
+
+        out = tmp_path / "m.txt"
+        assert main(["fit", "--out", str(out)]) == 0
+        block = json.loads((tmp_path / "m.txt.manifest.json").read_text())["run_provenance"]
+        assert block["command"] == "vmaf-train fit"
+        assert block["args"] == {"subcommand": "fit", "fit": {"out": str(out)}}
