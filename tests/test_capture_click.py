@@ -206,3 +206,25 @@ class TestInProcess:
             r"\(click had out\)",
         ):
             main.main(["--out", str(tmp_path / "m.txt")], standalone_mode=False)
+
+    def test_config_names_the_parameter_of_a_yaml_file_the_command_reads(self, tmp_path):
+        import click
+        import yaml
+
+        from provenance import recorded_run
+
+        @click.command()
+        @click.option("--config", required=True)
+        @click.option("--out", required=True)
+        @recorded_run(outputs={"model": "out"}, config="config", entrypoint=__file__, root=tmp_path)
+        def fit(config: str, out: str) -> None:
+            settings = yaml.safe_load(Path(config).read_text())
+            Path(out).write_text(f"{settings['trainer']['epochs']}\n")
+
+        (tmp_path / "fit.yaml").write_text("trainer:\n  epochs: 5\n")
+        out = tmp_path / "m.txt"
+        fit.main(["--config", str(tmp_path / "fit.yaml"), "--out", str(out)], standalone_mode=False)
+        config = json.loads(sidecar_of(out).read_text())["run_provenance"]["config"]
+        assert config["files"][0]["path"] == "fit.yaml"
+        assert config["files"][0]["sha256"] == digests_of(tmp_path / "fit.yaml")["sha256"]
+        assert config["resolved"] == {"trainer": {"epochs": 5}}
