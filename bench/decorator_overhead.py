@@ -4,12 +4,13 @@ Runs an undecorated and a decorated copy of the same trivial script as real subp
 interleaved, and prints medians side by side: an argparse script, then the same script in click
 and in Hydra. Not a test: timings on shared machines are noisy.
 
-    python bench/decorator_overhead.py [--runs N] [--framework-runs N]
+    python bench/decorator_overhead.py [--runs N] [--framework-runs N] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import statistics
@@ -99,16 +100,22 @@ DEFERRED = {
 
 
 def time_runs(
-    script: Path, out: Path, runs: int, form: str = "--out {}"
+    script: Path, out: Path, runs: int, form: str = "--out {}", baseline: str | None = None
 ) -> list[tuple[float, float]]:
-    """Wall and CPU (user + system) ms of each run of ``script``."""
+    """Wall and CPU (user + system) ms of each run of ``script``, importing provenance from
+    ``baseline`` when given."""
     samples = []
     argv = [a.format(out) for a in form.split()]
+    env = {**os.environ, "PYTHONPATH": baseline} if baseline else None
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, str(script), *argv], check=True, cwd=script.parent, capture_output=True
+            [sys.executable, str(script), *argv],
+            check=True,
+            cwd=script.parent,
+            capture_output=True,
+            env=env,
         )
         wall = (time.perf_counter() - start) * 1000
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -117,20 +124,26 @@ def time_runs(
     return samples
 
 
-def compare(plain: Path, decorated: Path, runs: int, form: str) -> tuple[float, ...]:
-    """Median wall and CPU ms of the undecorated and the decorated script, run interleaved."""
+def compare(
+    plain: Path, decorated: Path, runs: int, form: str, baseline: str | None = None
+) -> list[tuple[float, ...]]:
+    """Median wall and CPU ms of the undecorated and the decorated script, run interleaved;
+    with a baseline, of the decorated script on the baseline's provenance too."""
     folder = plain.parent
+    variants = [(decorated, None), *([(decorated, baseline)] if baseline else [])]
     time_runs(plain, folder / "warm.txt", 2, form)  # warm the page cache and bytecode caches
-    time_runs(decorated, folder / "warm.txt", 2, form)
-    plain_ms, decorated_ms = [], []
+    for script, home in variants:
+        time_runs(script, folder / "warm.txt", 2, form, home)
+    plain_ms: list[tuple[float, float]] = []
+    decorated_ms: list[list[tuple[float, float]]] = [[] for _ in variants]
     for _ in range(runs):
         plain_ms += time_runs(plain, folder / "p.txt", 1, form)
-        decorated_ms += time_runs(decorated, folder / "d.txt", 1, form)
-    return tuple(
-        statistics.median(s[i] for s in samples)
-        for i in (0, 1)
-        for samples in (plain_ms, decorated_ms)
-    )
+        for (script, home), samples in zip(variants, decorated_ms, strict=True):
+            samples += time_runs(script, folder / "d.txt", 1, form, home)
+    return [
+        tuple(statistics.median(s[i] for s in both) for i in (0, 1) for both in (plain_ms, mine))
+        for mine in decorated_ms
+    ]
 
 
 def row(name: str, p: float, d: float, p_cpu: float, d_cpu: float) -> str:
@@ -168,6 +181,7 @@ def provenance_home() -> str:
         capture_output=True,
         text=True,
         check=True,
+        cwd=tempfile.gettempdir(),  # as the scripts run: not from this checkout's folder
     )
     return proc.stdout.strip()
 
@@ -176,6 +190,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--framework-runs", type=int, default=7, help="0 skips click and Hydra")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a folder holding another version's provenance package (say, main's, from "
+        "`git archive main provenance | tar -x -C DIR`): its decorated argparse script is "
+        "timed in the same interleaved runs",
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,7 +205,10 @@ def main() -> None:
         plain, decorated = folder / "plain.py", folder / "decorated.py"
         plain.write_text(PLAIN)
         decorated.write_text(DECORATED)
-        rows.append(("argparse", *compare(plain, decorated, args.runs, "--out {}")))
+        measured = compare(plain, decorated, args.runs, "--out {}", args.baseline)
+        rows.append(("argparse", *measured[0]))
+        if args.baseline:
+            rows.append(("(baseline)", *measured[1]))
         for name, (plain_text, decorated_text, form) in FRAMEWORKS.items():
             if not args.framework_runs:
                 break
@@ -194,7 +218,7 @@ def main() -> None:
             (own / "plain.py").write_text(plain_text)
             (own / "decorated.py").write_text(decorated_text)
             runs = args.framework_runs
-            rows.append((name, *compare(own / "plain.py", own / "decorated.py", runs, form)))
+            rows.append((name, *compare(own / "plain.py", own / "decorated.py", runs, form)[0]))
     print(f"python {sys.version.split()[0]}, interleaved runs ({args.runs} argparse, ", end="")
     print(f"{args.framework_runs} per framework), medians; provenance from {provenance_home()}")
     print(f"{'':<10} {'wall':-^46}   {'CPU (user + system)':-^41}")

@@ -394,6 +394,8 @@ class Run:
             if isinstance(declaration, os.PathLike):
                 self._declare(table, kind, name, declaration)
                 self._resolved.add((kind, name))
+                if kind == "config":
+                    self._add_config_file(os.fspath(declaration))
         self._entered = True
         return self
 

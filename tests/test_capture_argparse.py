@@ -58,3 +58,22 @@ def test_a_config_file_it_cannot_read_leaves_the_args_as_the_config(project):
     block = load_sidecar(project / "c.txt.manifest.json")["run_provenance"]
     assert block["config"]["files"][0]["path"] == "fit.conf"
     assert block["config"]["resolved"] == block["args"]
+
+
+def test_a_literal_config_path_is_recorded_from_the_start(tmp_path):
+    from pathlib import Path
+
+    from provenance import recorded_run
+
+    (tmp_path / "fit.json").write_text('{"epochs": 3}')
+    out = tmp_path / "m.txt"
+
+    @recorded_run(outputs={"model": Path(out)}, config=Path(tmp_path / "fit.json"), root=tmp_path)
+    def main(argv: list[str]) -> int:
+        out.write_text("m\n")
+        return 0
+
+    assert main([]) == 0
+    config = load_sidecar(tmp_path / "m.txt.manifest.json")["run_provenance"]["config"]
+    assert [f["path"] for f in config["files"]] == ["fit.json"]
+    assert config["resolved"] == {"epochs": 3}

@@ -8,8 +8,8 @@ exactly as before. A framework imported later is patched when its import finishe
 post-import hook); nothing here imports a framework, so a plain argparse script pays nothing
 for the others. The patches are removed again when the last run ends.
 
-Adding a framework is one module with ``WATCH``, ``patch`` and optionally ``started``,
-``exit_status`` and ``ignores``, and one line in ``_ADAPTERS``.
+Adding a framework is one module with ``patch()`` (and, where the framework needs them,
+``started``, ``exit_status`` and ``ignores``) and one line in ``_ADAPTERS``.
 """
 
 from __future__ import annotations
