@@ -129,18 +129,19 @@ def typer_run(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return run_with_env(folder / "typer_app.py", *argv, cwd=folder, env={"WANDB_API_KEY": WANDB})
 
 
-class TestTyperSubcommands:
-    @pytest.fixture(scope="class")
-    def fitted(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
-        folder = tmp_path_factory.mktemp("typer")
-        (folder / "features.csv").write_text("adm2,mos\n0.9,4.2\n")
-        proc = typer_run(
-            folder, "-v", "fit", "--features", "features.csv", "--out", "model.txt",
-            "--epochs", "5", "--wandb-api-key", WANDB,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        return folder
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("typer")
+    (folder / "features.csv").write_text("adm2,mos\n0.9,4.2\n")
+    proc = typer_run(
+        folder, "-v", "fit", "--features", "features.csv", "--out", "model.txt",
+        "--epochs", "5", "--wandb-api-key", WANDB,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return folder
 
+
+class TestTyperSubcommands:
     def test_command_path_and_params_of_every_level(self, fitted):
         block = load_sidecar(sidecar_of(fitted / "model.txt"))["run_provenance"]
         assert block["command"] == "typer_app.py fit"

@@ -83,6 +83,7 @@ class TestDecoratorUnderHydraMain:
         record = folder / "model.txt.manifest.json"
         show = shown(record)
         assert show.returncode == 0, show.stderr
+        assert "#2             hydra_conf/model/lasso.yaml  (23 B, blake3" in show.stdout
         for text in (record.read_text(), proc.stderr, show.stdout):
             assert KEY not in text
 

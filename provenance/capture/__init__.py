@@ -78,6 +78,7 @@ _handles: list[tuple[Any, str, Any]] = []
 _active: dict[str, ModuleType] = {}  # adapters patched in now, by watched module
 _loaded: dict[str, ModuleType] = {}  # every adapter this process has used
 _hooked: set[str] = set()
+_failed = ModuleType("provenance.capture.failed")  # stands for an adapter that could not patch
 
 
 def listener() -> ParseListener | None:
@@ -132,8 +133,19 @@ def _activate(watched: str) -> None:
     """Patch in the adapter of ``watched``, whose module the script has imported."""
     if watched in _active:
         return
-    adapter = importlib.import_module(_ADAPTERS[watched])
-    adapter.patch()
+    try:
+        adapter = importlib.import_module(_ADAPTERS[watched])
+        adapter.patch()
+    except Exception as err:  # noqa: BLE001 -- a framework version we cannot patch must not stop the script
+        # Said, not hidden: what this framework resolves will be missing from the record.
+        print(
+            f"provenance: cannot capture {watched} ({type(err).__name__}: {err}); what it "
+            "resolves is not recorded",
+            file=sys.stderr,
+            flush=True,
+        )
+        _active[watched] = _failed
+        return
     _active[watched] = _loaded[watched] = adapter
 
 
@@ -183,7 +195,7 @@ def patched() -> bool:
 def active() -> tuple[str, ...]:
     """The adapters patched in now, by the module they watch (for tests and diagnostics)."""
     with _lock:
-        return tuple(sorted(_active))
+        return tuple(sorted(k for k, a in _active.items() if a is not _failed))
 
 
 @contextmanager
