@@ -229,3 +229,24 @@ class TestInProcess:
         assert config["files"][0]["path"] == "fit.yaml"
         assert config["files"][0]["sha256"] == digests_of(tmp_path / "fit.yaml")["sha256"]
         assert config["resolved"] == {"trainer": {"epochs": 5}}
+
+    def test_a_token_in_the_error_is_hidden_in_the_record_and_the_error_passes(self, tmp_path):
+        import click
+
+        from provenance import recorded_run
+
+        @click.command()
+        @click.option("--api-token")
+        @click.option("--out", required=True)
+        @recorded_run(outputs={"model": "out"}, entrypoint=__file__, root=tmp_path)
+        def main(api_token: str, out: str) -> None:
+            Path(out).write_text("m\n")
+            raise RuntimeError(f"upload refused for {api_token}")
+
+        out = tmp_path / "m.txt"
+        with pytest.raises(RuntimeError, match=TOKEN):  # the script's own error, unchanged
+            main.main(["--api-token", TOKEN, "--out", str(out)], standalone_mode=False)
+        text = sidecar_of(out).read_text()
+        assert TOKEN not in text
+        error = json.loads(text)["run_provenance"]["outcome"]["error"]
+        assert error == {"type": "RuntimeError", "message": "upload refused for <redacted>"}
