@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
+# The suite is mostly real subprocesses: one worker per core of a CI machine. Whole files go to
+# one worker, so a module's fixtures are built once.
+WORKERS ?= 2
 
 .PHONY: test lint docs demo bench clean
 
@@ -13,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: lint $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 lint: $(STAMP)
@@ -36,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/corpus_150k.py
 	$(BIN)/python bench/decorator_overhead.py
 	$(BIN)/python bench/dvc_peer.py
+	$(BIN)/python bench/ranks_job.py
 
 clean:
 	rm -rf $(VENV) build runs .pytest_cache .ruff_cache

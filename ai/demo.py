@@ -150,7 +150,117 @@ def steps(out: str) -> list[Step]:
             f"{m}/ensemble/fr_regressor_v2_ensemble_v1.json",
         ),
     ]
+    chain += quantization_and_registry_steps(out)
+    chain += audit_steps(s, c, t, m, r)
+    chain += card_steps(out)
     return chain
+
+
+def quantization_and_registry_steps(out: str) -> list[Step]:
+    """Int8 quantization of the exported KonViD head, its gates, and the registry validation.
+
+    Only the static model is registered: a registry written by two runs would make the first
+    run's record depend on what the second left there the time before.
+    """
+    t, m, r = (f"{out}/{d}" for d in ("tables", "models", "reports"))
+    fp32, table = f"{m}/konvid_mos_head.onnx", f"{t}/k150k_enriched.parquet"
+    dynamic, static = (f"{m}/konvid_mos_head.int8_{k}.onnx" for k in ("dynamic", "static"))
+    return [
+        Step("ptq_dynamic", f"--fp32 {fp32} --out {dynamic}", dynamic),
+        Step(
+            "ptq_static",
+            f"--fp32 {fp32} --calibration-table {table} --calibration-rows 128 "
+            f"--out {static} --registry {m}/int8_registry.json",
+            static,
+        ),
+        Step(
+            "measure_quant_drop",
+            f"--fp32 {fp32} --int8 {dynamic} --table {table} "
+            f"--out-json {r}/quant/konvid_mos_head.int8_dynamic.json",
+            f"{r}/quant/konvid_mos_head.int8_dynamic.json",
+        ),
+        Step(
+            "measure_quant_drop_per_ep",
+            f"--registry {m}/int8_registry.json --table {table} --hardware-tag demo-cpu "
+            f"--out-json {r}/quant/per_ep.json --out-md {r}/quant/per_ep.md",
+            f"{r}/quant/per_ep.json",
+        ),
+        Step(
+            "validate_model_registry",
+            f"--registry {m}/registry.json --out-json {r}/registry/registry.json",
+            f"{r}/registry/registry.json",
+        ),
+        Step(
+            "validate_model_registry",
+            f"--registry {m}/int8_registry.json --out-json {r}/registry/int8_registry.json",
+            f"{r}/registry/int8_registry.json",
+        ),
+    ]
+
+
+# The canonical six, the six with the SSIM/PSNR family, and every FULL feature: Phase-3's subsets.
+SUBSETS = {
+    "canonical6": "adm2,vif_scale0,vif_scale1,vif_scale2,vif_scale3,motion2",
+    "canonical6_ssim": "adm2,vif_scale0,vif_scale1,vif_scale2,vif_scale3,motion2,float_ssim,"
+    "float_ms_ssim,psnr_y",
+    "full": ",".join(FULL_FEATURES),
+}
+
+
+def audit_steps(s: str, c: str, t: str, m: str, r: str) -> list[Step]:
+    """Audits, sweeps, the CHUG preflight and calibration, over what the chain above made."""
+    a = f"{r}/audits"
+    subsets = " ".join(f"--subset {name}={features}" for name, features in SUBSETS.items())
+    return [
+        Step(
+            "feature_correlation",
+            f"--table {t}/k150k_enriched.parquet --target mos --top-k 8 "
+            f"--out-json {a}/feature_correlation.json",
+            f"{a}/feature_correlation.json",
+        ),
+        Step(
+            "phase3_subset_sweep",
+            f"--table {t}/k150k_enriched.parquet {subsets} --seeds 0 1 2 "
+            f"--out-json {a}/phase3_subset_sweep.json",
+            f"{a}/phase3_subset_sweep.json",
+        ),
+        Step(
+            "chug_extract_features",
+            f"--chug-jsonl {s}/chug/metadata.jsonl --cache-dir {s}/chug/vmaf_cache "
+            f"--split-out {t}/chug_split.json --audit-out {a}/chug_hdr_audit.json",
+            f"{t}/chug_split.json",
+        ),
+        Step(
+            "calibrate_phase_f_recipes",
+            f"--corpus {c}/encode_grid.jsonl --max-rows 1000 --out {m}/phase_f_recipes.json",
+            f"{m}/phase_f_recipes.json",
+        ),
+        Step(
+            "calibrate_nr_threshold",
+            f"--corpus-dir {s}/bvi_dvc --model {m}/konvid_mos_head.onnx --crf-grid 22,27,32,37 "
+            f"--out-json {m}/nr_metric_v1.json --report-md {r}/nr_threshold.md",
+            f"{m}/nr_metric_v1.json",
+        ),
+    ]
+
+
+def card_steps(out: str) -> list[Step]:
+    """The shipped models' cards: last, since they read the records of every step before."""
+    m, r, cards = f"{out}/models", f"{out}/reports", f"{out}/cards"
+    return [
+        Step(
+            "render_model_card",
+            f"--model {m}/konvid_mos_head.onnx --evidence {r}/konvid_validation.json "
+            f"--root {out} --out {cards}/konvid_mos_head.md",
+            f"{cards}/konvid_mos_head.md",
+        ),
+        Step(
+            "render_model_card",
+            f"--model {m}/ensemble/fr_regressor_v2_ensemble_v1.json --root {out} "
+            f"--out {cards}/fr_regressor_v2_ensemble_v1.md",
+            f"{cards}/fr_regressor_v2_ensemble_v1.md",
+        ),
+    ]
 
 
 def run_step(step: Step) -> tuple[int, dict[str, object]]:

@@ -247,8 +247,9 @@ def _root_for(source: Path, document: dict[str, Any]) -> Path | None:
     return next((c for c in candidates if c is not None), None)
 
 
-def read_json(path: Path) -> Any:
-    """The strict JSON in ``path``, read as hostile input (see the module's docstring)."""
+def read_json(path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTES) -> Any:
+    """The strict JSON in ``path``, read as hostile input (see the module's docstring); ``kind``
+    names what the file should be in messages, ``limit`` its largest size in bytes."""
     try:
         # Non-blocking: a FIFO named as a sidecar must not hang the command waiting for a writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -257,15 +258,15 @@ def read_json(path: Path) -> Any:
             if not stat.S_ISREG(st.st_mode):
                 raise UnreadableRecord(f"{path}: not a regular file")
             # Its size says so without reading it; the read is bounded for one that grows.
-            data = b"" if st.st_size > MAX_RECORD_BYTES else handle.read(MAX_RECORD_BYTES + 1)
+            data = b"" if st.st_size > limit else handle.read(limit + 1)
     except FileNotFoundError:
         raise UnreadableRecord(f"{path}: no such file") from None
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
         raise UnreadableRecord(f"{path}: cannot be read: {_reason(err)}") from None
-    if len(data) > MAX_RECORD_BYTES or st.st_size > MAX_RECORD_BYTES:
-        raise UnreadableRecord(f"{path}: over {MAX_RECORD_BYTES // 2**20} MiB: not a sidecar")
+    if len(data) > limit or st.st_size > limit:
+        raise UnreadableRecord(f"{path}: over {_size(limit)}: not a {kind}")
     if data.count(b"[") + data.count(b"{") + data.count(b",") > MAX_VALUES:
-        raise UnreadableRecord(f"{path}: over {MAX_VALUES:,} values: not a sidecar")
+        raise UnreadableRecord(f"{path}: over {MAX_VALUES:,} values: not a {kind}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -281,12 +282,16 @@ def read_json(path: Path) -> Any:
     except _Refused as err:
         raise UnreadableRecord(f"{path}: not strict JSON: {err}") from None
     except RecursionError:
-        raise UnreadableRecord(f"{path}: nested too deeply to be a sidecar") from None
+        raise UnreadableRecord(f"{path}: nested too deeply to be a {kind}") from None
     except ValueError as err:
         raise UnreadableRecord(f"{path}: not JSON: {err}") from None
     if _depth_over(document, MAX_DEPTH):
-        raise UnreadableRecord(f"{path}: nested deeper than {MAX_DEPTH} levels: not a sidecar")
+        raise UnreadableRecord(f"{path}: nested deeper than {MAX_DEPTH} levels: not a {kind}")
     return document
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
 
 
 class _Refused(Exception):

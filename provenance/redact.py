@@ -498,6 +498,8 @@ _SHAPE_MARKS = (
     "asia",
     "glpat-",
     "eyj",
+    "sig",
+    "-----begin",
 )
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>[^\s/?#\"']+)@")
 _BEARER = re.compile(r"(?P<head>\bbearer[ \t]+)(?P<credential>[A-Za-z0-9\-._~+/]+=*)", re.I)
@@ -516,6 +518,17 @@ _TOKEN_FORMATS = re.compile(
     r"|glpat-[A-Za-z0-9_\-]{20,}"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
     r"(?![A-Za-z0-9_\-])"
+)
+# The signature of a presigned URL is its credential, whatever the query calls it: AWS
+# (Signature, X-Amz-Signature), Google Cloud (X-Goog-Signature), Azure SAS (sig).
+_URL_SIGNATURE = re.compile(
+    r"(?P<head>[?&](?:[A-Za-z0-9]+-)*(?:signature|sig)=)(?P<value>[^&#\s\"'<>]+)", re.I
+)
+# A PEM private key, up to its END line or, cut short, to the end of the text.
+_PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+    r".*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.S,
 )
 # NAME=value, name: value, "name": "value", 'name': 'value'; a ':' that starts '//' is a URL's.
 _PAIR = re.compile(
@@ -616,8 +629,10 @@ class _Redactor:
         lowered = text.lower()
         if not any(mark in lowered for mark in _SHAPE_MARKS):
             return text
+        text = _PEM_PRIVATE_KEY.sub(REDACTED, text)
         text = self._json(text)
         text = _USERINFO.sub(_userinfo, text)
+        text = _URL_SIGNATURE.sub(lambda m: m["head"] + REDACTED, text)
         text = _BEARER.sub(lambda m: m["head"] + REDACTED, text)
         text = _BASIC.sub(_basic, text)
         text = _TOKEN_FORMATS.sub(REDACTED, text)
@@ -795,7 +810,7 @@ def redact_text(
     (``https://user:pass@host``), ``Bearer`` credentials, ``Basic`` ones that decode to
     ``user:pass``, ``NAME=value`` and ``name: value`` pairs (quoted or not, in JSON objects too)
     whose name looks like a secret, and token formats that say what they are (``hf_``, ``ghp_``,
-    ``sk-``, AWS key ids, JWTs, ...).
+    ``sk-``, AWS key ids, JWTs, ...), the signature of a presigned URL, and PEM private keys.
     """
     return _Redactor(is_secret or _DEFAULT_MATCHER, known).text(text)
 

@@ -51,6 +51,15 @@ from provenance.paths import (
     names_beside,
     resolve,
 )
+from provenance.ranks import (
+    Handoff,
+    Launch,
+    detect,
+    is_ranks_folder_name,
+    wait_bound,
+    watch_writes,
+    wrote_path,
+)
 from provenance.record import (
     OUTCOME_STEPS,
     OUTPUTS_STEPS,
@@ -186,6 +195,9 @@ class Run:
         self._resolved: set[tuple[str, str]] = set()
         self._unresolved: dict[str, DeclarationError] = {}  # found at exit, by declared name
         self._entered = False
+        # Set when the launcher's environment says this process is one rank of several.
+        self._launch: Launch | None = None
+        self._handoff: Handoff | None = None
 
     # -- the script's side -------------------------------------------------------------------
 
@@ -390,6 +402,11 @@ class Run:
         if self.parent is None:
             self._guard = SignalGuard()
             self._guard.install()
+            self._launch, problem = detect(os.environ)
+            if problem is not None:
+                _warn(problem, self)
+            if self._launch is not None:
+                watch_writes()
         for kind, name, declaration, table in self._declarations():
             if isinstance(declaration, os.PathLike):
                 self._declare(table, kind, name, declaration)
@@ -441,6 +458,8 @@ class Run:
     def _end(self) -> None:
         if self._running is not None:
             self._running.release()
+        if self._handoff is not None:
+            self._handoff.release()
         if self._guard is not None:
             self._guard.restore()  # after a SIGTERM or SIGHUP this ends the process
 
@@ -577,6 +596,7 @@ class Run:
         if target is None:
             return
         base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
+        self._hand_off(base)
         facts = source._facts(cache=False)
         facts.entrypoint = self.entrypoint
         facts.shared_trainer = source.entrypoint if source is not self else self.shared_trainer
@@ -590,6 +610,73 @@ class Run:
                 self,
             )
 
+    # -- the ranks of a distributed launch (provenance.ranks) -------------------------------
+
+    def _hand_off(self, sidecar: Path) -> Handoff | None:
+        """This rank's hand-off beside ``sidecar``, its presence said, once the target is known."""
+        if self._launch is None or self._handoff is not None:
+            return self._handoff
+        self._handoff = Handoff(
+            self._launch,
+            sidecar,
+            started_ns=self.started_ns,
+            wait_s=wait_bound(os.environ),
+        )
+        try:
+            self._handoff.present()
+        except OSError as err:
+            _warn(f"could not say that rank {self._launch.rank} runs, in {sidecar}: {err}", self)
+        return self._handoff
+
+    def _write_rank(self, facts: RunFacts, target: Path, block: dict[str, Any]) -> None:
+        """Report this rank's part of the job, then assemble the job's record if it is the rank
+        to; the job's one record replaces the record each rank would have written alone."""
+        sidecar = target if is_sidecar_name(target.name) else sidecar_path_for(target)
+        handoff = self._hand_off(sidecar)
+        assert handoff is not None  # _write_facts calls this only in a launch
+        if self.embed_into is not None:
+            _warn(f"did not embed run_provenance: a job of ranks is recorded in {sidecar}", self)
+        first = self._first_output()
+        guard = self._guard
+        with guard.held() if guard is not None else nullcontext():
+            if facts.stopped or (guard is not None and guard.arrived()):
+                self._outcome = self._interrupted_while_recording()
+            facts.outcome = self._outcome
+            block.update(build_block(facts, OUTCOME_STEPS))
+            # As _placement judges it: the first output, or any output for a --manifest-out.
+            judged = (
+                [p for d in self.outputs.values() if d is not None for p in d.paths]
+                if self.manifest_out is not None
+                else [first]
+                if first is not None
+                else []
+            )
+            wrote = any(facts.written_by_run(p) for p in judged)
+            opened = sorted(
+                facts.shown(p)
+                for d in self.outputs.values()
+                if d is not None
+                for p in d.paths
+                if wrote_path(p)
+            )
+            try:
+                handoff.report(self._document(block), wrote=wrote, opened=opened)
+            except OSError as err:
+                self._trouble(SidecarWriteError(f"could not hand off to {handoff.folder}: {err}"))
+                return
+        if self._running is not None:
+            self._running.remove()
+        path = handoff.settle(
+            sidecar,
+            give_up=lambda: guard is not None and guard.stopped,
+            warn=lambda message: _warn(message, self),
+        )
+        if path is not None:
+            _tell_record_log(path, self)
+            watcher = _sidecar_watcher.get()
+            if watcher is not None:
+                watcher(path)
+
     # -- the final record --------------------------------------------------------------------
 
     def _write(self, target: Path) -> None:
@@ -600,6 +687,12 @@ class Run:
             facts.close()
 
     def _write_facts(self, facts: RunFacts) -> None:
+        if self._launch is not None:
+            target = self._target()
+            assert target is not None  # _finish checked that there is somewhere to write
+            self._warn_undeclared_beside()
+            self._write_rank(facts, target, build_block(facts))
+            return
         embedded = None
         try:
             embedded = self._embed(facts)
@@ -782,6 +875,7 @@ class Run:
                 name
                 for name in names_beside(path) - before
                 if not is_sidecar_name(name)
+                and not is_ranks_folder_name(name)
                 and os.path.join(os.path.dirname(path), name) not in declared
             )
             if appeared:

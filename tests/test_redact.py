@@ -369,6 +369,22 @@ class TestRedactText:
             ("hf_" + "a" * 34, REDACTED),
             ("key AKIAABCDEFGHIJKLMNOP used", f"key {REDACTED} used"),
             ("sk-" + "b" * 40, REDACTED),
+            ("s3://b/k?X-Amz-Signature=ab12&x=1", f"s3://b/k?X-Amz-Signature={REDACTED}&x=1"),
+            ("https://b/o?X-Goog-Signature=0a1b", f"https://b/o?X-Goog-Signature={REDACTED}"),
+            ("https://a/c?sv=1&sig=Zm9v%3D", f"https://a/c?sv=1&sig={REDACTED}"),
+            (
+                "https://s3/k?Signature=vjby%2B&Expires=1",
+                f"https://s3/k?Signature={REDACTED}&Expires=1",
+            ),
+            (
+                "k=-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- end",
+                f"k={REDACTED} end",
+            ),
+            ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl", REDACTED),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nx\n-----END PGP PRIVATE KEY BLOCK-----",
+                REDACTED,
+            ),
         ],
     )
     def test_shapes(self, text, expected):
@@ -388,6 +404,8 @@ class TestRedactText:
             "password=None",
             '{"tokenizer": "bert", "max_tokens": 512}',
             "a == b",
+            "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+            "https://h/p?signed=1&design=2&signature_file=a.sig",
             "",
         ],
     )
@@ -445,6 +463,9 @@ def test_a_known_secret_never_appears_in_text(secret, before, after):
             '{{"note": "n", "api_key": "{}"}}',
             "{{'token': '{}'}}",
             "failed with auth_token={}; retrying",
+            "fetched https://bucket.s3.amazonaws.com/m.onnx?X-Amz-Signature={}&X-Amz-Expires=60",
+            "https://acct.blob.core.windows.net/c/m.onnx?sv=2022&sig={}",
+            "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----",
         ]
     ),
 )

@@ -218,6 +218,8 @@ def metadata_row(clip: Clip, corpus: str) -> dict[str, Any]:
         "framerate": clip.fps,
         "pix_fmt": "yuv420p10le" if clip.hdr else "yuv420p",
         "color_transfer": "smpte2084" if clip.hdr else "bt709",
+        # An HDR stream also names its primaries and its mastering display's peak (cd/m2).
+        **({"color_primaries": "bt2020", "max_luminance": 1000.0} if clip.hdr else {}),
     }
 
 

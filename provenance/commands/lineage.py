@@ -191,6 +191,9 @@ class Walk:
     max_depth: int
     seen: set[str] = field(default_factory=set)
     cut_short: bool = False
+    # Each run shown, by its node's "record", in the order first met: for callers that need
+    # more of a record than the tree keeps (a model card's gates and digests).
+    records: dict[str, Record] = field(default_factory=dict)
 
 
 def trace(record: Record, walk: Walk, depth: int = 0) -> dict[str, Any]:
@@ -206,6 +209,7 @@ def trace(record: Record, walk: Walk, depth: int = 0) -> dict[str, Any]:
         node["repeated"] = any(True for _ in declared_entries(record.block["inputs"]))
         return node
     walk.seen.add(source)
+    walk.records.setdefault(node["record"], record)
     for name, entry in declared_entries(record.block["inputs"]):
         if not isinstance(entry, dict) or "path" not in entry:
             continue
@@ -298,16 +302,24 @@ def render_dot(artifact: str, node: dict[str, Any]) -> str:
     return lines_text([*body, "}"])
 
 
-def run(args: argparse.Namespace) -> int:
-    record = load(args.file, args.root)
-    # By default, the project the record is in; records beside each input are found anyway.
+def index_for(
+    record: Record, search: list[str], root: str | None, *, outside_root: bool = False
+) -> Index:
+    """The records ``record``'s lineage is traced through: those under ``search`` (by default,
+    the project the record is in; records beside each input are found anyway), and itself."""
     source = os.path.realpath(record.source)
     within_root = record.root is not None and record.boundary().admits(source)
     default = record.root if within_root and record.root is not None else record.source.parent
-    folders = [Path(d) for d in args.search] or [default]
-    boundary = record.boundary(outside_root=args.outside_root).widened(folders)
-    index = build_index(folders, args.root, boundary)
+    folders = [Path(d) for d in search] or [default]
+    boundary = record.boundary(outside_root=outside_root).widened(folders)
+    index = build_index(folders, root, boundary)
     index.add(record)
+    return index
+
+
+def run(args: argparse.Namespace) -> int:
+    record = load(args.file, args.root)
+    index = index_for(record, args.search, args.root, outside_root=args.outside_root)
     outputs = [e for _, e in declared_entries(record.block["outputs"]) if isinstance(e, dict)]
     given = Path(args.file)
     artifact = str(given) if record.source != given or not outputs else outputs[0]["path"]

@@ -39,6 +39,8 @@ def register(commands: Any) -> None:
 def summary(record: Record) -> dict[str, Any]:
     block = record.block
     outcome = block.get("outcome")
+    # Only a job of several ranks has one: the summary of any other record stays as it was.
+    launch = {"launch": block["launch"]} if "launch" in block else {}
     return {
         "record": str(record.source),
         "embedded": record.embedded,
@@ -53,7 +55,17 @@ def summary(record: Record) -> dict[str, Any]:
         "code_files": len(block["code"]),
         "state": run_state(record.source) if record.running else None,
         "running": [{"record": str(p), "state": state} for p, state in running_beside(record)],
+        **launch,
     }
+
+
+def _launch_line(launch: dict[str, Any]) -> str:
+    """``launch  openmpi, 4 ranks: rank 3 failed`` (the ranks that did not succeed)."""
+    others = [
+        f"rank {r['rank']} {r['status']}" for r in launch["ranks"] if r["status"] != "succeeded"
+    ]
+    how = ", ".join(others) if others else "every rank succeeded"
+    return f"  launch          {launch['launcher']}, {launch['world_size']} ranks: {how}"
 
 
 def _entry_line(name: str, entry: Any) -> str:
@@ -109,6 +121,8 @@ def render(info: dict[str, Any]) -> str:
             )
             state = "pass" if verdict.get("passed") else "FAIL"
             lines.append(f"    gate {gate}: {state}" + (f"  ({values})" if values else ""))
+    if "launch" in info:
+        lines.append(_launch_line(info["launch"]))
     for other in info["running"]:
         lines.append(f"  {other['state']:<15} {other['record']}  ({STATES[other['state']]})")
     for title in ("inputs", "outputs"):

@@ -1,0 +1,614 @@
+"""Distributed launches: which rank this process is, and the hand-off that leaves one record.
+
+Every rank of a job runs the same recorded ``main``. Each writes its own part (its whole record,
+outcome decided) atomically into ``X.manifest.ranks/`` beside the record; the rank that sees the
+job settled, or one rank that waits a bounded time for the rest, assembles the one record under
+the folder lock. See docs/adr/0003-distributed-launches.md for the protocol and its bounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
+from provenance.sidecar import (
+    atomic_write,
+    canonical_bytes,
+    folder_lock,
+    is_live,
+    keep_last_good,
+    read_json_object,
+    record_status,
+    side_record_path,
+)
+
+# How long the waiting rank waits for the others, in seconds (tests lower it).
+WAIT_ENVIRONMENT = "PROVENANCE_RANK_WAIT_S"
+DEFAULT_WAIT_S = 60.0
+_POLL_S = 0.05
+HANDOFF_SCHEMA = "provenance.rank/v1"
+RANKS_SUFFIX = ".ranks"
+# Statuses a rank has in the record besides the outcome statuses: it ended without reporting
+# (its process is gone), or it left no trace at all before the wait ended.
+LOST, MISSING = "lost", "missing"
+_MAX_PART = 64 * 1024 * 1024
+
+# (launcher, rank variable, size variable, variables naming the job), most specific first: a
+# torchrun inside an srun allocation has both, and RANK is the global rank.
+_SOURCES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "torch",
+        "RANK",
+        "WORLD_SIZE",
+        ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "MASTER_ADDR", "MASTER_PORT"),
+    ),
+    (
+        "openmpi",
+        "OMPI_COMM_WORLD_RANK",
+        "OMPI_COMM_WORLD_SIZE",
+        ("PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "OMPI_MCA_orte_ess_jobid"),
+    ),
+    ("pmi", "PMI_RANK", "PMI_SIZE", ("PMI_KVSNAME", "PMIX_NAMESPACE", "SLURM_JOB_ID")),
+    ("slurm", "SLURM_PROCID", "SLURM_NTASKS", ("SLURM_JOB_ID", "SLURM_STEP_ID")),
+)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a job of several ranks, as its launcher's environment says."""
+
+    launcher: str
+    rank: int
+    world_size: int
+    # What the launcher names the job by: only for telling jobs apart, never recorded.
+    job: tuple[str, ...] = ()
+
+
+def detect(environ: Mapping[str, str]) -> tuple[Launch | None, str | None]:
+    """The launch the environment describes, or None for a lone process; and a problem to warn
+    about when rank variables are present but make no sense (the run then records alone)."""
+    for launcher, rank_var, size_var, job_vars in _SOURCES:
+        if rank_var not in environ and size_var not in environ:
+            continue
+        raw_rank, raw_size = environ.get(rank_var, ""), environ.get(size_var, "")
+        try:
+            rank, size = int(raw_rank), int(raw_size)
+        except ValueError:
+            return None, (
+                f"{rank_var}={raw_rank!r} and {size_var}={raw_size!r} do not give a rank and "
+                "a world size, so this process is recorded as a run of its own"
+            )
+        if size <= 1 and rank == 0:
+            return None, None  # a world of one is an ordinary run
+        if not 0 <= rank < size:
+            return None, (
+                f"{rank_var}={rank} is not a rank of {size_var}={size}, so this process is "
+                "recorded as a run of its own"
+            )
+        if launcher == "torch":
+            launcher = "torchrun" if "TORCHELASTIC_RUN_ID" in environ else "torch.distributed"
+        job = tuple(f"{v}={environ[v]}" for v in job_vars if v in environ)
+        return Launch(launcher, rank, size, job), None
+    return None, None
+
+
+def wait_bound(environ: Mapping[str, str]) -> float:
+    """The wait bound in seconds, from ``PROVENANCE_RANK_WAIT_S`` (a bad value: the default)."""
+    try:
+        value = float(environ.get(WAIT_ENVIRONMENT, DEFAULT_WAIT_S))
+    except ValueError:
+        return DEFAULT_WAIT_S
+    return value if value >= 0 else DEFAULT_WAIT_S
+
+
+def ranks_folder(sidecar: Path) -> Path:
+    """``X.manifest.json`` -> ``X.manifest.ranks``: where the ranks of a job hand off."""
+    return sidecar.with_name(sidecar.name.removesuffix(".json") + RANKS_SUFFIX)
+
+
+def is_ranks_folder_name(name: str) -> bool:
+    return name.endswith(".manifest" + RANKS_SUFFIX)
+
+
+@dataclass
+class _View:
+    """What the hand-off folder says of every rank of the job right now."""
+
+    parts: dict[int, dict[str, Any]]
+    unreported: dict[int, str]  # rank -> RUNNING, LOST or MISSING
+
+    @property
+    def state(self) -> tuple[object, ...]:
+        return (tuple(sorted(self.parts)), tuple(sorted(self.unreported.items())))
+
+    @property
+    def settled(self) -> bool:
+        """Every rank reported, or ended without a report: nothing more can come."""
+        return all(status == LOST for status in self.unreported.values())
+
+
+class Handoff:
+    """One rank's side of the hand-off: presence, its part, and the assembly of the record."""
+
+    def __init__(
+        self,
+        launch: Launch,
+        sidecar: Path,
+        *,
+        started_ns: int,
+        wait_s: float,
+    ) -> None:
+        self.launch = launch
+        self.folder = ranks_folder(sidecar)
+        # Not argv: the ranks of an MPMD launch run different commands in one job.
+        key = json.dumps([launch.launcher, launch.world_size, *launch.job])
+        self.key = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        self.started_ns = started_ns
+        self.wait_s = wait_s
+        self._live: int | None = None
+
+    def _part(self, rank: int) -> Path:
+        return self.folder / f"rank{rank}.{self.key}.json"
+
+    def _presence(self, rank: int) -> Path:
+        return self.folder / f"rank{rank}.{self.key}.live"
+
+    def _waiter(self) -> Path:
+        return self.folder / f"waiter.{self.key}.lock"
+
+    def _fresh_ns(self) -> int:
+        # A part or presence from before this is an earlier job's: ranks of one job start
+        # within the wait bound of one another.
+        return self.started_ns - int(max(self.wait_s, 1.0) * 1e9)
+
+    def present(self) -> None:
+        """Say that this rank runs: a file it holds locked until it has reported or ended."""
+        if self._live is not None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._presence(self.launch.rank), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.utime(fd)  # its mtime says when this job's rank started
+        except OSError:
+            os.close(fd)
+            raise
+        self._live = fd
+
+    def report(self, document: dict[str, Any], *, wrote: bool, opened: list[str]) -> None:
+        """Write this rank's part, its outcome decided, atomically into the hand-off folder."""
+        part = {
+            "handoff": HANDOFF_SCHEMA,
+            "rank": self.launch.rank,
+            "world_size": self.launch.world_size,
+            "launcher": self.launch.launcher,
+            "started_ns": self.started_ns,
+            "ended_ns": time.time_ns(),
+            "wrote": wrote,
+            "opened": opened,
+            "document": document,
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._part(self.launch.rank), canonical_bytes(part), follow_symlinks=False)
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the presence lock: this rank has reported, or is ending without a part."""
+        if self._live is not None:
+            os.close(self._live)
+            self._live = None
+            with contextlib.suppress(OSError):
+                os.unlink(self._presence(self.launch.rank))
+
+    def _view(self) -> _View:
+        parts: dict[int, dict[str, Any]] = {}
+        unreported: dict[int, str] = {}
+        fresh = self._fresh_ns()
+        for rank in range(self.launch.world_size):
+            part = _read_part(self._part(rank), rank, self.launch)
+            if part is not None and part["ended_ns"] >= fresh:
+                parts[rank] = part
+                continue
+            presence = self._presence(rank)
+            try:
+                seen = os.stat(presence).st_mtime_ns >= fresh
+            except OSError:
+                seen = False
+            unreported[rank] = (RUNNING if is_live(presence) else LOST) if seen else MISSING
+        return _View(parts, unreported)
+
+    def settle(
+        self, target: Path, *, give_up: Callable[[], bool], warn: Callable[[str], None]
+    ) -> Path | None:
+        """After ``report``: assemble the job's record if this rank is the one to; return where
+        it went, or None when another rank assembles it (or already has).
+
+        Every check runs under the folder lock, so a part written before a check is seen by it:
+        either the job is settled and this rank writes the record, or one rank (the holder of
+        the waiter lock) waits up to the bound and then writes what is known.
+        """
+        waiter: int | None = None
+        deadline = time.monotonic() + self.wait_s
+        last: tuple[object, ...] = ()
+        try:
+            while True:
+                with folder_lock(target.parent, give_up=give_up) as locked:
+                    if not locked:
+                        warn(f"assembling without the lock on {target.parent}")
+                    if not self._part(self.launch.rank).exists():
+                        return None  # the job's complete record is written: parts consumed
+                    view = self._view()
+                    moved = view.state != last
+                    if moved:
+                        # A rank reported or ended: the job is moving, so the bound restarts.
+                        last, deadline = view.state, time.monotonic() + self.wait_s
+                    if not view.settled and waiter is None:
+                        waiter = _try_lock(self._waiter())
+                        if waiter is None:
+                            return None  # the waiting rank will assemble this part too
+                    stopping = give_up()
+                    if view.settled or stopping or time.monotonic() >= deadline:
+                        return self._assemble(target, view, warn, stopping=stopping)
+                    if moved:
+                        # What is known so far, in case the launcher kills every rank now:
+                        # torchrun and mpirun follow SIGTERM with SIGKILL within seconds.
+                        self._assemble(target, view, warn, final=False)
+                time.sleep(_POLL_S)
+        finally:
+            if waiter is not None:
+                os.close(waiter)
+
+    def _assemble(
+        self,
+        target: Path,
+        view: _View,
+        warn: Callable[[str], None],
+        *,
+        final: bool = True,
+        stopping: bool = False,
+    ) -> Path | None:
+        """Write the job's record from what the view holds; called with the folder lock held.
+
+        A record that is not ``final`` is written only where it takes no earlier job's place
+        and no successful record's: a job that then succeeds leaves what a single run leaves.
+        """
+        if not final and record_status(target) == SUCCEEDED:
+            return None
+        try:
+            document = assemble(self.launch, view.parts, view.unreported, stopping=stopping)
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            # The parts sit in a folder anyone may write to: one not of our shape is no reason
+            # to fail the rank that reads it.
+            warn(
+                f"could not assemble the job's record from {self.folder}: a part is malformed "
+                f"({type(err).__name__}: {err})"
+            )
+            return None
+        status = document["run_provenance"]["outcome"]["status"]
+        wrote = any(part["wrote"] for part in view.parts.values())
+        path = target
+        if not wrote and os.path.lexists(target):
+            if status == RUNNING or not final:
+                return None  # nothing to set beside an earlier record yet: a late rank will
+            path = side_record_path(target, status)
+            warn(
+                f"kept the earlier sidecar {target} (this {status} job wrote none of its "
+                f"outputs); the job's record is {path}"
+            )
+        if path == target and status != SUCCEEDED:
+            keep_last_good(target)
+        atomic_write(path, canonical_bytes(document), follow_symlinks=False)
+        if view.settled:
+            self._clean()
+        return path
+
+    def _clean(self) -> None:
+        """The record holds every rank that will ever report: the hand-off files have served."""
+        for rank in range(self.launch.world_size):
+            for path in (self._part(rank), self._presence(rank)):
+                if path.exists() and not is_live(path):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+        with contextlib.suppress(OSError):
+            self._waiter().unlink()
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()  # only when nothing else is left in it
+
+
+def _try_lock(path: Path) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_part(path: Path, rank: int, launch: Launch) -> dict[str, Any] | None:
+    """A rank's part, when it is one of this job's shape; anything else counts as no part."""
+    found = read_json_object(path, limit=_MAX_PART)
+    if found is None:
+        return None
+    part = found[1]
+    document = part.get("document")
+    block = document.get("run_provenance") if isinstance(document, dict) else None
+    if (
+        part.get("handoff") != HANDOFF_SCHEMA
+        or part.get("rank") != rank
+        or part.get("world_size") != launch.world_size
+        or not isinstance(part.get("ended_ns"), int)
+        or not isinstance(part.get("wrote"), bool)
+        or not isinstance(block, dict)
+        or not isinstance(block.get("outcome"), dict)
+    ):
+        return None
+    return part
+
+
+# -- the one record of a job -------------------------------------------------------------------
+
+
+def assemble(
+    launch: Launch,
+    parts: Mapping[int, dict[str, Any]],
+    unreported: Mapping[int, str],
+    *,
+    stopping: bool = False,
+) -> dict[str, Any]:
+    """The job's record from the ranks' parts: the same parts give the same bytes, whichever
+    rank assembles them. ``stopping``: the assembling rank was told to end by a signal."""
+    order = sorted(parts)
+    documents = [parts[r]["document"] for r in order]
+    blocks = [d["run_provenance"] for d in documents]
+    fields: dict[str, Any] = {}
+    for document in reversed(documents):  # the lowest rank's value wins
+        fields.update({k: v for k, v in document.items() if k != "run_provenance"})
+    block = {k: v for k, v in blocks[0].items() if k not in ("inputs", "outputs", "outcome")}
+    opened = [{str(p) for p in parts[r].get("opened", ())} for r in order]
+    for table, outputs in (("inputs", False), ("outputs", True)):
+        slots = [b.get(table) for b in blocks]
+        block[table] = _merge_slots(order, slots, opened, outputs=outputs)
+    ranks = _rank_entries(launch, parts, unreported, stopping=stopping)
+    block["outcome"] = _job_outcome(ranks, [b["outcome"] for b in blocks])
+    block["launch"] = {
+        "launcher": launch.launcher,
+        "world_size": launch.world_size,
+        "ranks": ranks,
+    }
+    return {**fields, "run_provenance": block}
+
+
+def _rank_entries(
+    launch: Launch,
+    parts: Mapping[int, dict[str, Any]],
+    unreported: Mapping[int, str],
+    *,
+    stopping: bool,
+) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for rank in range(launch.world_size):
+        if rank in parts:
+            outcome = parts[rank]["document"]["run_provenance"]["outcome"]
+            entries.append(
+                {
+                    "rank": rank,
+                    "status": outcome.get("status"),
+                    "exit_code": outcome.get("exit_code"),
+                    "error": outcome.get("error"),
+                }
+            )
+        else:
+            entries.append({"rank": rank, "status": unreported[rank], "exit_code": None})
+    ended_badly = [e["rank"] for e in entries if e["status"] in (FAILED, INTERRUPTED)]
+    for entry in entries:
+        status = entry["status"]
+        if status == LOST and ended_badly:
+            # Its process ended without a word after another rank's failure: the launcher
+            # tearing the job down (torchrun, mpirun and srun all do) is what ends it.
+            first = ended_badly[0]
+            entry["status"] = INTERRUPTED
+            entry["error"] = None
+            entry["unreported"] = (
+                f"its process ended without reporting after rank {first} ended: killed by the "
+                "launcher with a signal that cannot be caught"
+            )
+        elif status == LOST:
+            entry["error"] = {
+                "type": "provenance.RankLost",
+                "message": (
+                    f"rank {entry['rank']} ended without reporting its outcome: killed by a "
+                    "signal that cannot be caught (SIGKILL, the OOM killer)"
+                ),
+            }
+            entry["unreported"] = "its process ended without reporting"
+        elif status == MISSING:
+            entry["error"] = {
+                "type": "provenance.RankMissing",
+                "message": f"rank {entry['rank']} left no trace before the wait ended",
+            }
+            entry["unreported"] = "no trace of it before the wait ended"
+        elif status == RUNNING and stopping and ended_badly:
+            # The launcher is tearing the job down: the signal that ends the waiting rank is
+            # the one that ends this rank too.
+            entry["status"] = INTERRUPTED
+            entry["error"] = None
+            entry["unreported"] = (
+                f"still running when the launcher stopped the job after rank {ended_badly[0]} ended"
+            )
+        elif status == RUNNING:
+            entry["error"] = None
+            entry["unreported"] = "still running when this record was written"
+    return entries
+
+
+def _job_outcome(ranks: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Failed if any rank failed (the lowest such rank's code and error), else interrupted,
+    else failed for a rank lost or missing, else running while one runs, else succeeded."""
+    gates: dict[str, Any] = {}
+    for outcome in reversed(outcomes):
+        for name, verdict in (outcome.get("gates") or {}).items():
+            passed = bool(verdict.get("passed")) and gates.get(name, {}).get("passed", True)
+            gates[name] = {**verdict, "passed": passed}
+    gates = dict(sorted(gates.items()))
+    for wanted, status in (
+        (FAILED, FAILED),
+        (INTERRUPTED, INTERRUPTED),
+        (LOST, FAILED),
+        (MISSING, FAILED),
+    ):
+        # A rank that reported its own code comes before one killed without a word.
+        culprits = sorted(
+            (r for r in ranks if r["status"] == wanted),
+            key=lambda r: (not isinstance(r["exit_code"], int), r["rank"]),
+        )
+        if culprits:
+            first = culprits[0]
+            code = first["exit_code"] if isinstance(first["exit_code"], int) else 1
+            return {
+                "status": status,
+                "exit_code": code,
+                "error": first.get("error"),
+                "gates": gates,
+                "rank": first["rank"],
+            }
+    if any(r["status"] == RUNNING for r in ranks):
+        return {"status": RUNNING, "exit_code": None, "error": None, "gates": gates}
+    return {"status": SUCCEEDED, "exit_code": 0, "error": None, "gates": gates}
+
+
+def _entries(slot: Any) -> list[dict[str, Any]]:
+    if isinstance(slot, dict):
+        return [slot]
+    if isinstance(slot, list):
+        return [e for e in slot if isinstance(e, dict)]
+    return []
+
+
+def _merge_slots(
+    order: list[int], tables: list[Any], opened: list[set[str]], *, outputs: bool
+) -> dict[str, Any]:
+    """One table of declared paths for the job: a path all ranks declared is one entry, a path
+    only some declared (``log.rank3.txt``) is one entry among the slot's list, and an output
+    entry says which ranks wrote it."""
+    names: list[str] = []
+    for table in tables:
+        for name in table if isinstance(table, dict) else {}:
+            if name not in names:
+                names.append(name)
+    merged: dict[str, Any] = {}
+    for name in names:
+        slots = [t.get(name) if isinstance(t, dict) else None for t in tables]
+        by_path: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for rank, slot in zip(order, slots, strict=True):
+            for entry in _entries(slot):
+                by_path.setdefault(str(entry.get("path")), []).append((rank, entry))
+        if not by_path:
+            merged[name] = None
+            continue
+        entries = [
+            _merged_entry(path, seen, opened, order, outputs=outputs)
+            for path, seen in by_path.items()
+        ]
+        single = len(entries) == 1 and all(isinstance(s, dict) for s in slots)
+        merged[name] = entries[0] if single else entries
+    return merged
+
+
+def _merged_entry(
+    path: str,
+    seen: list[tuple[int, dict[str, Any]]],
+    opened: list[set[str]],
+    order: list[int],
+    *,
+    outputs: bool,
+) -> dict[str, Any]:
+    """The job's entry for one path from every rank's entry of it.
+
+    Every rank that ran while another wrote a shared output sees it change; the ranks that also
+    opened it for writing (or renamed a file onto it) are the ones credited. Where no rank's
+    process saw that (a writer in C), every rank that saw the change is named, and the entry
+    says that whose bytes these are is not known.
+    """
+    flag = "written_by_run" if outputs else "changed_during_run"
+    changed = [(r, e) for r, e in seen if e.get(flag)]
+    writers = [(r, e) for r, e in changed if path in opened[order.index(r)]] or changed
+    # The bytes as a writer measured them after writing; else as the lowest rank saw them.
+    entry = dict(writers[0][1] if writers else seen[0][1])
+    if flag in entry:
+        entry[flag] = bool(changed)
+    if not outputs or not entry.get("exists"):
+        return entry
+    entry["written_by_ranks"] = [r for r, _ in writers]
+    if len(writers) > 1:
+        entry["concurrent_writers"] = True
+    return entry
+
+
+# -- which declared outputs this process wrote --------------------------------------------------
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_written: set[str] = set()
+_watching = False
+
+
+def _heard(event: str, args: tuple[Any, ...]) -> None:
+    # Runs on every audited event of the process: the cheapest test first.
+    if event == "open":
+        path, mode, flags = args
+        if isinstance(mode, str):
+            if not any(c in mode for c in "wax+"):
+                return
+        elif not (isinstance(flags, int) and flags & _WRITE_FLAGS):
+            return
+    elif event == "os.rename":
+        path = args[1]
+    else:
+        return
+    if isinstance(path, (str, bytes, os.PathLike)):
+        with contextlib.suppress(TypeError, ValueError):
+            _written.add(os.path.abspath(os.fsdecode(path)))
+
+
+def watch_writes() -> None:
+    """From now on, note every path this process opens for writing or renames a file onto.
+
+    A Python audit hook (PEP 578) hears ``open()``, ``os.open`` and ``os.replace`` wherever they
+    are called, torch.save and numpy.save included; it cannot be removed, so it is added once,
+    and only in a rank of a launch.
+    """
+    global _watching
+    _written.clear()
+    if not _watching:
+        sys.addaudithook(_heard)
+        _watching = True
+
+
+def wrote_path(path: str) -> bool:
+    """Whether this process opened ``path``, or a file under it, for writing since watching."""
+    root = os.path.abspath(path)
+    inside = root.rstrip(os.sep) + os.sep
+    return any(p == root or p.startswith(inside) for p in _written)
+
+
+def parts_of(folder: Path) -> Iterator[Path]:
+    """The hand-off files in a ranks folder (for tests and tools that look at what is left)."""
+    pattern = re.compile(r"(rank\d+\.[0-9a-f]{16}\.(json|live)|waiter\.[0-9a-f]{16}\.lock)")
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(folder)):
+            if pattern.fullmatch(name):
+                yield folder / name

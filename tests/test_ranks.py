@@ -1,0 +1,491 @@
+"""Distributed launches: N real processes with each launcher's variables leave one record."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.ranks import (
+    HANDOFF_SCHEMA,
+    WAIT_ENVIRONMENT,
+    Handoff,
+    Launch,
+    assemble,
+    detect,
+    parts_of,
+    ranks_folder,
+)
+from tests.conftest import (
+    ROOT,
+    fake_path,
+    load_sidecar,
+    run_python,
+    sidecar_bytes,
+    sidecar_of,
+)
+
+# Ranks that settle end the wait at once; only a rank that never shows waits it out.
+WAIT_S = "20"
+
+
+def torchrun_env(rank: int, size: int) -> dict[str, str]:
+    return {
+        "RANK": str(rank),
+        "WORLD_SIZE": str(size),
+        "LOCAL_RANK": str(rank),
+        "TORCHELASTIC_RUN_ID": "job-7",
+    }
+
+
+def slurm_env(rank: int, size: int) -> dict[str, str]:
+    return {"SLURM_PROCID": str(rank), "SLURM_NTASKS": str(size), "SLURM_JOB_ID": "4242"}
+
+
+def ompi_env(rank: int, size: int) -> dict[str, str]:
+    return {"OMPI_COMM_WORLD_RANK": str(rank), "OMPI_COMM_WORLD_SIZE": str(size)}
+
+
+def pmi_env(rank: int, size: int) -> dict[str, str]:
+    return {"PMI_RANK": str(rank), "PMI_SIZE": str(size)}
+
+
+def base_env(wait: str = WAIT_S) -> dict[str, str]:
+    """The suite's environment (no launch variables: conftest drops them), the bound lowered."""
+    return dict(os.environ, PYTHONPATH=str(ROOT), **{WAIT_ENVIRONMENT: wait})
+
+
+@dataclass
+class Job:
+    out: Path
+    codes: list[int]
+    stderr: list[str]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return load_sidecar(sidecar_of(self.out))["run_provenance"]
+
+    def left_beside(self) -> list[str]:
+        """Every name in the folder that is neither an artifact nor the one record."""
+        keep = {self.out.name, sidecar_of(self.out).name, "ready"}
+        return sorted(
+            n
+            for n in os.listdir(self.out.parent)
+            if n not in keep and not (n.startswith("log.rank") and n.endswith(".txt"))
+        )
+
+
+def launch(
+    out: Path,
+    size: int,
+    env_of: Callable[[int, int], dict[str, str]],
+    *argv: object,
+    ranks: range | None = None,
+    wait: str = WAIT_S,
+    launcher: Callable[[list[subprocess.Popen[str]]], None] | None = None,
+    extra: dict[str, str] | None = None,
+) -> Job:
+    """Start ``size`` ranks of the fake as real processes, as a launcher does; wait for all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(fake_path("ranked")), "--out", str(out), *map(str, argv)]
+    procs = [
+        subprocess.Popen(
+            command,
+            env=dict(base_env(wait), **env_of(rank, size), **(extra or {})),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (ranks if ranks is not None else range(size))
+    ]
+    if launcher is not None:
+        launcher(procs)
+    stderr = [p.communicate(timeout=120)[1] for p in procs]
+    return Job(out, [p.returncode for p in procs], stderr)
+
+
+def entries(slot: Any) -> list[dict[str, Any]]:
+    return slot if isinstance(slot, list) else [slot]
+
+
+def statuses(record: dict[str, Any]) -> list[str]:
+    return [r["status"] for r in record["launch"]["ranks"]]
+
+
+class TestDetect:
+    @pytest.mark.parametrize(
+        ("env_of", "launcher"),
+        [
+            (torchrun_env, "torchrun"),
+            (slurm_env, "slurm"),
+            (ompi_env, "openmpi"),
+            (pmi_env, "pmi"),
+        ],
+    )
+    def test_each_launcher(self, env_of: Callable[[int, int], dict[str, str]], launcher: str):
+        found, problem = detect(env_of(3, 8))
+        assert problem is None
+        assert found is not None
+        assert (found.launcher, found.rank, found.world_size) == (launcher, 3, 8)
+
+    def test_rank_variables_without_torchelastic_are_torch_distributed(self):
+        found, _ = detect({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})
+        assert found is not None
+        assert found.launcher == "torch.distributed"
+
+    def test_torchrun_inside_slurm_takes_the_global_rank(self):
+        env = {**slurm_env(1, 2), **torchrun_env(5, 8)}
+        found, _ = detect(env)
+        assert found is not None
+        assert (found.launcher, found.rank) == ("torchrun", 5)
+
+    @pytest.mark.parametrize("env", [{}, {"RANK": "0", "WORLD_SIZE": "1"}, slurm_env(0, 1)])
+    def test_a_world_of_one_is_an_ordinary_run(self, env: dict[str, str]):
+        assert detect(env) == (None, None)
+
+    @pytest.mark.parametrize(
+        "env", [{"RANK": "x", "WORLD_SIZE": "4"}, {"PMI_RANK": "4", "PMI_SIZE": "4"}]
+    )
+    def test_nonsense_is_warned_about_and_recorded_alone(self, env: dict[str, str]):
+        found, problem = detect(env)
+        assert found is None
+        assert problem is not None
+
+
+@pytest.fixture(scope="module")
+def alone_records(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    out = tmp_path_factory.mktemp("alone") / "model.json"
+    found = []
+    for extra in ({}, {"RANK": "0", "WORLD_SIZE": "1"}, slurm_env(0, 1)):
+        proc = subprocess.run(
+            [sys.executable, str(fake_path("ranked")), "--out", str(out), "--logs"],
+            env=dict(base_env(), **extra),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        found.append(sidecar_bytes(sidecar_of(out)))
+        assert sorted(os.listdir(out.parent)) == [
+            "log.rank0.txt",
+            "model.json",
+            "model.json.manifest.json",
+        ]
+    return found
+
+
+class TestNoLaunch:
+    """Without rank variables, or in a world of one, a run is recorded as it always was."""
+
+    def test_world_of_one_is_byte_identical_to_no_launch(self, alone_records: list[bytes]):
+        assert alone_records[1] == alone_records[0]
+        assert alone_records[2] == alone_records[0]
+
+    def test_no_launch_block_and_no_rank_fields(self, alone_records: list[bytes]):
+        text = alone_records[0].decode()
+        assert '"launch"' not in text
+        assert "written_by_ranks" not in text
+        assert '"rank"' not in text
+
+
+@pytest.fixture(scope="module")
+def all_succeed(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    """Four torchrun ranks, rank 0 saves the model, each rank writes its own log."""
+    return launch(tmp_path_factory.mktemp("ok") / "model.json", 4, torchrun_env, "--logs")
+
+
+class TestEveryRankSucceeds:
+    def test_exit_codes_are_the_ranks_own(self, all_succeed: Job):
+        assert all_succeed.codes == [0, 0, 0, 0], all_succeed.stderr
+
+    def test_one_record_and_nothing_left_beside_it(self, all_succeed: Job):
+        assert all_succeed.left_beside() == []
+        assert not ranks_folder(sidecar_of(all_succeed.out)).exists()
+
+    def test_launcher_world_size_and_every_rank_outcome(self, all_succeed: Job):
+        record = all_succeed.record
+        assert record["launch"]["launcher"] == "torchrun"
+        assert record["launch"]["world_size"] == 4
+        assert statuses(record) == ["succeeded"] * 4
+        assert record["outcome"]["status"] == "succeeded"
+        assert record["outcome"]["exit_code"] == 0
+
+    def test_the_model_is_credited_to_rank_0_alone(self, all_succeed: Job):
+        model = all_succeed.record["outputs"]["model"]
+        assert model["written_by_run"] is True
+        assert model["written_by_ranks"] == [0]
+        assert "concurrent_writers" not in model
+
+    def test_each_log_is_credited_to_the_rank_that_wrote_it(self, all_succeed: Job):
+        logs = entries(all_succeed.record["outputs"]["log"])
+        assert [(Path(e["path"]).name, e["written_by_ranks"]) for e in logs] == [
+            (f"log.rank{r}.txt", [r]) for r in range(4)
+        ]
+
+    def test_no_run_id_host_or_pid_in_the_record(self, all_succeed: Job):
+        text = sidecar_of(all_succeed.out).read_text()
+        assert "job-7" not in text
+        assert os.uname().nodename not in text
+        assert "ended_ns" not in text
+        assert "started_ns" not in text
+
+
+class TestShow:
+    def test_show_names_the_launch_and_the_ranks_that_did_not_succeed(self, rank3_fails: Job):
+        proc = run_python("-m", "provenance", "show", rank3_fails.out)
+        assert proc.returncode == 0, proc.stderr
+        assert "  launch          slurm, 4 ranks: rank 3 failed\n" in proc.stdout
+
+    def test_show_json_carries_the_launch(self, all_succeed: Job):
+        proc = run_python("-m", "provenance", "show", "--json", all_succeed.out)
+        assert json.loads(proc.stdout)["launch"]["world_size"] == 4
+
+    def test_show_of_a_lone_run_has_no_launch(self, alone_records: list[bytes], tmp_path: Path):
+        out = tmp_path / "model.json"
+        sidecar_of(out).write_bytes(alone_records[0])
+        proc = run_python("-m", "provenance", "show", "--json", out)
+        assert "launch" not in json.loads(proc.stdout)
+
+
+class TestRankZeroFirstOrLast:
+    def test_same_record_whether_rank_0_ends_first_or_last(self, tmp_path: Path):
+        out = tmp_path / "model.json"
+        records = []
+        for late in ("0:1.5", "1:1.5"):  # rank 0 ends last, then first
+            job = launch(out, 3, slurm_env, extra={"RANKED_LATE": late})
+            assert job.codes == [0, 0, 0], job.stderr
+            assert job.left_beside() == []
+            records.append(sidecar_bytes(sidecar_of(out)))
+            assert statuses(job.record) == ["succeeded"] * 3
+            assert job.record["outputs"]["model"]["written_by_ranks"] == [0]
+        assert records[0] == records[1]
+
+    def test_every_rank_saving_the_model_says_whose_bytes_are_unknown(self, tmp_path: Path):
+        job = launch(tmp_path / "model.json", 3, pmi_env, "--save-rank", "-1")
+        model = job.record["outputs"]["model"]
+        assert model["written_by_ranks"] == [0, 1, 2]
+        assert model["concurrent_writers"] is True
+
+
+@pytest.fixture(scope="module")
+def rank3_fails(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    return launch(tmp_path_factory.mktemp("fail") / "model.json", 4, slurm_env, "--fail-rank", "3")
+
+
+class TestOneRankFails:
+    def test_exit_codes_are_the_ranks_own(self, rank3_fails: Job):
+        assert rank3_fails.codes == [0, 0, 0, 1]
+        assert "rank 3 ran out of memory" in rank3_fails.stderr[3]
+
+    def test_the_job_failed_with_rank_3s_error(self, rank3_fails: Job):
+        outcome = rank3_fails.record["outcome"]
+        assert outcome["status"] == "failed"
+        assert outcome["exit_code"] == 1
+        assert outcome["rank"] == 3
+        assert outcome["error"] == {
+            "type": "RuntimeError",
+            "message": "rank 3 ran out of memory",
+        }
+
+    def test_rank_0_returned_0_and_says_so(self, rank3_fails: Job):
+        assert statuses(rank3_fails.record) == ["succeeded"] * 3 + ["failed"]
+        assert rank3_fails.left_beside() == []
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _tear_down_after_failure(
+    ready: Path, signum: int
+) -> Callable[[list[subprocess.Popen[str]]], None]:
+    """What torchrun and mpirun do: when a rank fails, stop the ranks still running."""
+
+    def launcher(procs: list[subprocess.Popen[str]]) -> None:
+        _wait_for(ready / "rank2")  # rank 2 is under way, its presence said
+        procs[1].wait(timeout=60)
+        procs[2].send_signal(signum)
+
+    return launcher
+
+
+class TestKilledRanks:
+    def test_a_rank_killed_by_sigkill_alone_is_lost(self, tmp_path: Path):
+        job = launch(tmp_path / "model.json", 3, ompi_env, "--kill-rank", "2")
+        assert job.codes == [0, 0, -signal.SIGKILL]
+        record = job.record
+        assert record["launch"]["launcher"] == "openmpi"
+        assert statuses(record) == ["succeeded", "succeeded", "lost"]
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["rank"] == 2
+        assert record["outcome"]["error"]["type"] == "provenance.RankLost"
+        assert job.left_beside() == []
+
+    def test_a_rank_the_launcher_terminates_after_another_failed_is_interrupted(
+        self, tmp_path: Path
+    ):
+        ready = tmp_path / "ready"
+        ready.mkdir()
+        args = ("--fail-rank", "1", "--hang-rank", "2", "--ready", ready)
+        job = launch(
+            tmp_path / "model.json",
+            3,
+            pmi_env,
+            *args,
+            launcher=_tear_down_after_failure(ready, signal.SIGTERM),
+        )
+        assert job.codes == [0, 1, -signal.SIGTERM]
+        record = job.record
+        assert statuses(record) == ["succeeded", "failed", "interrupted"]
+        assert record["launch"]["ranks"][2]["exit_code"] == 143
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["rank"] == 1
+        assert job.left_beside() == []
+
+    def test_a_rank_the_launcher_kills_after_another_failed_is_interrupted(self, tmp_path: Path):
+        ready = tmp_path / "ready"
+        ready.mkdir()
+        args = ("--fail-rank", "1", "--hang-rank", "2", "--ready", ready)
+        job = launch(
+            tmp_path / "model.json",
+            3,
+            torchrun_env,
+            *args,
+            launcher=_tear_down_after_failure(ready, signal.SIGKILL),
+        )
+        assert job.codes == [0, 1, -signal.SIGKILL]
+        record = job.record
+        rank2 = record["launch"]["ranks"][2]
+        assert rank2["status"] == "interrupted"
+        assert "after rank 1 ended" in rank2["unreported"]
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["error"]["message"] == "rank 1 ran out of memory"
+
+    def test_a_rank_that_never_shows_is_missing_after_the_bound(self, tmp_path: Path):
+        job = launch(tmp_path / "model.json", 3, torchrun_env, ranks=range(2), wait="1")
+        assert job.codes == [0, 0]
+        record = job.record
+        assert statuses(record) == ["succeeded", "succeeded", "missing"]
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["error"]["type"] == "provenance.RankMissing"
+        # Rank 2 may still come: the parts stay for it, and nothing else.
+        left = [p.name for p in parts_of(ranks_folder(sidecar_of(job.out)))]
+        assert [n.split(".")[0] for n in left] == ["rank0", "rank1", "waiter"]
+
+
+class TestHostileParts:
+    def test_a_malformed_part_warns_and_fails_no_rank(self, tmp_path: Path):
+        out = tmp_path / "model.json"
+        folder = ranks_folder(sidecar_of(out))
+        folder.mkdir(parents=True)
+        key = Handoff(Launch("pmi", 0, 2, ()), sidecar_of(out), started_ns=0, wait_s=1).key
+        document = {"run_provenance": {"outcome": {"gates": "not a table"}}}
+        part = {
+            "handoff": HANDOFF_SCHEMA,
+            "rank": 1,
+            "world_size": 2,
+            "ended_ns": 2**62,
+            "wrote": False,
+            "document": document,
+        }
+        (folder / f"rank1.{key}.json").write_text(json.dumps(part))
+        job = launch(out, 2, pmi_env, ranks=range(1))
+        assert job.codes == [0]
+        assert "a part is malformed" in job.stderr[0]
+
+
+class TestAssemble:
+    def _part(self, rank: int, status: str, code: int, path: str) -> dict[str, Any]:
+        entry = {"path": path, "exists": True, "kind": "file", "written_by_run": True}
+        outcome = {"status": status, "exit_code": code, "error": None, "gates": {}}
+        block = {"outputs": {"model": entry}, "inputs": {}, "outcome": outcome}
+        return {"wrote": True, "opened": [], "document": {"run_provenance": block}}
+
+    def test_the_same_parts_give_the_same_record_in_any_order(self):
+        launch_ = Launch("slurm", 0, 3, ())
+        parts = {r: self._part(r, "succeeded", 0, "m") for r in range(3)}
+        forward = assemble(launch_, parts, {})
+        backward = assemble(launch_, dict(reversed(parts.items())), {})
+        assert json.dumps(forward, sort_keys=True) == json.dumps(backward, sort_keys=True)
+        # No rank opened it (a writer in C): every rank that saw it change is named.
+        assert forward["run_provenance"]["outputs"]["model"]["concurrent_writers"] is True
+
+
+def mpirun(ranks: int) -> list[str]:
+    """``mpirun -n RANKS --oversubscribe python``: more ranks than cores, as on a laptop."""
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    return ["mpirun", *root, "-n", str(ranks), "--oversubscribe", sys.executable]
+
+
+@pytest.fixture(scope="module")
+def mpirun_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    out = tmp_path_factory.mktemp("mpi") / "model.json"
+    command = [
+        *mpirun(4),
+        str(fake_path("ranked")),
+        "--out",
+        str(out),
+        "--logs",
+    ]
+    proc = subprocess.run(
+        command,
+        env=base_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    return Job(out, [proc.returncode], [proc.stderr])
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI's mpirun is not installed")
+class TestMpirun:
+    def test_mpirun_leaves_one_record_of_four_ranks(self, mpirun_job: Job):
+        job = mpirun_job
+        assert job.codes == [0], job.stderr
+        record = job.record
+        assert record["launch"]["launcher"] == "openmpi"
+        assert statuses(record) == ["succeeded"] * 4
+        assert record["outputs"]["model"]["written_by_ranks"] == [0]
+        logs = entries(record["outputs"]["log"])
+        assert [e["written_by_ranks"] for e in logs] == [[0], [1], [2], [3]]
+        assert job.left_beside() == []
+
+    def test_mpirun_tearing_the_job_down_after_a_failure(self, tmp_path: Path):
+        ready = tmp_path / "ready"
+        ready.mkdir()
+        out = tmp_path / "model.json"
+        args = ("--fail-rank", "1", "--hang-rank", "2", "--ready", ready, "--ranks", "3")
+        proc = subprocess.run(
+            [*mpirun(3), str(fake_path("ranked")), "--out", str(out), *map(str, args)],
+            env=base_env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert proc.returncode != 0
+        record = load_sidecar(sidecar_of(out))["run_provenance"]
+        assert statuses(record)[1:] == ["failed", "interrupted"]
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["rank"] == 1
+        assert record["outcome"]["error"]["message"] == "rank 1 ran out of memory"
