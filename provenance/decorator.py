@@ -15,7 +15,7 @@ import wrapt
 from provenance.environment import EnvironmentDeclaration, declared
 from provenance.errors import ProvenanceError
 from provenance.hashing import HashPolicy
-from provenance.paths import Declarations
+from provenance.paths import Declaration, Declarations
 from provenance.run import ManifestDeclaration, Run, RunSpec
 
 P = ParamSpec("P")
@@ -53,6 +53,7 @@ class RecordedRun:
             wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             run = Run(spec, defined_in, _given_argv(wrapped, args, kwargs))
+            run.given = (args, kwargs)
             with run:
                 result = wrapped(*args, **kwargs)
                 run.returned(result)
@@ -115,6 +116,7 @@ def recorded_run(
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
     environment: EnvironmentDeclaration = None,
+    config: Declaration | None = None,
 ) -> RecordedRun: ...
 
 
@@ -131,6 +133,7 @@ def recorded_run(
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
     environment: EnvironmentDeclaration = None,
+    config: Declaration | None = None,
 ) -> Callable[P, R] | RecordedRun:
     """Record every run of a script's ``main`` in a provenance sidecar.
 
@@ -139,6 +142,8 @@ def recorded_run(
     callable) when given, else beside the first declared output. ``embed_into`` names an
     output JSON object that also receives the block. ``redact`` adds secret option names.
     ``environment`` (True, or names of environment variables) records the environment too.
+    ``config`` names the option (or callable) giving a config file the script reads, recorded
+    with its digests like the config files a framework reads.
     """
     spec = RunSpec(
         inputs=dict(inputs or {}),
@@ -150,6 +155,7 @@ def recorded_run(
         hash_policy=hash_policy or HashPolicy(),
         root=os.fspath(root) if root is not None else None,
         environment=declared(environment),
+        config=config,
     )
     declaration = RecordedRun(spec)
     return declaration(func) if func is not None else declaration

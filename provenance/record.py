@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.code import imported_project_modules
+from provenance.config_files import read_configs
 from provenance.digest_cache import DigestCache
 from provenance.environment import EnvironmentDeclaration, declared, evidence, requested
 from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
@@ -73,6 +74,11 @@ class RunFacts:
     # Variables named for the environment evidence; None records none (see environment.py).
     environment: tuple[str, ...] | None = None
     _environment: dict[str, Any] | None = None
+    # What a CLI or config framework resolved (provenance.capture): the command path for
+    # subcommands, the resolved config, and the config files it read.
+    command: str | None = None
+    config: dict[str, Any] | None = None
+    config_files: list[str] = field(default_factory=list)
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -169,7 +175,7 @@ def _code(facts: RunFacts) -> dict[str, Any]:
 
 
 def _known_secrets(facts: RunFacts) -> tuple[str, ...]:
-    return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets)
+    return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets, facts.config)
 
 
 def _arguments(facts: RunFacts) -> dict[str, Any]:
@@ -177,6 +183,24 @@ def _arguments(facts: RunFacts) -> dict[str, Any]:
     argv = redact_argv(facts.argv, facts.parsers, facts.secrets, args=facts.args, known=known)
     args = redact_args(normalize(facts.args, facts.root), facts.secrets, facts.parsers)
     return redact_block({"argv": argv, "args": args}, facts.secrets, known)
+
+
+def _configuration(facts: RunFacts) -> dict[str, Any]:
+    """The command path and, when a config file was read, the files and the resolved config."""
+    part: dict[str, Any] = {}
+    if facts.command is not None:
+        part["command"] = facts.command
+    if facts.config is not None or facts.config_files:
+        # With no framework config (the config= option), the files' own content is the config,
+        # when it can be read; else what the run went on with is its parsed arguments.
+        resolved = facts.config
+        if resolved is None:
+            resolved = read_configs(facts.config_files)
+        part["config"] = {
+            "files": [_input_entry(facts, p) for p in facts.config_files],
+            "resolved": normalize(facts.args if resolved is None else resolved, facts.root),
+        }
+    return redact_block(part, facts.secrets, _known_secrets(facts))
 
 
 def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
@@ -268,6 +292,7 @@ PIPELINE: tuple[Step, ...] = (
     _identity,
     _code,
     _arguments,
+    _configuration,
     _paths,
     _hash_policy,
     _environment,

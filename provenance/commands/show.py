@@ -50,6 +50,7 @@ def summary(record: Record) -> dict[str, Any]:
         "outcome": outcome,
         "inputs": dict(declared_entries(block["inputs"])),
         "outputs": dict(declared_entries(block["outputs"])),
+        "config_files": list((block.get("config") or {}).get("files", [])),
         "fields": record.fields,
         "code_files": len(block["code"]),
         "state": run_state(record.source) if record.running else None,
@@ -127,6 +128,9 @@ def render(info: dict[str, Any]) -> str:
     for title in ("inputs", "outputs"):
         lines.append(f"  {title}")
         lines += [_entry_line(n, e) for n, e in info[title].items()] or ["    (none)"]
+    if info["config_files"]:
+        lines.append("  config files")
+        lines += [_entry_line(f"#{i}", e) for i, e in enumerate(info["config_files"], 1)]
     lines.append(f"  code            {info['code_files']} project files with their digests")
     if info["fields"]:
         lines.append("  recorded fields")
