@@ -1,8 +1,15 @@
-"""``provenance diff A B``: what differs between two runs."""
+"""``provenance diff A B``: what differs between two runs.
+
+Read per key: a changed argv as the tokens that changed, a gate or a recorded field that holds
+a mapping as the metrics in it that changed, and the resolved config as the keys that changed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import shlex
+from collections.abc import Iterator
 from typing import Any
 
 from provenance.commands import (
@@ -68,6 +75,69 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
     return found
 
 
+def _flat(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """``(dotted key, leaf)`` for each leaf of nested mappings; a list or a scalar is a leaf.
+    The reader bounds a record's depth, so the recursion is bounded too."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _flat(item, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, value
+
+
+def _per_key(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    """The leaves that differ between two nested mappings, by dotted key, in a stable order."""
+    fa, fb = dict(_flat(a, prefix)), dict(_flat(b, prefix))
+    missing = _Absent()
+    return [
+        (k, fa.get(k, missing), fb.get(k, missing))
+        for k in sorted({*fa, *fb})
+        if fa.get(k, missing) != fb.get(k, missing)
+    ]
+
+
+class _Absent:
+    """A key one side lacks: shown as such, and unequal to everything, null included."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Absent)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __str__(self) -> str:
+        return "(absent)"
+
+
+def _tokens(a: list[str], b: list[str]) -> list[tuple[str, str, str]]:
+    """Each changed span of two argument lists: ``argv[i]`` (and the option it follows, if
+    any), the tokens before and the tokens after, as a shell would read them."""
+    found = []
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        where = f"argv[{i1}]" if i2 - i1 <= 1 else f"argv[{i1}:{i2}]"
+        if i1 > 0 and a[i1 - 1].startswith("-"):
+            where += f" ({a[i1 - 1]})"
+        found.append((where, shlex.join(a[i1:i2]) or "(none)", shlex.join(b[j1:j2]) or "(none)"))
+    return found
+
+
+def _lines_of(item: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """One difference as the ``(key, a, b)`` lines it reads as."""
+    section, key, a, b = item["section"], item["key"], item["a"], item["b"]
+    if section == "command" and key == "argv" and _strings(a) and _strings(b):
+        return _tokens(a, b)
+    if section in ("gates", "fields") and isinstance(a, dict) and isinstance(b, dict):
+        return [(k, _show(x), _show(y)) for k, x, y in _per_key(a, b, key)]
+    return [(key, _show(a), _show(b))]
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _show(value: Any) -> str:
     if isinstance(value, dict) and ("blake3" in value or "sha256" in value or "exists" in value):
         if not value.get("exists", True):
@@ -81,9 +151,8 @@ def _show(value: Any) -> str:
 def render_differences(differences: list[dict[str, Any]]) -> str:
     lines = []
     for item in differences:
-        lines.append(
-            f"  {item['section']:<8} {item['key']}: {_show(item['a'])} -> {_show(item['b'])}"
-        )
+        for key, a, b in _lines_of(item):
+            lines.append(f"  {item['section']:<8} {key}: {a} -> {b}")
     return lines_text(lines)
 
 
