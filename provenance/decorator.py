@@ -14,7 +14,7 @@ import wrapt
 
 from provenance.errors import ProvenanceError
 from provenance.hashing import HashPolicy
-from provenance.paths import Declarations
+from provenance.paths import Declaration, Declarations
 from provenance.run import ManifestDeclaration, Run, RunSpec
 
 P = ParamSpec("P")
@@ -52,6 +52,7 @@ class RecordedRun:
             wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> Any:
             run = Run(spec, defined_in, _given_argv(wrapped, args, kwargs))
+            run.given = (args, kwargs)
             with run:
                 result = wrapped(*args, **kwargs)
                 run.returned(result)
@@ -113,6 +114,7 @@ def recorded_run(
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
+    config: Declaration | None = None,
 ) -> RecordedRun: ...
 
 
@@ -128,6 +130,7 @@ def recorded_run(
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
+    config: Declaration | None = None,
 ) -> Callable[P, R] | RecordedRun:
     """Record every run of a script's ``main`` in a provenance sidecar.
 
@@ -135,6 +138,8 @@ def recorded_run(
     or a literal path. The sidecar goes to ``--manifest-out`` (the ``manifest`` dest or
     callable) when given, else beside the first declared output. ``embed_into`` names an
     output JSON object that also receives the block. ``redact`` adds secret option names.
+    ``config`` names the option (or callable) giving a config file the script reads, recorded
+    with its digests like the config files a framework reads.
     """
     spec = RunSpec(
         inputs=dict(inputs or {}),
@@ -145,6 +150,7 @@ def recorded_run(
         redact=tuple(redact),
         hash_policy=hash_policy or HashPolicy(),
         root=os.fspath(root) if root is not None else None,
+        config=config,
     )
     declaration = RecordedRun(spec)
     return declaration(func) if func is not None else declaration

@@ -165,6 +165,37 @@ class Declared:
     many: bool
 
 
+class Resolved(argparse.Namespace):
+    """What declarations read once a framework resolved the run's configuration.
+
+    Attributes and items both work, nested mappings are namespaces too, and a dotted name
+    reaches into them: ``"data.train_path"`` is ``cfg.data.train_path``.
+    """
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(**{str(k): _viewed(v) for k, v in values.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when no attribute has this name: try it as a dotted path.
+        head, dot, rest = name.partition(".")
+        if not dot or name.startswith("__") or head not in vars(self):
+            raise AttributeError(name)
+        value = vars(self)[head]
+        if not isinstance(value, Resolved):
+            raise AttributeError(name)
+        return getattr(value, rest)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError as err:
+            raise KeyError(name) from err
+
+
+def _viewed(value: Any) -> Any:
+    return Resolved(value) if isinstance(value, Mapping) else value
+
+
 def resolve(
     kind: str, name: str, declaration: Declaration, namespace: argparse.Namespace | None
 ) -> Declared | None:

@@ -69,6 +69,11 @@ class RunFacts:
     started_ns: int | None = None
     # Cuts the hashing short when a signal asks the process to end (see provenance.signals).
     guard: SignalGuard | None = None
+    # What a CLI or config framework resolved (provenance.capture): the command path for
+    # subcommands, the resolved config, and the config files it read.
+    command: str | None = None
+    config: dict[str, Any] | None = None
+    config_files: list[str] = field(default_factory=list)
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -165,7 +170,7 @@ def _code(facts: RunFacts) -> dict[str, Any]:
 
 
 def _known_secrets(facts: RunFacts) -> tuple[str, ...]:
-    return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets)
+    return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets, facts.config)
 
 
 def _arguments(facts: RunFacts) -> dict[str, Any]:
@@ -173,6 +178,22 @@ def _arguments(facts: RunFacts) -> dict[str, Any]:
     argv = redact_argv(facts.argv, facts.parsers, facts.secrets, args=facts.args, known=known)
     args = redact_args(normalize(facts.args, facts.root), facts.secrets, facts.parsers)
     return redact_block({"argv": argv, "args": args}, facts.secrets, known)
+
+
+def _configuration(facts: RunFacts) -> dict[str, Any]:
+    """The command path and, when a config file was read, the files and the resolved config."""
+    part: dict[str, Any] = {}
+    if facts.command is not None:
+        part["command"] = facts.command
+    if facts.config is not None or facts.config_files:
+        # With no framework config (an argparse config= option), what the run went on with is
+        # its parsed arguments.
+        resolved = facts.config if facts.config is not None else facts.args
+        part["config"] = {
+            "files": [_input_entry(facts, p) for p in facts.config_files],
+            "resolved": redact_args(normalize(resolved, facts.root), facts.secrets),
+        }
+    return redact_block(part, facts.secrets, _known_secrets(facts))
 
 
 def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
@@ -250,7 +271,16 @@ def _outcome(facts: RunFacts) -> dict[str, Any]:
     return redact_block(outcome, facts.secrets, _known_secrets(facts))
 
 
-PIPELINE: tuple[Step, ...] = (_schema, _identity, _code, _arguments, _paths, _hash_policy, _outcome)
+PIPELINE: tuple[Step, ...] = (
+    _schema,
+    _identity,
+    _code,
+    _arguments,
+    _configuration,
+    _paths,
+    _hash_policy,
+    _outcome,
+)
 # The outcome alone, rebuilt when a signal during recording changed it.
 OUTCOME_STEPS: tuple[Step, ...] = (_outcome,)
 # The declared paths alone, rebuilt when the record goes into one of the outputs.

@@ -455,6 +455,7 @@ def known_secrets(
     args: Mapping[str, Any],
     parsers: Iterable[argparse.ArgumentParser],
     is_secret: SecretMatcher,
+    config: Any = None,
 ) -> tuple[str, ...]:
     """The secrets the script was given that are long enough to hide wherever they appear.
 
@@ -469,6 +470,7 @@ def known_secrets(
     values = [s.value for s in slots if s.kind == _SECRET]
     for key, value in args.items():
         values.extend(_harvest(value, is_secret, is_secret(key) or key in dests))
+    values.extend(_harvest(config, is_secret))  # a resolved config: under secret keys only
     return _long_values(values)
 
 
@@ -771,6 +773,10 @@ class _Redactor:
                     self._put(out[key], name, self.entry(entry))
             elif key in ("entrypoint", "shared_trainer"):
                 out[key] = self.entry(value)
+            elif key == "config" and isinstance(value, Mapping):
+                out[key] = {
+                    k: self.entry(v) if k == "files" else self.value(v) for k, v in value.items()
+                }
             elif key == "code" and isinstance(value, Mapping):
                 out[key] = {}
                 for path, digest in value.items():
@@ -803,7 +809,9 @@ def redact_block(
     and known-value rules. Digests, the schema and the hash policy are left as they are.
     """
     given = _harvest(block.get("args"), is_secret)
-    return _Redactor(is_secret, (*known, *given)).block(block)
+    config = block.get("config")
+    found = _harvest(config.get("resolved") if isinstance(config, Mapping) else None, is_secret)
+    return _Redactor(is_secret, (*known, *given, *found)).block(block)
 
 
 def redact_document(

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from provenance.capture import capturing
+from provenance.capture import Resolution, capturing, exit_status
 from provenance.digest_cache import DigestCache
 from provenance.errors import (
     DeclarationError,
@@ -27,10 +27,12 @@ from provenance.errors import (
 from provenance.hashing import HashPolicy
 from provenance.normalize import normalize
 from provenance.outcome import (
+    FAILED,
     INTERRUPTED,
     SIGINT_EXIT,
     SUCCEEDED,
     Outcome,
+    error_of,
     from_exception,
     from_exit_code,
     signal_exit,
@@ -41,6 +43,7 @@ from provenance.paths import (
     Declared,
     Fingerprint,
     Glob,
+    Resolved,
     as_declared,
     changed_since,
     find_root,
@@ -114,6 +117,7 @@ class RunSpec:
     redact: tuple[str, ...] = ()
     hash_policy: HashPolicy = field(default_factory=HashPolicy)
     root: str | None = None
+    config: Declaration | None = None  # the option naming a config file the script reads
 
 
 def _warn(message: str, run: Run | None = None) -> None:
@@ -124,7 +128,7 @@ def _warn(message: str, run: Run | None = None) -> None:
 
 
 def _known_secrets(run: Run) -> tuple[str, ...]:
-    return known_secrets(run.argv, run.args, run.parsers, run.secrets)
+    return known_secrets(run.argv, run.args, run.parsers, run.secrets, run.config)
 
 
 class Run:
@@ -149,6 +153,14 @@ class Run:
         self.args: dict[str, Any] = {}
         self.parsed = False
         self.parsers: list[argparse.ArgumentParser] = []
+        # The call being recorded, for frameworks that parsed before the run began.
+        self.given: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+        self.command: str | None = None
+        self.config: dict[str, Any] | None = None  # the resolved config a framework reported
+        self.config_files: list[str] = []
+        self.lookup: dict[str, Any] = {}  # what string declarations name, every framework's
+        self.frameworks: dict[str, list[str]] = {}  # the frameworks heard, with their keys
+        self._config_files: dict[str, Declared | None] = {}  # from the config= declaration
         self.inputs: dict[str, Declared | None] = {}
         self.outputs: dict[str, Declared | None] = {}
         self.manifest_out: str | None = None
@@ -161,7 +173,7 @@ class Run:
         self.secrets = SecretMatcher(spec.redact)
         self.pid = os.getpid()
         self.started_ns = time.time_ns()
-        self._parse_exit: SystemExit | None = None
+        self._parse_exit: BaseException | None = None
         self._result: object = None
         self._stack = ExitStack()
         self._guard: SignalGuard | None = None
@@ -236,16 +248,53 @@ class Run:
         self.parsed = True
         self.parsers.append(parser)
         self.args.update(vars(namespace))
-        self._resolve(argparse.Namespace(**self.args))
+        self._heard("argparse", vars(namespace))
+        self._resolve(self._namespace())
 
-    def on_parse_exit(self, exc: SystemExit) -> None:
+    def on_parse_exit(self, exc: BaseException) -> None:
         self._parse_exit = exc
+
+    def on_resolved(self, resolution: Resolution) -> None:
+        self.parsed = True
+        self.parsers.extend(resolution.parsers)
+        self.args.update(resolution.params)
+        if resolution.command is not None:
+            self.command = resolution.command
+        if resolution.config is not None:
+            self.config = dict(resolution.config)
+        for path in resolution.config_files:
+            self._add_config_file(path)
+        lookup = resolution.params if resolution.lookup is None else resolution.lookup
+        self._heard(resolution.framework, lookup)
+        self._resolve(self._namespace())
+
+    def _heard(self, framework: str, lookup: Any) -> None:
+        self.lookup.update(lookup)
+        keys = set(self.frameworks.get(framework, ())) | set(_dotted_keys(lookup))
+        self.frameworks[framework] = sorted(keys)
+
+    def _add_config_file(self, path: str) -> None:
+        absolute = os.path.abspath(path)
+        if absolute not in self.config_files:
+            self.config_files.append(absolute)
+            self.baselines.setdefault(absolute, fingerprint(absolute))
+
+    def _namespace(self) -> argparse.Namespace:
+        """What declarations read: argparse's namespace, or every framework's resolved keys."""
+        if set(self.frameworks) <= {"argparse"}:
+            return argparse.Namespace(**self.args)
+        return Resolved(self.lookup)
 
     def _declarations(self) -> Iterator[tuple[str, str, Declaration, dict[str, Declared | None]]]:
         """Every declaration of the spec, with its kind and the table it resolves into."""
         for kind, declarations, table in (
             ("input", self.spec.inputs, self.inputs),
             ("output", self.spec.outputs, self.outputs),
+            (
+                "config",
+                {"config": self.spec.config} if self.spec.config else {},
+                self._config_files,
+            ),
         ):
             for name, declaration in declarations.items():
                 yield kind, name, declaration, table
@@ -278,6 +327,9 @@ class Run:
             table[name] = _merge_declared(table.get(name), declared) if at_exit else declared
             self._resolved.add((kind, name))
             self._baseline(kind, declared, late=at_exit)
+            if kind == "config":
+                for path in declared.paths if declared is not None else ():
+                    self._add_config_file(path)
         try:
             self._resolve_manifest(namespace)
         except DeclarationError as err:
@@ -288,6 +340,15 @@ class Run:
     def _unsupplied(
         self, kind: str, name: str, dest: str, namespace: argparse.Namespace
     ) -> DeclarationError:
+        if not set(self.frameworks) <= {"argparse"}:
+            heard = "; ".join(
+                f"{framework} had {', '.join(keys[:40]) or 'no keys'}"
+                + (f" and {len(keys) - 40} more" if len(keys) > 40 else "")
+                for framework, keys in sorted(self.frameworks.items())
+            )
+            return DeclarationError(
+                f"{kind} {name!r} names {dest!r}, which no framework resolved ({heard})"
+            )
         have = ", ".join(sorted(vars(namespace))) or "none"
         seen = "no argument parser ran" if not self.parsed else f"the parses supplied: {have}"
         return DeclarationError(
@@ -324,7 +385,7 @@ class Run:
             self.parent.shared_trainer = self.parent.shared_trainer or self.entrypoint
         token = _current.set(self)
         self._stack.callback(_current.reset, token)
-        self._stack.enter_context(capturing(self))
+        self._stack.enter_context(capturing(self, self.given))
         if self.parent is None:
             self._guard = SignalGuard()
             self._guard.install()
@@ -381,12 +442,24 @@ class Run:
             self._guard.restore()  # after a SIGTERM or SIGHUP this ends the process
 
     def _ended_in_argparse(self, exc: BaseException | None) -> bool:
-        return exc is not None and exc is self._parse_exit
+        if exc is None or self._parse_exit is None:
+            return False
+        # A framework that ends its own parse with an exception of its own (click's --help)
+        # has its caller turn that into a SystemExit.
+        framework = not isinstance(self._parse_exit, SystemExit)
+        return exc is self._parse_exit or (framework and isinstance(exc, SystemExit))
 
     def _join(self, outer: Run) -> None:
         outer.parsed = outer.parsed or self.parsed
         outer.parsers.extend(self.parsers)
         outer.args.update(self.args)
+        outer.command = self.command or outer.command
+        outer.config = self.config if self.config is not None else outer.config
+        for path in self.config_files:
+            outer._add_config_file(path)
+        for framework, keys in self.frameworks.items():
+            outer.frameworks[framework] = sorted({*outer.frameworks.get(framework, ()), *keys})
+        outer.lookup.update(self.lookup)
         outer._parse_exit = outer._parse_exit or self._parse_exit
         for table, mine in ((outer.inputs, self.inputs), (outer.outputs, self.outputs)):
             for name, declared in mine.items():
@@ -409,6 +482,11 @@ class Run:
             error = from_exception(exc).error if exc is not None else None
             return Outcome(INTERRUPTED, signal_exit(terminated), error)
         if exc is not None:
+            framework = None if isinstance(exc, SystemExit) else exit_status(exc)
+            if framework is not None:  # typer.Exit(3), a click.UsageError: what it ends with
+                status, failed = framework
+                error = error_of(exc) if failed else None
+                return Outcome(SUCCEEDED if status == 0 and not failed else FAILED, status, error)
             return from_exception(exc)
         return from_exit_code(self._result)
 
@@ -421,7 +499,7 @@ class Run:
             return
         if not isinstance(exc, DeclarationError):
             try:
-                self._resolve(argparse.Namespace(**self.args), at_exit=True)
+                self._resolve(self._namespace(), at_exit=True)
             except DeclarationError as err:
                 self._trouble(err)
             for problem in self._unresolved.values():
@@ -728,6 +806,9 @@ class Run:
             late=self.late,
             started_ns=self.started_ns,
             guard=self._guard,
+            command=self.command,
+            config=self.config,
+            config_files=self.config_files,
         )
 
     def _embed(self, facts: RunFacts) -> tuple[Path, bytes] | None:
@@ -822,3 +903,13 @@ def _merge_declared(old: Declared | None, new: Declared | None) -> Declared | No
         return new if old is None else old
     paths = tuple(dict.fromkeys((*old.paths, *new.paths)))
     return Declared(paths, many=len(paths) > 1 or old.many or new.many)
+
+
+def _dotted_keys(lookup: Any, prefix: str = "") -> Iterator[str]:
+    """Every key of ``lookup``, nested ones by their dotted path (``data.train_path``)."""
+    if not isinstance(lookup, Mapping):
+        return
+    for key, value in lookup.items():
+        name = f"{prefix}{key}"
+        yield name
+        yield from _dotted_keys(value, f"{name}.")

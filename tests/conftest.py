@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,49 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sample(demo: Path) -> Path:
     return demo / "sample"
+
+
+# -- the capture adapters ----------------------------------------------------------------------
+
+
+def digests_of(path: Path) -> dict[str, Any]:
+    """A file's size and digests by the test's own route, to check a record's entry against."""
+    import hashlib
+
+    import blake3
+
+    data = path.read_bytes()
+    return {
+        "size_bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "blake3": blake3.blake3(data).hexdigest(),
+    }
+
+
+def shown(record: Path) -> subprocess.CompletedProcess[str]:
+    """``provenance show RECORD`` as a user runs it."""
+    return run_python("-m", "provenance", "show", record)
+
+
+def run_with_env(
+    script: Path, *argv: object, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run a script as a real subprocess with extra environment variables."""
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, argv)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def project_with(folder: Path, *fakes: str) -> Path:
+    """A project folder holding copies of fake scripts: paths in its records are relative to it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text('[project]\nname = "fake"\n')
+    for name in fakes:
+        shutil.copy(fake_path(name), folder / f"{name}.py")
+    return folder
