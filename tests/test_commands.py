@@ -1127,3 +1127,42 @@ class TestDiffReadsPerKey:
         assert lines[0] == "  fields   deep.k: (absent) -> 0"
         assert lines[1].startswith("  fields   deep.k.k.k")
         assert lines[1].endswith(".leaf: 1 -> (absent)")
+
+    def with_config(self, resolved, config_file=None, command="vmaf-train fit"):
+        doc = document()
+        files = [file_entry(config_file, config_file.name)] if config_file else []
+        doc["run_provenance"] |= {
+            "command": command,
+            "config": {"files": files, "resolved": resolved},
+        }
+        return doc
+
+    def test_the_resolved_config_reads_per_key(self, proj):
+        first, second = proj / "a.yaml", proj / "b.yaml"
+        first.write_text("trainer: {epochs: 50}\n")
+        second.write_text("trainer: {epochs: 5}\n")
+        a = self.with_config({"trainer": {"epochs": 50, "lr": 0.1}, "data": "x"}, first)
+        b = self.with_config({"trainer": {"epochs": 5, "lr": 0.1}, "data": "x"}, second)
+        lines = self.lines(proj, a, b)
+        assert lines[0].startswith("  config   files[0]: a.yaml (")
+        assert lines[1:] == ["  config   trainer.epochs: 50 -> 5"]
+        result = run_cli("diff", "--json", *self.pair(proj, a, b))
+        items = {
+            (d["section"], d["key"]): (d["a"], d["b"])
+            for d in json.loads(result.out)["differences"]
+        }
+        assert sorted(items) == [("config", "files[0]"), ("config", "resolved")]
+        assert items[("config", "resolved")][1]["trainer"]["epochs"] == 5
+
+    def test_the_command_path_is_a_difference(self, proj):
+        a = self.with_config({}, command="vmaf-train fit")
+        b = self.with_config({}, command="vmaf-train eval")
+        assert self.lines(proj, a, b) == ["  command  command: vmaf-train fit -> vmaf-train eval"]
+
+    @pytest.mark.parametrize("config", [[1, 2], "text", {"files": {}, "resolved": {}}])
+    def test_a_config_of_another_shape_is_one_line_and_exit_2(self, proj, config):
+        doc = document()
+        doc["run_provenance"]["config"] = config
+        result = run_cli("diff", *self.pair(proj, doc, document()))
+        assert result.code == 2
+        assert "config" in one_line(result)

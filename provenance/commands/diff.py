@@ -1,7 +1,8 @@
 """``provenance diff A B``: what differs between two runs.
 
 Read per key: a changed argv as the tokens that changed, a gate or a recorded field that holds
-a mapping as the metrics in it that changed, and the resolved config as the keys that changed.
+a mapping as the metrics in it that changed, and the resolved config as the keys that changed
+(``config trainer.epochs: 50 -> 5``). ``--json`` gives one item per gate, field and config.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
     found += _mapping("code", ba.get("code"), bb.get("code"))
     if ba.get("argv") != bb.get("argv"):
         found.append(_changed("command", "argv", ba.get("argv"), bb.get("argv")))
+    if ba.get("command") != bb.get("command"):
+        found.append(_changed("command", "command", ba.get("command"), bb.get("command")))
     found += _mapping("args", ba.get("args"), bb.get("args"))
+    found += _config(ba.get("config"), bb.get("config"))
     for section in ("inputs", "outputs"):
         ea = {n: _identity(e) for n, e in declared_entries(ba.get(section))}
         eb = {n: _identity(e) for n, e in declared_entries(bb.get(section))}
@@ -129,13 +133,32 @@ def _lines_of(item: dict[str, Any]) -> list[tuple[str, str, str]]:
     section, key, a, b = item["section"], item["key"], item["a"], item["b"]
     if section == "command" and key == "argv" and _strings(a) and _strings(b):
         return _tokens(a, b)
-    if section in ("gates", "fields") and isinstance(a, dict) and isinstance(b, dict):
-        return [(k, _show(x), _show(y)) for k, x, y in _per_key(a, b, key)]
+    nested = section in ("gates", "fields") or (section, key) == ("config", "resolved")
+    if nested and isinstance(a, dict) and isinstance(b, dict):
+        prefix = "" if section == "config" else key
+        return [(k, _show(x), _show(y)) for k, x, y in _per_key(a, b, prefix)]
     return [(key, _show(a), _show(b))]
 
 
 def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _config(a: Any, b: Any) -> list[dict[str, Any]]:
+    """The config files (each by its identity) and the resolved config, as one item whose
+    text reads per key; a config that is not an object is one whole value."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return [] if a == b else [_changed("config", "config", a, b)]
+    files = [
+        {f"files[{i}]": _identity(e) for i, e in enumerate(c.get("files") or [])}
+        if isinstance(c.get("files") or [], list)
+        else {"files": c.get("files")}
+        for c in (a, b)
+    ]
+    found = _mapping("config", *files)
+    if a.get("resolved") != b.get("resolved"):
+        found.append(_changed("config", "resolved", a.get("resolved"), b.get("resolved")))
+    return found
 
 
 def _show(value: Any) -> str:
