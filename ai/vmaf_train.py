@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import typer
 
-from ai import fit_config, onnx_head
+from ai import fit_config
 from ai.files import InputError, read_json_object, read_parquet, write_json, write_parquet
 from ai.libvmaf import FULL_FEATURES, Cache, parse_features
 from ai.mos_head import (
@@ -133,7 +133,7 @@ def extract_features(
 
 @app.command("fit")
 @recorded_run(
-    inputs={"config": "config"},
+    config="config",
     outputs={"model": "out_model", "report": "json_report"},
     embed_into="report",
 )
@@ -146,6 +146,7 @@ def fit_head(
     run = current_run()
     try:
         cfg = fit_config.load(config)
+        run.resolved_config(cfg.resolved())  # what the fit went on with, defaults filled
         run.add_input("table", cfg.table)  # named by the config, not on the command line
         data = _select(
             load_dataset(cfg.table, read_parquet(cfg.table), cfg.mos_scale), cfg.features
@@ -194,6 +195,8 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset, 13 to 21")] = 17,
 ) -> int:
     """Export a checkpoint to ONNX; the report is the model's sidecar."""
+    from ai import onnx_head  # onnx takes seconds to import: only export and eval --onnx need it
+
     model_id = model_id or checkpoint.stem
     try:
         if not 13 <= opset <= 21:
@@ -241,6 +244,8 @@ def evaluate(
         x, y = data.x[held_out], data.y[held_out]
         by_onnx = None
         if onnx is not None:
+            from ai import onnx_head
+
             exported = {p.key: p.value for p in onnx_head.load(onnx).metadata_props}
             if exported.get("features", "").split(",") != list(features):
                 raise InputError(f"{onnx} was not exported from {checkpoint}: its features differ")
