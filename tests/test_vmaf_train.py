@@ -209,9 +209,28 @@ def test_bad_input_exits_2_in_one_line_and_writes_no_report(tmp_path, text, says
         "fit", "--config", config, "--out-model", tmp_path / "m.npz", "--json", report
     )
     assert proc.returncode == 2
-    (line,) = [ln for ln in proc.stderr.splitlines() if not ln.startswith("provenance:")]
+    (line,) = proc.stderr.splitlines()
     assert line.startswith("vmaf-train fit: error: ")
     assert says in line
     assert "Traceback" not in proc.stderr
     assert not report.exists()
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_register_refuses_a_model_whose_onnx_is_not_what_its_sidecar_says(work, tmp_path):
+    top, _ = work
+    sidecar = json.loads((top / "m.json").read_text())
+    (tmp_path / "m.onnx").write_bytes((top / "m.onnx").read_bytes() + b"\0")
+    (tmp_path / "m.json").write_text(json.dumps(sidecar))
+    registry = tmp_path / "registry.json"
+    proc = vmaf_train(
+        "register", "--model", tmp_path / "m.json", "--registry", registry,
+        "--json", tmp_path / "r.json",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"vmaf-train register: error: {tmp_path / 'm.onnx'}: its SHA-256 is not the one "
+        f"{tmp_path / 'm.json'} records"
+    )
+    assert not registry.exists()
+    assert not (tmp_path / "r.json").exists()
