@@ -1,15 +1,17 @@
 """What @recorded_run adds to a trivial script: wall time per run, and import cost per module.
 
 Runs an undecorated and a decorated copy of the same trivial script as real subprocesses,
-interleaved, and prints medians side by side. Not a test: timings on shared machines are noisy.
+interleaved, and prints medians side by side: an argparse script, then the same script in click
+and in Hydra. Not a test: timings on shared machines are noisy.
 
-    python bench/decorator_overhead.py [--runs N]
+    python bench/decorator_overhead.py [--runs N] [--framework-runs N]
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,6 +45,52 @@ DECORATED = BODY.format(
 )
 
 
+CLICK_BODY = """
+from pathlib import Path
+import click
+{imports}
+
+@click.command()
+@click.option("--out", required=True)
+{decorator}
+def main(out):
+    Path(out).write_text("trivial\\n")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+HYDRA_BODY = """
+from pathlib import Path
+import hydra
+{imports}
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+{decorator}
+def main(cfg):
+    Path(cfg.out).write_text("trivial\\n")
+
+
+if __name__ == "__main__":
+    main()
+"""
+HYDRA_CONFIG = "out: ???\nhydra:\n  output_subdir: null\n  run:\n    dir: .\n"
+IMPORT = "from provenance import recorded_run"
+
+
+def pair(body: str, declaration: str) -> tuple[str, str]:
+    """The undecorated and the decorated copy of one script."""
+    plain = body.format(imports="", decorator="")
+    return plain, body.format(imports=IMPORT, decorator=f"@recorded_run({declaration})")
+
+
+# name -> (undecorated, decorated, how the output path is passed)
+FRAMEWORKS = {
+    "click": (*pair(CLICK_BODY, 'outputs={"out": "out"}'), "--out {}"),
+    "hydra": (*pair(HYDRA_BODY, 'outputs={"out": "out"}'), "out={}"),
+}
+
 DEFERRED = {
     "sqlite3": "digest cache: a directory, or a file over 1 MiB",
     "concurrent.futures": "SHA-256 helper thread: a file between 1 MiB and the threshold",
@@ -50,13 +98,47 @@ DEFERRED = {
 }
 
 
-def time_runs(script: Path, out: Path, runs: int) -> list[float]:
+def time_runs(
+    script: Path, out: Path, runs: int, form: str = "--out {}"
+) -> list[tuple[float, float]]:
+    """Wall and CPU (user + system) ms of each run of ``script``."""
     samples = []
+    argv = [a.format(out) for a in form.split()]
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(script), "--out", str(out)], check=True)
-        samples.append((time.perf_counter() - start) * 1000)
+        subprocess.run(
+            [sys.executable, str(script), *argv], check=True, cwd=script.parent, capture_output=True
+        )
+        wall = (time.perf_counter() - start) * 1000
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+        samples.append((wall, cpu))
     return samples
+
+
+def compare(plain: Path, decorated: Path, runs: int, form: str) -> tuple[float, ...]:
+    """Median wall and CPU ms of the undecorated and the decorated script, run interleaved."""
+    folder = plain.parent
+    time_runs(plain, folder / "warm.txt", 2, form)  # warm the page cache and bytecode caches
+    time_runs(decorated, folder / "warm.txt", 2, form)
+    plain_ms, decorated_ms = [], []
+    for _ in range(runs):
+        plain_ms += time_runs(plain, folder / "p.txt", 1, form)
+        decorated_ms += time_runs(decorated, folder / "d.txt", 1, form)
+    return tuple(
+        statistics.median(s[i] for s in samples)
+        for i in (0, 1)
+        for samples in (plain_ms, decorated_ms)
+    )
+
+
+def row(name: str, p: float, d: float, p_cpu: float, d_cpu: float) -> str:
+    # CPU time is what a loaded machine distorts least: waiting for a core is not in it.
+    return (
+        f"{name:<10} {p:10.1f}ms {d:10.1f}ms {d - p:8.1f}ms {d / p:7.2f}x"
+        f"   {p_cpu:8.1f}ms {d_cpu:8.1f}ms {d_cpu - p_cpu:8.1f}ms {d_cpu / p_cpu:6.2f}x"
+    )
 
 
 def import_costs(module: str) -> dict[str, float]:
@@ -75,26 +157,53 @@ def import_costs(module: str) -> dict[str, float]:
     return costs
 
 
+def provenance_home() -> str:
+    """Where the scripts import provenance from (PYTHONPATH can point at another checkout)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import provenance, os; print(os.path.dirname(provenance.__file__))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--framework-runs", type=int, default=7, help="0 skips click and Hydra")
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "pyproject.toml").write_text('[project]\nname = "bench"\n')
         plain, decorated = folder / "plain.py", folder / "decorated.py"
         plain.write_text(PLAIN)
         decorated.write_text(DECORATED)
-        time_runs(plain, folder / "warm.txt", 2)  # warm the page cache and bytecode caches
-        time_runs(decorated, folder / "warm.txt", 2)
-        plain_ms, decorated_ms = [], []
-        for _ in range(args.runs):
-            plain_ms += time_runs(plain, folder / "p.txt", 1)
-            decorated_ms += time_runs(decorated, folder / "d.txt", 1)
-    p, d = statistics.median(plain_ms), statistics.median(decorated_ms)
-    print(f"python {sys.version.split()[0]}, {args.runs} interleaved runs each, medians")
-    print(f"{'undecorated':>14} {'decorated':>12} {'added':>10} {'ratio':>8}")
-    print(f"{p:12.1f}ms {d:10.1f}ms {d - p:8.1f}ms {d / p:7.2f}x")
+        rows.append(("argparse", *compare(plain, decorated, args.runs, "--out {}")))
+        for name, (plain_text, decorated_text, form) in FRAMEWORKS.items():
+            if not args.framework_runs:
+                break
+            own = folder / name
+            (own / "conf").mkdir(parents=True)
+            (own / "conf" / "config.yaml").write_text(HYDRA_CONFIG)
+            (own / "plain.py").write_text(plain_text)
+            (own / "decorated.py").write_text(decorated_text)
+            runs = args.framework_runs
+            rows.append((name, *compare(own / "plain.py", own / "decorated.py", runs, form)))
+    print(f"python {sys.version.split()[0]}, interleaved runs ({args.runs} argparse, ", end="")
+    print(f"{args.framework_runs} per framework), medians; provenance from {provenance_home()}")
+    print(f"{'':<10} {'wall':-^46}   {'CPU (user + system)':-^41}")
+    print(
+        f"{'script':<10} {'undecorated':>12} {'decorated':>12} {'added':>10} {'ratio':>8}"
+        f"   {'undecor.':>10} {'decor.':>10} {'added':>10} {'ratio':>7}"
+    )
+    for name, *medians in rows:
+        print(row(name, *medians))
     print()
     costs = import_costs("provenance")
     print("cumulative import time of `import provenance`, by top-level package (ms):")

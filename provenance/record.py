@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.code import imported_project_modules
+from provenance.config_files import read_configs
 from provenance.digest_cache import DigestCache
 from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
 from provenance.normalize import display_path, normalize
@@ -186,12 +187,14 @@ def _configuration(facts: RunFacts) -> dict[str, Any]:
     if facts.command is not None:
         part["command"] = facts.command
     if facts.config is not None or facts.config_files:
-        # With no framework config (an argparse config= option), what the run went on with is
-        # its parsed arguments.
-        resolved = facts.config if facts.config is not None else facts.args
+        # With no framework config (the config= option), the files' own content is the config,
+        # when it can be read; else what the run went on with is its parsed arguments.
+        resolved = facts.config
+        if resolved is None:
+            resolved = read_configs(facts.config_files)
         part["config"] = {
             "files": [_input_entry(facts, p) for p in facts.config_files],
-            "resolved": redact_args(normalize(resolved, facts.root), facts.secrets),
+            "resolved": normalize(facts.args if resolved is None else resolved, facts.root),
         }
     return redact_block(part, facts.secrets, _known_secrets(facts))
 

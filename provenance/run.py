@@ -260,6 +260,7 @@ class Run:
         self._parse_exit = exc
 
     def on_resolved(self, resolution: Resolution) -> None:
+        self._parse_exit = None  # a parse that ended early was not the last word
         self.parsed = True
         self.parsers.extend(resolution.parsers)
         self.args.update(resolution.params)
@@ -447,12 +448,14 @@ class Run:
             self._guard.restore()  # after a SIGTERM or SIGHUP this ends the process
 
     def _ended_in_argparse(self, exc: BaseException | None) -> bool:
-        if exc is None or self._parse_exit is None:
+        if self._parse_exit is None:
             return False
-        # A framework that ends its own parse with an exception of its own (click's --help)
-        # has its caller turn that into a SystemExit.
+        if exc is self._parse_exit:
+            return True
+        # A framework that ends its parse with an exception of its own (click's --help) has
+        # its caller turn that into a SystemExit, or return (Hydra's --cfg job).
         framework = not isinstance(self._parse_exit, SystemExit)
-        return exc is self._parse_exit or (framework and isinstance(exc, SystemExit))
+        return framework and (exc is None or isinstance(exc, SystemExit))
 
     def _join(self, outer: Run) -> None:
         outer.parsed = outer.parsed or self.parsed

@@ -94,3 +94,46 @@ class TestWhatIsCaptured:
             simple_parser().parse_args(argv)
         assert listener.exits == [caught.value]
         assert listener.parsed == []
+
+
+PROBE = """
+import argparse, sys
+from provenance import recorded_run
+
+@recorded_run(outputs={"out": "out"})
+def main(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out")
+    parser.add_argument("--late", action="store_true")
+    args = parser.parse_args(argv)
+    if args.late:  # a framework imported while the run is active is patched in at import
+        import click
+        from provenance import capture
+        print("active:", ",".join(capture.active()))
+    open(args.out, "w").write("x")
+    return 0
+
+main(sys.argv[1:])
+frameworks = ("click", "typer", "hydra", "omegaconf", "jsonargparse", "transformers")
+print("imported:", ",".join(m for m in frameworks if m in sys.modules))
+print("adapters:", ",".join(m for m in sys.modules if m.startswith("provenance.capture.")))
+"""
+
+
+class TestFrameworksOnDemand:
+    def test_a_plain_argparse_script_loads_no_framework_and_no_adapter(self, tmp_path):
+        from tests.conftest import run_python
+
+        (tmp_path / "probe.py").write_text(PROBE)
+        proc = run_python(tmp_path / "probe.py", "--out", tmp_path / "o.txt")
+        assert proc.returncode == 0, proc.stderr
+        assert "imported: \n" in proc.stdout
+        assert "adapters: provenance.capture.argparse\n" in proc.stdout
+
+    def test_a_framework_imported_during_the_run_is_patched_in(self, tmp_path):
+        from tests.conftest import run_python
+
+        (tmp_path / "probe.py").write_text(PROBE)
+        proc = run_python(tmp_path / "probe.py", "--out", tmp_path / "o.txt", "--late")
+        assert proc.returncode == 0, proc.stderr
+        assert "active: argparse,click\n" in proc.stdout

@@ -163,3 +163,68 @@ class TestTyperSubcommands:
         assert block["command"] == "typer_app.py export"
         assert block["outcome"]["status"] == "succeeded"
         assert block["inputs"]["model"]["path"] == "model.txt"
+
+
+class TestInProcess:
+    def test_a_run_around_a_click_group_hears_each_level(self, tmp_path):
+        import click
+
+        from provenance import recorded_run
+
+        @click.group()
+        @click.option("--seed", type=int, default=1)
+        def cli(seed: int) -> None:
+            pass
+
+        @cli.command()
+        @click.option("--out", required=True)
+        def fit(out: str) -> None:
+            Path(out).write_text("m\n")
+
+        out = tmp_path / "m.txt"
+        with recorded_run(outputs={"model": "out"}, entrypoint=__file__, root=tmp_path) as run:
+            cli.main(["--seed", "7", "fit", "--out", str(out)], "cli", standalone_mode=False)
+        assert run.command == "cli fit"
+        assert run.args == {"seed": 7, "out": str(out)}
+        assert json.loads(sidecar_of(out).read_text())["run_provenance"]["command"] == "cli fit"
+
+    def test_an_unresolved_name_says_what_click_had(self, tmp_path):
+        import click
+
+        from provenance import recorded_run
+        from provenance.errors import DeclarationError
+
+        @click.command()
+        @click.option("--out", required=True)
+        @recorded_run(outputs={"model": "output"}, entrypoint=__file__, root=tmp_path)
+        def main(out: str) -> None:
+            Path(out).write_text("m\n")
+
+        with pytest.raises(
+            DeclarationError,
+            match=r"'output', which no framework resolved "
+            r"\(click had out\)",
+        ):
+            main.main(["--out", str(tmp_path / "m.txt")], standalone_mode=False)
+
+    def test_config_names_the_parameter_of_a_yaml_file_the_command_reads(self, tmp_path):
+        import click
+        import yaml
+
+        from provenance import recorded_run
+
+        @click.command()
+        @click.option("--config", required=True)
+        @click.option("--out", required=True)
+        @recorded_run(outputs={"model": "out"}, config="config", entrypoint=__file__, root=tmp_path)
+        def fit(config: str, out: str) -> None:
+            settings = yaml.safe_load(Path(config).read_text())
+            Path(out).write_text(f"{settings['trainer']['epochs']}\n")
+
+        (tmp_path / "fit.yaml").write_text("trainer:\n  epochs: 5\n")
+        out = tmp_path / "m.txt"
+        fit.main(["--config", str(tmp_path / "fit.yaml"), "--out", str(out)], standalone_mode=False)
+        config = json.loads(sidecar_of(out).read_text())["run_provenance"]["config"]
+        assert config["files"][0]["path"] == "fit.yaml"
+        assert config["files"][0]["sha256"] == digests_of(tmp_path / "fit.yaml")["sha256"]
+        assert config["resolved"] == {"trainer": {"epochs": 5}}

@@ -33,6 +33,9 @@ _ADAPTERS: dict[str, str] = {
     "argparse": "provenance.capture.argparse",
     "click": "provenance.capture.click",
     "typer._click": "provenance.capture.typer",  # typer runs its own copy of click
+    "hydra": "provenance.capture.hydra",
+    "jsonargparse": "provenance.capture.jsonargparse",
+    "transformers.hf_argparser": "provenance.capture.huggingface",
 }
 
 

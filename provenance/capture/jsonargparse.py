@@ -1,0 +1,98 @@
+"""The jsonargparse adapter (the parser behind LightningCLI): its own parse methods.
+
+jsonargparse's ``parse_args`` does not go through argparse's, so it is wrapped itself. The
+files its ``--config`` options (``ActionConfigFile``) loaded are config evidence, and the
+namespace it resolved from defaults, environment, files and the command line is the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jsonargparse
+from jsonargparse._actions import ActionConfigFile  # jsonargparse re-exports it untyped
+
+from provenance import capture
+
+_METHODS = ("parse_args", "parse_object", "parse_string", "parse_env")
+
+
+def patch() -> None:
+    """Wrap the parse methods of ``jsonargparse.ArgumentParser``."""
+    for name in _METHODS:
+        capture.wrap(jsonargparse.ArgumentParser, name, _parse_wrapper)
+
+
+def _parse_wrapper(
+    wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if capture.listener() is None:
+        return wrapped(*args, **kwargs)
+    with capture.parsing() as listener:  # its argparse calls underneath stay unheard
+        try:
+            namespace = wrapped(*args, **kwargs)
+        except SystemExit as exc:  # --help, --print_config or a usage error
+            if listener is not None:
+                listener.on_parse_exit(exc)
+            raise
+    if listener is not None and isinstance(namespace, jsonargparse.Namespace):
+        _report(listener, instance, namespace)
+    return namespace
+
+
+def _report(
+    listener: capture.ParseListener,
+    parser: jsonargparse.ArgumentParser,
+    namespace: jsonargparse.Namespace,
+) -> None:
+    config_keys = set(_config_dests(parser))
+    files: list[str] = []
+    flat = dict(namespace.clone().items())
+    for key in sorted(config_keys):
+        for given in _as_list(flat.get(key)):
+            if isinstance(given, os.PathLike):  # a file; a config given as a string is not
+                files.append(os.fspath(given))
+    values = namespace.clone()
+    for key in config_keys:
+        if key in values:
+            del values[key]
+    resolved = _plain(values.as_dict())
+    subcommand = resolved.get("subcommand")
+    listener.on_resolved(
+        capture.Resolution(
+            framework="jsonargparse",
+            params=resolved,
+            command=f"{parser.prog} {subcommand}" if isinstance(subcommand, str) else None,
+            config=resolved if files else None,
+            config_files=tuple(files),
+            parsers=(parser,),
+        )
+    )
+
+
+def _config_dests(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[str]:
+    """The dests of every ``--config`` option, in subcommands too (``fit.config``)."""
+    for action in parser._actions:  # argparse has no public accessor for its actions
+        if isinstance(action, ActionConfigFile):
+            yield prefix + action.dest
+        elif isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _config_dests(sub, f"{prefix}{name}.")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [] if value is None else [value]
+
+
+def _plain(value: Any) -> Any:
+    """The namespace as plain data; the ``__path__`` keys jsonargparse adds are its own."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if not str(k).startswith("__")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike) and type(value).__module__.startswith("jsonargparse"):
+        return str(value)  # as the user gave it, like a str path of argparse
+    return value

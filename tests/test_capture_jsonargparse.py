@@ -1,0 +1,148 @@
+"""The jsonargparse adapter: a real jsonargparse script with a YAML ``--config``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import digests_of, load_sidecar, project_with, run_with_env, shown
+
+KEY = "wb-8c1d4e7f2a9b3065"
+FIT = f"""data:
+  train_path: train.csv
+trainer:
+  epochs: 50
+  out: model.txt
+wandb:
+  api_key: {KEY}
+"""
+
+
+def project(folder: Path, epochs: int = 50) -> Path:
+    project_with(folder, "jsonargparse_app")
+    (folder / "train.csv").write_text("adm2,mos\n0.9,4.2\n")
+    (folder / "fit.yaml").write_text(FIT.replace("epochs: 50", f"epochs: {epochs}"))
+    return folder
+
+
+def train(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return run_with_env(folder / "jsonargparse_app.py", *argv, cwd=folder, env={})
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = project(tmp_path_factory.mktemp("jsonargparse"))
+    proc = train(folder, "--config", "fit.yaml", "--trainer.epochs", "6")
+    assert proc.returncode == 0, proc.stderr
+    assert KEY not in proc.stderr
+    return folder
+
+
+def block(folder: Path) -> dict:
+    return load_sidecar(folder / "model.txt.manifest.json")["run_provenance"]
+
+
+class TestConfigFile:
+    def test_resolved_namespace_is_the_args(self, done):
+        assert block(done)["args"] == {
+            "data": {"train_path": "train.csv"},
+            "end": "return",
+            "trainer": {"epochs": 6, "out": "model.txt"},  # the command line beat the file
+            "wandb": {"api_key": "<redacted>"},
+        }
+
+    def test_the_config_file_is_evidence(self, done):
+        config = block(done)["config"]
+        [entry] = config["files"]
+        assert entry["path"] == "fit.yaml"
+        assert {k: entry[k] for k in ("size_bytes", "sha256", "blake3")} == digests_of(
+            done / "fit.yaml"
+        )
+        assert config["resolved"]["trainer"] == {"epochs": 6, "out": "model.txt"}
+
+    def test_dotted_and_callable_declarations_resolve(self, done):
+        b = block(done)
+        assert b["inputs"]["train"]["sha256"] == digests_of(done / "train.csv")["sha256"]
+        assert b["outputs"]["model"]["written_by_run"] is True
+
+    def test_the_key_is_nowhere(self, done):
+        record = done / "model.txt.manifest.json"
+        show = shown(record)
+        assert show.returncode == 0, show.stderr
+        assert KEY not in record.read_text()
+        assert KEY not in show.stdout
+
+    def test_a_changed_file_is_a_changed_digest_and_a_changed_key(self, done, tmp_path):
+        other = project(tmp_path, epochs=5)
+        proc = train(other, "--config", "fit.yaml")
+        assert proc.returncode == 0, proc.stderr
+        mine, theirs = block(done)["config"], block(other)["config"]
+        assert mine["files"][0]["sha256"] != theirs["files"][0]["sha256"]
+        assert theirs["resolved"]["trainer"]["epochs"] == 5
+
+    def test_rerun_is_byte_identical(self, done, tmp_path):
+        again = project(tmp_path)
+        proc = train(again, "--config", "fit.yaml", "--trainer.epochs", "6")
+        assert proc.returncode == 0, proc.stderr
+        first = (done / "model.txt.manifest.json").read_bytes()
+        assert (again / "model.txt.manifest.json").read_bytes() == first
+
+    @pytest.mark.parametrize(("end", "code"), [("raise", 1), ("return-4", 4)])
+    def test_outcomes_as_with_argparse(self, tmp_path, end, code):
+        folder = project(tmp_path)
+        proc = train(folder, "--config", "fit.yaml", "--end", end)
+        assert proc.returncode == code, proc.stderr
+        outcome = block(folder)["outcome"]
+        assert (outcome["status"], outcome["exit_code"]) == ("failed", code)
+
+    def test_help_records_nothing(self, tmp_path):
+        folder = project(tmp_path)
+        proc = train(folder, "--help")
+        assert proc.returncode == 0, proc.stderr
+        assert list(folder.glob("*.json")) == []
+
+
+class TestInProcess:
+    def test_an_unresolved_key_names_the_framework_and_its_keys(self, tmp_path, capsys):
+        from jsonargparse import ArgumentParser
+
+        from provenance import recorded_run
+        from provenance.errors import DeclarationError
+
+        @recorded_run(outputs={"model": "trainer.output"}, root=tmp_path)
+        def main(argv: list[str]) -> int:
+            parser = ArgumentParser()
+            parser.add_argument("--trainer.out", type=str)
+            parser.parse_args(argv)
+            return 0
+
+        with pytest.raises(DeclarationError) as caught:
+            main(["--trainer.out", str(tmp_path / "m.txt")])
+        message = str(caught.value)
+        assert "'trainer.output'" in message
+        assert "jsonargparse had trainer, trainer.out" in message
+        assert json.dumps(message)  # one line, printable
+
+    def test_a_subcommand_is_the_command(self, tmp_path):
+        from jsonargparse import ArgumentParser
+
+        from provenance import recorded_run
+
+        @recorded_run(outputs={"model": "fit.out"}, root=tmp_path)
+        def main(argv: list[str]) -> int:
+            parser = ArgumentParser(prog="vmaf-train")
+            fit = ArgumentParser()
+            fit.add_argument("--out", type=str)
+            parser.add_subcommands().add_subcommand("fit", fit)
+            cfg = parser.parse_args(argv)
+            Path(cfg.fit.out).write_text("m\n")
+            return 0
+
+        out = tmp_path / "m.txt"
+        assert main(["fit", "--out", str(out)]) == 0
+        block = json.loads((tmp_path / "m.txt.manifest.json").read_text())["run_provenance"]
+        assert block["command"] == "vmaf-train fit"
+        assert block["args"] == {"subcommand": "fit", "fit": {"out": str(out)}}
