@@ -1166,3 +1166,21 @@ class TestDiffReadsPerKey:
         result = run_cli("diff", *self.pair(proj, doc, document()))
         assert result.code == 2
         assert "config" in one_line(result)
+
+    def test_values_compare_as_json_so_true_is_not_one(self, proj):
+        a = self.with_config({"flag": True, "n": 1})
+        b = self.with_config({"flag": 1, "n": 1.0})
+        a["n"] = b["n"] = None
+        a["r"], b["r"] = {"x": True}, {"x": 1}
+        assert self.lines(proj, a, b) == [
+            "  config   flag: True -> 1",
+            "  config   n: 1 -> 1.0",
+            "  fields   r.x: True -> 1",
+        ]
+
+    def test_against_a_record_without_config_each_key_is_added(self, proj):
+        a = self.with_config({"trainer": {"epochs": 5}})
+        assert self.lines(proj, a, document()) == [
+            "  command  command: vmaf-train fit -> None",
+            "  config   trainer.epochs: 5 -> (absent)",
+        ]

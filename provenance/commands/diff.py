@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import shlex
 from collections.abc import Iterator
 from typing import Any
@@ -42,7 +43,9 @@ def _changed(section: str, key: str, a: Any, b: Any) -> dict[str, Any]:
 def _mapping(section: str, a: Any, b: Any) -> list[dict[str, Any]]:
     a, b = (a if isinstance(a, dict) else {}), (b if isinstance(b, dict) else {})
     return [
-        _changed(section, k, a.get(k), b.get(k)) for k in sorted({*a, *b}) if a.get(k) != b.get(k)
+        _changed(section, k, a.get(k), b.get(k))
+        for k in sorted({*a, *b})
+        if not _same(a.get(k), b.get(k))
     ]
 
 
@@ -82,11 +85,11 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
 def _flat(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     """``(dotted key, leaf)`` for each leaf of nested mappings; a list or a scalar is a leaf.
     The reader bounds a record's depth, so the recursion is bounded too."""
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict) and (value or not prefix):
         for key, item in value.items():
             yield from _flat(item, f"{prefix}.{key}" if prefix else str(key))
     else:
-        yield prefix, value
+        yield prefix, value  # an empty mapping under a key is a value of its own
 
 
 def _per_key(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
@@ -96,18 +99,17 @@ def _per_key(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
     return [
         (k, fa.get(k, missing), fb.get(k, missing))
         for k in sorted({*fa, *fb})
-        if fa.get(k, missing) != fb.get(k, missing)
+        if k not in fa or k not in fb or not _same(fa[k], fb[k])
     ]
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: ``true`` is not ``1``, nor ``1`` ``1.0``, as Python's ``==`` has them."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 class _Absent:
-    """A key one side lacks: shown as such, and unequal to everything, null included."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Absent)
-
-    def __hash__(self) -> int:
-        return 0
+    """A key one side lacks, shown as such: not the same as a key holding null."""
 
     def __str__(self) -> str:
         return "(absent)"
@@ -147,8 +149,10 @@ def _strings(value: Any) -> bool:
 def _config(a: Any, b: Any) -> list[dict[str, Any]]:
     """The config files (each by its identity) and the resolved config, as one item whose
     text reads per key; a config that is not an object is one whole value."""
+    # A record without a config has no config keys: against one with, each key is added.
+    a, b = ({"files": [], "resolved": {}} if c is None else c for c in (a, b))
     if not isinstance(a, dict) or not isinstance(b, dict):
-        return [] if a == b else [_changed("config", "config", a, b)]
+        return [] if _same(a, b) else [_changed("config", "config", a, b)]
     files = [
         {f"files[{i}]": _identity(e) for i, e in enumerate(c.get("files") or [])}
         if isinstance(c.get("files") or [], list)
@@ -156,7 +160,7 @@ def _config(a: Any, b: Any) -> list[dict[str, Any]]:
         for c in (a, b)
     ]
     found = _mapping("config", *files)
-    if a.get("resolved") != b.get("resolved"):
+    if not _same(a.get("resolved"), b.get("resolved")):
         found.append(_changed("config", "resolved", a.get("resolved"), b.get("resolved")))
     return found
 
