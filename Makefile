@@ -10,9 +10,12 @@ WORKERS ?= 2
 
 .PHONY: test lint docs demo bench clean
 
-$(STAMP): pyproject.toml
+# The framework with its extras, then the ai/ pipeline's own distribution (pipeline/), which
+# gives the vmaf-train command; the framework's wheel carries neither.
+$(STAMP): pyproject.toml pipeline/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ai]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -e pipeline
 	touch $@
 
 test: lint $(STAMP)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ai.libvmaf import FULL_FEATURES
-from provenance import validate
+from provenance import atomic_write, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
@@ -152,8 +152,60 @@ def steps(out: str) -> list[Step]:
     ]
     chain += quantization_and_registry_steps(out)
     chain += audit_steps(s, c, t, m, r)
+    chain += vmaf_train_steps(out)
     chain += card_steps(out)
     return chain
+
+
+# -- vmaf-train: the same pipeline as one command, its fit driven by a YAML config ------------
+
+VMAF_TRAIN = "vmaf-train"
+# Relative paths in a fit config resolve from its folder: this one names <out>/tables.
+FIT_CONFIG = """\
+# The KonViD MOS head on the canonical six libvmaf features, gated as on a real corpus.
+table: ../tables/k150k_enriched.parquet
+features: [adm2, vif_scale0, vif_scale1, vif_scale2, vif_scale3, motion2]
+mos_scale: 1-5
+ridge: 1.0
+folds: 5
+seed: 0
+split_seed: 0
+model_id: konvid_vmaf_train
+gate: real
+"""
+
+
+def fit_config_path(out: str) -> Path:
+    return Path(out) / "configs" / "konvid_fit.yaml"
+
+
+def vmaf_train_steps(out: str) -> list[Step]:
+    t, m, r = (f"{out}/{d}" for d in ("tables", "models", "reports"))
+    return [
+        Step(
+            VMAF_TRAIN,
+            f"fit --config {fit_config_path(out)} --out-model {m}/konvid_vmaf_train.npz "
+            f"--json {r}/vmaf_train_fit.json",
+            f"{m}/konvid_vmaf_train.npz",
+        ),
+        Step(
+            VMAF_TRAIN,
+            f"eval --checkpoint {m}/konvid_vmaf_train.npz --table {t}/k150k_enriched.parquet "
+            f"--json {r}/vmaf_train_eval.json",
+            f"{r}/vmaf_train_eval.json",
+        ),
+    ]
+
+
+def vmaf_train_command() -> str:
+    """The installed ``vmaf-train`` console script of this environment."""
+    found = Path(sys.executable).with_name(VMAF_TRAIN)
+    if not found.is_file():
+        raise SystemExit(
+            f"demo: {found} is not installed: `make demo` installs it "
+            "(pip install -e pipeline, the ai/ pipeline's own distribution)"
+        )
+    return str(found)
 
 
 def quantization_and_registry_steps(out: str) -> list[Step]:
@@ -265,8 +317,13 @@ def card_steps(out: str) -> list[Step]:
 
 def run_step(step: Step) -> tuple[int, dict[str, object]]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    program = (
+        [vmaf_train_command()]
+        if step.script == VMAF_TRAIN
+        else [sys.executable, "-m", f"ai.scripts.{step.script}"]
+    )
     done = subprocess.run(
-        [sys.executable, "-m", f"ai.scripts.{step.script}", *shlex.split(step.command)],
+        [*program, *shlex.split(step.command)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -295,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(ch.isspace() for ch in args.out):
         parser.error("--out must not contain whitespace: the steps are written as shell words")
     started = time.monotonic()
+    config = ROOT / fit_config_path(args.out)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(config, FIT_CONFIG.encode("utf-8"))
     rows = []
     for step in steps(args.out):
         _, sidecar = run_step(step)

@@ -221,6 +221,11 @@ class Run:
             raise ProvenanceError(f"manifest field names {sorted(reserved)} are reserved")
         self.fields.update(normalize(fields, self.root))
 
+    def resolved_config(self, resolved: Mapping[str, Any]) -> None:
+        """Record the config a script resolved itself from its ``config=`` file (a YAML it
+        loads and fills with defaults), as a framework's adapter reports its own."""
+        self.config = dict(resolved)
+
     def gate(self, name: str, passed: bool, **values: Any) -> None:
         """Record a quality-gate verdict; it does not change the exit code, the script does."""
         self.gates[name] = {"passed": bool(passed), **normalize(values, self.root)}

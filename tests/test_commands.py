@@ -1012,3 +1012,157 @@ def test_json_output_escapes_what_could_steer_a_terminal(proj):
     for raw in ("\u202e", "\u200f", "\x9b"):
         assert raw not in result.out
     assert json.loads(result.out)["outcome"]["error"]["message"] == error["message"]
+
+
+class TestDiffReadsPerKey:
+    """Two training runs' records, as ``diff`` reads them: per token, per metric, per key."""
+
+    def pair(self, proj, a, b):
+        return write(proj / "a.bin.manifest.json", a), write(proj / "b.bin.manifest.json", b)
+
+    def lines(self, proj, a, b):
+        result = run_cli("diff", *self.pair(proj, a, b))
+        assert result.code == 1, result
+        return result.out.splitlines()[3:]
+
+    def test_argv_reads_as_the_tokens_that_changed(self, proj):
+        before = ["--table", "t.parquet", "--seed", "0", "--out", "m0.npz"]
+        after = ["--table", "t.parquet", "--seed", "1", "--out", "m1.npz", "--debug"]
+        lines = self.lines(proj, document(argv=before), document(argv=after))
+        assert lines == [
+            "  command  argv[3] (--seed): 0 -> 1",
+            "  command  argv[5] (--out): m0.npz -> m1.npz --debug",
+        ]
+
+    def test_an_inserted_or_removed_token_reads_as_such(self, proj):
+        lines = self.lines(
+            proj, document(argv=["fit", "--config", "c.yaml"]), document(argv=["fit", "-v"])
+        )
+        assert lines == ["  command  argv[1:3]: --config c.yaml -> -v"]
+        lines = self.lines(proj, document(argv=["fit"]), document(argv=["fit", "--dry-run"]))
+        assert lines == ["  command  argv[1]: (none) -> --dry-run"]
+
+    def test_a_gate_reads_per_metric(self, proj):
+        a = document(gates={"plcc": {"passed": True, "plcc": 0.91, "min_plcc": 0.85}})
+        b = document(gates={"plcc": {"passed": False, "plcc": 0.80, "min_plcc": 0.85}})
+        assert self.lines(proj, a, b) == [
+            "  gates    plcc.passed: True -> False",
+            "  gates    plcc.plcc: 0.91 -> 0.8",
+        ]
+
+    def test_a_field_holding_a_mapping_reads_per_key(self, proj):
+        a = document(fields={"rows": {"total": 600, "train": 533}, "model_id": "m"})
+        b = document(fields={"rows": {"total": 600, "train": 500, "held_out": 100}})
+        assert self.lines(proj, a, b) == [
+            "  fields   model_id: m -> None",
+            "  fields   rows.held_out: (absent) -> 100",
+            "  fields   rows.train: 533 -> 500",
+        ]
+
+    def test_json_keeps_one_item_per_gate_and_field(self, proj):
+        a = document(
+            argv=["--seed", "0"], gates={"g": {"passed": True, "plcc": 0.9}}, fields={"r": {"n": 1}}
+        )
+        b = document(
+            argv=["--seed", "1"], gates={"g": {"passed": True, "plcc": 0.8}}, fields={"r": {"n": 2}}
+        )
+        result = run_cli("diff", "--json", *self.pair(proj, a, b))
+        assert result.code == 1
+        report = json.loads(result.out)
+        assert sorted(report) == ["a", "b", "differences", "same"]
+        assert report["differences"] == [
+            {"section": "command", "key": "argv", "a": ["--seed", "0"], "b": ["--seed", "1"]},
+            {
+                "section": "gates",
+                "key": "g",
+                "a": {"passed": True, "plcc": 0.9},
+                "b": {"passed": True, "plcc": 0.8},
+            },
+            {"section": "fields", "key": "r", "a": {"n": 1}, "b": {"n": 2}},
+        ]
+
+    @pytest.mark.parametrize(
+        ("a", "b"),
+        [
+            ({"r": {"n": 1}}, {"r": [1, 2]}),
+            ({"r": "text"}, {"r": {"n": {"m": {}}}}),
+            ({"r": {}}, {"r": None}),
+        ],
+        ids=["dict-to-list", "str-to-nested", "empty-to-null"],
+    )
+    def test_a_value_of_another_shape_reads_whole(self, proj, a, b):
+        result = run_cli("diff", *self.pair(proj, document(fields=a), document(fields=b)))
+        assert result.code == 1
+        assert "Traceback" not in result.err
+        (line,) = result.out.splitlines()[3:]
+        assert line.startswith("  fields   r: ")
+
+    def test_a_deep_and_wide_field_is_read_without_a_traceback(self, proj):
+        deep: dict = {"leaf": 1}
+        for _ in range(60):
+            deep = {"k": deep}
+        wide = {f"m{i}": i for i in range(5000)}
+        a = document(fields={"deep": deep, "wide": wide})
+        b = document(fields={"deep": {"k": 0}, "wide": {**wide, "m4999": -1}})
+        lines = self.lines(proj, a, b)
+        assert lines[-1] == "  fields   wide.m4999: 4999 -> -1"
+        assert lines[0] == "  fields   deep.k: (absent) -> 0"
+        assert lines[1].startswith("  fields   deep.k.k.k")
+        assert lines[1].endswith(".leaf: 1 -> (absent)")
+
+    def with_config(self, resolved, config_file=None, command="vmaf-train fit"):
+        doc = document()
+        files = [file_entry(config_file, config_file.name)] if config_file else []
+        doc["run_provenance"] |= {
+            "command": command,
+            "config": {"files": files, "resolved": resolved},
+        }
+        return doc
+
+    def test_the_resolved_config_reads_per_key(self, proj):
+        first, second = proj / "a.yaml", proj / "b.yaml"
+        first.write_text("trainer: {epochs: 50}\n")
+        second.write_text("trainer: {epochs: 5}\n")
+        a = self.with_config({"trainer": {"epochs": 50, "lr": 0.1}, "data": "x"}, first)
+        b = self.with_config({"trainer": {"epochs": 5, "lr": 0.1}, "data": "x"}, second)
+        lines = self.lines(proj, a, b)
+        assert lines[0].startswith("  config   files[0]: a.yaml (")
+        assert lines[1:] == ["  config   trainer.epochs: 50 -> 5"]
+        result = run_cli("diff", "--json", *self.pair(proj, a, b))
+        items = {
+            (d["section"], d["key"]): (d["a"], d["b"])
+            for d in json.loads(result.out)["differences"]
+        }
+        assert sorted(items) == [("config", "files[0]"), ("config", "resolved")]
+        assert items[("config", "resolved")][1]["trainer"]["epochs"] == 5
+
+    def test_the_command_path_is_a_difference(self, proj):
+        a = self.with_config({}, command="vmaf-train fit")
+        b = self.with_config({}, command="vmaf-train eval")
+        assert self.lines(proj, a, b) == ["  command  command: vmaf-train fit -> vmaf-train eval"]
+
+    @pytest.mark.parametrize("config", [[1, 2], "text", {"files": {}, "resolved": {}}])
+    def test_a_config_of_another_shape_is_one_line_and_exit_2(self, proj, config):
+        doc = document()
+        doc["run_provenance"]["config"] = config
+        result = run_cli("diff", *self.pair(proj, doc, document()))
+        assert result.code == 2
+        assert "config" in one_line(result)
+
+    def test_values_compare_as_json_so_true_is_not_one(self, proj):
+        a = self.with_config({"flag": True, "n": 1})
+        b = self.with_config({"flag": 1, "n": 1.0})
+        a["n"] = b["n"] = None
+        a["r"], b["r"] = {"x": True}, {"x": 1}
+        assert self.lines(proj, a, b) == [
+            "  config   flag: True -> 1",
+            "  config   n: 1 -> 1.0",
+            "  fields   r.x: True -> 1",
+        ]
+
+    def test_against_a_record_without_config_each_key_is_added(self, proj):
+        a = self.with_config({"trainer": {"epochs": 5}})
+        assert self.lines(proj, a, document()) == [
+            "  command  command: vmaf-train fit -> None",
+            "  config   trainer.epochs: 5 -> (absent)",
+        ]

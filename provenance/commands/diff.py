@@ -1,8 +1,17 @@
-"""``provenance diff A B``: what differs between two runs."""
+"""``provenance diff A B``: what differs between two runs.
+
+Read per key: a changed argv as the tokens that changed, a gate or a recorded field that holds
+a mapping as the metrics in it that changed, and the resolved config as the keys that changed
+(``config trainer.epochs: 50 -> 5``). ``--json`` gives one item per gate, field and config.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
+import shlex
+from collections.abc import Iterator
 from typing import Any
 
 from provenance import environment
@@ -35,7 +44,9 @@ def _changed(section: str, key: str, a: Any, b: Any) -> dict[str, Any]:
 def _mapping(section: str, a: Any, b: Any) -> list[dict[str, Any]]:
     a, b = (a if isinstance(a, dict) else {}), (b if isinstance(b, dict) else {})
     return [
-        _changed(section, k, a.get(k), b.get(k)) for k in sorted({*a, *b}) if a.get(k) != b.get(k)
+        _changed(section, k, a.get(k), b.get(k))
+        for k in sorted({*a, *b})
+        if not _same(a.get(k), b.get(k))
     ]
 
 
@@ -55,7 +66,10 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
     found += _mapping("code", ba.get("code"), bb.get("code"))
     if ba.get("argv") != bb.get("argv"):
         found.append(_changed("command", "argv", ba.get("argv"), bb.get("argv")))
+    if ba.get("command") != bb.get("command"):
+        found.append(_changed("command", "command", ba.get("command"), bb.get("command")))
     found += _mapping("args", ba.get("args"), bb.get("args"))
+    found += _config(ba.get("config"), bb.get("config"))
     for section in ("inputs", "outputs"):
         ea = {n: _identity(e) for n, e in declared_entries(ba.get(section))}
         eb = {n: _identity(e) for n, e in declared_entries(bb.get(section))}
@@ -67,6 +81,89 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
     found += _mapping("gates", oa.get("gates"), ob.get("gates"))
     found += _mapping("fields", a.fields, b.fields)
     found += environment.changes(ba.get("environment"), bb.get("environment"))
+    return found
+
+
+def _flat(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """``(dotted key, leaf)`` for each leaf of nested mappings; a list or a scalar is a leaf.
+    The reader bounds a record's depth, so the recursion is bounded too."""
+    if isinstance(value, dict) and (value or not prefix):
+        for key, item in value.items():
+            yield from _flat(item, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, value  # an empty mapping under a key is a value of its own
+
+
+def _per_key(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    """The leaves that differ between two nested mappings, by dotted key, in a stable order."""
+    fa, fb = dict(_flat(a, prefix)), dict(_flat(b, prefix))
+    missing = _Absent()
+    return [
+        (k, fa.get(k, missing), fb.get(k, missing))
+        for k in sorted({*fa, *fb})
+        if k not in fa or k not in fb or not _same(fa[k], fb[k])
+    ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: ``true`` is not ``1``, nor ``1`` ``1.0``, as Python's ``==`` has them."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+class _Absent:
+    """A key one side lacks, shown as such: not the same as a key holding null."""
+
+    def __str__(self) -> str:
+        return "(absent)"
+
+
+def _tokens(a: list[str], b: list[str]) -> list[tuple[str, str, str]]:
+    """Each changed span of two argument lists: ``argv[i]`` (and the option it follows, if
+    any), the tokens before and the tokens after, as a shell would read them."""
+    found = []
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        where = f"argv[{i1}]" if i2 - i1 <= 1 else f"argv[{i1}:{i2}]"
+        if i1 > 0 and a[i1 - 1].startswith("-"):
+            where += f" ({a[i1 - 1]})"
+        found.append((where, shlex.join(a[i1:i2]) or "(none)", shlex.join(b[j1:j2]) or "(none)"))
+    return found
+
+
+def _lines_of(item: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """One difference as the ``(key, a, b)`` lines it reads as."""
+    section, key, a, b = item["section"], item["key"], item["a"], item["b"]
+    if section == "command" and key == "argv" and _strings(a) and _strings(b):
+        return _tokens(a, b)
+    nested = section in ("gates", "fields") or (section, key) == ("config", "resolved")
+    if nested and isinstance(a, dict) and isinstance(b, dict):
+        prefix = "" if section == "config" else key
+        return [(k, _show(x), _show(y)) for k, x, y in _per_key(a, b, prefix)]
+    return [(key, _show(a), _show(b))]
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _config(a: Any, b: Any) -> list[dict[str, Any]]:
+    """The config files (each by its identity) and the resolved config, as one item whose
+    text reads per key; a config that is not an object is one whole value."""
+    # A record without a config has no config keys: against one with, each key is added.
+    a, b = ({"files": [], "resolved": {}} if c is None else c for c in (a, b))
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return [] if _same(a, b) else [_changed("config", "config", a, b)]
+    files = [
+        {f"files[{i}]": _identity(e) for i, e in enumerate(c.get("files") or [])}
+        if isinstance(c.get("files") or [], list)
+        else {"files": c.get("files")}
+        for c in (a, b)
+    ]
+    found = _mapping("config", *files)
+    if not _same(a.get("resolved"), b.get("resolved")):
+        found.append(_changed("config", "resolved", a.get("resolved"), b.get("resolved")))
     return found
 
 
@@ -83,9 +180,8 @@ def _show(value: Any) -> str:
 def render_differences(differences: list[dict[str, Any]]) -> str:
     lines = []
     for item in differences:
-        lines.append(
-            f"  {item['section']:<8} {item['key']}: {_show(item['a'])} -> {_show(item['b'])}"
-        )
+        for key, a, b in _lines_of(item):
+            lines.append(f"  {item['section']:<8} {key}: {a} -> {b}")
     return lines_text(lines)
 
 
