@@ -23,7 +23,8 @@ from provenance.normalize import display_path
 from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED, Outcome
 from provenance.redact import SecretMatcher, redact_text
 
-# Where the project's docs are published; the facet schemas are served from docs/schemas/.
+# The address the docs site is built for (site_url in mkdocs.yml, which a test holds equal);
+# the facet schemas are its schemas/, docs/schemas/ in the source.
 DOCS_URL = "https://provenance-sidecar.readthedocs.io/en/latest/"
 RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 ERROR_FACET_SCHEMA = (

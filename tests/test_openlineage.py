@@ -16,6 +16,7 @@ import time
 import jsonschema
 import pytest
 
+from provenance import openlineage
 from tests.conftest import FAKES, ROOT, sidecar_bytes, sidecar_of
 
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -410,3 +411,19 @@ def test_a_launch_of_ranks_is_one_run_sent_by_rank_zero(tmp_path, home):
     (output,) = sent[1]["outputs"]
     assert output["name"] == str(out)
     assert output["facets"]["provenance_digest"]["size_bytes"] == out.stat().st_size
+
+
+def test_the_facet_schemas_are_where_the_docs_site_puts_them():
+    """_schemaURL names the built site's schemas/, and the files behind it are in docs/."""
+    site_url = next(
+        line.split(":", 1)[1].strip()
+        for line in (ROOT / "mkdocs.yml").read_text("utf-8").splitlines()
+        if line.startswith("site_url:")
+    )
+    assert site_url == openlineage.DOCS_URL
+    for url in (openlineage.DIGEST_FACET_SCHEMA, openlineage.GATES_FACET_SCHEMA):
+        address, pointer = url.split("#", 1)
+        assert address.startswith(site_url)
+        schema = json.loads((ROOT / "docs" / address[len(site_url) :]).read_text("utf-8"))
+        assert schema["$id"] == address
+        assert pointer.rsplit("/", 1)[-1] in schema["$defs"]
