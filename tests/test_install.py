@@ -171,6 +171,7 @@ class TestInstalledPackage:
         expected = {
             Path("provenance", "py.typed"),
             *(p.relative_to(ROOT) for p in package.glob("commands/*.py")),
+            *(p.relative_to(ROOT) for p in package.glob("capture/*.py")),
             *(p.relative_to(ROOT) for p in package.glob("schemas/*.json")),
         }
         assert len(expected) > 3
@@ -184,6 +185,9 @@ class TestInstalledPackage:
             if f.parts[0] != ".." and not f.parts[0].endswith(".dist-info")
         }
         assert top_level == {"provenance"}, "ai/ and tests/ belong to the checkout, not the wheel"
+        # vmaf-train is the pipeline's own distribution's: here it could only fail to import ai
+        assert not (installed.venv / "bin" / "vmaf-train").exists()
+        assert (installed.venv / "bin" / "provenance").is_file()
 
     def test_version_agrees_with_the_metadata(self, installed):
         probe = installed.probe
