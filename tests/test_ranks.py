@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -489,3 +490,84 @@ class TestMpirun:
         assert record["outcome"]["status"] == "failed"
         assert record["outcome"]["rank"] == 1
         assert record["outcome"]["error"]["message"] == "rank 1 ran out of memory"
+
+
+@dataclass
+class Stranded:
+    """A job whose record says rank 2 runs: looked at while it runs, then after every rank of it
+    was killed at once (what mpirun does within a second of a failure, on a busy machine)."""
+
+    show_live: str
+    verify_live: list[dict[str, Any]]
+    record: dict[str, Any]
+    show_dead: str
+    show_dead_json: dict[str, Any]
+    verify_dead: subprocess.CompletedProcess[str]
+
+
+def _rank_checks(reports: list[dict[str, Any]]) -> dict[str, str]:
+    checks = reports[0]["checks"]
+    return {c["name"]: c["status"] for c in checks if c["name"].startswith("rank ")}
+
+
+@pytest.fixture(scope="module")
+def stranded(tmp_path_factory: pytest.TempPathFactory) -> Stranded:
+    out = tmp_path_factory.mktemp("stranded") / "model.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(fake_path("ranked")), "--out", str(out)]
+    procs = [
+        subprocess.Popen(
+            [*command, "--fail-rank", "1", "--hang-rank", "2"],
+            env=dict(base_env(), **torchrun_env(rank, 3)),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for rank in range(3)
+    ]
+    try:
+        sidecar = sidecar_of(out)
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "the job never wrote its record"
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                if statuses(load_sidecar(sidecar)["run_provenance"]) == [
+                    "succeeded",
+                    "failed",
+                    "running",
+                ]:
+                    break
+            time.sleep(0.05)
+        verify = ("-m", "provenance", "verify", "--json", "--no-code", "--outside-root", out)
+        show_live = run_python("-m", "provenance", "show", out).stdout
+        verify_live = json.loads(run_python(*verify).stdout)
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+    return Stranded(
+        show_live,
+        verify_live,
+        load_sidecar(sidecar)["run_provenance"],
+        run_python("-m", "provenance", "show", out).stdout,
+        json.loads(run_python("-m", "provenance", "show", "--json", out).stdout),
+        run_python(*verify),
+    )
+
+
+class TestStrandedRecord:
+    def test_the_record_is_left_saying_rank_2_runs(self, stranded: Stranded):
+        assert statuses(stranded.record) == ["succeeded", "failed", "running"]
+
+    def test_show_and_verify_say_a_live_rank_runs(self, stranded: Stranded):
+        assert "rank 2 running: its process still holds its presence" in stranded.show_live
+        assert _rank_checks(stranded.verify_live) == {"rank 2": "running"}
+
+    def test_show_says_a_killed_rank_is_lost_not_running(self, stranded: Stranded):
+        assert "rank 2 lost: no process holds its presence" in stranded.show_dead
+        assert stranded.show_dead_json["rank_states"] == [{"rank": 2, "state": "lost"}]
+
+    def test_verify_finds_a_killed_rank_lost(self, stranded: Stranded):
+        assert stranded.verify_dead.returncode == 1, stranded.verify_dead.stderr
+        assert _rank_checks(json.loads(stranded.verify_dead.stdout)) == {"rank 2": "lost"}
