@@ -19,6 +19,7 @@ import pytest
 
 from provenance.ranks import (
     HANDOFF_SCHEMA,
+    MAX_WORLD_SIZE,
     WAIT_ENVIRONMENT,
     Handoff,
     Launch,
@@ -145,6 +146,11 @@ class TestDetect:
         assert found is not None
         assert found.launcher == "torch.distributed"
 
+    def test_the_largest_world_taken_for_a_job(self):
+        found, problem = detect({"RANK": "3", "WORLD_SIZE": str(MAX_WORLD_SIZE)})
+        assert problem is None
+        assert found is not None and found.world_size == MAX_WORLD_SIZE
+
     def test_torchrun_inside_slurm_takes_the_global_rank(self):
         env = {**slurm_env(1, 2), **torchrun_env(5, 8)}
         found, _ = detect(env)
@@ -156,7 +162,15 @@ class TestDetect:
         assert detect(env) == (None, None)
 
     @pytest.mark.parametrize(
-        "env", [{"RANK": "x", "WORLD_SIZE": "4"}, {"PMI_RANK": "4", "PMI_SIZE": "4"}]
+        "env",
+        [
+            {"RANK": "x", "WORLD_SIZE": "4"},
+            {"PMI_RANK": "4", "PMI_SIZE": "4"},
+            # A lie about the size: no job waits on a million presences or writes their record.
+            {"RANK": "0", "WORLD_SIZE": "1000000"},
+            {"RANK": "0", "WORLD_SIZE": "-5"},
+            {"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "0"},
+        ],
     )
     def test_nonsense_is_warned_about_and_recorded_alone(self, env: dict[str, str]):
         found, problem = detect(env)
