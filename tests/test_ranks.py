@@ -149,7 +149,8 @@ class TestDetect:
     def test_the_largest_world_taken_for_a_job(self):
         found, problem = detect({"RANK": "3", "WORLD_SIZE": str(MAX_WORLD_SIZE)})
         assert problem is None
-        assert found is not None and found.world_size == MAX_WORLD_SIZE
+        assert found is not None
+        assert found.world_size == MAX_WORLD_SIZE
 
     def test_torchrun_inside_slurm_takes_the_global_rank(self):
         env = {**slurm_env(1, 2), **torchrun_env(5, 8)}
@@ -585,3 +586,16 @@ class TestStrandedRecord:
     def test_verify_finds_a_killed_rank_lost(self, stranded: Stranded):
         assert stranded.verify_dead.returncode == 1, stranded.verify_dead.stderr
         assert _rank_checks(json.loads(stranded.verify_dead.stdout)) == {"rank 2": "lost"}
+
+
+class TestSecretsInTheHandoff:
+    def test_a_secret_in_an_output_path_stays_out_of_the_parts_left_behind(self, tmp_path: Path):
+        # Rank 1 never shows, so rank 0's part stays beside the record for it.
+        out = tmp_path / "run_token=abcdef123456" / "model.json"
+        job = launch(out, 2, torchrun_env, ranks=range(1), wait="1")
+        assert job.codes == [0]
+        left = list(parts_of(ranks_folder(sidecar_of(out))))
+        assert any(p.suffix == ".json" for p in left)
+        for path in [*left, sidecar_of(out)]:
+            assert "abcdef123456" not in path.read_text(errors="replace"), path.name
+        assert "abcdef123456" not in job.stderr[0]
