@@ -528,9 +528,10 @@ _PEM_PRIVATE_KEY = re.compile(
     r".*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
     re.S,
 )
-# NAME=value, name: value, "name": "value", 'name': 'value'; a ':' that starts '//' is a URL's.
+# NAME=value, name: value, "name": "value", 'name': 'value', and \"name\": \"value\" (JSON
+# held as a string in JSON or in a message); a ':' that starts '//' is a URL's.
 _PAIR = re.compile(
-    r"(?<!\w)(?P<quote>[\"']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=quote)"
+    r"(?<!\w)(?P<quote>\\?[\"']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=quote)"
     r"[ \t]*(?:=(?!=)|(?P<colon>:)(?!//))[ \t]*"
 )
 _SCHEME = re.compile(r"(?:bearer|basic|token|digest|negotiate)[ \t]+(?=\S)", re.I)
@@ -576,6 +577,13 @@ def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
     if start >= len(text) or text.startswith(REDACTED, start):
         return None
     first = text[start]
+    if first == "\\" and text[start + 1 : start + 2] in ('"', "'"):
+        # An escaped quote opens the value of an escaped pair: it ends at the same escape.
+        end = text.find(text[start : start + 2], start + 2)
+        if end == -1:
+            bare = _BARE_VALUE.match(text, start + 2)
+            return (start + 2, bare.end()) if bare else None
+        return (start + 2, end)
     if first in "\"'":
         end = _closing_quote(text, start)
         if end is None:

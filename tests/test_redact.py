@@ -381,6 +381,15 @@ class TestRedactText:
                 f"k={REDACTED} end",
             ),
             ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl", REDACTED),
+            # JSON held as a string, in JSON or in an exception message: its quotes escaped.
+            (
+                '{\\"api_key\\": \\"abc\\", \\"n\\": 1}',
+                f'{{\\"api_key\\": \\"{REDACTED}\\", \\"n\\": 1}}',
+            ),
+            (
+                "bad config " + json.dumps(json.dumps({"db_password": "two words"})),
+                f'bad config "{{\\"db_password\\": \\"{REDACTED}\\"}}"',
+            ),
             (
                 "-----BEGIN PGP PRIVATE KEY BLOCK-----\nx\n-----END PGP PRIVATE KEY BLOCK-----",
                 REDACTED,
@@ -403,6 +412,8 @@ class TestRedactText:
             "Basic auth is off",
             "password=None",
             '{"tokenizer": "bert", "max_tokens": 512}',
+            '{\\"tokenizer\\": \\"bert\\", \\"max_tokens\\": 512}',
+            'say \\"hello\\": \\"world\\"',
             "a == b",
             "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
             "https://h/p?signed=1&design=2&signature_file=a.sig",
