@@ -579,11 +579,11 @@ def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
     first = text[start]
     if first == "\\" and text[start + 1 : start + 2] in ('"', "'"):
         # An escaped quote opens the value of an escaped pair: it ends at the same escape.
-        end = text.find(text[start : start + 2], start + 2)
-        if end == -1:
+        escaped = text.find(text[start : start + 2], start + 2)
+        if escaped == -1:
             bare = _BARE_VALUE.match(text, start + 2)
             return (start + 2, bare.end()) if bare else None
-        return (start + 2, end)
+        return (start + 2, escaped)
     if first in "\"'":
         end = _closing_quote(text, start)
         if end is None:
