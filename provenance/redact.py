@@ -495,6 +495,10 @@ _SHAPE_MARKS = (
     "akia",
     "asia",
     "glpat-",
+    "aiza",
+    "_live_",
+    "_test_",
+    "npm_",
     "eyj",
     "sig",
     "-----begin",
@@ -505,7 +509,7 @@ _BASIC = re.compile(
     r"(?P<head>\bbasic[ \t]+)(?P<credential>[A-Za-z0-9+/]{4,}={0,2})(?![\w+/=])", re.I
 )
 # Token formats that say what they are: Hugging Face, GitHub, OpenAI and Anthropic, Slack, AWS
-# access key ids, GitLab, JSON Web Tokens.
+# access key ids, GitLab, Google API keys, Stripe secret and restricted keys, npm, JSON Web Tokens.
 _TOKEN_FORMATS = re.compile(
     r"\b(?:hf_[A-Za-z0-9]{30,}"
     r"|gh[pousr]_[A-Za-z0-9]{36,}"
@@ -514,6 +518,9 @@ _TOKEN_FORMATS = re.compile(
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
     r"|A[KS]IA[0-9A-Z]{16}"
     r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}"
+    r"|npm_[A-Za-z0-9]{36}"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
     r"(?![A-Za-z0-9_\-])"
 )
