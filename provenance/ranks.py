@@ -166,6 +166,9 @@ class Handoff:
         self.started_ns = started_ns
         self.wait_s = wait_s
         self._live: int | None = None
+        # This rank failed: a launcher tears the job down when its process exits, so it must
+        # not wait for ranks that only that teardown will end.
+        self._failed = False
 
     def _part(self, rank: int) -> Path:
         return self.folder / f"rank{rank}.{self.key}.json"
@@ -197,6 +200,7 @@ class Handoff:
 
     def report(self, document: dict[str, Any], *, wrote: bool, opened: list[str]) -> None:
         """Write this rank's part, its outcome decided, atomically into the hand-off folder."""
+        self._failed = document["run_provenance"]["outcome"]["status"] == FAILED
         part = {
             "handoff": HANDOFF_SCHEMA,
             "rank": self.launch.rank,
@@ -266,6 +270,10 @@ class Handoff:
                         waiter = _try_lock(self._waiter())
                         if waiter is None:
                             return None  # the waiting rank will assemble this part too
+                        if self._failed:
+                            # What is known, and leave: the ranks still running report when
+                            # the launcher stops them, and one of them waits for the rest.
+                            return self._assemble(target, view, warn)
                     stopping = give_up()
                     if view.settled or stopping or time.monotonic() >= deadline:
                         return self._assemble(target, view, warn, stopping=stopping)

@@ -394,6 +394,33 @@ class TestKilledRanks:
         assert record["outcome"]["status"] == "failed"
         assert record["outcome"]["error"]["message"] == "rank 1 ran out of memory"
 
+    def test_a_failed_rank_does_not_wait_for_the_teardown_its_exit_starts(self, tmp_path: Path):
+        # Rank 1 fails first, before rank 0 ends: it once took the wait, and the launcher, that
+        # stops the job when a rank's process exits, waited the whole bound on it.
+        ready = tmp_path / "ready"
+        ready.mkdir()
+        seen: list[int | None] = []
+
+        def launcher(procs: list[subprocess.Popen[str]]) -> None:
+            _wait_for(ready / "rank2")
+            procs[1].wait(timeout=60)  # far below the bound of 600 s
+            seen.append(procs[2].poll())
+            procs[2].send_signal(signal.SIGKILL)
+
+        job = launch(
+            tmp_path / "model.json",
+            3,
+            torchrun_env,
+            *("--fail-rank", "1", "--hang-rank", "2", "--ready", ready),
+            wait="600",
+            launcher=launcher,
+            extra={"RANKED_LATE": "0:1"},
+        )
+        assert seen == [None]  # rank 2 still ran when rank 1 had ended
+        assert job.codes == [0, 1, -signal.SIGKILL]
+        assert statuses(job.record) == ["succeeded", "failed", "interrupted"]
+        assert job.left_beside() == []
+
     def test_a_rank_that_never_shows_is_missing_after_the_bound(self, tmp_path: Path):
         job = launch(tmp_path / "model.json", 3, torchrun_env, ranks=range(2), wait="1")
         assert job.codes == [0, 0]
