@@ -131,7 +131,15 @@ class _Builder:
     def source(self, record: Record, *, cell: bool = False) -> str:
         relative = self.relative(os.path.abspath(record.source))
         name = relative if relative is not None else record.source.name
-        return code(name, cell=cell) + ("" if relative is not None else " (outside the root)")
+        if relative is None:
+            return code(name, cell=cell) + " (outside the root)"
+        if self.relative(os.path.realpath(record.source)) is None:
+            return code(name, cell=cell) + " (a link to a record outside the root)"
+        return code(name, cell=cell)
+
+    def outside(self, record: Record) -> bool:
+        """Whether a record's bytes are read from outside the root, through a link or not."""
+        return self.relative(os.path.realpath(record.source)) is None
 
     def in_corpus(self, record: Record, shown: object) -> bool:
         absolute = self.written(record, shown)
@@ -200,6 +208,13 @@ def build(
     lines += _corpus_section(b, trees)
     lines += _lineage_section(b, tree, checked)
     lines += _artifacts_section(b, record, [walk.records[t["record"]] for _, t in checked])
+    for run in walk.records.values():
+        if b.outside(run):
+            # The root is what the card vouches for: a record elsewhere (or a link to one
+            # planted under the root) is a claim nobody keeping the root has checked.
+            b.problems.append(
+                f"The record {b.source(run)} of {_run_name(run)} is read from outside the root."
+            )
     for problem in index.unreadable:
         b.problems.append(f"A record under the root could not be read: {code(b.scrub(problem))}.")
     if walk.cut_short:

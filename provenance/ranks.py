@@ -43,6 +43,10 @@ RANKS_SUFFIX = ".ranks"
 # (its process is gone), or it left no trace at all before the wait ended.
 LOST, MISSING = "lost", "missing"
 _MAX_PART = 64 * 1024 * 1024
+# Every rank's waiting and the record grow with the world size: past this, a size is taken for
+# a mistake (a stale variable, WORLD_SIZE=1000000) rather than a job, so one run cannot spend
+# minutes polling a million presences and write a record of hundreds of megabytes.
+MAX_WORLD_SIZE = 65536
 
 # (launcher, rank variable, size variable, variables naming the job), most specific first: a
 # torchrun inside an srun allocation has both, and RANK is the global rank.
@@ -89,8 +93,13 @@ def detect(environ: Mapping[str, str]) -> tuple[Launch | None, str | None]:
                 f"{rank_var}={raw_rank!r} and {size_var}={raw_size!r} do not give a rank and "
                 "a world size, so this process is recorded as a run of its own"
             )
-        if size <= 1 and rank == 0:
+        if size == 1 and rank == 0:
             return None, None  # a world of one is an ordinary run
+        if size > MAX_WORLD_SIZE:
+            return None, (
+                f"{size_var}={size} is more ranks than a job is taken to have "
+                f"({MAX_WORLD_SIZE}), so this process is recorded as a run of its own"
+            )
         if not 0 <= rank < size:
             return None, (
                 f"{rank_var}={rank} is not a rank of {size_var}={size}, so this process is "
@@ -157,6 +166,9 @@ class Handoff:
         self.started_ns = started_ns
         self.wait_s = wait_s
         self._live: int | None = None
+        # This rank failed: a launcher tears the job down when its process exits, so it must
+        # not wait for ranks that only that teardown will end.
+        self._failed = False
 
     def _part(self, rank: int) -> Path:
         return self.folder / f"rank{rank}.{self.key}.json"
@@ -188,6 +200,7 @@ class Handoff:
 
     def report(self, document: dict[str, Any], *, wrote: bool, opened: list[str]) -> None:
         """Write this rank's part, its outcome decided, atomically into the hand-off folder."""
+        self._failed = document["run_provenance"]["outcome"]["status"] == FAILED
         part = {
             "handoff": HANDOFF_SCHEMA,
             "rank": self.launch.rank,
@@ -257,6 +270,10 @@ class Handoff:
                         waiter = _try_lock(self._waiter())
                         if waiter is None:
                             return None  # the waiting rank will assemble this part too
+                        if self._failed:
+                            # What is known, and leave: the ranks still running report when
+                            # the launcher stops them, and one of them waits for the rest.
+                            return self._assemble(target, view, warn)
                     stopping = give_up()
                     if view.settled or stopping or time.monotonic() >= deadline:
                         return self._assemble(target, view, warn, stopping=stopping)

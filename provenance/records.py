@@ -21,6 +21,7 @@ from typing import Any
 from provenance.errors import ProvenanceError
 from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.paths import find_root
+from provenance.ranks import parts_of, ranks_folder
 from provenance.schema import validate
 from provenance.sidecar import (
     PREVIOUS,
@@ -157,6 +158,32 @@ def place_of(base: Path, shown: Any, boundary: Boundary) -> Place:
 
 def run_state(running_record: Path) -> str:
     return LIVE if is_live(running_record) else LOST
+
+
+def rank_states(record: Record) -> list[tuple[int, str]]:
+    """The ranks a job's record says were running, each with its state now: live while its
+    process still holds its presence in the hand-off folder, lost once nothing holds it (the
+    launcher killed it, or the rank that would have rewritten the record, before they ended)."""
+    launch = record.block.get("launch")
+    ranks = launch.get("ranks") if isinstance(launch, dict) else None
+    if record.embedded or not isinstance(ranks, list):
+        return []
+    presences = [p for p in parts_of(ranks_folder(sidecar_target(record.source)))]
+    states = []
+    for entry in ranks:
+        rank = entry.get("rank") if isinstance(entry, dict) else None
+        if type(rank) is not int or entry.get("status") != RUNNING:
+            continue
+        mine = [p for p in presences if p.name.startswith(f"rank{rank}.") and p.suffix == ".live"]
+        states.append((rank, LIVE if any(is_live(p) for p in mine) else LOST))
+    return states
+
+
+def job_state(record: Record) -> str:
+    """Whether a running record is still under way: a job's while any of its ranks runs."""
+    if "launch" in record.block:
+        return LIVE if any(state == LIVE for _, state in rank_states(record)) else LOST
+    return run_state(record.source)
 
 
 def running_beside(record: Record) -> list[tuple[Path, str]]:

@@ -497,6 +497,10 @@ _SHAPE_MARKS = (
     "akia",
     "asia",
     "glpat-",
+    "aiza",
+    "_live_",
+    "_test_",
+    "npm_",
     "eyj",
     "sig",
     "-----begin",
@@ -507,7 +511,7 @@ _BASIC = re.compile(
     r"(?P<head>\bbasic[ \t]+)(?P<credential>[A-Za-z0-9+/]{4,}={0,2})(?![\w+/=])", re.I
 )
 # Token formats that say what they are: Hugging Face, GitHub, OpenAI and Anthropic, Slack, AWS
-# access key ids, GitLab, JSON Web Tokens.
+# access key ids, GitLab, Google API keys, Stripe secret and restricted keys, npm, JSON Web Tokens.
 _TOKEN_FORMATS = re.compile(
     r"\b(?:hf_[A-Za-z0-9]{30,}"
     r"|gh[pousr]_[A-Za-z0-9]{36,}"
@@ -516,6 +520,9 @@ _TOKEN_FORMATS = re.compile(
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
     r"|A[KS]IA[0-9A-Z]{16}"
     r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}"
+    r"|npm_[A-Za-z0-9]{36}"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
     r"(?![A-Za-z0-9_\-])"
 )
@@ -530,9 +537,10 @@ _PEM_PRIVATE_KEY = re.compile(
     r".*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
     re.S,
 )
-# NAME=value, name: value, "name": "value", 'name': 'value'; a ':' that starts '//' is a URL's.
+# NAME=value, name: value, "name": "value", 'name': 'value', and \"name\": \"value\" (JSON
+# held as a string in JSON or in a message); a ':' that starts '//' is a URL's.
 _PAIR = re.compile(
-    r"(?<!\w)(?P<quote>[\"']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=quote)"
+    r"(?<!\w)(?P<quote>\\?[\"']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=quote)"
     r"[ \t]*(?:=(?!=)|(?P<colon>:)(?!//))[ \t]*"
 )
 _SCHEME = re.compile(r"(?:bearer|basic|token|digest|negotiate)[ \t]+(?=\S)", re.I)
@@ -578,6 +586,13 @@ def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
     if start >= len(text) or text.startswith(REDACTED, start):
         return None
     first = text[start]
+    if first == "\\" and text[start + 1 : start + 2] in ('"', "'"):
+        # An escaped quote opens the value of an escaped pair: it ends at the same escape.
+        escaped = text.find(text[start : start + 2], start + 2)
+        if escaped == -1:
+            bare = _BARE_VALUE.match(text, start + 2)
+            return (start + 2, bare.end()) if bare else None
+        return (start + 2, escaped)
     if first in "\"'":
         end = _closing_quote(text, start)
         if end is None:

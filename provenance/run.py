@@ -671,8 +671,11 @@ class Run:
                 else []
             )
             wrote = any(facts.written_by_run(p) for p in judged)
+            # As the record shows each path, secrets hidden: the part is a file on disk too,
+            # and the assembling rank matches these against the record's redacted paths.
+            known = _known_secrets(self)
             opened = sorted(
-                facts.shown(p)
+                redact_text(facts.shown(p), known=known, is_secret=self.secrets)
                 for d in self.outputs.values()
                 if d is not None
                 for p in d.paths

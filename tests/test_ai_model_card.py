@@ -350,3 +350,21 @@ def test_the_demo_card_of_the_ensemble_lists_each_member_and_the_promotion(demo)
     assert f"`mean_plcc` {verdict['mean_plcc']}" in runs
     assert "`promote_verdict` pass: `verdict` `PROMOTE`" in runs
     assert "`ensemble_seeds` pass" in runs
+
+
+def test_a_record_linked_in_from_outside_the_root_is_on_the_card(out, tmp_path):
+    # An upstream record linked in is not indexed (no record accounts for its artifact); the
+    # model's own record and the evidence are read where they are named, so the link is followed.
+    record = sidecar_of(out / "models/konvid_mos_head.onnx")
+    planted = tmp_path / record.name
+    shutil.move(record, planted)
+    record.symlink_to(planted)  # the same bytes, but kept where the root's keeper never looks
+    try:
+        top = failing(out, tmp_path / "card.md")
+    finally:
+        record.unlink()
+        shutil.move(planted, record)
+    assert (
+        "The record `models/konvid_mos_head.onnx.manifest.json` (a link to a record outside "
+        "the root) of `ai/scripts/export_mos_head_onnx.py` is read from outside the root."
+    ) in top

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 
 from provenance.ranks import (
     HANDOFF_SCHEMA,
+    MAX_WORLD_SIZE,
     WAIT_ENVIRONMENT,
     Handoff,
     Launch,
@@ -144,6 +146,12 @@ class TestDetect:
         assert found is not None
         assert found.launcher == "torch.distributed"
 
+    def test_the_largest_world_taken_for_a_job(self):
+        found, problem = detect({"RANK": "3", "WORLD_SIZE": str(MAX_WORLD_SIZE)})
+        assert problem is None
+        assert found is not None
+        assert found.world_size == MAX_WORLD_SIZE
+
     def test_torchrun_inside_slurm_takes_the_global_rank(self):
         env = {**slurm_env(1, 2), **torchrun_env(5, 8)}
         found, _ = detect(env)
@@ -155,7 +163,15 @@ class TestDetect:
         assert detect(env) == (None, None)
 
     @pytest.mark.parametrize(
-        "env", [{"RANK": "x", "WORLD_SIZE": "4"}, {"PMI_RANK": "4", "PMI_SIZE": "4"}]
+        "env",
+        [
+            {"RANK": "x", "WORLD_SIZE": "4"},
+            {"PMI_RANK": "4", "PMI_SIZE": "4"},
+            # A lie about the size: no job waits on a million presences or writes their record.
+            {"RANK": "0", "WORLD_SIZE": "1000000"},
+            {"RANK": "0", "WORLD_SIZE": "-5"},
+            {"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "0"},
+        ],
     )
     def test_nonsense_is_warned_about_and_recorded_alone(self, env: dict[str, str]):
         found, problem = detect(env)
@@ -378,6 +394,33 @@ class TestKilledRanks:
         assert record["outcome"]["status"] == "failed"
         assert record["outcome"]["error"]["message"] == "rank 1 ran out of memory"
 
+    def test_a_failed_rank_does_not_wait_for_the_teardown_its_exit_starts(self, tmp_path: Path):
+        # Rank 1 fails first, before rank 0 ends: it once took the wait, and the launcher, that
+        # stops the job when a rank's process exits, waited the whole bound on it.
+        ready = tmp_path / "ready"
+        ready.mkdir()
+        seen: list[int | None] = []
+
+        def launcher(procs: list[subprocess.Popen[str]]) -> None:
+            _wait_for(ready / "rank2")
+            procs[1].wait(timeout=60)  # far below the bound of 600 s
+            seen.append(procs[2].poll())
+            procs[2].send_signal(signal.SIGKILL)
+
+        job = launch(
+            tmp_path / "model.json",
+            3,
+            torchrun_env,
+            *("--fail-rank", "1", "--hang-rank", "2", "--ready", ready),
+            wait="600",
+            launcher=launcher,
+            extra={"RANKED_LATE": "0:1"},
+        )
+        assert seen == [None]  # rank 2 still ran when rank 1 had ended
+        assert job.codes == [0, 1, -signal.SIGKILL]
+        assert statuses(job.record) == ["succeeded", "failed", "interrupted"]
+        assert job.left_beside() == []
+
     def test_a_rank_that_never_shows_is_missing_after_the_bound(self, tmp_path: Path):
         job = launch(tmp_path / "model.json", 3, torchrun_env, ranks=range(2), wait="1")
         assert job.codes == [0, 0]
@@ -489,3 +532,97 @@ class TestMpirun:
         assert record["outcome"]["status"] == "failed"
         assert record["outcome"]["rank"] == 1
         assert record["outcome"]["error"]["message"] == "rank 1 ran out of memory"
+
+
+@dataclass
+class Stranded:
+    """A job whose record says rank 2 runs: looked at while it runs, then after every rank of it
+    was killed at once (what mpirun does within a second of a failure, on a busy machine)."""
+
+    show_live: str
+    verify_live: list[dict[str, Any]]
+    record: dict[str, Any]
+    show_dead: str
+    show_dead_json: dict[str, Any]
+    verify_dead: subprocess.CompletedProcess[str]
+
+
+def _rank_checks(reports: list[dict[str, Any]]) -> dict[str, str]:
+    checks = reports[0]["checks"]
+    return {c["name"]: c["status"] for c in checks if c["name"].startswith("rank ")}
+
+
+@pytest.fixture(scope="module")
+def stranded(tmp_path_factory: pytest.TempPathFactory) -> Stranded:
+    out = tmp_path_factory.mktemp("stranded") / "model.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(fake_path("ranked")), "--out", str(out)]
+    procs = [
+        subprocess.Popen(
+            [*command, "--fail-rank", "1", "--hang-rank", "2"],
+            env=dict(base_env(), **torchrun_env(rank, 3)),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for rank in range(3)
+    ]
+    try:
+        sidecar = sidecar_of(out)
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "the job never wrote its record"
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                if statuses(load_sidecar(sidecar)["run_provenance"]) == [
+                    "succeeded",
+                    "failed",
+                    "running",
+                ]:
+                    break
+            time.sleep(0.05)
+        verify = ("-m", "provenance", "verify", "--json", "--no-code", "--outside-root", out)
+        show_live = run_python("-m", "provenance", "show", out).stdout
+        verify_live = json.loads(run_python(*verify).stdout)
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+    return Stranded(
+        show_live,
+        verify_live,
+        load_sidecar(sidecar)["run_provenance"],
+        run_python("-m", "provenance", "show", out).stdout,
+        json.loads(run_python("-m", "provenance", "show", "--json", out).stdout),
+        run_python(*verify),
+    )
+
+
+class TestStrandedRecord:
+    def test_the_record_is_left_saying_rank_2_runs(self, stranded: Stranded):
+        assert statuses(stranded.record) == ["succeeded", "failed", "running"]
+
+    def test_show_and_verify_say_a_live_rank_runs(self, stranded: Stranded):
+        assert "rank 2 running: its process still holds its presence" in stranded.show_live
+        assert _rank_checks(stranded.verify_live) == {"rank 2": "running"}
+
+    def test_show_says_a_killed_rank_is_lost_not_running(self, stranded: Stranded):
+        assert "rank 2 lost: no process holds its presence" in stranded.show_dead
+        assert stranded.show_dead_json["rank_states"] == [{"rank": 2, "state": "lost"}]
+
+    def test_verify_finds_a_killed_rank_lost(self, stranded: Stranded):
+        assert stranded.verify_dead.returncode == 1, stranded.verify_dead.stderr
+        assert _rank_checks(json.loads(stranded.verify_dead.stdout)) == {"rank 2": "lost"}
+
+
+class TestSecretsInTheHandoff:
+    def test_a_secret_in_an_output_path_stays_out_of_the_parts_left_behind(self, tmp_path: Path):
+        # Rank 1 never shows, so rank 0's part stays beside the record for it.
+        out = tmp_path / "run_token=abcdef123456" / "model.json"
+        job = launch(out, 2, torchrun_env, ranks=range(1), wait="1")
+        assert job.codes == [0]
+        left = list(parts_of(ranks_folder(sidecar_of(out))))
+        assert any(p.suffix == ".json" for p in left)
+        for path in [*left, sidecar_of(out)]:
+            assert "abcdef123456" not in path.read_text(errors="replace"), path.name
+        assert "abcdef123456" not in job.stderr[0]

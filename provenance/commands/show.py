@@ -19,7 +19,7 @@ from provenance.commands import (
     short,
 )
 from provenance.commands.replay import command_line
-from provenance.records import LIVE, LOST, Record, load, run_state, running_beside
+from provenance.records import LIVE, LOST, Record, job_state, load, rank_states, running_beside
 
 STATES = {
     LIVE: "running: its process still holds the record",
@@ -40,7 +40,16 @@ def summary(record: Record) -> dict[str, Any]:
     block = record.block
     outcome = block.get("outcome")
     # Only a job of several ranks has one: the summary of any other record stays as it was.
-    launch = {"launch": block["launch"]} if "launch" in block else {}
+    launch = (
+        {
+            "launch": block["launch"],
+            # The record says what was known when it was written; whether a rank it says is
+            # running still runs is known only now, from its presence lock.
+            "rank_states": [{"rank": r, "state": s} for r, s in rank_states(record)],
+        }
+        if "launch" in block
+        else {}
+    )
     return {
         "record": str(record.source),
         "embedded": record.embedded,
@@ -53,16 +62,26 @@ def summary(record: Record) -> dict[str, Any]:
         "config_files": list((block.get("config") or {}).get("files", [])),
         "fields": record.fields,
         "code_files": len(block["code"]),
-        "state": run_state(record.source) if record.running else None,
+        "state": job_state(record) if record.running else None,
         "running": [{"record": str(p), "state": state} for p, state in running_beside(record)],
         **launch,
     }
 
 
-def _launch_line(launch: dict[str, Any]) -> str:
+RANK_STATES = {
+    LIVE: "running: its process still holds its presence",
+    LOST: "lost: no process holds its presence, it ended without reporting",
+}
+
+
+def _launch_line(launch: dict[str, Any], states: list[dict[str, Any]]) -> str:
     """``launch  openmpi, 4 ranks: rank 3 failed`` (the ranks that did not succeed)."""
+    now = {s["rank"]: s["state"] for s in states}
     others = [
-        f"rank {r['rank']} {r['status']}" for r in launch["ranks"] if r["status"] != "succeeded"
+        f"rank {r['rank']} "
+        + (f"{RANK_STATES[now[r['rank']]]}" if r["rank"] in now else r["status"])
+        for r in launch["ranks"]
+        if r["status"] != "succeeded"
     ]
     how = ", ".join(others) if others else "every rank succeeded"
     return f"  launch          {launch['launcher']}, {launch['world_size']} ranks: {how}"
@@ -122,7 +141,7 @@ def render(info: dict[str, Any]) -> str:
             state = "pass" if verdict.get("passed") else "FAIL"
             lines.append(f"    gate {gate}: {state}" + (f"  ({values})" if values else ""))
     if "launch" in info:
-        lines.append(_launch_line(info["launch"]))
+        lines.append(_launch_line(info["launch"], info["rank_states"]))
     for other in info["running"]:
         lines.append(f"  {other['state']:<15} {other['record']}  ({STATES[other['state']]})")
     for title in ("inputs", "outputs"):

@@ -41,8 +41,9 @@ from provenance.records import (
     Boundary,
     Record,
     UnreadableRecord,
+    job_state,
     load,
-    run_state,
+    rank_states,
     running_beside,
 )
 from provenance.redact import REDACTED
@@ -156,7 +157,9 @@ class Verifier:
         boundary = record.boundary(outside_root=self.outside_root)
         checks = []
         if record.running:
-            checks.append(self.running(record.source, run_state(record.source), "this record"))
+            checks.append(self.running(record.source, job_state(record), "this record"))
+        for rank, state in rank_states(record):
+            checks.append(self.rank(record.source, rank, state))
         for path, state in running_beside(record):
             checks.append(self.running(path, state, "beside it"))
         if code:
@@ -180,6 +183,15 @@ class Verifier:
             else "its process is gone and wrote no final record"
         )
         return Check("record", name, path.name, state, detail)
+
+    def rank(self, path: Path, rank: int, state: str) -> Check:
+        detail = (
+            "the record says it runs, and its process holds its presence"
+            if state == LIVE
+            else "the record says it runs, but no process holds its presence: it ended "
+            "without reporting"
+        )
+        return Check("record", f"rank {rank}", path.name, state, detail)
 
     def code(self, record: Record, boundary: Boundary, name: str, shown: Any, sha256: Any) -> Check:
         if not isinstance(shown, str) or not isinstance(sha256, str):
