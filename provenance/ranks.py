@@ -25,6 +25,7 @@ from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.sidecar import (
     atomic_write,
     canonical_bytes,
+    clear_lost_runs,
     folder_lock,
     is_live,
     keep_last_good,
@@ -328,6 +329,9 @@ class Handoff:
         atomic_write(path, canonical_bytes(document), follow_symlinks=False)
         if view.settled:
             self._clean()
+            # A rank killed after the others had reported left its running record: the job's
+            # record now says what became of it.
+            clear_lost_runs(target)
         return path
 
     def _clean(self) -> None:

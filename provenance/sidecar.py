@@ -83,6 +83,15 @@ def running_records(target: Path) -> list[Path]:
     )
 
 
+def clear_lost_runs(sidecar: Path) -> None:
+    """Remove the running records beside ``sidecar`` whose processes are gone: a record
+    written after them, which accounts for them, has superseded them."""
+    for other in running_records(sidecar):
+        if not is_live(other):
+            with contextlib.suppress(OSError):
+                os.unlink(other)
+
+
 def _regular(path: Path) -> bool:
     # Only a regular file is a running record: a FIFO, device, folder or link of that name is
     # never opened.
@@ -328,10 +337,7 @@ class RunningRecord:
     def remove(self) -> None:
         """The final record is written: this one has served, and lost runs' records beside it
         (their processes gone) are superseded by a record written after them."""
-        for other in running_records(self.path.with_name(_sidecar_of_running(self.path.name))):
-            if other != self.path and not is_live(other):
-                with contextlib.suppress(OSError):
-                    os.unlink(other)
+        clear_lost_runs(self.path.with_name(_sidecar_of_running(self.path.name)))
         with contextlib.suppress(OSError):
             os.unlink(self.path)
         self.release()

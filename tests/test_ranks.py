@@ -342,7 +342,42 @@ def _tear_down_after_failure(
     return launcher
 
 
+def _kill_after_the_others_reported(folder: Path) -> Callable[[list[subprocess.Popen[str]]], None]:
+    def launcher(procs: list[subprocess.Popen[str]]) -> None:
+        for rank in range(len(procs) - 1):
+            _wait_for_any(folder, f"rank{rank}.*.json")
+        procs[-1].send_signal(signal.SIGKILL)
+
+    return launcher
+
+
+def _wait_for_any(folder: Path, pattern: str) -> None:
+    deadline = time.monotonic() + 60
+    while not any(folder.glob(pattern)):
+        assert time.monotonic() < deadline, f"nothing like {pattern} in {folder}"
+        time.sleep(0.02)
+
+
 class TestKilledRanks:
+    def test_a_rank_killed_after_the_others_reported_is_lost_and_nothing_is_left(
+        self, tmp_path: Path
+    ):
+        job = launch(
+            tmp_path / "model.json",
+            3,
+            ompi_env,
+            "--hang-rank",
+            "2",
+            launcher=_kill_after_the_others_reported(tmp_path / "model.json.manifest.ranks"),
+        )
+        assert job.codes == [0, 0, -signal.SIGKILL]
+        record = job.record
+        assert statuses(record) == ["succeeded", "succeeded", "lost"]
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["rank"] == 2
+        # its running record too: the job's record, written after it died, says what it became
+        assert job.left_beside() == []
+
     def test_a_rank_killed_by_sigkill_alone_is_lost(self, tmp_path: Path):
         job = launch(tmp_path / "model.json", 3, ompi_env, "--kill-rank", "2")
         assert job.codes == [0, 0, -signal.SIGKILL]
