@@ -17,19 +17,13 @@ By default it lives in ``$XDG_CACHE_HOME/provenance/`` (``~/.cache/provenance/``
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import sys
-import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import sqlite3
+from provenance.sqlite_store import SqliteStore, immediate
 
 ENVIRONMENT = "PROVENANCE_DIGEST_CACHE"
 FILE_NAME = "digests-v1.sqlite3"
@@ -65,18 +59,6 @@ def stat_key(st: os.stat_result) -> bytes:
     return _STAT.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-@contextlib.contextmanager
-def _immediate(db: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction taken up front (BEGIN IMMEDIATE), committed or rolled back."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
 def default_location() -> Path | None:
     """Where the cache lives, from the environment; None when it is turned off."""
     given = os.environ.get(ENVIRONMENT)
@@ -86,12 +68,19 @@ def default_location() -> Path | None:
     return Path(base) / "provenance" / FILE_NAME
 
 
-class DigestCache:
+class DigestCache(SqliteStore):
     """One run's view of the store: reads folder by folder, writes in batches.
 
     Memory stays bounded however large the tree: the rows of the last few folders a walk was
     in, and at most a few thousand measured rows waiting to be written.
     """
+
+    SCHEMA_VERSION = SCHEMA_VERSION
+    TABLES = ("digests",)
+    SCHEMA = (_SCHEMA,)
+    NAME = "the digest cache"
+    WITHOUT_IT = "hashing without it"
+    TURN_OFF = ENVIRONMENT
 
     def __init__(
         self,
@@ -100,14 +89,11 @@ class DigestCache:
         racy_window_ns: int = RACY_WINDOW_NS,
         busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
-        self.location = Path(location)
+        super().__init__(Path(location), busy_timeout)
         self.racy_window_ns = racy_window_ns
-        self.busy_timeout = busy_timeout
         self.hits = 0
         self.misses = 0
         self.stored = 0
-        self._db: sqlite3.Connection | None = None
-        self._broken = False
         self._pending: list[tuple[bytes, bytes, bytes, str, str | None]] = []
         # folder -> {name: (stat key, blake3, sha256)}, most recently used last
         self._folders: OrderedDict[bytes, dict[bytes, tuple[bytes, str, str | None]]] = (
@@ -182,7 +168,7 @@ class DigestCache:
         hashing_began_ns: int,
     ) -> bool:
         """Remember digests measured of ``path`` as it was at ``st``; racy files are skipped."""
-        if self._broken:
+        if self.broken:
             return False
         newest = max(st.st_mtime_ns, st.st_ctime_ns)
         if hashing_began_ns - newest < self.racy_window_ns:
@@ -199,97 +185,25 @@ class DigestCache:
             self._write()
         finally:
             self._folders.clear()
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._close_store()
 
     def _write(self) -> None:
         import sqlite3
 
         rows, self._pending = self._pending, []
-        if not rows or self._broken:
+        if not rows or self.broken:
             return
         db = self._connect()
         if db is None:
             return
         try:
-            with _immediate(db):
+            with immediate(db):
                 db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", rows)
         except sqlite3.Error as err:
             self._give_up(err)
             return
         self.stored += len(rows)
 
-    # -- the store -----------------------------------------------------------------------------
-
-    def _query(self, sql: str, params: tuple[object, ...]) -> list[Any] | None:
-        import sqlite3
-
-        db = self._connect()
-        if db is None:
-            return None
-        try:
-            return db.execute(sql, params).fetchall()
-        except sqlite3.Error as err:
-            self._give_up(err)
-            return None
-
-    def _connect(self) -> sqlite3.Connection | None:
-        import sqlite3  # deferred: most runs never need it, and every run pays for imports
-
-        if self._broken:
-            return None
-        if self._db is None:
-            try:
-                self.location.parent.mkdir(parents=True, exist_ok=True)
-                # Autocommit: transactions are begun explicitly, IMMEDIATE when they will write,
-                # so that two runs starting at once wait for each other instead of one failing.
-                db = sqlite3.connect(self.location, timeout=self.busy_timeout, isolation_level=None)
-                try:
-                    self._use_wal(db)
-                    db.execute("PRAGMA synchronous=NORMAL")
-                    no_checkpoint = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
-                    if no_checkpoint is not None:  # Python 3.12+: closing need not checkpoint
-                        db.setconfig(no_checkpoint, True)  # type: ignore[attr-defined,unused-ignore]
-                    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                        with _immediate(db):  # new, or an older layout: a cache can start again
-                            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                                db.execute("DROP TABLE IF EXISTS digests")
-                                db.execute(_SCHEMA)
-                                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                except BaseException:
-                    db.close()
-                    raise
-            except (sqlite3.Error, OSError) as err:
-                self._give_up(err)
-                return None
-            self._db = db
-        return self._db
-
-    def _use_wal(self, db: sqlite3.Connection) -> None:
-        """Switch to WAL. SQLite does not wait on a lock for this, so two runs creating the
-        store at once would see 'database is locked': retry until the busy timeout instead."""
-        import sqlite3
-
-        deadline = time.monotonic() + self.busy_timeout
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
-    def _give_up(self, err: Exception) -> None:
-        if not self._broken:
-            print(
-                f"provenance: the digest cache {self.location} cannot be used "
-                f"({type(err).__name__}: {err}); hashing without it. Delete the file, or set "
-                f"{ENVIRONMENT}=off, to stop this warning.",
-                file=sys.stderr,
-                flush=True,
-            )
-        self._broken = True
+    def _drop_pending(self) -> None:
         self._folders.clear()
         self._pending.clear()

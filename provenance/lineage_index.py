@@ -15,15 +15,12 @@ stderr, and the records are then all parsed, as without it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provenance.digest_cache import (
     BUSY_TIMEOUT_S,
@@ -32,9 +29,7 @@ from provenance.digest_cache import (
     default_location,
     stat_key,
 )
-
-if TYPE_CHECKING:
-    import sqlite3
+from provenance.sqlite_store import SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
 SCHEMA_VERSION = 1
@@ -80,23 +75,19 @@ class StoredOutput:
     entrypoint: str
 
 
-@contextlib.contextmanager
-def _immediate(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
 def _text(value: Any) -> str:
     return json.dumps(value)
 
 
-class LineageIndex:
+class LineageIndex(SqliteStore):
     """One command's view of the store: stat keys read per walked folder, writes in one batch."""
+
+    SCHEMA_VERSION = SCHEMA_VERSION
+    TABLES = ("outputs", "records")
+    SCHEMA = _SCHEMA
+    NAME = "the lineage index"
+    WITHOUT_IT = "reading every record instead"
+    TURN_OFF = ENVIRONMENT
 
     def __init__(
         self,
@@ -105,12 +96,9 @@ class LineageIndex:
         racy_window_ns: int = RACY_WINDOW_NS,
         busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
-        self.location = Path(location)
+        super().__init__(Path(location), busy_timeout)
         self.racy_window_ns = racy_window_ns
-        self.busy_timeout = busy_timeout
         self.stored = 0
-        self._db: sqlite3.Connection | None = None
-        self.broken = False
         self._put: list[tuple[bytes, bytes, str, tuple[Output, ...]]] = []
         self._forget: list[bytes] = []
 
@@ -205,7 +193,7 @@ class LineageIndex:
             for o in written
         ]
         try:
-            with _immediate(db):
+            with immediate(db):
                 db.executemany("DELETE FROM outputs WHERE path = ?", paths)
                 db.executemany("DELETE FROM records WHERE path = ?", paths)
                 db.executemany(
@@ -219,76 +207,8 @@ class LineageIndex:
         self.stored += len(put)
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._close_store()
 
-    # -- the store -----------------------------------------------------------------------------
-
-    def _query(self, sql: str, params: tuple[object, ...]) -> list[Any] | None:
-        import sqlite3
-
-        db = self._connect()
-        if db is None:
-            return None
-        try:
-            return db.execute(sql, params).fetchall()
-        except sqlite3.Error as err:
-            self._give_up(err)
-            return None
-
-    def _connect(self) -> sqlite3.Connection | None:
-        import sqlite3
-
-        if self.broken:
-            return None
-        if self._db is None:
-            try:
-                self.location.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.location, timeout=self.busy_timeout, isolation_level=None)
-                try:
-                    self._use_wal(db)
-                    db.execute("PRAGMA synchronous=NORMAL")
-                    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                        with _immediate(db):  # new, or an older layout: an index can start again
-                            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                                db.execute("DROP TABLE IF EXISTS outputs")
-                                db.execute("DROP TABLE IF EXISTS records")
-                                for statement in _SCHEMA:
-                                    db.execute(statement)
-                                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                except BaseException:
-                    db.close()
-                    raise
-            except (sqlite3.Error, OSError) as err:
-                self._give_up(err)
-                return None
-            self._db = db
-        return self._db
-
-    def _use_wal(self, db: sqlite3.Connection) -> None:
-        """Switch to WAL, retrying while another command creates the store at the same time."""
-        import sqlite3
-
-        deadline = time.monotonic() + self.busy_timeout
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
-    def _give_up(self, err: Exception) -> None:
-        if not self.broken:
-            print(
-                f"provenance: the lineage index {self.location} cannot be used "
-                f"({type(err).__name__}: {err}); reading every record instead. Delete the "
-                f"file, or set {ENVIRONMENT}=off, to stop this warning.",
-                file=sys.stderr,
-                flush=True,
-            )
-        self.broken = True
+    def _drop_pending(self) -> None:
         self._put.clear()
         self._forget.clear()
