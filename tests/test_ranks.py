@@ -342,8 +342,11 @@ def _tear_down_after_failure(
     return launcher
 
 
-def _kill_after_the_others_reported(folder: Path) -> Callable[[list[subprocess.Popen[str]]], None]:
+def _kill_after_the_others_reported(
+    folder: Path, ready: Path
+) -> Callable[[list[subprocess.Popen[str]]], None]:
     def launcher(procs: list[subprocess.Popen[str]]) -> None:
+        _wait_for(ready / f"rank{len(procs) - 1}")  # under way, its presence said
         for rank in range(len(procs) - 1):
             _wait_for_any(folder, f"rank{rank}.*.json")
         procs[-1].send_signal(signal.SIGKILL)
@@ -362,13 +365,17 @@ class TestKilledRanks:
     def test_a_rank_killed_after_the_others_reported_is_lost_and_nothing_is_left(
         self, tmp_path: Path
     ):
+        ready = tmp_path / "ready"
+        ready.mkdir()
         job = launch(
             tmp_path / "model.json",
             3,
             ompi_env,
             "--hang-rank",
             "2",
-            launcher=_kill_after_the_others_reported(tmp_path / "model.json.manifest.ranks"),
+            "--ready",
+            ready,
+            launcher=_kill_after_the_others_reported(tmp_path / "model.json.manifest.ranks", ready),
         )
         assert job.codes == [0, 0, -signal.SIGKILL]
         record = job.record
