@@ -504,8 +504,21 @@ _SHAPE_MARKS = (
     "eyj",
     "sig",
     "-----begin",
+    "%3a%2f%2f",
+    "hooks.slack",
+    "webhooks",
 )
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>[^\s/?#\"']+)@")
+# The same URL percent-encoded, as it stands in another URL's query: https%3A%2F%2Fuser%3Apw%40h
+_ENCODED_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*%3[Aa]%2[Ff]%2[Ff])"
+    r"(?P<info>(?:(?!%2[Ff]|%3[Ff]|%23)[^\s/?#\"'&])+?)%40"
+)
+# Webhook URLs whose path is the credential: Slack's and Discord's.
+_WEBHOOKS = re.compile(
+    r"(?P<head>https://(?:hooks\.slack\.com/services|(?:canary\.|ptb\.)?discord(?:app)?\.com"
+    r"/api/webhooks)/)(?P<credential>[^\s\"'<>?#&)\]}]{8,})"
+)
 _BEARER = re.compile(r"(?P<head>\bbearer[ \t]+)(?P<credential>[A-Za-z0-9\-._~+/]+=*)", re.I)
 _BASIC = re.compile(
     r"(?P<head>\bbasic[ \t]+)(?P<credential>[A-Za-z0-9+/]{4,}={0,2})(?![\w+/=])", re.I
@@ -647,6 +660,8 @@ class _Redactor:
         text = _PEM_PRIVATE_KEY.sub(REDACTED, text)
         text = self._json(text)
         text = _USERINFO.sub(_userinfo, text)
+        text = _ENCODED_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}%40", text)
+        text = _WEBHOOKS.sub(lambda m: m["head"] + REDACTED, text)
         text = _URL_SIGNATURE.sub(lambda m: m["head"] + REDACTED, text)
         text = _BEARER.sub(lambda m: m["head"] + REDACTED, text)
         text = _BASIC.sub(_basic, text)

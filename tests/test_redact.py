@@ -377,6 +377,18 @@ class TestRedactText:
             ("https://b/o?X-Goog-Signature=0a1b", f"https://b/o?X-Goog-Signature={REDACTED}"),
             ("https://a/c?sv=1&sig=Zm9v%3D", f"https://a/c?sv=1&sig={REDACTED}"),
             (
+                "https://h/cb?next=https%3A%2F%2Fbot%3Apw%40hub%2Fx&y=1",
+                f"https://h/cb?next=https%3A%2F%2F{REDACTED}%40hub%2Fx&y=1",
+            ),
+            (
+                "https://hooks.slack.com/services/T0A1/B2C3/abcdEFGH1234",
+                f"https://hooks.slack.com/services/{REDACTED}",
+            ),
+            (
+                "https://discord.com/api/webhooks/1234567/abc-DEF_gh",
+                f"https://discord.com/api/webhooks/{REDACTED}",
+            ),
+            (
                 "https://s3/k?Signature=vjby%2B&Expires=1",
                 f"https://s3/k?Signature={REDACTED}&Expires=1",
             ),
@@ -423,6 +435,8 @@ class TestRedactText:
             "run_test_" + "f" * 24,
             "npm_install_log.txt",
             "https://h/p?signed=1&design=2&signature_file=a.sig",
+            "https%3A%2F%2Fhost%2Fpath%40x",
+            "https://hooks.slack.com/",
             "",
         ],
     )
@@ -482,6 +496,8 @@ def test_a_known_secret_never_appears_in_text(secret, before, after):
             "failed with auth_token={}; retrying",
             "fetched https://bucket.s3.amazonaws.com/m.onnx?X-Amz-Signature={}&X-Amz-Expires=60",
             "https://acct.blob.core.windows.net/c/m.onnx?sv=2022&sig={}",
+            "login?next=https%3A%2F%2Fbot%3A{}%40hub.example%2Fx",
+            "posted to https://hooks.slack.com/services/T01/B02/{}",
             "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----",
         ]
     ),
