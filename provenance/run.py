@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -696,6 +696,10 @@ class Run:
             warn=lambda message: _warn(message, self),
         )
         if path is not None:
+            # The job's record, not this rank's part: rank 0's end event says what the job did
+            # when rank 0 is the rank that wrote it.
+            with suppress(OSError):
+                self._written = (path, path.read_bytes())
             _tell_record_log(path, self)
             watcher = _sidecar_watcher.get()
             if watcher is not None:

@@ -381,6 +381,41 @@ def test_configured_without_the_client_warns_once(tmp_path, home):
     assert proc.stderr.count("\n") == 1
 
 
+def launch_ranks(tmp_path, home, *argv, late: str = "-1:0") -> tuple[list[int], list[str]]:
+    """Two torchrun-style ranks of the fake, sending events to a file; their exits and stderr."""
+    config = tmp_path / "lineage.yml"
+    events = tmp_path / "events.jsonl"
+    config.write_text(f"transport:\n  type: file\n  log_file_path: {events}\n  append: true\n")
+    command = [sys.executable, str(FAKES / "ranked.py"), "--out", str(tmp_path / "model.json")]
+    procs = [
+        subprocess.Popen(
+            [*command, *argv],
+            env=environment(
+                home,
+                OPENLINEAGE_CONFIG=str(config),
+                RANK=str(rank),
+                WORLD_SIZE="2",
+                PROVENANCE_RANK_WAIT_S="20",
+                RANKED_LATE=late,
+            ),
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    stderr = [p.communicate(timeout=120)[1] for p in procs]
+    return [p.returncode for p in procs], stderr
+
+
+def test_rank_zero_writing_the_jobs_record_ends_with_the_jobs_outcome(tmp_path, home):
+    codes, stderr = launch_ranks(tmp_path, home, "--fail-rank", "1", late="0:1.5")
+    assert codes == [0, 1], stderr
+    sent = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [e["eventType"] for e in sent] == ["START", "FAIL"]  # rank 1 failed the job
+    assert "rank 1 ran out of memory" in sent[1]["run"]["facets"]["errorMessage"]["message"]
+
+
 def test_a_launch_of_ranks_is_one_run_sent_by_rank_zero(tmp_path, home):
     events = tmp_path / "events.jsonl"
     config = tmp_path / "lineage.yml"
