@@ -23,12 +23,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance.sqlite_store import SqliteStore, immediate
+from provenance.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 ENVIRONMENT = "PROVENANCE_DIGEST_CACHE"
 FILE_NAME = "digests-v1.sqlite3"
-RACY_WINDOW_NS = 2_000_000_000  # FAT's 2 s mtime granularity; covers modest NFS clock skew too
-BUSY_TIMEOUT_S = 2.0
 SCHEMA_VERSION = 3
 # Rows are keyed by (folder, name), so one folder's rows are one range of the primary key.
 _SCHEMA = """
@@ -89,11 +87,9 @@ class DigestCache(SqliteStore):
         racy_window_ns: int = RACY_WINDOW_NS,
         busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
-        super().__init__(Path(location), busy_timeout)
-        self.racy_window_ns = racy_window_ns
+        super().__init__(location, racy_window_ns=racy_window_ns, busy_timeout=busy_timeout)
         self.hits = 0
         self.misses = 0
-        self.stored = 0
         self._pending: list[tuple[bytes, bytes, bytes, str, str | None]] = []
         # folder -> {name: (stat key, blake3, sha256)}, most recently used last
         self._folders: OrderedDict[bytes, dict[bytes, tuple[bytes, str, str | None]]] = (

@@ -19,17 +19,14 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from provenance.digest_cache import (
-    BUSY_TIMEOUT_S,
     ENVIRONMENT,
-    RACY_WINDOW_NS,
     default_location,
     stat_key,
 )
-from provenance.sqlite_store import SqliteStore, immediate
+from provenance.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
 SCHEMA_VERSION = 1
@@ -96,9 +93,7 @@ class LineageIndex(SqliteStore):
         racy_window_ns: int = RACY_WINDOW_NS,
         busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
-        super().__init__(Path(location), busy_timeout)
-        self.racy_window_ns = racy_window_ns
-        self.stored = 0
+        super().__init__(location, racy_window_ns=racy_window_ns, busy_timeout=busy_timeout)
         self._put: list[tuple[bytes, bytes, str, tuple[Output, ...]]] = []
         self._forget: list[bytes] = []
 

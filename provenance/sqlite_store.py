@@ -9,6 +9,7 @@ too long, a read-only folder). What they keep differs; how they keep it is here,
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import sqlite3
+
+RACY_WINDOW_NS = 2_000_000_000  # FAT's 2 s mtime granularity; covers modest NFS clock skew too
+BUSY_TIMEOUT_S = 2.0
 
 
 @contextlib.contextmanager
@@ -41,9 +45,20 @@ class SqliteStore:
     WITHOUT_IT: ClassVar[str]  # what the run does instead: "hashing without it"
     TURN_OFF: ClassVar[str]  # the environment variable that turns it off
 
-    def __init__(self, location: Path, busy_timeout: float) -> None:
-        self.location = location
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        racy_window_ns: int = RACY_WINDOW_NS,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
+        self.location = Path(location)
+        # A file whose mtime or ctime lies this close to the moment it was looked at is racy:
+        # a write in the same timestamp tick could leave its stat unchanged, so it is never
+        # stored (git treats racily clean index entries the same way).
+        self.racy_window_ns = racy_window_ns
         self.busy_timeout = busy_timeout
+        self.stored = 0  # rows written by this run
         self.broken = False
         self._db: sqlite3.Connection | None = None
 
