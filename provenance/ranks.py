@@ -32,6 +32,7 @@ from provenance.sidecar import (
     read_json_object,
     record_status,
     side_record_path,
+    slot_entries,
 )
 
 # How long the waiting rank waits for the others, in seconds (tests lower it).
@@ -512,14 +513,6 @@ def _job_outcome(ranks: list[dict[str, Any]], outcomes: list[dict[str, Any]]) ->
     return {"status": SUCCEEDED, "exit_code": 0, "error": None, "gates": gates}
 
 
-def _entries(slot: Any) -> list[dict[str, Any]]:
-    if isinstance(slot, dict):
-        return [slot]
-    if isinstance(slot, list):
-        return [e for e in slot if isinstance(e, dict)]
-    return []
-
-
 def _merge_slots(
     order: list[int], tables: list[Any], opened: list[set[str]], *, outputs: bool
 ) -> dict[str, Any]:
@@ -536,7 +529,7 @@ def _merge_slots(
         slots = [t.get(name) if isinstance(t, dict) else None for t in tables]
         by_path: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for rank, slot in zip(order, slots, strict=True):
-            for entry in _entries(slot):
+            for entry in slot_entries(slot):
                 by_path.setdefault(str(entry.get("path")), []).append((rank, entry))
         if not by_path:
             merged[name] = None

@@ -91,6 +91,7 @@ from provenance.sidecar import (
     running_records,
     side_record_path,
     sidecar_path_for,
+    table_entries,
 )
 from provenance.signals import SignalGuard
 
@@ -887,7 +888,7 @@ class Run:
         shared = mine & others
         if not shared:
             return False
-        for entry in _entries_of(block.get("outputs")):
+        for entry in table_entries(block.get("outputs")):
             if entry.get("path") in shared and entry.get("exists"):
                 entry["concurrent_writers"] = True
         _warn(
@@ -986,15 +987,6 @@ def _is_record(path: Path) -> bool:
     return document is not None and document.get("schema") == MANIFEST_SCHEMA
 
 
-def _entries_of(table: Any) -> Iterator[dict[str, Any]]:
-    if not isinstance(table, dict):
-        return
-    for value in table.values():
-        for entry in value if isinstance(value, list) else [value]:
-            if isinstance(entry, dict):
-                yield entry
-
-
 def _output_paths(record: Path, *, written_only: bool) -> set[str]:
     """The output paths another run's record names (only those it wrote, if asked)."""
     document = read_own_record(record)
@@ -1003,7 +995,7 @@ def _output_paths(record: Path, *, written_only: bool) -> set[str]:
         return set()
     return {
         e["path"]
-        for e in _entries_of(block.get("outputs"))
+        for e in table_entries(block.get("outputs"))
         if isinstance(e.get("path"), str) and (not written_only or e.get("written_by_run"))
     }
 

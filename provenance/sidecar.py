@@ -70,6 +70,23 @@ def running_record_path(target: Path, token: str) -> Path:
     return side_record_path(target, f"{RUNNING}.{token}")
 
 
+def slot_entries(slot: Any) -> list[dict[str, Any]]:
+    """The entries one name of a record's inputs or outputs holds: one entry, or a list of
+    them. What a hostile record holds instead gives none."""
+    if isinstance(slot, dict):
+        return [slot]
+    if isinstance(slot, list):
+        return [entry for entry in slot if isinstance(entry, dict)]
+    return []
+
+
+def table_entries(table: Any) -> Iterator[dict[str, Any]]:
+    """Every entry of a record's inputs or outputs table, name by name."""
+    if isinstance(table, dict):
+        for slot in table.values():
+            yield from slot_entries(slot)
+
+
 def running_records(target: Path) -> list[Path]:
     """The running records beside ``target`` (a sidecar path), sorted by name."""
     stem = re.escape(target.name.removesuffix(".json"))
