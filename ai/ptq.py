@@ -318,3 +318,15 @@ def write_int8(
     if args.report_out is not None:
         write_json(args.report_out, {**sidecar, "model_sidecar": sidecar_path.name, "argv": argv})
     return sidecar
+
+
+def manifest_fields(sidecar: Mapping[str, Any]) -> dict[str, Any]:
+    """What both PTQ scripts record in their manifest, read off the int8 sidecar they wrote."""
+    return {
+        "model_id": sidecar["id"],
+        "fp32": sidecar["fp32"],
+        "int8_sha256": sidecar["sha256"],
+        "quantization": sidecar["quantization"],
+        "calibration": sidecar["calibration"],
+        "size": sidecar["size"],
+    }

@@ -107,14 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     except InputError as err:
         return fail(parser.prog, err)
-    current_run().record(
-        model_id=sidecar["id"],
-        fp32=sidecar["fp32"],
-        int8_sha256=sidecar["sha256"],
-        quantization=sidecar["quantization"],
-        calibration=calibration,
-        size=sidecar["size"],
-    )
+    current_run().record(**ptq.manifest_fields(sidecar))
     return 0
 
 
