@@ -32,7 +32,7 @@ from provenance.commands import (
     short,
     warn,
 )
-from provenance.digest_cache import _STAT
+from provenance.digest_cache import stat_key
 from provenance.lineage_index import LineageIndex, Output, StoredOutput
 from provenance.records import (
     Boundary,
@@ -304,7 +304,7 @@ class Index:
         store = self.store
         assert store is not None
         below = tuple(t if t.endswith(b"/") else t + b"/" for t in tops)
-        indexed, stored, pack = self._indexed, self._stored, _STAT.pack
+        indexed, stored = self._indexed, self._stored
         parsed: set[bytes] = set()
         order = self._order
         for path, real, st in found:
@@ -314,13 +314,11 @@ class Index:
             key = known.get(real_bytes)
             if key is None and not real_bytes.startswith(below):  # a link to one elsewhere
                 key = store.key_of(real_bytes)
-            if st is not None and key is not None:
-                now = pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                if now == key:
-                    indexed.add(real)
-                    stored[real_bytes] = (order, path)
-                    order += 1
-                    continue
+            if st is not None and key is not None and stat_key(st) == key:
+                indexed.add(real)
+                stored[real_bytes] = (order, path)
+                order += 1
+                continue
             self._order = order
             parsed.add(real_bytes)
             record = self.load(Path(path))
