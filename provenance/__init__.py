@@ -1,21 +1,49 @@
-"""Deterministic provenance sidecars for every run of a script."""
+"""Deterministic provenance sidecars for every run of a script.
 
-from provenance.decorator import RecordedRun, recorded_run
-from provenance.errors import (
-    DeclarationError,
-    NoActiveRunError,
-    NoSidecarTargetError,
-    ProvenanceError,
-    SidecarWriteError,
-)
-from provenance.hashing import HashPolicy
-from provenance.paths import Glob
-from provenance.record import build_run_provenance
-from provenance.run import Run, current_run
-from provenance.schema import load_schema, validate
-from provenance.sidecar import atomic_write
+The names below are imported when first used (PEP 562), so the ``provenance`` command and the
+modules it reads records with start without the decorator's machinery (wrapt, the run).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provenance.decorator import RecordedRun, recorded_run
+    from provenance.errors import (
+        DeclarationError,
+        NoActiveRunError,
+        NoSidecarTargetError,
+        ProvenanceError,
+        SidecarWriteError,
+    )
+    from provenance.hashing import HashPolicy
+    from provenance.paths import Glob
+    from provenance.record import build_run_provenance
+    from provenance.run import Run, current_run
+    from provenance.schema import load_schema, validate
+    from provenance.sidecar import atomic_write
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "DeclarationError": "errors",
+    "Glob": "paths",
+    "HashPolicy": "hashing",
+    "NoActiveRunError": "errors",
+    "NoSidecarTargetError": "errors",
+    "ProvenanceError": "errors",
+    "RecordedRun": "decorator",
+    "Run": "run",
+    "SidecarWriteError": "errors",
+    "atomic_write": "sidecar",
+    "build_run_provenance": "record",
+    "current_run": "run",
+    "load_schema": "schema",
+    "recorded_run": "decorator",
+    "validate": "schema",
+}
 
 __all__ = [
     "DeclarationError",
@@ -34,3 +62,16 @@ __all__ = [
     "recorded_run",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'provenance' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"provenance.{module}"), name)
+    globals()[name] = value  # found once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
