@@ -15,7 +15,8 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ TREE_DIGEST = "provenance.tree/v1"
 # How long a run's end waits for its events to be sent before it leaves them behind.
 WAIT_VARIABLE = "PROVENANCE_OPENLINEAGE_WAIT"
 DEFAULT_WAIT_SECONDS = 5.0
+_JOB_POLL_S = 0.05
 ARGPARSE_EXIT = (
     "ended at argument parsing (--help or a usage error): nothing was run, so nothing was recorded"
 )
@@ -270,11 +272,16 @@ class Emission:
         *,
         ran: bool,
         known: tuple[str, ...],
+        job: Callable[[], tuple[Path, bytes] | None] | None = None,
     ) -> None:
-        """Send the end event of the run, wait a bounded time, and warn once if it was not sent."""
+        """Send the end event of the run, wait a bounded time, and warn once if it was not sent.
+
+        ``job``: for rank 0 of a job whose record another rank writes, the job's record once
+        it is written; the end event then describes the job, not rank 0's part (``written``).
+        """
         # Nothing here may keep the run from ending (stderr closed, a broken pipe).
         with contextlib.suppress(Exception):
-            self._end(outcome, written, ran=ran, known=known)
+            self._end(outcome, written, ran=ran, known=known, job=job)
 
     def _end(
         self,
@@ -283,12 +290,14 @@ class Emission:
         *,
         ran: bool,
         known: tuple[str, ...],
+        job: Callable[[], tuple[Path, bytes] | None] | None,
     ) -> None:
         base = (self.root or written[0].parent) if written is not None else self.root
         self._ends.put(
             {
                 "outcome": outcome,
                 "written": written,
+                "job": job,
                 "ran": ran,
                 "known": known,
                 "base": Path(os.path.abspath(base or ".")),
@@ -332,11 +341,36 @@ class Emission:
         except Exception as err:  # noqa: BLE001 -- still try the end event: START may be refused alone
             self.problem = f"could not send START: {type(err).__name__}: {err}"
         end = self._ends.get()
+        if end["job"] is not None and end["ran"]:
+            end["written"] = self._job_record(end["job"], end["written"])
         event = _redacted(self._end_event(run_id, end), end["known"], self.matcher)
         client.emit(_client_event(event))
         close = getattr(client, "close", None)  # flushes queued events; newer clients have it
         if close is not None:
             close(end_wait())  # the run waits no longer than its own bound whatever this does
+
+    def _job_record(
+        self,
+        job: Callable[[], tuple[Path, bytes] | None],
+        part: tuple[Path, bytes] | None,
+    ) -> tuple[Path, bytes] | None:
+        """The job's record once another rank writes it, waited for half the run's bound (the
+        other half is the sending); rank 0's own part, said so, if it is not written by then."""
+        wait = end_wait() / 2
+        deadline = time.monotonic() + wait
+        while True:
+            with contextlib.suppress(OSError):
+                found = job()
+                if found is not None:
+                    return found
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_JOB_POLL_S)
+        self.problem = (
+            f"the job's record was not written within {wait:g} s of rank 0's end; the end "
+            "event describes rank 0's part of the job"
+        )
+        return part
 
     def _check_fallback(self, client: Any) -> None:
         """Say so where the client fell back to its console: the events would vanish unsaid."""

@@ -171,6 +171,7 @@ class Handoff:
         # This rank failed: a launcher tears the job down when its process exits, so it must
         # not wait for ranks that only that teardown will end.
         self._failed = False
+        self._reported_ns: int | None = None
 
     def _part(self, rank: int) -> Path:
         return self.folder / f"rank{rank}.{self.key}.json"
@@ -209,14 +210,32 @@ class Handoff:
             "world_size": self.launch.world_size,
             "launcher": self.launch.launcher,
             "started_ns": self.started_ns,
-            "ended_ns": time.time_ns(),
+            "ended_ns": (reported := time.time_ns()),
             "wrote": wrote,
             "opened": opened,
             "document": document,
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self._part(self.launch.rank), canonical_bytes(part), follow_symlinks=False)
+        self._reported_ns = reported
         self.release()
+
+    def assembled(self, target: Path) -> tuple[Path, bytes] | None:
+        """The job's complete record, once another rank has written it with this rank's part
+        in it (the parts are then consumed); None until then."""
+        if self._reported_ns is None or self._part(self.launch.rank).exists():
+            return None
+        for path in (target, *(side_record_path(target, s) for s in (FAILED, INTERRUPTED))):
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as file:
+                st = os.fstat(file.fileno())
+                # Written after this rank's part: not an earlier job's record.
+                if st.st_mtime_ns >= self._reported_ns and st.st_size <= _MAX_PART:
+                    return path, file.read(_MAX_PART + 1)
+        return None
 
     def release(self) -> None:
         """Let go of the presence lock: this rank has reported, or is ending without a part."""

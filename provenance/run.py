@@ -199,6 +199,8 @@ class Run:
         self._unresolved: dict[str, DeclarationError] = {}  # found at exit, by declared name
         self._entered = False
         self._lineage: openlineage.Emission | None = None
+        # Rank 0's way to the job's record when another rank writes it.
+        self._job_record: Callable[[], tuple[Path, bytes] | None] | None = None
         self._written: tuple[Path, bytes] | None = None  # the record, as written
         # Set when the launcher's environment says this process is one rank of several.
         self._launch: Launch | None = None
@@ -465,6 +467,7 @@ class Run:
                     self._written,
                     ran=not self._ended_in_argparse(exc),
                     known=_known_secrets(self),
+                    job=self._job_record,
                 )
             self._end()
         if (
@@ -696,9 +699,12 @@ class Run:
             give_up=lambda: guard is not None and guard.stopped,
             warn=lambda message: _warn(message, self),
         )
-        if path is not None:
-            # The job's record, not this rank's part: rank 0's end event says what the job did
-            # when rank 0 is the rank that wrote it.
+        if path is None:
+            # Another rank writes the job's record: rank 0's end event waits a bounded time for
+            # it, to say what the job did rather than what rank 0 did.
+            self._job_record = lambda: handoff.assembled(sidecar)
+        else:
+            # The job's record, not this rank's part.
             with suppress(OSError):
                 self._written = (path, path.read_bytes())
             _tell_record_log(path, self)

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -44,7 +46,11 @@ def run(script, *argv, env=None, cwd, home, wait=30, timeout=60):
 
 
 def warnings_of(proc):
-    return [line for line in proc.stderr.splitlines() if line.startswith(WARNING)]
+    return warnings_of_text(proc.stderr)
+
+
+def warnings_of_text(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(WARNING)]
 
 
 def check_with_client_models(event):
@@ -381,8 +387,10 @@ def test_configured_without_the_client_warns_once(tmp_path, home):
     assert proc.stderr.count("\n") == 1
 
 
-def launch_ranks(tmp_path, home, *argv, late: str = "-1:0") -> tuple[list[int], list[str]]:
-    """Two torchrun-style ranks of the fake, sending events to a file; their exits and stderr."""
+def launch_ranks(
+    tmp_path, home, *argv, late: str = "", ranks: int = 2, **extra: str
+) -> tuple[list[int], list[str]]:
+    """Torchrun-style ranks of the fake, sending events to a file; their exits and stderr."""
     config = tmp_path / "lineage.yml"
     events = tmp_path / "events.jsonl"
     config.write_text(f"transport:\n  type: file\n  log_file_path: {events}\n  append: true\n")
@@ -394,15 +402,16 @@ def launch_ranks(tmp_path, home, *argv, late: str = "-1:0") -> tuple[list[int], 
                 home,
                 OPENLINEAGE_CONFIG=str(config),
                 RANK=str(rank),
-                WORLD_SIZE="2",
+                WORLD_SIZE=str(ranks),
                 PROVENANCE_RANK_WAIT_S="20",
                 RANKED_LATE=late,
+                **extra,
             ),
             cwd=tmp_path,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for rank in range(2)
+        for rank in range(ranks)
     ]
     stderr = [p.communicate(timeout=120)[1] for p in procs]
     return [p.returncode for p in procs], stderr
@@ -414,6 +423,33 @@ def test_rank_zero_writing_the_jobs_record_ends_with_the_jobs_outcome(tmp_path, 
     sent = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [e["eventType"] for e in sent] == ["START", "FAIL"]  # rank 1 failed the job
     assert "rank 1 ran out of memory" in sent[1]["run"]["facets"]["errorMessage"]["message"]
+
+
+def sent_events(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+
+
+def test_rank_zero_ends_with_the_jobs_outcome_when_another_rank_writes_the_record(tmp_path, home):
+    # Rank 2 waits for the others; rank 0 reports while rank 1 still runs, then rank 1 fails
+    # and writes the job's record: rank 0's end event must say the job failed, and why.
+    codes, stderr = launch_ranks(tmp_path, home, "--fail-rank", "1", late="0:0.5,1:2", ranks=3)
+    assert codes == [0, 1, 0], stderr
+    sent = sent_events(tmp_path)
+    assert [e["eventType"] for e in sent] == ["START", "FAIL"]
+    assert "rank 1 ran out of memory" in sent[1]["run"]["facets"]["errorMessage"]["message"]
+    assert not any(WARNING in text for text in stderr), stderr
+
+
+def test_rank_zero_says_so_when_the_jobs_record_comes_too_late(tmp_path, home):
+    codes, stderr = launch_ranks(
+        tmp_path, home, late="0:0.5,1:4", ranks=3, PROVENANCE_OPENLINEAGE_WAIT="1"
+    )
+    assert codes == [0, 0, 0], stderr
+    sent = sent_events(tmp_path)
+    assert [e["eventType"] for e in sent] == ["START", "COMPLETE"]  # rank 0's part, sent
+    (warning,) = warnings_of_text(stderr[0])
+    assert "the job's record was not written within 0.5 s" in warning
+    assert "describes rank 0's part" in warning
 
 
 def test_a_launch_of_ranks_is_one_run_sent_by_rank_zero(tmp_path, home):

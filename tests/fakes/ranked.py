@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     current_run().record(rows=3)
     if args.ready is not None:
         (args.ready / f"rank{rank}").write_text("ready\n")
-    late_rank, _, late_s = os.environ.get("RANKED_LATE", "-1:0").partition(":")
-    if rank == int(late_rank):
-        time.sleep(float(late_s))
+    for late in os.environ.get("RANKED_LATE", "").split(","):  # "rank:seconds,..."
+        late_rank, _, late_s = late.partition(":")
+        if late_rank and rank == int(late_rank):
+            time.sleep(float(late_s))
     if rank == args.kill_rank:
         os.kill(os.getpid(), signal.SIGKILL)
     if rank == args.hang_rank:
