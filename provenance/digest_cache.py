@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS digests (
 ) WITHOUT ROWID
 """
 # (device, inode, size, mtime_ns, ctime_ns), packed: one compact, quickly compared column.
-_STAT = struct.Struct("<QQqqq")
+STAT_KEY = struct.Struct("<QQqqq")
 # Folders whose rows are held while a walk is in them (the walk returns to a parent after
 # each subfolder), and how many measured rows wait before they are written.
 _FOLDERS_HELD = 16
@@ -54,7 +54,7 @@ class Cached:
 
 
 def stat_key(st: os.stat_result) -> bytes:
-    return _STAT.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return STAT_KEY.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def default_location() -> Path | None:

@@ -1,11 +1,14 @@
 """A persistent index of which records wrote which digests, so ``lineage`` need not parse them all.
 
-Each record that passed the strict reader is kept as one row of its real path, its stat key
-(device, inode, size, mtime_ns, ctime_ns, as the digest cache keys files) and its entrypoint,
-with one row per output it wrote: name, path as shown, blake3, and whether it is a folder. A
-row is used only while the record's stat key is unchanged; a record that changed, is new, or
-cannot be read is parsed again, and a record never read is never in it. A record whose mtime or
-ctime lies within the racy window of the walk is parsed but not stored, as the digest cache does.
+Each record that passed the strict reader is kept as one row of its real path, its folder, its
+stat key (device, inode, size, mtime_ns, ctime_ns, as the digest cache keys files) and its
+entrypoint, with one row per output it wrote: name, path as shown, blake3, and whether it is a
+folder. Each folder's stored records are summed up in one more row: their names and stat keys,
+as ``provenance.scan`` reads a folder, so a folder none of whose records changed, came or went
+is one comparison. A row is used only while the record's stat key is unchanged; a record that
+changed, is new, or cannot be read is parsed again, and a record never read is never in it. A
+record whose mtime or ctime lies within the racy window of the walk is parsed but not stored,
+as the digest cache does.
 
 It lives beside the digest cache (``lineage-v1.sqlite3`` in the same folder), so
 ``PROVENANCE_DIGEST_CACHE`` moves it, and ``off`` turns both off. SQLite in WAL mode, shared by
@@ -21,22 +24,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from provenance.digest_cache import (
-    ENVIRONMENT,
-    default_location,
-    stat_key,
-)
+from provenance.digest_cache import ENVIRONMENT, STAT_KEY, default_location
+from provenance.scan import join_entries, parse_entries
 from provenance.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: folder rows
 # Text a record holds is kept as JSON (ASCII, escaped): a lone surrogate a hostile record can
 # hold is no UTF-8 SQLite could store.
 _SCHEMA = (
     """CREATE TABLE records (
         path BLOB NOT NULL PRIMARY KEY,
+        folder BLOB NOT NULL,
         stat BLOB NOT NULL,
         entrypoint TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX records_by_folder ON records (folder)",
+    """CREATE TABLE folders (
+        path BLOB NOT NULL PRIMARY KEY,
+        entries BLOB NOT NULL
     ) WITHOUT ROWID""",
     """CREATE TABLE outputs (
         path BLOB NOT NULL,
@@ -76,11 +82,16 @@ def _text(value: Any) -> str:
     return json.dumps(value)
 
 
+def _folder_of(path: bytes) -> bytes:
+    """A record's folder as the index keys it: its real path's parent, no trailing slash."""
+    return path.rpartition(b"/")[0]
+
+
 class LineageIndex(SqliteStore):
     """One command's view of the store: stat keys read per walked folder, writes in one batch."""
 
     SCHEMA_VERSION = SCHEMA_VERSION
-    TABLES = ("outputs", "records")
+    TABLES = ("folders", "outputs", "records")
     SCHEMA = _SCHEMA
     NAME = "the lineage index"
     WITHOUT_IT = "reading every record instead"
@@ -104,18 +115,29 @@ class LineageIndex(SqliteStore):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def keys_under(self, folder: bytes) -> dict[bytes, bytes] | None:
-        """``{real path: stat key}`` of the stored records below ``folder``; None if broken."""
-        prefix = folder if folder.endswith(b"/") else folder + b"/"
+    def folders_under(self, folder: bytes) -> dict[bytes, bytes] | None:
+        """``{real folder: entries}`` of the stored folders at or below ``folder`` (a folder key:
+        no trailing slash); None if broken."""
+        prefix = folder + b"/"
         rows = self._query(
-            "SELECT path, stat FROM records WHERE path >= ? AND path < ?",
-            (prefix, prefix[:-1] + b"0"),  # "0" sorts right after "/"
+            "SELECT path, entries FROM folders WHERE path = ? OR (path >= ? AND path < ?)",
+            (folder, prefix, folder + b"0"),  # "0" sorts right after "/"
         )
         return None if rows is None else dict(rows)
 
-    def key_of(self, path: bytes) -> bytes | None:
-        rows = self._query("SELECT stat FROM records WHERE path = ?", (path,))
-        return bytes(rows[0][0]) if rows else None
+    def entries_of(self, folder: bytes) -> bytes | None:
+        """The stored entries of one folder (b"" if none); None if broken."""
+        rows = self._query("SELECT entries FROM folders WHERE path = ?", (folder,))
+        return None if rows is None else bytes(rows[0][0]) if rows else b""
+
+    def names(self, entries: bytes) -> dict[bytes, bytes] | None:
+        """``{name: stat key}`` of a folder's stored ``entries``; None (the store given up) if
+        they are not of their shape."""
+        try:
+            return parse_entries(entries)
+        except ValueError as err:  # a store something else wrote into
+            self._give_up(err)
+            return None
 
     def by_digest(self, blake3: str) -> list[StoredOutput] | None:
         """The stored outputs with this digest, whichever record; None if broken."""
@@ -151,19 +173,21 @@ class LineageIndex(SqliteStore):
     def put(
         self,
         path: bytes,
-        st: os.stat_result,
+        key: bytes,
         entrypoint: str,
         outputs: Iterable[Output],
         *,
         walk_began_ns: int,
     ) -> bool:
-        """Remember what a record just read says; a racy record is not remembered."""
+        """Remember what a record just read says (``key``: its stat key, taken before it was
+        read); a racy record is not remembered."""
         if self.broken:
             return False
-        if walk_began_ns - max(st.st_mtime_ns, st.st_ctime_ns) < self.racy_window_ns:
+        _, _, _, mtime_ns, ctime_ns = STAT_KEY.unpack(key)
+        if walk_began_ns - max(mtime_ns, ctime_ns) < self.racy_window_ns:
             self._forget.append(path)
             return False
-        self._put.append((path, stat_key(st), entrypoint, tuple(outputs)))
+        self._put.append((path, key, entrypoint, tuple(outputs)))
         return True
 
     def forget(self, paths: Iterable[bytes]) -> None:
@@ -187,15 +211,28 @@ class LineageIndex(SqliteStore):
             for p, _, _, written in put
             for o in written
         ]
+        touched = sorted({_folder_of(p) for (p,) in paths})
         try:
             with immediate(db):
                 db.executemany("DELETE FROM outputs WHERE path = ?", paths)
                 db.executemany("DELETE FROM records WHERE path = ?", paths)
                 db.executemany(
-                    "INSERT INTO records VALUES (?, ?, ?)",
-                    [(p, key, _text(entrypoint)) for p, key, entrypoint, _ in put],
+                    "INSERT INTO records VALUES (?, ?, ?, ?)",
+                    [(p, _folder_of(p), key, _text(ep)) for p, key, ep, _ in put],
                 )
                 db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs)
+                for folder in touched:  # each folder's row, made again from its records' rows
+                    rows = db.execute(
+                        "SELECT path, stat FROM records WHERE folder = ?", (folder,)
+                    ).fetchall()
+                    cut = len(folder) + 1
+                    entries = join_entries([(bytes(p)[cut:], bytes(k)) for p, k in rows])
+                    if entries:
+                        db.execute(
+                            "INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, entries)
+                        )
+                    else:
+                        db.execute("DELETE FROM folders WHERE path = ?", (folder,))
         except sqlite3.Error as err:
             self._give_up(err)
             return

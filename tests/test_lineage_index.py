@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from provenance.commands.lineage import build_index
-from provenance.digest_cache import ENVIRONMENT, RACY_WINDOW_NS
+from provenance.digest_cache import ENVIRONMENT, RACY_WINDOW_NS, stat_key
 from provenance.lineage_index import FILE_NAME, LineageIndex
 from provenance.records import Boundary
 from tests.handmade import cli_in, document, project, run_cli, write
@@ -210,21 +210,91 @@ def test_the_command_fills_the_index_and_reads_it_as_a_process(proj, tmp_path):
 
 
 @pytest.mark.parametrize("top", ["absolute", ".", "./proj/", "proj"])
-def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(proj, tmp_path, monkeypatch, top):
-    from provenance.commands.lineage import records_found, records_under
+@pytest.mark.parametrize("split_at", [1, 1000], ids=["forked", "one process"])
+def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(
+    proj, tmp_path, monkeypatch, top, split_at
+):
+    from provenance import scan
+    from provenance.commands.lineage import records_under
 
+    monkeypatch.setattr(scan, "SPLIT_AT", split_at)
     pipeline(proj)
+    for i in range(12):  # folders enough to share: some with records, some deeper
+        write(proj / "many" / f"d{i:02}" / "x.manifest.json", document())
+        if i % 3 == 0:
+            write(proj / "many" / f"d{i:02}" / "sub" / "y.manifest.json", document())
     (proj / ".venv").mkdir()
     write(proj / ".venv" / "x.manifest.json", document())  # skipped, as the full scan skips it
     os.symlink(proj / "nowhere.manifest.json", proj / "dangling.manifest.json")  # no stat
-    os.symlink(tmp_path, proj / "out.manifest.json")  # a link out of the boundary
+    os.symlink(tmp_path, proj / "out.manifest.json")  # a link to a folder out of the boundary
     os.symlink(proj / "records", proj / "linked")  # a linked folder is not walked into
     os.symlink(proj, proj / "records" / "up.manifest.json")  # a link to a folder
     monkeypatch.chdir(tmp_path if top != "." else proj)
     folders = [proj if top == "absolute" else Path(top)]
     boundary = Boundary.of([proj])
-    found = records_found(folders, boundary)
-    assert [path for path, _, _ in found] == [str(p) for p in records_under(folders, boundary)]
-    assert [real for _, real, _ in found] == [os.path.realpath(path) for path, _, _ in found]
-    assert [st is None for _, _, st in found].count(True) == 1  # the dangling link
-    assert len(found) == 8
+    full_scan = [str(p) for p in records_under(folders, boundary)]
+    assert list(scan.record_paths(folders[0])) == full_scan
+    assert len(full_scan) == 8 + 12 + 4
+    walked = scan.scan(folders[0])
+    for folder in walked:
+        assert folder.real == os.path.realpath(folder.shown)
+        for name, key in scan.parse_entries(folder.entries).items():
+            st = os.lstat(os.path.join(folder.shown, os.fsdecode(name)))
+            assert key == stat_key(st)
+    others = sorted(name for folder in walked for name in folder.others)
+    assert others == ["dangling.manifest.json", "t.manifest.json"]  # a link to a folder is none
+    assert len(walked) == 1 + 1 + 1 + 12 + 4  # proj, records, links, the d* and the d*/sub
+
+
+def test_a_walker_that_fails_is_walked_for_again(proj, monkeypatch):
+    from provenance import scan
+
+    for i in range(20):
+        write(proj / f"d{i:02}" / "x.manifest.json", document())
+    expected = scan.scan(proj)
+    monkeypatch.setattr(scan, "SPLIT_AT", 1)
+    monkeypatch.setattr(scan, "_send", lambda fd, found: os.write(fd, b"\x05" * 9))
+    assert scan.scan(proj) == expected  # a garbled answer: this process walks its share
+    monkeypatch.setattr(scan, "_send", lambda fd, found: os._exit(3))
+    assert scan.scan(proj) == expected  # no answer at all
+
+
+def test_a_link_met_first_keeps_its_records_rows_and_a_folder_gone_loses_its_own(proj, tmp_path):
+    # "a/" is walked before "b/": the link in it is where the walk meets b's record.
+    made = write(
+        proj / "b" / "made.manifest.json", document("make.py", outputs={"t": entry("t", 5)})
+    )
+    write(proj / "b" / "other.manifest.json", document("other.py"))
+    (proj / "b" / "x.manifest.json").write_text("{")  # never stored: b is read record by record
+    (proj / "a").mkdir()
+    os.symlink(made, proj / "a" / "link.manifest.json")
+    write(proj / "c" / "gone.manifest.json", document("gone.py"))
+    store = LineageIndex(tmp_path / FILE_NAME, racy_window_ns=0)
+    boundary = Boundary.of([proj])
+    assert build_index([proj], None, boundary, store).parsed == 4
+    for _ in range(2):  # the link's record stays stored while it is current
+        index = build_index([proj], None, boundary, store)
+        assert index.parsed == 1  # the unreadable one
+        [producer] = list(index._by_digest(f"{5:064x}", ""))
+        assert producer.record.source == proj / "a" / "link.manifest.json"  # as the full scan
+    assert stored_records(tmp_path / "digests.sqlite3") == 3
+    (proj / "c" / "gone.manifest.json").unlink()
+    (proj / "c").rmdir()
+    assert build_index([proj], None, boundary, store).parsed == 1
+    assert stored_records(tmp_path / "digests.sqlite3") == 2
+    store.close()
+
+
+def test_a_store_whose_folder_rows_are_not_its_shape_is_given_up(proj, tmp_path, monkeypatch):
+    cache = tmp_path / "cache" / "digests.sqlite3"
+    model = pipeline(proj)
+    aged(proj)
+    full = lineage(monkeypatch, "off", model, "--json")
+    assert lineage(monkeypatch, str(cache), model, "--json") == full  # fills it
+    with sqlite3.connect(cache.with_name(FILE_NAME)) as db:
+        db.execute("UPDATE folders SET entries = x'41424300'")  # a name, then no stat key
+    code, out, err = lineage(monkeypatch, str(cache), model, "--json")
+    assert (code, out) == full[:2]
+    warning, rest = err.split("\n", 1)
+    assert "lineage index" in warning
+    assert rest == full[2]

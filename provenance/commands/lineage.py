@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -38,31 +37,18 @@ from provenance.records import (
     Boundary,
     Place,
     Record,
+    Roots,
     UnreadableRecord,
     load,
     place_of,
-    root_for,
 )
+from provenance.scan import SKIPPED_FOLDERS, Folder, folder_key, parse_entries, scan
 from provenance.sidecar import SIDECAR_SUFFIX, sidecar_path_for
 
 _MAX_FOLDER_DEPTH = 64  # how far up from an input to look for a folder a run wrote
 # Runs followed from the artifact: pipelines are a few deep; JSON of a much deeper tree would
 # nest past what Python's encoder (and most readers) take.
 DEFAULT_MAX_DEPTH, MAX_DEPTH = 100, 250
-SKIPPED_FOLDERS = frozenset(
-    {
-        ".git",
-        ".venv",
-        "venv",
-        "node_modules",
-        "__pycache__",
-        ".tox",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        "site-packages",
-    }
-)
 
 
 def register(commands: Any) -> None:
@@ -102,16 +88,33 @@ class Producer:
     output: str  # the output's name in its record
     shown: str  # its path as the record shows it
     path: Path | None  # where it is (symlinks resolved inside the boundary), if usable
-    order: tuple[int, int] = (0, 0)  # (the record's place in the walk, the output's in it)
+    order: tuple[Order, int] = ((0, ""), 0)  # (the record's place in the walk, the output's)
 
 
-# A record the walk found: where, where it really is, and its stat if it has one. Plain
-# tuples: a walk makes one for each of 100,000 records.
-Found = tuple[str, str, os.stat_result | None]
-# A walked record whose rows in the lineage index are current: its place in the walk and its
-# path as walked; it is not parsed unless it is the producer asked for.
-Stored = tuple[int, str]
+# A record's place among the others: (its folder's place in the walk, its name) for a walked
+# one, (after every walked folder, "") for one read later, as records beside inputs are.
+Order = tuple[int, str]
 _FS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode, inlined
+
+
+@dataclass
+class _Taken:
+    """A walked folder's records whose rows in the lineage index are current: all of them
+    (``whole``, the walk's entries of the folder, which the index holds as they are), or
+    ``names``."""
+
+    place: int  # the folder's place in the walk
+    prefix: str  # what a record's name is joined to, to be the path the walk shows
+    whole: bytes | None = None
+    names: set[bytes] = field(default_factory=set)
+
+    def holds(self, name: bytes, *, stored: bool) -> bool:
+        """Whether the record ``name`` is one of them; ``stored``: a name the store holds."""
+        if self.whole is not None and not self.names:
+            if stored:
+                return True  # every record the store holds of this folder is current
+            self.names = set(parse_entries(self.whole))  # as the walk made them
+        return name in self.names
 
 
 class _StoreFailed(Exception):
@@ -150,18 +153,23 @@ class Index:
     _indexed: set[str] = field(default_factory=set)
     _looked_at: set[Path] = field(default_factory=set)
     parsed: int = 0  # records read through the strict reader
-    _order: int = 0  # where the next record read goes among the others
-    _stored: dict[bytes, Stored] = field(default_factory=dict)
-    _stored_folders: list[tuple[tuple[int, int], StoredOutput, Path]] | None = None
+    _next: int = 0  # the place of the next record read after the walk
+    # The records the lineage index answers for, by their folder's key, and those reached
+    # through a link in the walk (by real path: where the walk met them, as what path).
+    _taken: dict[bytes, _Taken] = field(default_factory=dict)
+    _linked: dict[bytes, tuple[Order, str]] = field(default_factory=dict)
+    _stored_folders: list[tuple[tuple[Order, int], StoredOutput, Path]] | None = None
     _read: dict[bytes, Record | None] = field(default_factory=dict)
     _roots: dict[tuple[str, str], Path | None] = field(default_factory=dict)
+    _finder: Roots = field(default_factory=Roots)
 
-    def add(self, record: Record) -> bool:
+    def add(self, record: Record, order: Order | None = None) -> bool:
         source = os.path.realpath(record.source)
-        if source in self._indexed:
+        if source in self._indexed or self._at(source.encode(*_FS)) is not None:
             return False
         self._indexed.add(source)
-        order, self._order = self._order, self._order + 1
+        if order is None:
+            order, self._next = (self._next, ""), self._next + 1
         for output in outputs_of(record):
             place = record.place(output.shown, self.boundary)
             key = (order, output.position)
@@ -194,19 +202,33 @@ class Index:
             return "part of", producer
         return None
 
+    def _at(self, real: bytes, *, stored: bool = False) -> tuple[Order, str] | None:
+        """Where the walk met a record whose stored rows are current (its place, and the path
+        it was walked by); None if the store does not answer for it. ``stored``: ``real`` is
+        the path of rows the store holds."""
+        linked = self._linked.get(real)
+        if linked is not None:
+            return linked
+        folder, _, name = real.rpartition(b"/")
+        taken = self._taken.get(folder)
+        if taken is None or not taken.holds(name, stored=stored):
+            return None
+        shown = name.decode(*_FS)
+        return (taken.place, shown), taken.prefix + shown
+
     def _by_digest(self, digest: str, exclude: str) -> Iterator[Producer]:
         """The producers of ``digest`` but ``exclude``, in the order the records were found."""
-        found: list[tuple[tuple[int, int], Producer | StoredOutput]] = [
+        found: list[tuple[tuple[Order, int], Producer | StoredOutput]] = [
             (p.order, p) for p in self.by_digest.get(digest, []) if p.source != exclude
         ]
-        if self.store is not None and self._stored and digest:
+        if self.store is not None and (self._taken or self._linked) and digest:
             rows = self.store.by_digest(digest)
             if rows is None:
                 raise _StoreFailed
             for row in rows:
-                stored = self._stored.get(row.path)
-                if stored is not None and os.fsdecode(row.path) != exclude:
-                    found.append(((stored[0], row.output.position), row))
+                at = self._at(row.path, stored=True)
+                if at is not None and os.fsdecode(row.path) != exclude:
+                    found.append(((at[0], row.output.position), row))
         for _, item in sorted(found, key=lambda pair: pair[0]):
             producer = item if isinstance(item, Producer) else self._producer(item, None)
             if producer is not None:
@@ -214,7 +236,7 @@ class Index:
 
     def _folders_holding(self, path: Path, exclude: str) -> Iterator[Producer]:
         """The producers of folders holding ``path`` but ``exclude``, in the order found."""
-        found: list[tuple[tuple[int, int], Producer | tuple[StoredOutput, Path]]] = []
+        found: list[tuple[tuple[Order, int], Producer | tuple[StoredOutput, Path]]] = []
         for folder in self.folders:
             assert folder.path is not None  # only producers with a usable path are folders
             if folder.source != exclude and path.is_relative_to(folder.path):
@@ -227,23 +249,24 @@ class Index:
             if producer is not None:
                 yield producer
 
-    def _placed_folders(self) -> list[tuple[tuple[int, int], StoredOutput, Path]]:
+    def _placed_folders(self) -> list[tuple[tuple[Order, int], StoredOutput, Path]]:
         """The stored folder outputs of current records, each where it is (as a record read
         now would place it), worked out from the rows alone, once."""
         if self._stored_folders is None:
             placed = []
-            rows = self.store.folders() if self.store is not None and self._stored else []
+            wanted = self.store is not None and (self._taken or self._linked)
+            rows = self.store.folders() if self.store is not None and wanted else []
             if rows is None:
                 raise _StoreFailed
             for row in rows:
-                stored = self._stored.get(row.path)
-                if stored is None:
+                at = self._at(row.path, stored=True)
+                if at is None:
                     continue
-                position, walked = stored
+                order, walked = at
                 base = self._base(walked, row.entrypoint)
                 where = _where(place_of(base, row.output.shown, self.boundary))
                 if where is not None:
-                    placed.append(((position, row.output.position), row, where))
+                    placed.append(((order, row.output.position), row, where))
             self._stored_folders = placed
         return self._stored_folders
 
@@ -253,13 +276,15 @@ class Index:
             return Path(os.path.abspath(self.root))
         key = (os.path.dirname(walked), entrypoint)
         if key not in self._roots:
-            self._roots[key] = root_for(Path(walked), entrypoint)
+            self._roots[key] = self._finder.root_for(Path(walked), entrypoint)
         found = self._roots[key]
         return found if found is not None else Path(os.path.abspath(os.path.dirname(walked)))
 
     def _producer(self, row: StoredOutput, where: Path | None) -> Producer | None:
         """A stored output as a producer, its record read now (through the strict reader)."""
-        position, walked = self._stored[row.path]
+        at = self._at(row.path, stored=True)
+        assert at is not None  # only the rows of records the store answers for come here
+        order, walked = at
         if row.path not in self._read:
             self.parsed += 1
             try:
@@ -272,8 +297,7 @@ class Index:
             return None
         output = row.output
         source = os.fsdecode(row.path)
-        key = (position, output.position)
-        return Producer(record, source, output.name, output.shown, where, key)
+        return Producer(record, source, output.name, output.shown, where, (order, output.position))
 
     def _add_beside(self, path: Path) -> None:
         """Index the record kept beside ``path``, if there is a readable one inside the
@@ -284,55 +308,119 @@ class Index:
         self._looked_at.add(sidecar)
         real = os.path.realpath(sidecar)
         # One already taken in is readable, and would be skipped: it need not be read again.
-        if self.boundary.admits(real) and real not in self._indexed and sidecar.is_file():
+        if (
+            self.boundary.admits(real)
+            and real not in self._indexed
+            and self._at(real.encode(*_FS)) is None
+            and sidecar.is_file()
+        ):
             self.load(sidecar)
 
-    def load(self, path: Path) -> Record | None:
+    def load(self, path: Path, order: Order | None = None) -> Record | None:
         self.parsed += 1
         try:
             record = load(path, self.root)
         except UnreadableRecord as err:
             self.unreadable.append(str(err))
             return None
-        return record if self.add(record) else None
+        return record if self.add(record, order) else None
 
-    def take(
-        self, found: list[Found], known: dict[bytes, bytes], tops: list[bytes], began: int
-    ) -> None:
-        """Take in the records a walk found, in its order: from the store where their rows are
-        current (``known``: the stored stat keys below ``tops``), else read, and stored."""
+    def take(self, walked: list[Folder], stored: dict[bytes, bytes], began: int) -> None:
+        """Take in the records of the walked folders, in the walk's order: from the store where
+        their rows are current (``stored``: the store's entries of the folders below the
+        tops), else read, and stored."""
         store = self.store
         assert store is not None
-        below = tuple(t if t.endswith(b"/") else t + b"/" for t in tops)
-        indexed, stored = self._indexed, self._stored
-        parsed: set[bytes] = set()
-        order = self._order
-        for path, real, st in found:
-            if real in indexed:
-                continue  # another path to a record already taken in
-            real_bytes = real.encode(*_FS)
-            key = known.get(real_bytes)
-            if key is None and not real_bytes.startswith(below):  # a link to one elsewhere
-                key = store.key_of(real_bytes)
-            if st is not None and key is not None and stat_key(st) == key:
-                indexed.add(real)
-                stored[real_bytes] = (order, path)
-                order += 1
+        for place, folder in enumerate(walked):
+            key = folder.key
+            if key in self._taken:
+                continue  # a folder below two of the tops: taken in at the first
+            held = stored.pop(key, None)
+            if (
+                held is not None
+                and held == folder.entries
+                and not folder.others
+                and self.boundary.admits(folder.real)
+            ):
+                self._taken[key] = _Taken(place, folder.prefix, folder.entries)  # the common case
                 continue
-            self._order = order
-            parsed.add(real_bytes)
-            record = self.load(Path(path))
-            order = self._order
-            if record is None:
-                store.forget([real_bytes])
-            elif st is not None:
-                entrypoint = record.block["entrypoint"]["path"]
-                store.put(real_bytes, st, entrypoint, outputs_of(record), walk_began_ns=began)
-        self._order = order
-        store.forget(p for p in known if p not in stored and p not in parsed)
+            self._take_each(place, folder, held, began)
+        self._next = len(walked)
+        for key, held in stored.items():  # folders gone from the walk: their records too
+            store.forget(key + b"/" + name for name in _held(store, held))
         store.flush()
         if store.broken:
             raise _StoreFailed
+
+    def _take_each(self, place: int, folder: Folder, held: bytes | None, began: int) -> None:
+        """Take in a folder's records one by one: some changed, came or went."""
+        store = self.store
+        assert store is not None
+        key = folder.key
+        before = _held(store, held) if held is not None else {}
+        now = parse_entries(folder.entries)  # as this walk made them
+        names = {name.decode(*_FS): name for name in now}
+        current = self._taken[key] = _Taken(place, folder.prefix)
+        admitted = self.boundary.admits(folder.real)
+        for shown in sorted([*names, *folder.others]):
+            path = folder.prefix + shown
+            name = names.get(shown)
+            if name is None or not admitted:
+                self._take_one(path, (place, shown), began)
+                continue
+            real = key + b"/" + name
+            if real in self._linked:
+                current.names.add(name)  # current, and taken in where a link to it was met
+                continue
+            if os.fsdecode(real) in self._indexed:
+                continue  # read already, where a link to it was met
+            if before.get(name) == now[name]:
+                current.names.add(name)
+                continue
+            record = self.load(Path(path), (place, shown))
+            if record is None:
+                store.forget([real])
+            else:
+                entrypoint = record.block["entrypoint"]["path"]
+                store.put(real, now[name], entrypoint, outputs_of(record), walk_began_ns=began)
+        store.forget(key + b"/" + name for name in before if name not in current.names)
+
+    def _take_one(self, path: str, order: Order, began: int) -> None:
+        """Take in a record the walk could not vouch for by its folder: a link (to a record
+        anywhere), or one that could not be stat-ed."""
+        store = self.store
+        assert store is not None
+        real = os.path.realpath(path)
+        if not self.boundary.admits(real):
+            return
+        real_bytes = real.encode(*_FS)
+        if real in self._indexed or self._at(real_bytes) is not None:
+            return  # another path to a record already taken in
+        try:
+            st: os.stat_result | None = os.stat(path)
+        except OSError:
+            st = None
+        folder, _, name = real_bytes.rpartition(b"/")
+        held = store.entries_of(folder)
+        if held is None:
+            raise _StoreFailed
+        if st is not None and _held(store, held).get(name) == stat_key(st):
+            self._linked[real_bytes] = (order, path)
+            return
+        record = self.load(Path(path), order)
+        if record is None:
+            store.forget([real_bytes])
+        elif st is not None:
+            entrypoint = record.block["entrypoint"]["path"]
+            store.put(real_bytes, stat_key(st), entrypoint, outputs_of(record), walk_began_ns=began)
+
+
+def _held(store: LineageIndex, entries: bytes) -> dict[bytes, bytes]:
+    """What the store holds of a folder, by name; ``_StoreFailed`` if it is not of its shape."""
+    names = store.names(entries)
+    if names is None:
+        raise _StoreFailed
+    return names
 
 
 def _where(place: Place) -> Path | None:
@@ -351,46 +439,6 @@ def records_under(folders: list[Path], boundary: Boundary) -> list[Path]:
     return found
 
 
-def records_found(folders: list[Path], boundary: Boundary) -> list[Found]:
-    """``records_under``, each with its real path and stat: one lstat a record, the real path
-    of its folder reused for all but links."""
-    found: list[Found] = []
-    lstat, islink = os.lstat, stat.S_ISLNK
-    for top in folders:
-        for folder, dirs, files in os.walk(top):
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
-            shown = str(Path(folder))
-            prefix = "" if shown == "." else shown.rstrip("/") + "/"
-            real_prefix: str | None = None
-            admitted = False  # a file's real path is admitted if its folder's is
-            for name in sorted(files):
-                if not name.endswith(SIDECAR_SUFFIX):
-                    continue
-                path = prefix + name
-                st: os.stat_result | None
-                try:
-                    st = lstat(path)
-                except OSError:
-                    st = None
-                if st is not None and not islink(st.st_mode):
-                    if real_prefix is None:
-                        real_folder = os.path.realpath(folder)
-                        admitted = boundary.admits(real_folder)
-                        real_prefix = real_folder.rstrip("/") + "/"
-                    real = real_prefix + name
-                    if admitted or boundary.admits(real):
-                        found.append((path, real, st))
-                    continue
-                real = os.path.realpath(path)  # a link, or a file that could not be stat-ed
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    st = None
-                if boundary.admits(real):
-                    found.append((path, real, st))
-    return found
-
-
 def build_index(
     folders: list[Path], root: str | None, boundary: Boundary, store: LineageIndex | None = None
 ) -> Index:
@@ -400,15 +448,16 @@ def build_index(
             index.load(path)
         return index
     began = time.time_ns()  # before any stat: a record changed after it is racy
-    found = records_found(folders, boundary)
-    tops = [os.fsencode(os.path.realpath(top)) for top in dict.fromkeys(folders)]
-    known: dict[bytes, bytes] = {}
-    for top in tops:
-        keys = store.keys_under(top)
-        if keys is None:
+    walked: list[Folder] = []
+    for top in dict.fromkeys(folders):  # the walk first: a forked walker shares no store
+        walked.extend(scan(top))
+    stored: dict[bytes, bytes] = {}
+    for top in dict.fromkeys(folders):
+        held = store.folders_under(folder_key(os.path.realpath(top)))
+        if held is None:
             raise _StoreFailed
-        known.update(keys)
-    index.take(found, known, tops, began)
+        stored.update(held)
+    index.take(walked, stored, began)
     return index
 
 

@@ -1,0 +1,261 @@
+"""The folders below the search folders that hold records, each with its records' stat keys.
+
+``lineage`` with its index must look at every record to be never stale: one listing a folder
+and one stat a record, nothing parsed. A folder's regular records come as one ``entries``
+value (each name, NUL, its stat key, in name order), so a folder none of whose records changed
+is one comparison with what the index holds. Records that are links, or could not be stat-ed,
+are named apart and looked at one by one.
+
+On a large tree the stats are shared with one forked process: a stat is a system call, and a
+second core makes them in half the time. The walk is the full scan's (``os.walk``, top down,
+folders and names sorted, ``SKIPPED_FOLDERS`` and linked folders not entered, unreadable
+folders passed over), and its folders come back in that order however the work was shared.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import struct
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from provenance.digest_cache import STAT_KEY
+from provenance.sidecar import SIDECAR_SUFFIX
+
+SKIPPED_FOLDERS = frozenset(
+    {
+        ".git",
+        ".venv",
+        "venv",
+        "node_modules",
+        "__pycache__",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "site-packages",
+    }
+)
+KEY_BYTES = STAT_KEY.size
+# Folders found, breadth first, before the rest of the walk is shared with a second process:
+# fewer, and one process does it all (a small tree gains nothing from a fork).
+SPLIT_AT = 8
+_FS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode, inlined
+_OPEN = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_BELOW = _OPEN | getattr(os, "O_NOFOLLOW", 0)  # a folder the walk enters: never through a link
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A walked folder that holds records."""
+
+    order: tuple[str, ...]  # its path below its top, by part: the walk's order
+    shown: str  # as the walk names it (``str(Path(folder))``)
+    real: str  # its real path
+    entries: bytes  # its regular records: name, NUL, stat key, in name order
+    others: tuple[str, ...]  # its records that are links, or could not be stat-ed, by name
+
+    @property
+    def prefix(self) -> str:
+        """What a record's name is joined to: the path the full scan shows it by."""
+        return "" if self.shown == "." else self.shown.rstrip("/") + "/"
+
+    @property
+    def key(self) -> bytes:
+        """Its real path as the index keys it: bytes, with no trailing slash."""
+        return folder_key(self.real)
+
+
+def folder_key(real: str) -> bytes:
+    return real.rstrip("/").encode(*_FS)
+
+
+def parse_entries(entries: bytes) -> dict[bytes, bytes]:
+    """``{name: stat key}`` of an ``entries`` value, in its order; ValueError if malformed."""
+    found: dict[bytes, bytes] = {}
+    at, end = 0, len(entries)
+    while at < end:
+        cut = entries.index(b"\0", at)
+        key = entries[cut + 1 : cut + 1 + KEY_BYTES]
+        if len(key) != KEY_BYTES:
+            raise ValueError("an entry ends early")
+        found[entries[at:cut]] = key
+        at = cut + 1 + KEY_BYTES
+    return found
+
+
+def join_entries(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    """The ``entries`` value of ``(name, stat key)`` pairs, put in the walk's name order."""
+    pairs = sorted(pairs, key=lambda pair: os.fsdecode(pair[0]))
+    return b"".join(name + b"\0" + key for name, key in pairs)
+
+
+def scan(top: str | os.PathLike[str]) -> list[Folder]:
+    """The folders below ``top`` (itself included) that hold records, in the walk's order."""
+    shown = str(Path(top))
+    try:
+        fd = os.open(shown, _OPEN)
+    except OSError:
+        return []  # no folder there: os.walk yields nothing either
+    first = _Pending((), shown, os.path.realpath(shown), fd)
+    found: list[Folder] = []
+    level = [first]
+    while level and len(level) < SPLIT_AT:  # breadth first, until there is work to share
+        below: list[_Pending] = []
+        for pending in level:
+            below.extend(_list(pending, found))
+        level = below
+    if level:
+        found.extend(_shared(level))
+    found.sort(key=lambda folder: folder.order)
+    return found
+
+
+@dataclass(frozen=True)
+class _Pending:
+    order: tuple[str, ...]
+    shown: str
+    real: str
+    fd: int | None = None  # open already (the top), else opened by name below its parent
+
+
+def _list(pending: _Pending, found: list[Folder]) -> list[_Pending]:
+    """Add ``pending``'s folder to ``found`` if it holds records; return its subfolders."""
+    fd = pending.fd
+    if fd is None:
+        try:
+            fd = os.open(pending.shown, _BELOW)
+        except OSError:
+            return []  # unreadable, gone, or turned into a link since it was listed
+    try:
+        with os.scandir(fd) as listing:
+            records = []
+            folders = []
+            for entry in listing:
+                name = entry.name
+                try:
+                    is_folder = entry.is_dir()  # through a link, as os.walk sorts them
+                except OSError:
+                    is_folder = False
+                if is_folder:
+                    if name not in SKIPPED_FOLDERS and not entry.is_symlink():
+                        folders.append(name)
+                elif name.endswith(SIDECAR_SUFFIX):
+                    records.append((name, entry))
+            if records:
+                found.append(_folder(pending, records))
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    folders.sort()
+    prefix = "" if pending.shown == "." else pending.shown.rstrip("/") + "/"
+    real = pending.real.rstrip("/") + "/"
+    return [_Pending((*pending.order, name), prefix + name, real + name) for name in folders]
+
+
+def _folder(pending: _Pending, records: list[tuple[str, os.DirEntry[str]]]) -> Folder:
+    records.sort(key=lambda pair: pair[0])
+    pack = STAT_KEY.pack
+    parts = []
+    others = []
+    for name, entry in records:
+        try:
+            if entry.is_symlink():
+                raise OSError
+            st = entry.stat(follow_symlinks=False)  # fstatat on the listed folder: no path walk
+        except OSError:
+            others.append(name)
+            continue
+        key = pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        parts.append(name.encode(*_FS) + b"\0" + key)
+    return Folder(pending.order, pending.shown, pending.real, b"".join(parts), tuple(others))
+
+
+def _walk(pending: list[_Pending]) -> list[Folder]:
+    """Every folder below ``pending`` (themselves included) that holds records."""
+    found: list[Folder] = []
+    stack = list(reversed(pending))
+    while stack:
+        stack.extend(reversed(_list(stack.pop(), found)))
+    return found
+
+
+def _shared(pending: list[_Pending]) -> list[Folder]:
+    """``_walk`` of ``pending``, every other subtree walked by a forked process where that is
+    safe and there is a second core; by this process alone otherwise."""
+    if not _may_fork():
+        return _walk(pending)
+    theirs, ours = pending[0::2], pending[1::2]
+    try:
+        read, write = os.pipe()
+    except OSError:
+        return _walk(pending)
+    try:
+        child = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        return _walk(pending)
+    if child == 0:  # pragma: no cover -- the forked process; its result is what the tests see
+        status = 1
+        try:
+            os.close(read)
+            _send(write, _walk(theirs))
+            status = 0
+        finally:
+            os._exit(status)  # never the parent's cleanup, buffers or handlers
+    os.close(write)
+    found = _walk(ours)
+    received = _receive(read, child)
+    return found + (received if received is not None else _walk(theirs))
+
+
+def _may_fork() -> bool:
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return False  # a fork of a process with threads can inherit a lock held mid-use
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) > 1
+
+
+def _send(fd: int, found: list[Folder]) -> None:
+    data = marshal.dumps([(f.order, f.shown, f.real, f.entries, f.others) for f in found])
+    view = memoryview(struct.pack("<Q", len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.close(fd)
+
+
+def _receive(fd: int, child: int) -> list[Folder] | None:
+    """What the forked process found, or None if it did not say it all (its share is then
+    walked here)."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    except OSError:
+        chunks = []
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(child, 0)
+    data = b"".join(chunks)
+    if status != 0 or len(data) < 8 or struct.unpack_from("<Q", data)[0] != len(data) - 8:
+        return None
+    try:
+        return [Folder(*row) for row in marshal.loads(data[8:])]
+    except (ValueError, TypeError, EOFError):
+        return None
+
+
+def record_paths(top: str | os.PathLike[str]) -> Iterator[str]:
+    """Every record the walk finds below ``top``, by the path it shows, in the walk's order."""
+    for folder in scan(top):
+        names = [n.decode(*_FS) for n in parse_entries(folder.entries)]
+        for name in sorted([*names, *folder.others]):
+            yield folder.prefix + name
