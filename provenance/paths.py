@@ -52,15 +52,36 @@ Declarations = Mapping[str, Declaration]
 ROOT_MARKERS = (".git", "pyproject.toml")
 
 
-def find_root(start: str | os.PathLike[str]) -> Path | None:
-    """The nearest ancestor of ``start`` holding ``.git`` or ``pyproject.toml``, if any."""
-    here = Path(os.path.abspath(start))
-    if not here.is_dir():
-        here = here.parent
-    for folder in (here, *here.parents):
-        if any((folder / marker).exists() for marker in ROOT_MARKERS):
-            return folder
-    return None
+def find_root(
+    start: str | os.PathLike[str], known: dict[str, Path | None] | None = None
+) -> Path | None:
+    """The nearest ancestor of ``start`` holding ``.git`` or ``pyproject.toml``, if any.
+
+    ``known``: the folders already looked up by one command, each with its root, so that the
+    many records of a tree look at each of their folders once."""
+    here = os.path.abspath(start)
+    if known is not None and here in known:
+        return known[here]
+    if not os.path.isdir(here):
+        here = os.path.dirname(here)
+    passed = []
+    found = None
+    folder = here
+    while True:
+        if known is not None and folder in known:
+            found = known[folder]
+            break
+        passed.append(folder)
+        if any(os.path.exists(os.path.join(folder, marker)) for marker in ROOT_MARKERS):
+            found = Path(folder)
+            break
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if known is not None:
+        known.update(dict.fromkeys(passed, found))
+    return found
 
 
 def in_virtualenv(path: Path, root: Path) -> bool:

@@ -268,16 +268,35 @@ def root_for(source: Path, shown: str) -> Path | None:
     ``shown``, are relative to. A record does not say it (that would tie its bytes to one
     checkout), so: the project above the record, else the one above the working folder,
     whichever holds the record's entrypoint."""
-    candidates = [find_root(source.parent), find_root(Path.cwd())]
-    if os.path.isabs(shown):
-        return candidates[0]
-    for candidate in candidates:
-        if candidate is None:
-            continue
-        entrypoint = os.path.normpath(os.path.join(candidate, shown))
-        if Boundary.of([candidate]).admits(entrypoint) and os.path.isfile(entrypoint):
-            return candidate
-    return next((c for c in candidates if c is not None), None)
+    return Roots().root_for(source, shown)
+
+
+class Roots:
+    """``root_for`` for the many records of one command: each folder, and each entrypoint
+    below each candidate root, looked at once."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, Path | None] = {}
+        self._holds: dict[tuple[Path, str], bool] = {}
+
+    def root_for(self, source: Path, shown: str) -> Path | None:
+        parent = os.path.dirname(os.path.abspath(source))
+        candidates = [find_root(parent, self._folders), find_root(os.getcwd(), self._folders)]
+        if os.path.isabs(shown):
+            return candidates[0]
+        for candidate in candidates:
+            if candidate is not None and self._holds_entrypoint(candidate, shown):
+                return candidate
+        return next((c for c in candidates if c is not None), None)
+
+    def _holds_entrypoint(self, candidate: Path, shown: str) -> bool:
+        key = (candidate, shown)
+        if key not in self._holds:
+            entrypoint = os.path.normpath(os.path.join(candidate, shown))
+            self._holds[key] = Boundary.of([candidate]).admits(entrypoint) and os.path.isfile(
+                entrypoint
+            )
+        return self._holds[key]
 
 
 def read_json(path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTES) -> Any:
