@@ -2,11 +2,12 @@
 
 Generates N records (pipelines of four runs, one in fifty starting from a folder it wrote) in a
 temporary project, then times the command, each time its own process as a user runs it: with
-the index off (every record parsed), cold (parsing and filling the index), warm, and warm
-again after 1% of the records were rewritten. Every output must be the full scan's, byte for
-byte.
+the index off (every record parsed), cold (parsing and filling the index), warm (the median of
+--warm-runs calls), and warm again after 1% of the records were rewritten (the same bytes in
+new files, so the same answer). Every output must be the full scan's, byte for byte. The
+package's bytecode is compiled first, as an installed package's is.
 
-    python bench/lineage_scale.py [--records N]
+    python bench/lineage_scale.py [--records N] [--warm-runs K]
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Timed:
 
 def measure(artifact: Path, top: Path, cache: str) -> Timed:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PROVENANCE_DIGEST_CACHE=cache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode
     argv = [sys.executable, "-m", "provenance", "lineage", "--json", "--search", str(top)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
@@ -162,7 +164,9 @@ def rewrite(top: Path, share: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--warm-runs", type=int, default=5, help="warm calls, the median shown")
     args = parser.parse_args()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "provenance")], check=True)
     print(f"lineage of one artifact among {args.records:,} records; {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         top = Path(tmp) / "project"
@@ -174,13 +178,17 @@ def main() -> None:
         location = str(Path(tmp) / "cache" / "digests.sqlite3")
         full = measure(artifact, top, "off")
         cold = measure(artifact, top, location)
-        warm = measure(artifact, top, location)
+        warms = sorted(
+            (measure(artifact, top, location) for _ in range(args.warm_runs)),
+            key=lambda t: t.wall,
+        )
+        warm = warms[len(warms) // 2]
         changed = rewrite(top, 100)
         edited = measure(artifact, top, location)
-        full_again = measure(artifact, top, "off")
     assert json.loads(full.out)["inputs"], "the artifact has a lineage to follow"
-    assert cold.out == warm.out == full.out, "the index must answer as the full scan does"
-    assert edited.out == full_again.out == full.out
+    assert cold.out == full.out, "the index must answer as the full scan does"
+    assert all(t.out == full.out for t in warms)
+    assert edited.out == full.out  # the same bytes rewritten: the same answer
     rows = [
         [
             label,
@@ -192,11 +200,13 @@ def main() -> None:
         for label, t in [
             ("full scan (index off)", full),
             ("index, cold (filling it)", cold),
-            ("index, warm", warm),
+            (f"index, warm (median of {len(warms)})", warm),
             (f"index, warm, {changed:,} records rewritten", edited),
         ]
     ]
     table(rows, ["lineage --json", "wall time", "vs full", "CPU time", "vs full"])
+    walls = ", ".join(f"{t.wall:.2f}" for t in warms)
+    print(f"  warm calls, wall time in seconds: {walls}")
 
 
 if __name__ == "__main__":
