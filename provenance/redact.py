@@ -477,6 +477,18 @@ def known_secrets(
 # -- free text ---------------------------------------------------------------------------------
 
 _HEX64 = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])")
+# Command lines held in a string, whose tools take a credential by a short option: the
+# password glued to mysql's -p, curl's and wget's user:password, sshpass's and redis-cli's
+# password. What a tool's --password=... takes is a pair, hidden by its name.
+_CREDENTIAL_TOOLS = ("curl", "wget", "mysql", "mariadb", "sshpass", "redis-cli")
+_TOOL_CREDENTIAL = re.compile(
+    r"(?P<head>\b(?:(?:curl|wget)\b[^\n|;&]*?[ \t](?:-u|--user|--proxy-user|-U)[ \t=]*"
+    r"(?=[^\s:]*:)"  # user:password (a user alone is no secret: curl asks for the rest)
+    r"|(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n|;&]*?[ \t]-p(?=[^\s])"
+    r"|sshpass\b[^\n|;&]*?[ \t]-p[ \t]*"
+    r"|redis-cli\b[^\n|;&]*?[ \t](?:-a|--pass)[ \t]+))"
+    r"(?P<credential>(?!<redacted>)[^\s\"']+)"  # case kept: mysql's -P is the port
+)
 # Only text holding one of these (lowercased) can hold a secret by its shape.
 _SHAPE_MARKS = (
     "=",
@@ -507,6 +519,7 @@ _SHAPE_MARKS = (
     "%3a%2f%2f",
     "hooks.slack",
     "webhooks",
+    *_CREDENTIAL_TOOLS,
 )
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>[^\s/?#\"']+)@")
 # The same URL percent-encoded, as it stands in another URL's query: https%3A%2F%2Fuser%3Apw%40h
@@ -666,6 +679,7 @@ class _Redactor:
         text = _BEARER.sub(lambda m: m["head"] + REDACTED, text)
         text = _BASIC.sub(_basic, text)
         text = _TOKEN_FORMATS.sub(REDACTED, text)
+        text = _TOOL_CREDENTIAL.sub(lambda m: m["head"] + REDACTED, text)
         return self._pairs(text)
 
     def _known(self, text: str) -> str:

@@ -410,6 +410,16 @@ class TestRedactText:
                 "-----BEGIN PGP PRIVATE KEY BLOCK-----\nx\n-----END PGP PRIVATE KEY BLOCK-----",
                 REDACTED,
             ),
+            # Command lines in a string: the credentials their tools take by a short option.
+            ("mysql -uroot -P3306 -pS3cret db", f"mysql -uroot -P3306 -p{REDACTED} db"),
+            ('sh -c "mysqldump -pTop db > d.sql"', f'sh -c "mysqldump -p{REDACTED} db > d.sql"'),
+            ("mysql -u root -p db", "mysql -u root -p db"),  # it asks for the password
+            ("curl -fsS -u alice:pw1 https://h/x", f"curl -fsS -u {REDACTED} https://h/x"),
+            ("curl --user=bob:hunter2 https://h", f"curl --user={REDACTED} https://h"),
+            ("curl -u alice https://h", "curl -u alice https://h"),  # a user alone
+            ("sshpass -p Hunter2x ssh h", f"sshpass -p {REDACTED} ssh h"),
+            ("redis-cli -h r -a Sekrit99 ping", f"redis-cli -h r -a {REDACTED} ping"),
+            ("ls -p folder; echo -pX", "ls -p folder; echo -pX"),
         ],
     )
     def test_shapes(self, text, expected):
@@ -499,6 +509,9 @@ def test_a_known_secret_never_appears_in_text(secret, before, after):
             "login?next=https%3A%2F%2Fbot%3A{}%40hub.example%2Fx",
             "posted to https://hooks.slack.com/services/T01/B02/{}",
             "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----",
+            "ran mysql --host db -p{} corpus",
+            "curl -u me:{} https://hub.example/x",
+            "sshpass -p {} rsync -a a b",
         ]
     ),
 )
