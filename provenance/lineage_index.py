@@ -22,9 +22,10 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from provenance.digest_cache import ENVIRONMENT, STAT_KEY, default_location
+from provenance.digest_cache import ENVIRONMENT, STAT_KEY, default_location, stat_key
 from provenance.scan import join_entries, parse_entries
 from provenance.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
@@ -129,6 +130,14 @@ class LineageIndex(SqliteStore):
         """The stored entries of one folder (b"" if none); None if broken."""
         rows = self._query("SELECT entries FROM folders WHERE path = ?", (folder,))
         return None if rows is None else bytes(rows[0][0]) if rows else b""
+
+    def vouches(self, source: Path, st: os.stat_result) -> bool:
+        """Whether the record read from ``source`` (``st`` taken after reading it) is stored,
+        unchanged: it passed the strict reader, schema and all, when it was stored."""
+        folder, _, name = os.fsencode(os.path.realpath(source)).rpartition(b"/")
+        entries = self.entries_of(folder)
+        held = self.names(entries) if entries else None
+        return held is not None and held.get(name) == stat_key(st)
 
     def names(self, entries: bytes) -> dict[bytes, bytes] | None:
         """``{name: stat key}`` of a folder's stored ``entries``; None (the store given up) if

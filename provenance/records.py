@@ -13,7 +13,7 @@ import json
 import math
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,11 +225,20 @@ def locate(given: str | os.PathLike[str]) -> Path:
     return path  # an artifact with no sidecar beside it may embed the block itself
 
 
-def load(given: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Record:
+def load(
+    given: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    vouched: Callable[[Path, os.stat_result], bool] | None = None,
+) -> Record:
     """Read and check the record of ``given``; relative paths resolve from ``root``, else from
-    the project root of the record (see ``root_for``)."""
+    the project root of the record (see ``root_for``).
+
+    ``vouched(source, st)``: whether a store that keeps what records passed says this one,
+    with the stat taken after reading it, passed the schema check unchanged (the lineage
+    index); the check is then not made again. The strict JSON reader always is."""
     source = locate(given)
-    document = read_json(source)
+    document, st = _read_json(source)
     embedded = False
     if not is_sidecar_name(source.name):
         block = document.get("run_provenance") if isinstance(document, dict) else None
@@ -242,10 +251,11 @@ def load(given: str | os.PathLike[str], root: str | os.PathLike[str] | None = No
         embedded = True
     if _declared(document) > MAX_DECLARED:
         raise UnreadableRecord(f"{source}: declares over {MAX_DECLARED:,} paths: not a sidecar")
-    try:
-        validate(document)
-    except ProvenanceError as err:
-        raise UnreadableRecord(f"{source}: {err}") from None
+    if embedded or vouched is None or not vouched(source, st):
+        try:
+            validate(document)
+        except ProvenanceError as err:
+            raise UnreadableRecord(f"{source}: {err}") from None
     entrypoint = document["run_provenance"]["entrypoint"]["path"]
     base = Path(os.path.abspath(root)) if root is not None else root_for(source, entrypoint)
     return Record(source, document, base, embedded)
@@ -302,6 +312,13 @@ class Roots:
 def read_json(path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTES) -> Any:
     """The strict JSON in ``path``, read as hostile input (see the module's docstring); ``kind``
     names what the file should be in messages, ``limit`` its largest size in bytes."""
+    return _read_json(path, kind=kind, limit=limit)[0]
+
+
+def _read_json(
+    path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTES
+) -> tuple[Any, os.stat_result]:
+    """``read_json``, and the file's stat taken once it was read."""
     try:
         # Non-blocking: a FIFO named as a sidecar must not hang the command waiting for a writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -311,6 +328,7 @@ def read_json(path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTE
                 raise UnreadableRecord(f"{path}: not a regular file")
             # Its size says so without reading it; the read is bounded for one that grows.
             data = b"" if st.st_size > limit else handle.read(limit + 1)
+            after = os.fstat(fd)  # a write while it was read changes its ctime
     except FileNotFoundError:
         raise UnreadableRecord(f"{path}: no such file") from None
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
@@ -339,7 +357,7 @@ def read_json(path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTE
         raise UnreadableRecord(f"{path}: not JSON: {err}") from None
     if _depth_over(document, MAX_DEPTH):
         raise UnreadableRecord(f"{path}: nested deeper than {MAX_DEPTH} levels: not a {kind}")
-    return document
+    return document, after
 
 
 def _size(limit: int) -> str:

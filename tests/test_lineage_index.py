@@ -298,3 +298,37 @@ def test_a_store_whose_folder_rows_are_not_its_shape_is_given_up(proj, tmp_path,
     warning, rest = err.split("\n", 1)
     assert "lineage index" in warning
     assert rest == full[2]
+
+
+def test_a_warm_answer_checks_no_unchanged_record_against_the_schema_again(
+    proj, tmp_path, monkeypatch
+):
+    from provenance import records
+
+    cache = tmp_path / "cache" / "digests.sqlite3"
+    model = pipeline(proj)
+    aged(proj)
+    full = lineage(monkeypatch, "off", model, "--json")
+    assert lineage(monkeypatch, str(cache), model, "--json") == full  # cold: fills the index
+    checked: list[object] = []
+    real_validate = records.validate
+    monkeypatch.setattr(records, "validate", lambda d: checked.append(d) or real_validate(d))
+    assert lineage(monkeypatch, str(cache), model, "--json") == full
+    assert checked == []  # the model's record and its producers', read, stand as stored
+
+    # Changed to a record the schema refuses, of the same size: parsed again, and refused.
+    table = proj / "table.csv.manifest.json"
+    text = table.read_text()
+    table.write_text(text.replace('"exists": true', '"exists": 1234'))
+    checked.clear()
+    result = lineage(monkeypatch, str(cache), model, "--json")
+    assert result == lineage(monkeypatch, "off", model, "--json")
+    assert "table.csv.manifest.json: not a valid provenance sidecar" in result[2]
+    assert checked  # what changed is checked
+    # The artifact's own record, changed the same way: refused as the full scan refuses it.
+    own = proj / "model.bin.manifest.json"
+    own.write_text(own.read_text().replace('"exists": true', '"exists": 1234'))
+    result = lineage(monkeypatch, str(cache), model, "--json")
+    assert result == lineage(monkeypatch, "off", model, "--json")
+    assert result[0] == 2
+    assert "not a valid provenance sidecar" in result[2]

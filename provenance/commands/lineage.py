@@ -100,21 +100,25 @@ _FS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencod
 @dataclass
 class _Taken:
     """A walked folder's records whose rows in the lineage index are current: all of them
-    (``whole``, the walk's entries of the folder, which the index holds as they are), or
-    ``names``."""
+    (``whole``, the walk's entries of the folder, which the index holds as they are), or those
+    in ``keys``, each with its stat key."""
 
     place: int  # the folder's place in the walk
     prefix: str  # what a record's name is joined to, to be the path the walk shows
     whole: bytes | None = None
-    names: set[bytes] = field(default_factory=set)
+    keys: dict[bytes, bytes] = field(default_factory=dict)
 
     def holds(self, name: bytes, *, stored: bool) -> bool:
         """Whether the record ``name`` is one of them; ``stored``: a name the store holds."""
-        if self.whole is not None and not self.names:
+        if self.whole is not None and not self.keys:
             if stored:
                 return True  # every record the store holds of this folder is current
-            self.names = set(parse_entries(self.whole))  # as the walk made them
-        return name in self.names
+            self.keys = parse_entries(self.whole)  # as the walk made them
+        return name in self.keys
+
+    def key(self, name: bytes) -> bytes | None:
+        """The stat key of one of them, as the walk and the store both have it."""
+        return self.keys.get(name) if self.holds(name, stored=False) else None
 
 
 class _StoreFailed(Exception):
@@ -157,7 +161,7 @@ class Index:
     # The records the lineage index answers for, by their folder's key, and those reached
     # through a link in the walk (by real path: where the walk met them, as what path).
     _taken: dict[bytes, _Taken] = field(default_factory=dict)
-    _linked: dict[bytes, tuple[Order, str]] = field(default_factory=dict)
+    _linked: dict[bytes, tuple[Order, str, bytes]] = field(default_factory=dict)
     _stored_folders: list[tuple[tuple[Order, int], StoredOutput, Path]] | None = None
     _read: dict[bytes, Record | None] = field(default_factory=dict)
     _roots: dict[tuple[str, str], Path | None] = field(default_factory=dict)
@@ -208,13 +212,24 @@ class Index:
         the path of rows the store holds."""
         linked = self._linked.get(real)
         if linked is not None:
-            return linked
+            return linked[:2]
         folder, _, name = real.rpartition(b"/")
         taken = self._taken.get(folder)
         if taken is None or not taken.holds(name, stored=stored):
             return None
         shown = name.decode(*_FS)
         return (taken.place, shown), taken.prefix + shown
+
+    def _vouched(self, source: Path, st: os.stat_result) -> bool:
+        """Whether the record read from ``source`` (its stat ``st`` taken after the read) is
+        one the store answers for, unchanged: it passed the schema check when it was stored."""
+        real = os.path.realpath(source).encode(*_FS)
+        linked = self._linked.get(real)
+        if linked is not None:
+            return linked[2] == stat_key(st)
+        folder, _, name = real.rpartition(b"/")
+        taken = self._taken.get(folder)
+        return taken is not None and taken.key(name) == stat_key(st)
 
     def _by_digest(self, digest: str, exclude: str) -> Iterator[Producer]:
         """The producers of ``digest`` but ``exclude``, in the order the records were found."""
@@ -288,7 +303,7 @@ class Index:
         if row.path not in self._read:
             self.parsed += 1
             try:
-                self._read[row.path] = load(walked, self.root)
+                self._read[row.path] = load(walked, self.root, vouched=self._vouched)
             except UnreadableRecord as err:  # changed since the walk: skipped, as a walk would
                 self.unreadable.append(str(err))
                 self._read[row.path] = None
@@ -370,12 +385,12 @@ class Index:
                 continue
             real = key + b"/" + name
             if real in self._linked:
-                current.names.add(name)  # current, and taken in where a link to it was met
+                current.keys[name] = now[name]  # current, taken in where a link to it was met
                 continue
             if os.fsdecode(real) in self._indexed:
                 continue  # read already, where a link to it was met
             if before.get(name) == now[name]:
-                current.names.add(name)
+                current.keys[name] = now[name]
                 continue
             record = self.load(Path(path), (place, shown))
             if record is None:
@@ -383,7 +398,7 @@ class Index:
             else:
                 entrypoint = record.block["entrypoint"]["path"]
                 store.put(real, now[name], entrypoint, outputs_of(record), walk_began_ns=began)
-        store.forget(key + b"/" + name for name in before if name not in current.names)
+        store.forget(key + b"/" + name for name in before if name not in current.keys)
 
     def _take_one(self, path: str, order: Order, began: int) -> None:
         """Take in a record the walk could not vouch for by its folder: a link (to a record
@@ -405,7 +420,7 @@ class Index:
         if held is None:
             raise _StoreFailed
         if st is not None and _held(store, held).get(name) == stat_key(st):
-            self._linked[real_bytes] = (order, path)
+            self._linked[real_bytes] = (order, path, stat_key(st))
             return
         record = self.load(Path(path), order)
         if record is None:
@@ -603,8 +618,13 @@ def index_for(
 
 
 def run(args: argparse.Namespace) -> int:
-    record = load(args.file, args.root)
     store = LineageIndex.from_environment()
+    try:
+        record = load(args.file, args.root, vouched=store.vouches if store is not None else None)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     try:
         index, walk, tree = _traced(record, args, store)
     except _StoreFailed:  # the store said why on stderr; the records themselves still answer
