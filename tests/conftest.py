@@ -135,8 +135,26 @@ DEMO_TIMEOUT = 600
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole demo pipeline, run once into a session folder; tests only read it."""
-    out = tmp_path_factory.mktemp("demo") / "run"
+    """The whole demo pipeline, run once into a session folder; tests only read it.
+
+    Under pytest-xdist the workers share one run: the first to need it runs it under a lock
+    the others wait on, instead of each spending a minute on the same files."""
+    import fcntl
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _run_demo(tmp_path_factory.mktemp("demo") / "run")
+    shared = tmp_path_factory.getbasetemp().parent / "demo"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            shutil.rmtree(shared / "run", ignore_errors=True)  # a run that failed midway
+            _run_demo(shared / "run")
+            (shared / "done").write_text("")
+    return shared / "run"
+
+
+def _run_demo(out: Path) -> Path:
     proc = run_python("-m", "ai.demo", "--out", out, timeout=DEMO_TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     return out
