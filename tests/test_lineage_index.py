@@ -332,3 +332,45 @@ def test_a_warm_answer_checks_no_unchanged_record_against_the_schema_again(
     assert result == lineage(monkeypatch, "off", model, "--json")
     assert result[0] == 2
     assert "not a valid provenance sidecar" in result[2]
+
+
+def test_a_link_into_a_skipped_folder_keeps_its_record_in_every_warm_answer(
+    proj, tmp_path, monkeypatch
+):
+    # The record lives in a folder the walk skips; only the link to it is walked.
+    write(
+        proj / ".venv" / "lib" / "make.manifest.json",
+        document("make.py", outputs={"t": entry("t", 5)}),
+    )
+    user = write(
+        proj / "use.manifest.json",
+        document("use.py", inputs={"t": entry("t", 5)}, outputs={"m": entry("m", 6)}),
+    )
+    (proj / "links").mkdir()
+    os.symlink(proj / ".venv" / "lib" / "make.manifest.json", proj / "links" / "m.manifest.json")
+    aged(proj)
+    cache = str(tmp_path / "cache" / "digests.sqlite3")
+    full = lineage(monkeypatch, "off", user, "--json")
+    assert producer(json.loads(full[1]), "t") == "make.py"
+    for _ in range(3):  # cold, warm, and warm again: the link's record stays found
+        assert lineage(monkeypatch, cache, user, "--json") == full
+
+
+def test_overlapping_search_folders_say_each_unreadable_record_once_as_the_full_scan(
+    proj, tmp_path, monkeypatch
+):
+    user = write(
+        proj / "use.manifest.json",
+        document("use.py", inputs={"t": entry("t", 5)}, outputs={"m": entry("m", 6)}),
+    )
+    (proj / "sub").mkdir()
+    (proj / "sub" / "bad.manifest.json").write_text("{")
+    aged(proj)
+    cache = str(tmp_path / "cache" / "digests.sqlite3")
+    monkeypatch.chdir(proj)
+    for search in [(proj, proj / "sub"), (proj, proj), (Path("."), proj)]:
+        flags = [f for folder in search for f in ("--search", str(folder))]
+        full = lineage(monkeypatch, "off", user, *flags)
+        assert full[2].count("bad.manifest.json") == 1, search  # one record, one line
+        for _ in range(2):
+            assert lineage(monkeypatch, cache, user, *flags) == full, search
