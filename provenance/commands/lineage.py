@@ -361,8 +361,10 @@ class Index:
                 continue
             self._take_each(place, folder, held, began)
         self._next = len(walked)
-        for key, held in stored.items():  # folders gone from the walk: their records too
-            store.forget(key + b"/" + name for name in _held(store, held))
+        for key, held in stored.items():  # folders gone from the walk: their records too,
+            # but for those a link in the walk reached (a skipped folder's): they are current.
+            gone = (key + b"/" + name for name in _held(store, held))
+            store.forget(real for real in gone if real not in self._linked)
         store.flush()
         if store.broken:
             raise _StoreFailed
