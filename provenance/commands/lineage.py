@@ -446,9 +446,14 @@ def _where(place: Place) -> Path | None:
 
 def records_under(folders: list[Path], boundary: Boundary) -> list[Path]:
     found = []
+    walked: set[str] = set()
     for top in folders:
         for folder, dirs, files in os.walk(top):
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
+            real = os.path.realpath(folder)
+            if real in walked:
+                continue  # a folder below two of the search folders: its records once
+            walked.add(real)
             for name in sorted(files):
                 path = Path(folder) / name
                 if name.endswith(SIDECAR_SUFFIX) and boundary.admits(os.path.realpath(path)):
