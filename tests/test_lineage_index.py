@@ -374,3 +374,23 @@ def test_overlapping_search_folders_say_each_unreadable_record_once_as_the_full_
         assert full[2].count("bad.manifest.json") == 1, search  # one record, one line
         for _ in range(2):
             assert lineage(monkeypatch, cache, user, *flags) == full, search
+
+
+def test_an_index_whose_rows_say_what_the_records_do_not_is_given_up(proj, tmp_path, monkeypatch):
+    cache = tmp_path / "cache" / "digests.sqlite3"
+    write(proj / "a" / "make.manifest.json", document("make.py", outputs={"t": entry("t", 5)}))
+    write(proj / "b" / "other.manifest.json", document("other.py", outputs={"u": entry("u", 7)}))
+    user = write(
+        proj / "use.manifest.json",
+        document("use.py", inputs={"t": entry("t", 5), "u": entry("u", 7)}),
+    )
+    aged(proj)
+    full = lineage(monkeypatch, "off", user, "--json")
+    assert lineage(monkeypatch, str(cache), user, "--json") == full  # fills it
+    with sqlite3.connect(cache.with_name(FILE_NAME)) as db:  # of the right types, and wrong
+        db.execute("UPDATE outputs SET blake3 = ? WHERE name = ?", (f"{7:064x}", '"t"'))
+    code, out, err = lineage(monkeypatch, str(cache), user, "--json")
+    assert (code, out) == full[:2]  # make.py wrote t, not u, whatever the index says
+    warning, rest = err.split("\n", 1)
+    assert "lineage index" in warning
+    assert rest == full[2]
