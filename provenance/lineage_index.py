@@ -247,6 +247,10 @@ class LineageIndex(SqliteStore):
             return
         self.stored += len(put)
 
+    def distrust(self, why: str) -> None:
+        """Give the store up: a record read says other than its rows."""
+        self._give_up(ValueError(why))
+
     def close(self) -> None:
         self._close_store()
 

@@ -311,6 +311,10 @@ class Index:
         if record is None:
             return None
         output = row.output
+        if output not in outputs_of(record):  # the rows were written by something else
+            assert self.store is not None
+            self.store.distrust(f"{walked}: its rows name an output it does not hold")
+            raise _StoreFailed
         source = os.fsdecode(row.path)
         return Producer(record, source, output.name, output.shown, where, (order, output.position))
 
