@@ -15,7 +15,7 @@ from provenance.commands.lineage import build_index
 from provenance.digest_cache import ENVIRONMENT, RACY_WINDOW_NS, stat_key
 from provenance.lineage_index import FILE_NAME, LineageIndex
 from provenance.records import Boundary
-from tests.handmade import cli_in, document, project, run_cli, write
+from tests.handmade import cli_in, document, project, run_cli, run_in, write
 
 
 def entry(shown: str, number: int, kind: str = "file", **extra: Any) -> dict[str, Any]:
@@ -394,3 +394,41 @@ def test_an_index_whose_rows_say_what_the_records_do_not_is_given_up(proj, tmp_p
     warning, rest = err.split("\n", 1)
     assert "lineage index" in warning
     assert rest == full[2]
+
+
+def tree_to_share(proj: Path, folders: int = 12) -> Path:
+    """A project of more folders than one process walks alone, and the record to trace."""
+    for i in range(folders):
+        write(proj / "many" / f"d{i:02}" / "r.manifest.json", document(f"r{i}.py"))
+    write(
+        proj / "many" / "d03" / "make.manifest.json",
+        document("make.py", outputs={"t": entry("t", 5)}),
+    )
+    return write(
+        proj / "use.manifest.json",
+        document("use.py", inputs={"t": entry("t", 5)}, outputs={"m": entry("m", 6)}),
+    )
+
+
+# The command, started with SIGCHLD ignored, as a parent that ignores it leaves its children:
+# the kernel then reaps the walk's forked process itself.
+NO_CHILD_STATUS = (
+    "import runpy, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+    "sys.argv = ['provenance', 'lineage', '--json', sys.argv[1]]; "
+    "runpy.run_module('provenance', run_name='__main__')"
+)
+
+
+def test_the_shared_walk_answers_when_sigchld_is_ignored(proj, tmp_path):
+    user = tree_to_share(proj)
+    aged(proj)
+    cache = str(tmp_path / "cache" / "digests.sqlite3")
+    runs = [
+        run_in(proj, "-c", NO_CHILD_STATUS, user, env={ENVIRONMENT: c})
+        for c in ("off", cache, cache)
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert json.loads(runs[0].stdout)["inputs"][0]["produced_by"]["entrypoint"] == "make.py"
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs[1:]] == [
+        (runs[0].returncode, runs[0].stdout, runs[0].stderr)
+    ] * 2
