@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,8 @@ from provenance.commands.lineage import build_index
 from provenance.digest_cache import ENVIRONMENT, RACY_WINDOW_NS, stat_key
 from provenance.lineage_index import FILE_NAME, LineageIndex
 from provenance.records import Boundary
-from tests.handmade import cli_in, document, project, run_cli, run_in, write
+from tests.conftest import ROOT
+from tests.handmade import cli_in, document, hang_guard, project, run_cli, run_in, write
 
 
 def entry(shown: str, number: int, kind: str = "file", **extra: Any) -> dict[str, Any]:
@@ -432,3 +436,46 @@ def test_the_shared_walk_answers_when_sigchld_is_ignored(proj, tmp_path):
     assert [(r.returncode, r.stdout, r.stderr) for r in runs[1:]] == [
         (runs[0].returncode, runs[0].stdout, runs[0].stderr)
     ] * 2
+
+
+# The command with a walk slowed down (each folder listed a little later, and the process that
+# listed it noted), so that a signal lands while the forked walker still has most of its share.
+SLOW_WALK = (
+    "import os, runpy, sys, time\n"
+    "from provenance import scan\n"
+    "real, log = scan._list, sys.argv[2]\n"
+    "def slow(pending, found):\n"
+    "    time.sleep(0.3)\n"
+    "    with open(log, 'a') as f:\n"
+    "        f.write(f'{os.getpid()}\\n')\n"
+    "    return real(pending, found)\n"
+    "scan._list = slow\n"
+    "sys.argv = ['provenance', 'lineage', sys.argv[1]]\n"
+    "runpy.run_module('provenance', run_name='__main__')\n"
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signalled_command_leaves_no_walker_walking(proj, tmp_path, signum):
+    user = tree_to_share(proj, folders=40)  # the walker's share: 20 folders
+    log = tmp_path / "listed"
+    command = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WALK, str(user), str(log)],
+        cwd=proj,
+        env={**os.environ, "PYTHONPATH": str(ROOT), ENVIRONMENT: str(tmp_path / "c.sqlite3")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    children = Path(f"/proc/{command.pid}/task/{command.pid}/children")
+    with hang_guard(60):
+        while not children.read_text().split():  # the walk is shared from here on
+            time.sleep(0.02)
+        [walker] = map(int, children.read_text().split())
+        while str(walker) not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.02)
+        command.send_signal(signum)
+        _, err = command.communicate()  # its pipes close once no process holds them
+    assert command.returncode == -signum
+    assert err.decode().count("Traceback") <= 1  # Python's own, for KeyboardInterrupt, at most
+    listed = log.read_text().split().count(str(walker))
+    assert listed < 20  # it stopped with the command, not once it had walked its share
