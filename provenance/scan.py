@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import signal
 import struct
 import sys
 import threading
@@ -176,11 +177,18 @@ def _folder(pending: _Pending, records: list[tuple[str, os.DirEntry[str]]]) -> F
     return Folder(pending.order, pending.shown, pending.real, b"".join(parts), tuple(others))
 
 
-def _walk(pending: list[_Pending]) -> list[Folder]:
-    """Every folder below ``pending`` (themselves included) that holds records."""
+class _Orphaned(Exception):
+    """The command that forked this walker is gone: nobody will read what it finds."""
+
+
+def _walk(pending: list[_Pending], parent: int | None = None) -> list[Folder]:
+    """Every folder below ``pending`` (themselves included) that holds records; ``parent``:
+    the command's process, for a forked walker to stop with it."""
     found: list[Folder] = []
     stack = list(reversed(pending))
     while stack:
+        if parent is not None and os.getppid() != parent:
+            raise _Orphaned  # killed by a signal it had no say in (SIGTERM): stop walking too
         stack.extend(reversed(_list(stack.pop(), found)))
     return found
 
@@ -195,6 +203,7 @@ def _shared(pending: list[_Pending]) -> list[Folder]:
         read, write = os.pipe()
     except OSError:
         return _walk(pending)
+    parent = os.getpid()
     try:
         child = os.fork()
     except OSError:
@@ -205,14 +214,28 @@ def _shared(pending: list[_Pending]) -> list[Folder]:
         status = 1
         try:
             os.close(read)
-            _send(write, _walk(theirs))
+            _send(write, _walk(theirs, parent))
             status = 0
         finally:
             os._exit(status)  # never the parent's cleanup, buffers or handlers
     os.close(write)
-    found = _walk(ours)
-    received = _receive(read, child)
+    try:
+        found = _walk(ours)
+        received = _receive(read, child)
+    except BaseException:  # Ctrl-C, or anything: no walker is left walking for nobody
+        _stop(child)
+        raise
+    finally:
+        os.close(read)
     return found + (received if received is not None else _walk(theirs))
+
+
+def _stop(child: int) -> None:
+    try:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass  # gone, and reaped, already
 
 
 def _may_fork() -> bool:
@@ -241,8 +264,6 @@ def _receive(fd: int, child: int) -> list[Folder] | None:
             chunks.append(chunk)
     except OSError:
         chunks = []
-    finally:
-        os.close(fd)
     try:
         _, status = os.waitpid(child, 0)
     except ChildProcessError:  # reaped by the kernel (SIGCHLD ignored): its answer's length says
