@@ -498,3 +498,16 @@ def test_the_facet_schemas_are_where_the_docs_site_puts_them():
         schema = json.loads((ROOT / "docs" / address[len(site_url) :]).read_text("utf-8"))
         assert schema["$id"] == address
         assert pointer.rsplit("/", 1)[-1] in schema["$defs"]
+
+
+def test_rank_zero_finds_the_jobs_record_kept_beside_an_earlier_one(tmp_path, home):
+    # An earlier job wrote the model's record; this one writes no output and succeeds, so its
+    # record goes beside the earlier one (model.json.manifest.succeeded.json).
+    assert launch_ranks(tmp_path, home)[0] == [0, 0]
+    codes, stderr = launch_ranks(
+        tmp_path, home, "--save-rank", "5", late="1:0.5", PROVENANCE_OPENLINEAGE_WAIT="6"
+    )
+    assert codes == [0, 0], stderr
+    assert (tmp_path / "model.json.manifest.succeeded.json").is_file()
+    assert warnings_of_text(stderr[0]) == []  # it was written: rank 0 describes the job
+    assert sent_events(tmp_path)[-1]["eventType"] == "COMPLETE"
