@@ -225,7 +225,9 @@ class Handoff:
         in it (the parts are then consumed); None until then."""
         if self._reported_ns is None or self._part(self.launch.rank).exists():
             return None
-        for path in (target, *(side_record_path(target, s) for s in (FAILED, INTERRUPTED))):
+        # Wherever ``settle`` puts it: beside an earlier record, by the job's status.
+        kept = (SUCCEEDED, FAILED, INTERRUPTED)
+        for path in (target, *(side_record_path(target, s) for s in kept)):
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             except OSError:
