@@ -511,3 +511,27 @@ def test_rank_zero_finds_the_jobs_record_kept_beside_an_earlier_one(tmp_path, ho
     assert (tmp_path / "model.json.manifest.succeeded.json").is_file()
     assert warnings_of_text(stderr[0]) == []  # it was written: rank 0 describes the job
     assert sent_events(tmp_path)[-1]["eventType"] == "COMPLETE"
+
+
+def test_rank_zero_never_takes_an_earlier_jobs_record_for_this_ones(tmp_path, home):
+    # An earlier job's record, touched since (a copy back, a checkout): newer than any report.
+    assert launch_ranks(tmp_path, home)[0] == [0, 0]
+    earlier = tmp_path / "model.json.manifest.json"
+    later = time.time_ns() + 3600 * 10**9
+    os.utime(earlier, ns=(later, later))
+    # This job writes no output and fails: its record goes beside the earlier one.
+    codes, stderr = launch_ranks(
+        tmp_path,
+        home,
+        "--save-rank",
+        "5",
+        "--fail-rank",
+        "1",
+        late="1:0.5",
+        PROVENANCE_OPENLINEAGE_WAIT="6",
+    )
+    assert codes == [0, 1], stderr
+    assert (tmp_path / "model.json.manifest.failed.json").is_file()
+    end = sent_events(tmp_path)[-1]
+    assert end["eventType"] == "FAIL"  # this job's outcome, not the earlier one's COMPLETE
+    assert "rank 1 ran out of memory" in end["run"]["facets"]["errorMessage"]["message"]
