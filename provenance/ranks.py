@@ -162,6 +162,7 @@ class Handoff:
     ) -> None:
         self.launch = launch
         self.folder = ranks_folder(sidecar)
+        self.sidecar = sidecar
         # Not argv: the ranks of an MPMD launch run different commands in one job.
         key = json.dumps([launch.launcher, launch.world_size, *launch.job])
         self.key = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -172,6 +173,8 @@ class Handoff:
         # not wait for ranks that only that teardown will end.
         self._failed = False
         self._reported_ns: int | None = None
+        # The files at the job's record paths when this rank reported: an earlier job's.
+        self._earlier: dict[Path, tuple[int, int] | None] = {}
 
     def _part(self, rank: int) -> Path:
         return self.folder / f"rank{rank}.{self.key}.json"
@@ -215,6 +218,7 @@ class Handoff:
             "opened": opened,
             "document": document,
         }
+        self._earlier = {path: _identity(path) for path in _job_paths(self.sidecar)}
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self._part(self.launch.rank), canonical_bytes(part), follow_symlinks=False)
         self._reported_ns = reported
@@ -225,15 +229,15 @@ class Handoff:
         in it (the parts are then consumed); None until then."""
         if self._reported_ns is None or self._part(self.launch.rank).exists():
             return None
-        # Wherever ``settle`` puts it: beside an earlier record, by the job's status.
-        kept = (SUCCEEDED, FAILED, INTERRUPTED)
-        for path in (target, *(side_record_path(target, s) for s in kept)):
+        for path in _job_paths(target):
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             except OSError:
                 continue
             with os.fdopen(fd, "rb") as file:
                 st = os.fstat(file.fileno())
+                if (st.st_dev, st.st_ino) == self._earlier.get(path):
+                    continue  # the file that was there when this rank reported, touched or not
                 # Written after this rank's part: not an earlier job's record.
                 if st.st_mtime_ns >= self._reported_ns and st.st_size <= _MAX_PART:
                     return path, file.read(_MAX_PART + 1)
@@ -434,6 +438,19 @@ def assemble(
         "ranks": ranks,
     }
     return {**fields, "run_provenance": block}
+
+
+def _job_paths(target: Path) -> tuple[Path, ...]:
+    """Where ``settle`` may put the job's record: the target, or beside an earlier record."""
+    return (target, *(side_record_path(target, s) for s in (SUCCEEDED, FAILED, INTERRUPTED)))
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _rank_entries(
