@@ -481,13 +481,21 @@ _HEX64 = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])")
 # password glued to mysql's -p, curl's and wget's user:password, sshpass's and redis-cli's
 # password. What a tool's --password=... takes is a pair, hidden by its name.
 _CREDENTIAL_TOOLS = ("curl", "wget", "mysql", "mariadb", "sshpass", "redis-cli")
+# A tool's name as a word of its own: not the start of another program's (mysql-connector).
+_TOOL = r"(?<![\w-])(?:{})(?![\w-])"
+# One shell word: single-quoted (joined by '\'' as a shell quotes a quote), double-quoted, bare,
+# or cut short after its opening quote.
+_SHELL_WORD = r"(?:'[^'\n]*'(?:\\''[^'\n]*')*|\"(?:[^\"\\\n]|\\.)*\"|[^\s\"']+|['\"][^\s\"']+)"
 _TOOL_CREDENTIAL = re.compile(
-    r"(?P<head>\b(?:(?:curl|wget)\b[^\n|;&]*?[ \t](?:-u|--user|--proxy-user|-U)[ \t=]*"
-    r"(?=[^\s:]*:)"  # user:password (a user alone is no secret: curl asks for the rest)
-    r"|(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n|;&]*?[ \t]-p(?=[^\s])"
-    r"|sshpass\b[^\n|;&]*?[ \t]-p[ \t]*"
-    r"|redis-cli\b[^\n|;&]*?[ \t](?:-a|--pass)[ \t]+))"
-    r"(?P<credential>(?!<redacted>)[^\s\"']+)"  # case kept: mysql's -P is the port
+    r"(?P<head>(?:" + _TOOL.format("curl|wget") + r"[^\n|;&]*?[ \t](?:-u|--user|--proxy-user|-U)"
+    r"[ \t=]*(?P<user>)(?=['\"]?[^\s:'\"]*:)"  # user:password (a user alone is no secret)
+    r"|" + _TOOL.format("wget") + r"[^\n|;&]*?[ \t]--(?:http-|ftp-|proxy-)?password[ \t]+"
+    r"|"
+    + _TOOL.format("mysql|mysqldump|mysqladmin|mariadb|mariadb-dump")
+    + r"[^\n|;&]*?[ \t]-p(?=[^\s])"
+    r"|" + _TOOL.format("sshpass") + r"[^\n|;&]*?[ \t]-p[ \t]*"
+    r"|" + _TOOL.format("redis-cli") + r"[^\n|;&]*?[ \t](?:-a|--pass)[ \t]+))"
+    r"(?P<credential>(?!['\"]?<redacted>)" + _SHELL_WORD + ")"  # case kept: mysql's -P is the port
 )
 # Only text holding one of these (lowercased) can hold a secret by its shape.
 _SHAPE_MARKS = (
@@ -649,6 +657,21 @@ def _basic(match: re.Match[str]) -> str:
     return match["head"] + REDACTED if b":" in decoded else match[0]
 
 
+def _tool_credential(match: re.Match[str], found: list[str]) -> str:
+    """A tool's credential hidden; its value (and a curl password alone) added to ``found``."""
+    import shlex  # only for text that holds one
+
+    word = match["credential"]
+    try:
+        [value] = shlex.split(word)
+    except ValueError:  # not one word after all (an unclosed quote): taken as it stands
+        value = word
+    found.append(value)
+    if match["user"] is not None:
+        found.append(value.partition(":")[2])
+    return match["head"] + REDACTED
+
+
 def _userinfo(match: re.Match[str]) -> str:
     return match[0] if match["info"] == REDACTED else f"{match['scheme']}{REDACTED}@"
 
@@ -679,12 +702,15 @@ class _Redactor:
         text = _BEARER.sub(lambda m: m["head"] + REDACTED, text)
         text = _BASIC.sub(_basic, text)
         text = _TOKEN_FORMATS.sub(REDACTED, text)
-        text = _TOOL_CREDENTIAL.sub(lambda m: m["head"] + REDACTED, text)
+        found: list[str] = []
+        text = _TOOL_CREDENTIAL.sub(lambda m: _tool_credential(m, found), text)
+        if found:  # the same password said again in the string: an echo, a retry, a variable
+            text = self._known(text, _long_values(found))
         return self._pairs(text)
 
-    def _known(self, text: str) -> str:
+    def _known(self, text: str, known: tuple[str, ...] | None = None) -> str:
         spans = []
-        for value in self.known:
+        for value in self.known if known is None else known:
             at = text.find(value)
             while at != -1:
                 spans.append((at, at + len(value)))

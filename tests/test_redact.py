@@ -535,6 +535,7 @@ class TestToolCredentials:
             ("sshpass -p 'Hunter 2x' ssh h", f"sshpass -p {REDACTED} ssh h"),
             ('redis-cli -h r -a "Sek rit99" ping', f"redis-cli -h r -a {REDACTED} ping"),
             (r"mysql -p'S3'\''cret' db", f"mysql -p{REDACTED} db"),  # a quote inside
+            ("mysql -p'unclosed db", f"mysql -p{REDACTED} db"),  # a quote left open
             # wget's password options take the next word too.
             ("wget --password Hunter2x https://h", f"wget --password {REDACTED} https://h"),
             ("wget --http-password\tHunter2x h", f"wget --http-password\t{REDACTED} h"),
