@@ -28,6 +28,7 @@ from provenance.ranks import (
     parts_of,
     ranks_folder,
 )
+from provenance.sidecar import atomic_write
 from tests.conftest import (
     ROOT,
     fake_path,
@@ -494,6 +495,29 @@ class TestHostileParts:
         job = launch(out, 2, pmi_env, ranks=range(1))
         assert job.codes == [0]
         assert "a part is malformed" in job.stderr[0]
+
+    def test_rank_zero_takes_no_file_at_the_jobs_path_but_the_jobs_record(self, tmp_path: Path):
+        # Rank 0 reported; another rank consumed its part. What then lands at the job's path
+        # is taken only if it is this launch's record: a garbled file would leave no end event.
+        sidecar = sidecar_of(tmp_path / "model.json")
+        launch = Launch("pmi", 0, 2, ())
+        handoff = Handoff(launch, sidecar, started_ns=0, wait_s=1)
+        handoff.present()
+        handoff.report(
+            {"run_provenance": {"outcome": {"status": "succeeded"}}}, wrote=True, opened=[]
+        )
+        for part in parts_of(ranks_folder(sidecar)):
+            part.unlink()
+        for planted in (b'{"run_provenance": ', b"[]", b'{"run_provenance": {"launch": 2}}'):
+            atomic_write(sidecar, planted)
+            assert handoff.assembled(sidecar) is None, planted
+        other = {"launcher": "pmi", "world_size": 3, "ranks": []}  # another launch's record
+        atomic_write(sidecar, json.dumps({"run_provenance": {"launch": other}}).encode())
+        assert handoff.assembled(sidecar) is None
+        ranks = [{"rank": 0, "status": "succeeded"}, {"rank": 1, "status": "failed"}]
+        job = {"run_provenance": {"launch": {"launcher": "pmi", "world_size": 2, "ranks": ranks}}}
+        atomic_write(sidecar, json.dumps(job).encode())
+        assert handoff.assembled(sidecar) == (sidecar, json.dumps(job).encode())
 
 
 class TestAssemble:
