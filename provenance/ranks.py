@@ -240,8 +240,24 @@ class Handoff:
                     continue  # the file that was there when this rank reported, touched or not
                 # Written after this rank's part: not an earlier job's record.
                 if st.st_mtime_ns >= self._reported_ns and st.st_size <= _MAX_PART:
-                    return path, file.read(_MAX_PART + 1)
+                    data = file.read(_MAX_PART + 1)
+                    if self._of_this_launch(data):
+                        return path, data
         return None
+
+    def _of_this_launch(self, data: bytes) -> bool:
+        """Whether ``data`` is a job's record of this launch: anything else there (garbled,
+        another job's) would make rank 0's end event wrong, or leave it unsent."""
+        try:
+            block = json.loads(data)["run_provenance"]
+            launch = block["launch"]
+            return (
+                launch["launcher"] == self.launch.launcher
+                and launch["world_size"] == self.launch.world_size
+                and len(launch["ranks"]) == self.launch.world_size
+            )
+        except (ValueError, RecursionError, KeyError, TypeError):
+            return False
 
     def release(self) -> None:
         """Let go of the presence lock: this rank has reported, or is ending without a part."""
