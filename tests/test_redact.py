@@ -536,6 +536,9 @@ class TestToolCredentials:
             ('redis-cli -h r -a "Sek rit99" ping', f"redis-cli -h r -a {REDACTED} ping"),
             (r"mysql -p'S3'\''cret' db", f"mysql -p{REDACTED} db"),  # a quote inside
             ("mysql -p'unclosed db", f"mysql -p{REDACTED} db"),  # a quote left open
+            # curl's short options run together, the one taking the credential last.
+            ("curl -su alice:pw1 https://h", f"curl -su {REDACTED} https://h"),
+            ("curl -fsSLU px:pw2 h", f"curl -fsSLU {REDACTED} h"),
             # wget's password options take the next word too.
             ("wget --password Hunter2x https://h", f"wget --password {REDACTED} https://h"),
             ("wget --http-password\tHunter2x h", f"wget --http-password\t{REDACTED} h"),
