@@ -487,7 +487,9 @@ _TOOL = r"(?<![\w-])(?:{})(?![\w-])"
 # or cut short after its opening quote.
 _SHELL_WORD = r"(?:'[^'\n]*'(?:\\''[^'\n]*')*|\"(?:[^\"\\\n]|\\.)*\"|[^\s\"']+|['\"][^\s\"']+)"
 _TOOL_CREDENTIAL = re.compile(
-    r"(?P<head>(?:" + _TOOL.format("curl|wget") + r"[^\n|;&]*?[ \t](?:-u|--user|--proxy-user|-U)"
+    r"(?P<head>(?:"
+    + _TOOL.format("curl|wget")
+    + r"[^\n|;&]*?[ \t](?:-[A-Za-z]*[uU]|--user|--proxy-user)"
     r"[ \t=]*(?P<user>)(?=['\"]?[^\s:'\"]*:)"  # user:password (a user alone is no secret)
     r"|" + _TOOL.format("wget") + r"[^\n|;&]*?[ \t]--(?:http-|ftp-|proxy-)?password[ \t]+"
     r"|"
