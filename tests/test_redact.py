@@ -749,6 +749,40 @@ class TestKnownSecrets:
             [], {"tokens": shuffled}, [], MATCHER
         )
 
+    def test_a_tool_credential_in_a_command_it_was_given_is_hidden_wherever_the_run_says_it(
+        self, tmp_path
+    ):
+        # The run is given a command line; its error names the password the command held.
+        script = tmp_path / "s.py"
+        script.write_text(
+            "import argparse, sys\n"
+            "from provenance import recorded_run\n"
+            "@recorded_run(outputs={'out': 'out'})\n"
+            "def main(argv=None):\n"
+            "    p = argparse.ArgumentParser()\n"
+            "    p.add_argument('--cmd')\n"
+            "    p.add_argument('--out')\n"
+            "    a = p.parse_args(argv)\n"
+            "    open(a.out, 'w').write('x')\n"
+            "    raise RuntimeError('the database refused ' + a.cmd.split('-p')[1].split()[0])\n"
+            "sys.exit(main())\n"
+        )
+        proc = run_python(
+            script, "--cmd", "mysql -uroot -pS3cretPw1 db", "--out", "o", cwd=tmp_path
+        )
+        assert proc.returncode == 1, proc.stderr
+        record = (tmp_path / "o.manifest.json").read_text("utf-8")
+        assert "the database refused" in record
+        assert "S3cretPw1" not in record
+
+    def test_tool_credentials_in_argv_are_known(self):
+        argv = ["--cmd", "curl -su alice:Hunter2pw https://h", "--db", "mysql -p'Two words1'"]
+        assert known_secrets(argv, {}, [], MATCHER) == (
+            "alice:Hunter2pw",
+            "Two words1",
+            "Hunter2pw",
+        )
+
 
 def test_known_secrets_come_in_one_order_under_any_hash_seed(monkeypatch):
     program = (
