@@ -459,8 +459,9 @@ def known_secrets(
 ) -> tuple[str, ...]:
     """The secrets the script was given that are long enough to hide wherever they appear.
 
-    They are the values of secret options in ``argv`` (leftovers of ``parse_known_args`` too) and
-    the strings under secret names or dests in ``args``, longest first. Values a script records
+    They are the values of secret options in ``argv`` (leftovers of ``parse_known_args`` too),
+    the credentials of tools in command lines ``argv`` holds (``mysql -p...``), and the strings
+    under secret names or dests in ``args``, longest first. Values a script records
     under secret names are hidden where they stand but not spread: a name misjudged as secret
     must not wipe an ordinary value from the whole record.
     """
@@ -468,6 +469,9 @@ def known_secrets(
     dests = _secret_dests(parser_list, is_secret)
     slots = _read_argv(argv, _option_table(parser_list, is_secret), is_secret)
     values = [s.value for s in slots if s.kind == _SECRET]
+    for token in argv:  # a command line given as one argument: its tools' credentials
+        if isinstance(token, str):
+            values.extend(v for m in _TOOL_CREDENTIAL.finditer(token) for v in _tool_values(m))
     for key, value in args.items():
         values.extend(_harvest(value, is_secret, is_secret(key) or key in dests))
     values.extend(_harvest(config, is_secret))  # a resolved config: under secret keys only
@@ -659,8 +663,8 @@ def _basic(match: re.Match[str]) -> str:
     return match["head"] + REDACTED if b":" in decoded else match[0]
 
 
-def _tool_credential(match: re.Match[str], found: list[str]) -> str:
-    """A tool's credential hidden; its value (and a curl password alone) added to ``found``."""
+def _tool_values(match: re.Match[str]) -> list[str]:
+    """The value of a tool's credential as the tool gets it, and a curl password alone."""
     import shlex  # only for text that holds one
 
     word = match["credential"]
@@ -668,9 +672,12 @@ def _tool_credential(match: re.Match[str], found: list[str]) -> str:
         [value] = shlex.split(word)
     except ValueError:  # not one word after all (an unclosed quote): taken as it stands
         value = word
-    found.append(value)
-    if match["user"] is not None:
-        found.append(value.partition(":")[2])
+    return [value, value.partition(":")[2]] if match["user"] is not None else [value]
+
+
+def _tool_credential(match: re.Match[str], found: list[str]) -> str:
+    """A tool's credential hidden; its values added to ``found``."""
+    found.extend(_tool_values(match))
     return match["head"] + REDACTED
 
 
