@@ -556,8 +556,9 @@ class TestToolCredentials:
     @pytest.mark.parametrize(
         "text",
         [
-            "mysql-connector -pfoo installed",  # another program whose name starts so
-            "pip install mysqlclient; pytest -pno:cacheprovider",
+            "mysql-connector -pfoo installed",  # other programs whose names start so
+            "sshpass-wrapper -p 22 host",
+            "my-mysql -pfoo",  # and one whose name ends so
         ],
     )
     def test_other_programs_keep_their_options(self, text):
