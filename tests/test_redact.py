@@ -554,6 +554,18 @@ class TestToolCredentials:
         assert "Hunter2pw" not in redact_text(text)
 
     @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("MYSQL_PWD=S3cretPw1 mysql -uroot db", f"MYSQL_PWD={REDACTED} mysql -uroot db"),
+            ("SSHPASS=Hunter2x sshpass -e ssh h", f"SSHPASS={REDACTED} sshpass -e ssh h"),
+            ("PGPASSWORD=S3cretPw1 psql -h db", f"PGPASSWORD={REDACTED} psql -h db"),
+            ("PWD=/home/me OLDPWD=/tmp", "PWD=/home/me OLDPWD=/tmp"),  # folders, not passwords
+        ],
+    )
+    def test_the_variables_the_tools_read_their_password_from(self, text, expected):
+        assert redact_text(text) == expected
+
+    @pytest.mark.parametrize(
         "text",
         [
             "mysql-connector -pfoo installed",  # other programs whose names start so
