@@ -52,6 +52,10 @@ DEFAULT_SECRET_NAMES: tuple[str, ...] = (
     "private_keys",
     "ssh_key",
     "ssh_keys",
+    # The variables command-line tools read a password from.
+    "mysql_pwd",
+    "sshpass",
+    "pgpassword",
 )
 # Words that name a secret only as the last word of a longer name: --db-pass and --wandb-key are
 # credentials, --pass-rate and --key-column are not, and a bare "key" is the key of a key/value
