@@ -221,12 +221,13 @@ def _shared(pending: list[_Pending]) -> list[Folder]:
     os.close(write)
     try:
         found = _walk(ours)
-        received = _receive(read, child)
+        data = _read_all(read)
     except BaseException:  # Ctrl-C, or anything: no walker is left walking for nobody
-        _stop(child)
+        _stop(child)  # not reaped yet: its pid is still its own
         raise
     finally:
         os.close(read)
+    received = _receive(data, child)
     return found + (received if received is not None else _walk(theirs))
 
 
@@ -255,20 +256,24 @@ def _send(fd: int, found: list[Folder]) -> None:
     os.close(fd)
 
 
-def _receive(fd: int, child: int) -> list[Folder] | None:
-    """What the forked process found, or None if it did not say it all (its share is then
-    walked here)."""
+def _read_all(fd: int) -> bytes:
+    """All the forked process wrote, up to its end; nothing if the pipe failed."""
     chunks = []
     try:
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
     except OSError:
-        chunks = []
+        return b""
+    return b"".join(chunks)
+
+
+def _receive(data: bytes, child: int) -> list[Folder] | None:
+    """What the forked process found, once it has ended, or None if it did not say it all
+    (its share is then walked here)."""
     try:
         _, status = os.waitpid(child, 0)
     except ChildProcessError:  # reaped by the kernel (SIGCHLD ignored): its answer's length says
         status = 0
-    data = b"".join(chunks)
     if status != 0 or len(data) < 8 or struct.unpack_from("<Q", data)[0] != len(data) - 8:
         return None
     try:
