@@ -479,3 +479,41 @@ def test_a_signalled_command_leaves_no_walker_walking(proj, tmp_path, signum):
     assert err.decode().count("Traceback") <= 1  # Python's own, for KeyboardInterrupt, at most
     listed = log.read_text().split().count(str(walker))
     assert listed < 20  # it stopped with the command, not once it had walked its share
+
+
+# A program that walks in-process (as a notebook calls lineage), and lives on after Ctrl-C.
+INTERRUPTED_IN_PROCESS = (
+    "import os, sys, time\n"
+    "from provenance import scan\n"
+    "real = scan._list\n"
+    "def slow(pending, found):\n"
+    "    time.sleep(0.3)\n"
+    "    return real(pending, found)\n"
+    "scan._list = slow\n"
+    "try:\n"
+    "    scan.scan(sys.argv[1])\n"
+    "except KeyboardInterrupt:\n"
+    "    pass\n"
+    "me = os.getpid()\n"
+    "with open(f'/proc/{me}/task/{me}/children') as f:\n"
+    "    print(f.read().split())\n"
+)
+
+
+def test_an_interrupted_walk_leaves_its_caller_no_child(proj):
+    tree_to_share(proj, folders=40)
+    command = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_IN_PROCESS, str(proj)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children = Path(f"/proc/{command.pid}/task/{command.pid}/children")
+    with hang_guard(60):
+        while not children.read_text().split():  # the walk is shared from here on
+            time.sleep(0.02)
+        command.send_signal(signal.SIGINT)
+        out, err = command.communicate()
+    assert command.returncode == 0, err
+    assert out.strip() == "[]"  # the walker stopped and reaped: no zombie, nothing walking on
