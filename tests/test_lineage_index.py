@@ -438,6 +438,13 @@ def test_the_shared_walk_answers_when_sigchld_is_ignored(proj, tmp_path):
     ] * 2
 
 
+# The walk is shared with a forked process only where there is a second core to run it.
+shares_its_walk = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="one core: the walk is not shared, no process is forked",
+)
+
+
 # The command with a walk slowed down (each folder listed a little later, and the process that
 # listed it noted), so that a signal lands while the forked walker still has most of its share.
 SLOW_WALK = (
@@ -455,6 +462,7 @@ SLOW_WALK = (
 )
 
 
+@shares_its_walk
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signalled_command_leaves_no_walker_walking(proj, tmp_path, signum):
     user = tree_to_share(proj, folders=40)  # the walker's share: 20 folders
@@ -500,6 +508,7 @@ INTERRUPTED_IN_PROCESS = (
 )
 
 
+@shares_its_walk
 def test_an_interrupted_walk_leaves_its_caller_no_child(proj):
     tree_to_share(proj, folders=40)
     command = subprocess.Popen(
