@@ -14,8 +14,10 @@ folders passed over), and its folders come back in that order however the work w
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
+import signal
 import struct
 import sys
 import threading
@@ -210,7 +212,14 @@ def _shared(pending: list[_Pending]) -> list[Folder]:
         finally:
             os._exit(status)  # never the parent's cleanup, buffers or handlers
     os.close(write)
-    found = _walk(ours)
+    try:
+        found = _walk(ours)
+    except BaseException:  # Ctrl-C, say: the walker is not left behind
+        os.close(read)
+        with contextlib.suppress(OSError):
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        raise
     received = _receive(read, child)
     return found + (received if received is not None else _walk(theirs))
 
