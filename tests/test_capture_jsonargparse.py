@@ -146,3 +146,33 @@ class TestInProcess:
         block = json.loads((tmp_path / "m.txt.manifest.json").read_text())["run_provenance"]
         assert block["command"] == "vmaf-train fit"
         assert block["args"] == {"subcommand": "fit", "fit": {"out": str(out)}}
+
+
+def test_the_default_config_files_it_read_are_evidence(tmp_path):
+    from jsonargparse import ArgumentParser
+
+    from provenance import recorded_run
+
+    (tmp_path / "defaults").mkdir()
+    (tmp_path / "defaults" / "b.yaml").write_text("epochs: 7\n")
+    out = tmp_path / "m.txt"
+    (tmp_path / "defaults" / "a.yaml").write_text(f"epochs: 3\nout: {out}\n")
+
+    @recorded_run(outputs={"model": "out"}, root=tmp_path)
+    def main(argv: list[str]) -> int:
+        parser = ArgumentParser(
+            prog="train", default_config_files=[str(tmp_path / "defaults" / "*.yaml")]
+        )
+        parser.add_argument("--epochs", type=int, default=1)
+        parser.add_argument("--out", type=str, default="")
+        cfg = parser.parse_args(argv)
+        Path(cfg.out).write_text(f"{cfg.epochs}\n")
+        return 0
+
+    assert main([]) == 0
+    block = json.loads((tmp_path / "m.txt.manifest.json").read_text())["run_provenance"]
+    assert (tmp_path / "m.txt").read_text() == "7\n"  # b.yaml, read after a.yaml, won
+    files = [entry["path"] for entry in block["config"]["files"]]
+    assert files == ["defaults/a.yaml", "defaults/b.yaml"]
+    assert block["config"]["files"][1]["size_bytes"] == len("epochs: 7\n")
+    assert block["config"]["resolved"] == {"epochs": 7, "out": str(out)}

@@ -526,3 +526,30 @@ def test_an_interrupted_walk_leaves_its_caller_no_child(proj):
         out, err = command.communicate()
     assert command.returncode == 0, err
     assert out.strip() == "[]"  # the walker stopped and reaped: no zombie, nothing walking on
+
+
+def test_a_walk_interrupted_here_leaves_no_walker_behind(proj, monkeypatch):
+    from provenance import scan
+
+    for i in range(20):
+        write(proj / f"d{i:02}" / "x.manifest.json", document())
+    monkeypatch.setattr(scan, "SPLIT_AT", 1)
+    parent, forked = os.getpid(), []
+    real_fork, real_walk = os.fork, scan._walk
+
+    def fork() -> int:
+        forked.append(real_fork())
+        return forked[-1]
+
+    def walk(pending, walker_of=None):
+        if os.getpid() == parent:
+            raise KeyboardInterrupt  # as Ctrl-C would, while the walker walks its share
+        return real_walk(pending, walker_of)
+
+    monkeypatch.setattr(os, "fork", fork)
+    monkeypatch.setattr(scan, "_walk", walk)
+    with pytest.raises(KeyboardInterrupt):
+        scan.scan(proj)
+    [child] = forked
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # reaped already: not running, not a zombie

@@ -1,13 +1,15 @@
 """The jsonargparse adapter (the parser behind LightningCLI): its own parse methods.
 
 jsonargparse's ``parse_args`` does not go through argparse's, so it is wrapped itself. The
-files its ``--config`` options (``ActionConfigFile``) loaded are config evidence, and the
-namespace it resolved from defaults, environment, files and the command line is the config.
+files its ``default_config_files`` patterns found and its ``--config`` options
+(``ActionConfigFile``) loaded are config evidence, and the namespace it resolved from
+defaults, environment, files and the command line is the config.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -49,7 +51,7 @@ def _report(
     namespace: jsonargparse.Namespace,
 ) -> None:
     config_keys = set(_config_dests(parser))
-    files: list[str] = []
+    files = _default_config_files(parser)  # read first: a --config file overrides them
     flat = dict(namespace.clone().items())
     for key in sorted(config_keys):
         for given in _as_list(flat.get(key)):
@@ -71,6 +73,17 @@ def _report(
             parsers=(parser,),
         )
     )
+
+
+def _default_config_files(parser: jsonargparse.ArgumentParser) -> list[str]:
+    """The files the parser's ``default_config_files`` patterns found, as jsonargparse finds
+    them (each pattern's matches in order): the defaults it parsed with came from them."""
+    found: list[str] = []
+    for pattern in parser.default_config_files or ():
+        for path in sorted(glob.glob(os.path.expanduser(os.fspath(pattern)))):
+            if os.path.isfile(path) and path not in found:
+                found.append(path)
+    return found
 
 
 def _config_dests(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[str]:

@@ -475,7 +475,7 @@ def build_index(
         return index
     began = time.time_ns()  # before any stat: a record changed after it is racy
     walked: list[Folder] = []
-    for top in dict.fromkeys(folders):  # the walk first: a forked walker shares no store
+    for top in dict.fromkeys(folders):  # a forked walker touches no store: it only stats
         walked.extend(scan(top))
     stored: dict[bytes, bytes] = {}
     for top in dict.fromkeys(folders):
