@@ -553,3 +553,32 @@ def test_a_walk_interrupted_here_leaves_no_walker_behind(proj, monkeypatch):
     [child] = forked
     with pytest.raises(ChildProcessError):
         os.waitpid(child, os.WNOHANG)  # reaped already: not running, not a zombie
+
+
+def test_odd_names_and_files_and_search_forms_answer_as_the_full_scan(proj, tmp_path, monkeypatch):
+    import socket
+
+    user = write(
+        proj / "use.manifest.json",
+        document("use.py", inputs={"t": entry("t", 5), "u": entry("u", 7)}),
+    )
+    write(proj / "a" / "make.manifest.json", document("make.py", outputs={"t": entry("t", 5)}))
+    odd = proj / os.fsdecode(b"odd \xff") / os.fsdecode(b"new\nline \xfe.manifest.json")
+    write(odd, document("odd.py", outputs={"u": entry("u", 7)}))
+    os.mkfifo(proj / "fifo.manifest.json")  # a FIFO must not hang the walk or the read
+    bound = socket.socket(socket.AF_UNIX)
+    bound.bind(str(proj / "sock.manifest.json"))
+    os.symlink(proj, tmp_path / "linked")
+    aged(proj)
+    cache = str(tmp_path / "cache" / "digests.sqlite3")
+    monkeypatch.chdir(proj)
+    try:
+        for search in [(), (".",), ("a", os.fsdecode(b"odd \xff")), (str(tmp_path / "linked"),)]:
+            flags = [f for folder in search for f in ("--search", folder)]
+            full = lineage(monkeypatch, "off", user, "--json", *flags)
+            assert ("not a regular file" in full[2]) == (search != ("a", odd.parent.name))
+            for _ in range(2):
+                assert lineage(monkeypatch, cache, user, "--json", *flags) == full, search
+        assert producer(json.loads(full[1]), "u") == "odd.py"
+    finally:
+        bound.close()
