@@ -494,17 +494,22 @@ _TOOL = r"(?<![\w-])(?:{})(?![\w-])"
 # One shell word: single-quoted (joined by '\'' as a shell quotes a quote), double-quoted, bare,
 # or cut short after its opening quote.
 _SHELL_WORD = r"(?:'[^'\n]*'(?:\\''[^'\n]*')*|\"(?:[^\"\\\n]|\\.)*\"|[^\s\"']+|['\"][^\s\"']+)"
+
+
+def _after_tool(names: str) -> str:
+    """A tool's name, then the rest of its command up to an option: never past the tool's name
+    again, so a line naming it many times is read once, not once from each name."""
+    tool = _TOOL.format(names)
+    return tool + r"(?:(?!" + tool + r")[^\n|;&])*?"
+
+
 _TOOL_CREDENTIAL = re.compile(
-    r"(?P<head>(?:"
-    + _TOOL.format("curl|wget")
-    + r"[^\n|;&]*?[ \t](?:-[A-Za-z]*[uU]|--user|--proxy-user)"
+    r"(?P<head>(?:" + _after_tool("curl|wget") + r"[ \t](?:-[A-Za-z]*[uU]|--user|--proxy-user)"
     r"[ \t=]*(?P<user>)(?=['\"]?[^\s:'\"]*:)"  # user:password (a user alone is no secret)
-    r"|" + _TOOL.format("wget") + r"[^\n|;&]*?[ \t]--(?:http-|ftp-|proxy-)?password[ \t]+"
-    r"|"
-    + _TOOL.format("mysql|mysqldump|mysqladmin|mariadb|mariadb-dump")
-    + r"[^\n|;&]*?[ \t]-p(?=[^\s])"
-    r"|" + _TOOL.format("sshpass") + r"[^\n|;&]*?[ \t]-p[ \t]*"
-    r"|" + _TOOL.format("redis-cli") + r"[^\n|;&]*?[ \t](?:-a|--pass)[ \t]+))"
+    r"|" + _after_tool("wget") + r"[ \t]--(?:http-|ftp-|proxy-)?password[ \t]+"
+    r"|" + _after_tool("mysql|mysqldump|mysqladmin|mariadb|mariadb-dump") + r"[ \t]-p(?=[^\s])"
+    r"|" + _after_tool("sshpass") + r"[ \t]-p[ \t]*"
+    r"|" + _after_tool("redis-cli") + r"[ \t](?:-a|--pass)[ \t]+))"
     r"(?P<credential>(?!['\"]?<redacted>)" + _SHELL_WORD + ")"  # case kept: mysql's -P is the port
 )
 # Only text holding one of these (lowercased) can hold a secret by its shape.
