@@ -544,10 +544,12 @@ _SHAPE_MARKS = (
     "webhooks",
     *_CREDENTIAL_TOOLS,
 )
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>[^\s/?#\"']+)@")
+# A scheme is at most 32 characters: one without a bound ran along every long run of its
+# characters from each of its word starts, as a name did.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<info>[^\s/?#\"']+)@")
 # The same URL percent-encoded, as it stands in another URL's query: https%3A%2F%2Fuser%3Apw%40h
 _ENCODED_USERINFO = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*%3[Aa]%2[Ff]%2[Ff])"
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}%3[Aa]%2[Ff]%2[Ff])"
     r"(?P<info>(?:(?!%2[Ff]|%3[Ff]|%23)[^\s/?#\"'&])+?)%40"
 )
 # Webhook URLs whose path is the credential: Slack's and Discord's.
@@ -588,8 +590,10 @@ _PEM_PRIVATE_KEY = re.compile(
 )
 # NAME=value, name: value, "name": "value", 'name': 'value', and \"name\": \"value\" (JSON
 # held as a string in JSON or in a message); a ':' that starts '//' is a URL's.
+# A name is at most 128 characters: each "." or "-" of a long run of name characters starts
+# one, and one that ran to the end of the run made a long line cost its length squared.
 _PAIR = re.compile(
-    r"(?<!\w)(?P<quote>\\?[\"']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=quote)"
+    r"(?<!\w)(?P<quote>\\?[\"']?)(?P<key>[A-Za-z_][\w.\-]{0,127})(?P=quote)"
     r"[ \t]*(?:=(?!=)|(?P<colon>:)(?!//))[ \t]*"
 )
 _SCHEME = re.compile(r"(?:bearer|basic|token|digest|negotiate)[ \t]+(?=\S)", re.I)
