@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -174,7 +175,7 @@ class Handoff:
         self._failed = False
         self._reported_ns: int | None = None
         # The files at the job's record paths when this rank reported: an earlier job's.
-        self._earlier: dict[Path, tuple[int, int] | None] = {}
+        self._earlier: dict[Path, tuple[int, int, bytes] | None] = {}
 
     def _part(self, rank: int) -> Path:
         return self.folder / f"rank{rank}.{self.key}.json"
@@ -236,11 +237,11 @@ class Handoff:
                 continue
             with os.fdopen(fd, "rb") as file:
                 st = os.fstat(file.fileno())
-                if (st.st_dev, st.st_ino) == self._earlier.get(path):
-                    continue  # the file that was there when this rank reported, touched or not
                 # Written after this rank's part: not an earlier job's record.
                 if st.st_mtime_ns >= self._reported_ns and st.st_size <= _MAX_PART:
                     data = file.read(_MAX_PART + 1)
+                    if (st.st_dev, st.st_ino, _digest(data)) == self._earlier.get(path):
+                        continue  # the file that was there when this rank reported, touched
                     if self._of_this_launch(data):
                         return path, data
         return None
@@ -461,12 +462,24 @@ def _job_paths(target: Path) -> tuple[Path, ...]:
     return (target, *(side_record_path(target, s) for s in (SUCCEEDED, FAILED, INTERRUPTED)))
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def _identity(path: Path) -> tuple[int, int, bytes] | None:
+    """What tells the file at ``path`` now from a job's record written there later: its inode,
+    and its bytes, since a file written later may be given the inode an earlier one freed."""
     try:
-        st = os.lstat(path)
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+    with os.fdopen(fd, "rb") as file:
+        st = os.fstat(file.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_PART:
+            return None
+        return st.st_dev, st.st_ino, _digest(file.read(_MAX_PART + 1))
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _rank_entries(

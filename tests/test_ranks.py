@@ -519,6 +519,29 @@ class TestHostileParts:
         atomic_write(sidecar, json.dumps(job).encode())
         assert handoff.assembled(sidecar) == (sidecar, json.dumps(job).encode())
 
+    def test_the_jobs_record_is_taken_in_the_inode_an_earlier_record_freed(self, tmp_path: Path):
+        sidecar = sidecar_of(tmp_path / "model.json")
+        ranks = [{"rank": 0, "status": "succeeded"}, {"rank": 1, "status": "succeeded"}]
+        launched = {"launcher": "pmi", "world_size": 2, "ranks": ranks}
+        earlier = json.dumps({"run_provenance": {"launch": launched, "argv": ["old"]}}).encode()
+        atomic_write(sidecar, earlier)
+        handoff = Handoff(Launch("pmi", 0, 2, ()), sidecar, started_ns=0, wait_s=1)
+        handoff.present()
+        handoff.report(
+            {"run_provenance": {"outcome": {"status": "succeeded"}}}, wrote=True, opened=[]
+        )
+        for part in parts_of(ranks_folder(sidecar)):
+            part.unlink()
+        os.utime(sidecar)  # the earlier record touched: still not this job's
+        assert handoff.assembled(sidecar) is None
+        # The job's record, in the inode the earlier one had (a file system reuses a freed
+        # inode for the next file it makes: written here in place to stand for that).
+        job = json.dumps({"run_provenance": {"launch": launched, "argv": ["new"]}}).encode()
+        with open(sidecar, "r+b") as file:
+            file.write(job)
+            file.truncate()
+        assert handoff.assembled(sidecar) == (sidecar, job)
+
 
 class TestAssemble:
     def _part(self, rank: int, status: str, code: int, path: str) -> dict[str, Any]:
