@@ -282,7 +282,15 @@ class Handoff:
                 seen = os.stat(presence).st_mtime_ns >= fresh
             except OSError:
                 seen = False
-            unreported[rank] = (RUNNING if is_live(presence) else LOST) if seen else MISSING
+            live = seen and is_live(presence)
+            if not live:
+                # A rank writes its part before it lets its presence go: one that reported
+                # between the two looks has its part there now, and is not lost.
+                part = _read_part(self._part(rank), rank, self.launch)
+                if part is not None and part["ended_ns"] >= fresh:
+                    parts[rank] = part
+                    continue
+            unreported[rank] = (RUNNING if live else LOST) if seen else MISSING
         return _View(parts, unreported)
 
     def settle(

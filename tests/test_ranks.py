@@ -519,6 +519,33 @@ class TestHostileParts:
         atomic_write(sidecar, json.dumps(job).encode())
         assert handoff.assembled(sidecar) == (sidecar, json.dumps(job).encode())
 
+    def test_a_rank_that_reports_while_its_job_is_looked_at_is_not_lost(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        from provenance import ranks
+
+        sidecar = sidecar_of(tmp_path / "model.json")
+        first = Handoff(Launch("pmi", 0, 2, ()), sidecar, started_ns=0, wait_s=1)
+        second = Handoff(Launch("pmi", 1, 2, ()), sidecar, started_ns=0, wait_s=1)
+        first.present()
+        second.present()
+        document = {"run_provenance": {"outcome": {"status": "succeeded"}}}
+        first.report(document, wrote=True, opened=[])
+        real = ranks._read_part
+
+        def racing(path: Path, rank: int, launch: Launch) -> dict[str, Any] | None:
+            found = real(path, rank, launch)
+            if rank == 1 and found is None and second._live is not None:
+                second.report(
+                    document, wrote=False, opened=[]
+                )  # just after its part was looked for
+            return found
+
+        monkeypatch.setattr(ranks, "_read_part", racing)
+        view = first._view()
+        assert sorted(view.parts) == [0, 1]  # reported, not lost or missing
+        assert view.unreported == {}
+
     def test_the_jobs_record_is_taken_in_the_inode_an_earlier_record_freed(self, tmp_path: Path):
         sidecar = sidecar_of(tmp_path / "model.json")
         ranks = [{"rank": 0, "status": "succeeded"}, {"rank": 1, "status": "succeeded"}]
