@@ -51,6 +51,15 @@ def _no_launch() -> None:
         os.environ.pop(name, None)
 
 
+def default_signals() -> None:
+    """For ``preexec_fn``: a child acts on the signals a test sends it by default, even when
+    the suite itself runs with them ignored (under nohup, or as a shell's background job)."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def fake_path(name: str) -> Path:
     return FAKES / f"{name}.py"
 

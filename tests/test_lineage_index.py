@@ -18,7 +18,7 @@ from provenance.commands.lineage import build_index
 from provenance.digest_cache import ENVIRONMENT, RACY_WINDOW_NS, stat_key
 from provenance.lineage_index import FILE_NAME, LineageIndex
 from provenance.records import Boundary
-from tests.conftest import ROOT
+from tests.conftest import ROOT, default_signals
 from tests.handmade import cli_in, document, hang_guard, project, run_cli, run_in, write
 
 
@@ -473,6 +473,7 @@ def test_a_signalled_command_leaves_no_walker_walking(proj, tmp_path, signum):
         env={**os.environ, "PYTHONPATH": str(ROOT), ENVIRONMENT: str(tmp_path / "c.sqlite3")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_signals,
     )
     children = Path(f"/proc/{command.pid}/task/{command.pid}/children")
     with hang_guard(60):
@@ -516,6 +517,7 @@ def test_an_interrupted_walk_leaves_its_caller_no_child(proj):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_signals,
         text=True,
     )
     children = Path(f"/proc/{command.pid}/task/{command.pid}/children")
@@ -548,6 +550,7 @@ def test_a_walk_interrupted_here_leaves_no_walker_behind(proj, monkeypatch):
 
     monkeypatch.setattr(os, "fork", fork)
     monkeypatch.setattr(scan, "_walk", walk)
+    monkeypatch.setattr(scan, "_may_fork", lambda: True)  # whatever threads this worker has
     with pytest.raises(KeyboardInterrupt):
         scan.scan(proj)
     [child] = forked

@@ -11,14 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKES, ROOT, load_sidecar, sidecar_of
-
-
-def _default_signals() -> None:
-    """In the child before exec: the signals these tests send acted on by default, even when
-    the suite itself runs with them ignored (under nohup, or as a shell's background job)."""
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)
+from tests.conftest import FAKES, ROOT, default_signals, load_sidecar, sidecar_of
 
 
 def start(*argv: object) -> subprocess.Popen[str]:
@@ -28,7 +21,7 @@ def start(*argv: object) -> subprocess.Popen[str]:
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_default_signals,
+        preexec_fn=default_signals,
     )
 
 
