@@ -231,19 +231,17 @@ class Handoff:
         if self._reported_ns is None or self._part(self.launch.rank).exists():
             return None
         for path in _job_paths(target):
-            try:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except OSError:
+            found = _read_regular(path)
+            if found is None:
                 continue
-            with os.fdopen(fd, "rb") as file:
-                st = os.fstat(file.fileno())
-                # Written after this rank's part: not an earlier job's record.
-                if st.st_mtime_ns >= self._reported_ns and st.st_size <= _MAX_PART:
-                    data = file.read(_MAX_PART + 1)
-                    if (st.st_dev, st.st_ino, _digest(data)) == self._earlier.get(path):
-                        continue  # the file that was there when this rank reported, touched
-                    if self._of_this_launch(data):
-                        return path, data
+            st, data = found
+            # Written after this rank's part: not an earlier job's record.
+            if st.st_mtime_ns < self._reported_ns:
+                continue
+            if (st.st_dev, st.st_ino, _digest(data)) == self._earlier.get(path):
+                continue  # the file that was there when this rank reported, touched
+            if self._of_this_launch(data):
+                return path, data
         return None
 
     def _of_this_launch(self, data: bytes) -> bool:
@@ -473,6 +471,16 @@ def _job_paths(target: Path) -> tuple[Path, ...]:
 def _identity(path: Path) -> tuple[int, int, bytes] | None:
     """What tells the file at ``path`` now from a job's record written there later: its inode,
     and its bytes, since a file written later may be given the inode an earlier one freed."""
+    found = _read_regular(path)
+    if found is None:
+        return None
+    st, data = found
+    return st.st_dev, st.st_ino, _digest(data)
+
+
+def _read_regular(path: Path) -> tuple[os.stat_result, bytes] | None:
+    """The stat and bytes of the regular file at ``path`` (not through a link, never blocking
+    on a FIFO, of at most ``_MAX_PART`` bytes); None for anything else."""
     try:
         fd = os.open(
             path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -483,7 +491,8 @@ def _identity(path: Path) -> tuple[int, int, bytes] | None:
         st = os.fstat(file.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_PART:
             return None
-        return st.st_dev, st.st_ino, _digest(file.read(_MAX_PART + 1))
+        data = file.read(_MAX_PART + 1)
+    return (st, data) if len(data) <= _MAX_PART else None
 
 
 def _digest(data: bytes) -> bytes:

@@ -37,6 +37,7 @@ from tests.conftest import (
     sidecar_bytes,
     sidecar_of,
 )
+from tests.handmade import hang_guard
 
 # Ranks that settle end the wait at once; only a rank that never shows waits it out.
 WAIT_S = "20"
@@ -511,6 +512,11 @@ class TestHostileParts:
         for planted in (b'{"run_provenance": ', b"[]", b'{"run_provenance": {"launch": 2}}'):
             atomic_write(sidecar, planted)
             assert handoff.assembled(sidecar) is None, planted
+        sidecar.unlink()
+        os.mkfifo(sidecar)  # no writer will ever come: opening it must not wait for one
+        with hang_guard(20):
+            assert handoff.assembled(sidecar) is None
+        sidecar.unlink()
         other = {"launcher": "pmi", "world_size": 3, "ranks": []}  # another launch's record
         atomic_write(sidecar, json.dumps({"run_provenance": {"launch": other}}).encode())
         assert handoff.assembled(sidecar) is None
