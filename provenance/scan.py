@@ -20,7 +20,6 @@ import signal
 import struct
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +62,17 @@ class Folder:
     @property
     def prefix(self) -> str:
         """What a record's name is joined to: the path the full scan shows it by."""
-        return "" if self.shown == "." else self.shown.rstrip("/") + "/"
+        return _prefix(self.shown)
 
     @property
     def key(self) -> bytes:
         """Its real path as the index keys it: bytes, with no trailing slash."""
         return folder_key(self.real)
+
+
+def _prefix(shown: str) -> str:
+    """What a name in the folder shown as ``shown`` is joined to, as ``Path(shown) / name``."""
+    return "" if shown == "." else shown.rstrip("/") + "/"
 
 
 def folder_key(real: str) -> bytes:
@@ -154,14 +158,14 @@ def _list(pending: _Pending, found: list[Folder]) -> list[_Pending]:
     finally:
         os.close(fd)
     folders.sort()
-    prefix = "" if pending.shown == "." else pending.shown.rstrip("/") + "/"
+    prefix = _prefix(pending.shown)
     real = pending.real.rstrip("/") + "/"
     return [_Pending((*pending.order, name), prefix + name, real + name) for name in folders]
 
 
 def _folder(pending: _Pending, records: list[tuple[str, os.DirEntry[str]]]) -> Folder:
     records.sort(key=lambda pair: pair[0])
-    pack = STAT_KEY.pack
+    pack = STAT_KEY.pack  # stat_key, inlined: this loop runs once per record of the tree
     parts = []
     others = []
     for name, entry in records:
@@ -280,11 +284,3 @@ def _receive(data: bytes, child: int) -> list[Folder] | None:
         return [Folder(*row) for row in marshal.loads(data[8:])]
     except (ValueError, TypeError, EOFError):
         return None
-
-
-def record_paths(top: str | os.PathLike[str]) -> Iterator[str]:
-    """Every record the walk finds below ``top``, by the path it shows, in the walk's order."""
-    for folder in scan(top):
-        names = [n.decode(*_FS) for n in parse_entries(folder.entries)]
-        for name in sorted([*names, *folder.others]):
-            yield folder.prefix + name

@@ -398,12 +398,7 @@ class Index:
             if before.get(name) == now[name]:
                 current.keys[name] = now[name]
                 continue
-            record = self.load(Path(path), (place, shown))
-            if record is None:
-                store.forget([real])
-            else:
-                entrypoint = record.block["entrypoint"]["path"]
-                store.put(real, now[name], entrypoint, outputs_of(record), walk_began_ns=began)
+            self._read_and_store(path, (place, shown), real, now[name], began)
         store.forget(key + b"/" + name for name in before if name not in current.keys)
 
     def _take_one(self, path: str, order: Order, began: int) -> None:
@@ -428,12 +423,22 @@ class Index:
         if st is not None and _held(store, held).get(name) == stat_key(st):
             self._linked[real_bytes] = (order, path, stat_key(st))
             return
+        key = stat_key(st) if st is not None else None
+        self._read_and_store(path, order, real_bytes, key, began)
+
+    def _read_and_store(
+        self, path: str, order: Order, real: bytes, key: bytes | None, began: int
+    ) -> None:
+        """Read a record the store cannot answer for, and store what it says (``key``: its
+        stat key before the read; none, nothing is stored), or drop its rows if unreadable."""
+        store = self.store
+        assert store is not None
         record = self.load(Path(path), order)
         if record is None:
-            store.forget([real_bytes])
-        elif st is not None:
+            store.forget([real])
+        elif key is not None:
             entrypoint = record.block["entrypoint"]["path"]
-            store.put(real_bytes, stat_key(st), entrypoint, outputs_of(record), walk_began_ns=began)
+            store.put(real, key, entrypoint, outputs_of(record), walk_began_ns=began)
 
 
 def _held(store: LineageIndex, entries: bytes) -> dict[bytes, bytes]:
