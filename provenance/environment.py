@@ -24,7 +24,7 @@ from provenance.redact import REDACTED, SecretMatcher, redact_text
 ENVIRONMENT = "PROVENANCE_ENVIRONMENT"
 _ON = frozenset({"1", "on", "true", "yes"})
 _OFF = frozenset({"", "0", "off", "false", "no"})
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 EnvironmentDeclaration = bool | Iterable[str] | None
 
 
@@ -37,7 +37,7 @@ def declared(value: EnvironmentDeclaration) -> tuple[str, ...] | None:
     if isinstance(value, str):
         value = [value]
     names = tuple(value)
-    bad = [n for n in names if not isinstance(n, str) or not _NAME.fullmatch(n)]
+    bad = [n for n in names if not isinstance(n, str) or not ENV_NAME.fullmatch(n)]
     if bad:
         raise ProvenanceError(
             f"environment= takes True or names of environment variables, not {bad[0]!r}"
@@ -52,7 +52,7 @@ def requested(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return names
     wanted = set(names or ())
     if given.lower() not in _ON:
-        wanted.update(n for n in (w.strip() for w in given.split(",")) if _NAME.fullmatch(n))
+        wanted.update(n for n in (w.strip() for w in given.split(",")) if ENV_NAME.fullmatch(n))
     return tuple(sorted(wanted))
 
 
@@ -107,7 +107,7 @@ def recorded_variables(environment: Any) -> dict[str, str | None]:
     return {
         name: value if isinstance(value, str) else None
         for name, value in sorted(_table(environment, "variables").items())
-        if _NAME.fullmatch(name) and not (isinstance(value, str) and "\0" in value)
+        if ENV_NAME.fullmatch(name) and not (isinstance(value, str) and "\0" in value)
     }
 
 

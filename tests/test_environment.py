@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -131,55 +133,175 @@ class TestDiff:
         assert "  environment numpy: 1.26.4 -> 2.1.0" in proc.stdout.splitlines()
 
 
+def with_variables(sidecar: Path, **variables: str | None) -> Path:
+    """``sidecar`` rewritten to say the run had ``variables``, as a hostile record would."""
+    document = json.loads(sidecar.read_text())
+    document["run_provenance"]["environment"]["variables"].update(variables)
+    return write(sidecar, document)
+
+
+def code_loaders(tmp_path: Path, marker: Path) -> dict[str, str]:
+    """Variables that each make a Python process run code of the record's choosing: an OpenSSL
+    provider library that ``import hashlib`` loads, and a ``sitecustomize`` on the path."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    loaders = {
+        "PYTHONPATH": str(hook),
+        "PYTHONSTARTUP": str(hook / "sitecustomize.py"),
+        "LD_PRELOAD": str(hook / "missing.so"),
+        "GIT_SSH_COMMAND": f"touch {marker}",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "core.fsmonitor",
+        "GIT_CONFIG_VALUE_0": f"touch {marker}",
+        "HOME": str(hook),
+        "BASH_ENV": str(hook / "sitecustomize.py"),
+        "NODE_OPTIONS": f"--require {hook}/x.js",
+        "HF_HOME": str(hook),
+        "OPENLINEAGE_URL": "http://127.0.0.1:9",
+        "PROVENANCE_DIGEST_CACHE": str(tmp_path / "elsewhere.sqlite3"),
+    }
+    library = hook / "provider.so"
+    source = hook / "provider.c"
+    source.write_text(
+        "#include <stdio.h>\n__attribute__((constructor)) static void mark(void) "
+        f'{{ FILE *f = fopen("{marker}", "w"); if (f) fclose(f); }}\n'
+    )
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is not None:
+        subprocess.run([compiler, "-shared", "-fPIC", "-o", library, source], check=True)
+        config = hook / "openssl.cnf"
+        config.write_text(
+            "openssl_conf = init\n[init]\nproviders = providers\n"
+            "[providers]\nhostile = hostile\ndefault = default\n[default]\nactivate = 1\n"
+            f"[hostile]\nmodule = {library}\nactivate = 1\n"
+        )
+        loaders["OPENSSL_CONF"] = str(config)
+    return loaders
+
+
 class TestReplay:
-    def test_replay_restores_the_named_variables(self, runs, tmp_path):
+    def test_replay_sets_nothing_unless_asked(self, runs):
         proj = runs["proj"]
         sidecar = run_script(proj, "replayed.txt")  # FAKE_COLOR=red
-        printed = cli_in(proj, "replay", sidecar).stdout
-        assert "env -u FAKE_NEVER_SET FAKE_COLOR=red" in printed
-        assert SECRET not in printed
+        printed = cli_in(proj, "replay", sidecar)
+        assert "env " not in printed.stdout
+        assert "FAKE_COLOR" not in printed.stdout
+        assert "not set from the record: FAKE_API_TOKEN, FAKE_COLOR, FAKE_NEVER_SET" in (
+            printed.stderr
+        )
+        proc = cli_in(proj, "replay", "--run", "--json", sidecar, env={"FAKE_COLOR": "blue"})
+        report = json.loads(proc.stdout)
+        assert (
+            proj / "replayed.txt"
+        ).read_text() == "colour blue\n"  # this shell's, not the record's
+        assert report["environment"] == {}
+        assert report["reproduced"] is False  # and the replay's record says it differs
+        assert any(d["key"] == "$FAKE_COLOR" for d in report["differences"])
+
+    def test_env_sets_each_variable_named_as_the_record_gives_it(self, runs):
+        proj = runs["proj"]
+        sidecar = run_script(proj, "named.txt")
+        printed = cli_in(proj, "replay", "--env", "FAKE_COLOR", "--env", "FAKE_NEVER_SET", sidecar)
+        assert "env -u FAKE_NEVER_SET FAKE_COLOR=red" in printed.stdout
         proc = cli_in(
             proj,
             "replay",
             "--run",
             "--json",
+            "--env",
+            "FAKE_COLOR",
+            "--env",
+            "FAKE_NEVER_SET",
             sidecar,
-            env={"FAKE_COLOR": "blue", "FAKE_NEVER_SET": "x", "FAKE_API_TOKEN": "another"},
+            env={"FAKE_COLOR": "blue", "FAKE_NEVER_SET": "x", "FAKE_API_TOKEN": SECRET},
         )
         report = json.loads(proc.stdout)
-        assert (proj / "replayed.txt").read_text() == "colour red\n"
+        assert (proj / "named.txt").read_text() == "colour red\n"
+        assert report["environment"] == {"FAKE_COLOR": "red", "FAKE_NEVER_SET": None}
+        assert report["not_set"] == ["FAKE_API_TOKEN"]
         assert report["reproduced"] is True, report
-        assert "redacted values" in proc.stderr
+        assert "sets from the record: FAKE_COLOR, FAKE_NEVER_SET" in proc.stderr
 
-    def test_replay_run_never_sets_what_decides_which_code_runs(self, runs, tmp_path):
+    @pytest.mark.parametrize(
+        ("name", "why"),
+        [
+            ("FAKE_API_TOKEN", "the record holds FAKE_API_TOKEN redacted"),
+            ("NOT_IN_RECORD", "the record names no variable NOT_IN_RECORD"),
+            ("BAD NAME", "--env takes the name of a variable, not 'BAD NAME'"),
+        ],
+    )
+    def test_env_refuses_what_it_cannot_set_in_one_line(self, runs, name, why):
         proj = runs["proj"]
-        sidecar = run_script(proj, "loaded.txt")
-        marker = tmp_path / "loaded-other-code"
-        hook = tmp_path / "hook"
-        hook.mkdir()
-        (hook / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
-        (hook / "startup.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
-        document = json.loads(sidecar.read_text())
-        document["run_provenance"]["environment"]["variables"].update(
-            {
-                "PYTHONPATH": str(hook),
-                "PYTHONSTARTUP": str(hook / "startup.py"),
-                "PYTHONINSPECT": "1",
-                "LD_PRELOAD": str(hook / "missing.so"),
-                "OPENLINEAGE_URL": "http://127.0.0.1:9",
-                "PROVENANCE_DIGEST_CACHE": str(tmp_path / "elsewhere.sqlite3"),
-            }
-        )
-        write(sidecar, document)
-        printed = cli_in(proj, "replay", sidecar).stdout
-        assert f"PYTHONPATH={hook}" in printed  # shown, so a reader sees what the run had
-        proc = cli_in(proj, "replay", "--run", "--json", sidecar)
-        assert not marker.exists(), proc.stderr
+        sidecar = run_script(proj, "refused.txt")
+        for run in ((), ("--run",)):
+            proc = cli_in(proj, "replay", *run, "--env", name, sidecar)
+            assert proc.returncode == 2
+            assert why in proc.stderr
+            assert len(proc.stderr.splitlines()) == 1, proc.stderr
+            assert proc.stdout == ""
+
+    def test_a_hostile_environment_never_runs_code(self, runs, tmp_path):
+        proj = runs["proj"]
+        sidecar = run_script(proj, "loaded.txt", "--show", "OMP_NUM_THREADS")
+        marker = tmp_path / "ran-the-records-code"
+        loaders = code_loaders(tmp_path, marker)
+        with_variables(sidecar, **loaders)
+        show = cli_in(proj, "show", sidecar)
+        assert f"PYTHONPATH             {tmp_path}/hook" in show.stdout  # shown as evidence
+        for flags in ((), ("--env-from-record",)):
+            with_variables(sidecar, **loaders)  # again: the replay rewrites the sidecar
+            printed = cli_in(proj, "replay", *flags, sidecar)
+            assert printed.returncode == 0, printed.stderr
+            assert "env " not in printed.stdout
+            proc = cli_in(proj, "replay", "--run", "--json", *flags, sidecar)
+            report = json.loads(proc.stdout)
+            assert not marker.exists(), proc.stderr
+            assert report["environment"] == {}
+            assert set(loaders) <= set(report["not_set"])
         assert not (tmp_path / "elsewhere.sqlite3").exists()
-        assert "ERROR: ld.so" not in proc.stderr
-        withheld = "LD_PRELOAD, OPENLINEAGE_URL, PROVENANCE_DIGEST_CACHE, PYTHONINSPECT, PYTHONPATH"
-        assert f"not restored: {withheld}, PYTHONSTARTUP" in proc.stderr
-        assert (proj / "loaded.txt").read_text() == "colour red\n"  # the ordinary one still is
+        assert "OPENSSL_CONF" in loaders or shutil.which("cc") is None
+
+    def test_env_from_record_sets_only_data_of_the_shape_it_should_have(self, runs, tmp_path):
+        proj = runs["proj"]
+        flags = ("--show", "OMP_NUM_THREADS", "--show", "CUDA_VISIBLE_DEVICES")
+        sidecar = run_script(proj, "data.txt", *flags)
+        with_variables(
+            sidecar,
+            OMP_NUM_THREADS="3",
+            CUDA_VISIBLE_DEVICES="1,0",
+            PYTHONHASHSEED="0",
+            MKL_NUM_THREADS="4; touch x",  # a data name with a value that is not data
+            TOKENIZERS_PARALLELISM=None,
+            OPENSSL_CONF="/anything",
+        )
+        printed = cli_in(proj, "replay", "--env-from-record", sidecar).stdout
+        assert "env -u TOKENIZERS_PARALLELISM CUDA_VISIBLE_DEVICES=1,0 OMP_NUM_THREADS=3" in printed
+        proc = cli_in(
+            proj,
+            "replay",
+            "--run",
+            "--json",
+            "--env-from-record",
+            sidecar,
+            env={"TOKENIZERS_PARALLELISM": "true", "MKL_NUM_THREADS": "1"},
+        )
+        report = json.loads(proc.stdout)
+        assert report["environment"] == {
+            "CUDA_VISIBLE_DEVICES": "1,0",
+            "OMP_NUM_THREADS": "3",
+            "PYTHONHASHSEED": "0",
+            "TOKENIZERS_PARALLELISM": None,
+        }
+        assert report["not_set"] == [
+            "FAKE_API_TOKEN",
+            "FAKE_COLOR",
+            "FAKE_NEVER_SET",
+            "MKL_NUM_THREADS",
+            "OPENSSL_CONF",
+        ]
+        written = (proj / "data.txt").read_text().splitlines()
+        assert written[1:] == ["OMP_NUM_THREADS 3", "CUDA_VISIBLE_DEVICES 1,0"]
 
 
 HOSTILE = {

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +32,14 @@ from provenance.commands import (
     warn,
 )
 from provenance.commands.diff import compare, render_differences
-from provenance.environment import recorded_variables
+from provenance.environment import ENV_NAME, recorded_variables
 from provenance.hashing import sha256_file
 from provenance.records import Record, UnreadableRecord, load, sidecar_target
 from provenance.redact import REDACTED
 from provenance.sidecar import RECORD_LOG
 
 MAX_LOG_BYTES = 1024 * 1024  # the record log names a few records, one per line
+Environment = dict[str, str | None]
 
 
 def register(commands: Any) -> None:
@@ -54,6 +57,18 @@ def register(commands: Any) -> None:
         "--python",
         default=None,
         help="interpreter (default: python in the printed command, this one for --run)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="set NAME as the record gives it (repeat for each); nothing is set unless asked",
+    )
+    parser.add_argument(
+        "--env-from-record",
+        action="store_true",
+        help="set the recorded variables known to carry only data (thread counts, devices, seeds)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -90,38 +105,78 @@ def _module_name(record: Record, shown: str) -> str | None:
     return ".".join(parts)
 
 
-# Variables that decide what code runs, or where the run's evidence goes: a record (hostile, or
-# only from another machine) that set them would get past the entrypoint's digest check.
-_LOADER_PREFIXES = ("LD_", "DYLD_", "PYTHON", "OPENLINEAGE_", "PROVENANCE_")
-_LOADER_NAMES = frozenset(
-    {"PATH", "BASH_ENV", "ENV", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS", "GCONV_PATH"}
-    | {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
-)
+# The variables --env-from-record sets: each is known to carry data (a count, a device list, a
+# seed), never a path, a command or a module, and its value must have the shape that says so. Any
+# other variable can load code (OPENSSL_CONF names a provider library, GIT_SSH_COMMAND a command,
+# HF_HOME a folder of modules): it is set only when the user names it with --env.
+_COUNT = re.compile(r"[0-9]{1,6}")
+_DEVICE = r"(?:-?[0-9]{1,4}|(?:GPU|MIG)-[0-9A-Fa-f-]{1,64})"
+_DEVICES = re.compile(rf"(?:{_DEVICE}(?:,{_DEVICE})*)?")
+_FLAG = re.compile(r"[01]|true|false|TRUE|FALSE|True|False")
+DATA_VARIABLES: dict[str, re.Pattern[str]] = {
+    "CUBLAS_WORKSPACE_CONFIG": re.compile(r":[0-9]{1,6}:[0-9]{1,6}(?:,:[0-9]{1,6}:[0-9]{1,6})*"),
+    "CUDA_DEVICE_ORDER": re.compile(r"FASTEST_FIRST|PCI_BUS_ID"),
+    "CUDA_LAUNCH_BLOCKING": _FLAG,
+    "CUDA_VISIBLE_DEVICES": _DEVICES,
+    "HIP_VISIBLE_DEVICES": _DEVICES,
+    "MKL_NUM_THREADS": _COUNT,
+    "NUMEXPR_NUM_THREADS": _COUNT,
+    "NVIDIA_TF32_OVERRIDE": _FLAG,
+    "OMP_NUM_THREADS": _COUNT,
+    "OPENBLAS_NUM_THREADS": _COUNT,
+    "PYTHONHASHSEED": re.compile(r"random|[0-9]{1,10}"),
+    "ROCR_VISIBLE_DEVICES": _DEVICES,
+    "TF_CUDNN_DETERMINISTIC": _FLAG,
+    "TF_DETERMINISTIC_OPS": _FLAG,
+    "TOKENIZERS_PARALLELISM": _FLAG,
+    "VECLIB_MAXIMUM_THREADS": _COUNT,
+}
 
 
-def changes_what_runs(name: str) -> bool:
-    """Whether setting ``name`` can load other code than the recorded one, or send evidence
-    elsewhere."""
-    return name in _LOADER_NAMES or name.upper().startswith(_LOADER_PREFIXES)
+def carries_data(name: str, value: str | None) -> bool:
+    """Whether ``--env-from-record`` may set ``name`` to ``value`` (None: unset)."""
+    shape = DATA_VARIABLES.get(name)
+    return shape is not None and (value is None or shape.fullmatch(value) is not None)
 
 
-def restored(record: Record) -> dict[str, str | None]:
-    """The environment variables the record names, as the replay sets them (None: unset);
-    a redacted value is left as the environment has it."""
-    named = recorded_variables(record.block.get("environment"))
-    return {name: value for name, value in named.items() if value != REDACTED}
+class Refused(Exception):
+    """A variable the user named that the replay cannot set, with why."""
 
 
-def _environment_words(record: Record) -> list[str]:
-    wanted = restored(record)
+def to_set(
+    record: Record, names: Iterable[str], from_record: bool
+) -> tuple[Environment, list[str]]:
+    """The variables the replay sets (None: unsets), and the recorded ones it leaves alone.
+
+    Nothing is set unless asked: ``names`` (``--env``) are set as the record gives them, and
+    ``from_record`` (``--env-from-record``) adds those of ``DATA_VARIABLES`` whose values have
+    their shape. Raises ``Refused`` for a named variable the record does not give a value to.
+    """
+    recorded = recorded_variables(record.block.get("environment"))
+    wanted: Environment = {}
+    for name in names:
+        if name not in recorded:
+            raise Refused(f"the record names no variable {name}")
+        if recorded[name] == REDACTED:
+            raise Refused(f"the record holds {name} redacted: set it yourself")
+        wanted[name] = recorded[name]
+    if from_record:
+        for name, value in recorded.items():
+            if name not in wanted and value != REDACTED and carries_data(name, value):
+                wanted[name] = value
+    left = sorted(name for name in recorded if name not in wanted)
+    return dict(sorted(wanted.items())), left
+
+
+def _environment_words(wanted: Environment) -> list[str]:
     if not wanted:
         return []
     unset = [word for name, v in wanted.items() if v is None for word in ("-u", name)]
     return ["env", *unset, *(f"{name}={v}" for name, v in wanted.items() if v is not None)]
 
 
-def command_line(record: Record, python: str = "python") -> str:
-    words = shlex.join([*_environment_words(record), *invocation(record, python)])
+def command_line(record: Record, wanted: Environment, python: str = "python") -> str:
+    words = shlex.join([*_environment_words(wanted), *invocation(record, python)])
     return f"cd {shlex.quote(str(record.root))} && {words}" if record.root else words
 
 
@@ -186,20 +241,42 @@ def _not_rebuilt(old: Record, new: Record) -> list[str]:
     ]
 
 
+def _announce(left: list[str], wanted: Environment) -> None:
+    if wanted:
+        warn(f"sets from the record: {', '.join(wanted)}")
+    if left:
+        warn(
+            f"not set from the record: {', '.join(left)} (--env NAME sets one you trust; "
+            "--env-from-record those known to carry only data)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     record = load(args.file, args.root)
-    printed = command_line(record, args.python or "python")
+    bad = [name for name in args.env if not ENV_NAME.fullmatch(name)]
+    if bad:
+        warn(f"--env takes the name of a variable, not {bad[0]!r}")
+        return EXIT_USAGE
+    try:
+        wanted, left = to_set(record, args.env, args.env_from_record)
+    except Refused as err:
+        warn(f"cannot replay {record.source}: {err}")
+        return EXIT_USAGE
+    printed = command_line(record, wanted, args.python or "python")
     if not args.run:
         if args.json:
             print_json(
                 {
                     "command": printed,
                     "argv": invocation(record, args.python or "python"),
+                    "environment": wanted,
+                    "not_set": left,
                     "redacted": redacted(record),
                 }
             )
         else:
             print(lines_text([printed]))
+        _announce(left, {})
         if redacted(record):
             warn("the command holds redacted values; supply them to reproduce the run")
         return EXIT_OK
@@ -213,25 +290,15 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(argv, str):
         warn(f"cannot replay {record.source}: {argv}")
         return EXIT_USAGE
-    shown = shlex.join([*_environment_words(record), *argv])
+    shown = shlex.join([*_environment_words(wanted), *argv])
     print(lines_text([f"$ cd {shlex.quote(str(record.root))} && {shown}"]), file=sys.stderr)
+    _announce(left, wanted)
     env = dict(os.environ)
-    wanted = restored(record)
-    withheld = sorted(name for name in wanted if changes_what_runs(name))
-    if withheld:
-        warn(
-            f"not restored: {', '.join(withheld)} (they change which code runs or where its "
-            "evidence goes; set them yourself to replay with them)"
-        )
     for name, value in wanted.items():
-        if name in withheld:
-            continue
         if value is None:
             env.pop(name, None)
         else:
             env[name] = value
-    if any(v == REDACTED for v in recorded_variables(record.block.get("environment")).values()):
-        warn("the record's environment holds redacted values: those are left as they are here")
 
     with tempfile.TemporaryDirectory(prefix="provenance-replay-") as folder:
         log = Path(folder) / "records"
@@ -264,6 +331,8 @@ def run(args: argparse.Namespace) -> int:
             {
                 "command": printed,
                 "argv": argv,
+                "environment": wanted,
+                "not_set": left,
                 "exit_code": done.returncode,
                 "record": str(chosen) if chosen is not None else None,
                 "reproduced": not problems,

@@ -7,6 +7,7 @@ without writing a final record).
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from provenance.commands import (
@@ -19,6 +20,7 @@ from provenance.commands import (
     short,
 )
 from provenance.commands.replay import command_line
+from provenance.environment import recorded_variables
 from provenance.records import LIVE, LOST, Record, job_state, load, rank_states, running_beside
 
 STATES = {
@@ -55,11 +57,13 @@ def summary(record: Record) -> dict[str, Any]:
         "embedded": record.embedded,
         "entrypoint": block["entrypoint"],
         "shared_trainer": block.get("shared_trainer"),
-        "command": command_line(record),
+        "command": command_line(record, {}),
         "outcome": outcome,
         "inputs": dict(declared_entries(block["inputs"])),
         "outputs": dict(declared_entries(block["outputs"])),
         "config_files": list((block.get("config") or {}).get("files", [])),
+        # Evidence of what the run had, never applied: replay sets a variable only when asked.
+        "environment": recorded_variables(block.get("environment")),
         "fields": record.fields,
         "code_files": len(block["code"]),
         "state": job_state(record) if record.running else None,
@@ -150,6 +154,12 @@ def render(info: dict[str, Any]) -> str:
     if info["config_files"]:
         lines.append("  config files")
         lines += [_entry_line(f"#{i}", e) for i, e in enumerate(info["config_files"], 1)]
+    if info["environment"]:
+        lines.append("  environment     (as the run had it; replay sets none unless asked)")
+        lines += [
+            f"    {name:<22} {'(unset)' if value is None else shlex.quote(value)}"
+            for name, value in info["environment"].items()
+        ]
     lines.append(f"  code            {info['code_files']} project files with their digests")
     if info["fields"]:
         lines.append("  recorded fields")

@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--numpy", action="store_true", help="import numpy, as real work does")
+    parser.add_argument("--show", action="append", default=[], help="also write this variable")
     return parser
 
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.numpy:
         import numpy  # noqa: F401 -- imported for the record's distributions, not used
-    args.out.write_text(f"colour {os.environ.get('FAKE_COLOR', 'none')}\n")
+    shown = "".join(f"{name} {os.environ.get(name, '(unset)')}\n" for name in args.show)
+    args.out.write_text(f"colour {os.environ.get('FAKE_COLOR', 'none')}\n{shown}")
     return 0
 
 
