@@ -313,6 +313,7 @@ class Emission:
                 f"OpenLineage: {self.problem}; the sidecar is still the record",
                 known=known,
                 is_secret=self.matcher,
+                message=True,
             )
             print(f"provenance: {' '.join(note.split())}", file=sys.stderr, flush=True)
 

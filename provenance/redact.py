@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -137,15 +138,29 @@ class SecretMatcher:
         self._patterns = tuple(sorted(patterns))
 
     def __call__(self, name: str) -> bool:
+        name_words = self._words(name)
+        return self._by_last_word(name_words) or self._by_pattern(name_words)
+
+    def named(self, name: str) -> bool:
+        """Whether ``name`` holds a secret's own name (``token``, ``password``), not only a last
+        word that often means something else (``--pass`` may count passes, ``--key`` pick one)."""
+        return self._by_pattern(self._words(name))
+
+    @staticmethod
+    def _words(name: str) -> tuple[str, ...]:
         # A path keyed by (/run/secrets/hf) is no name; a flattened one (wandb/api_key) is.
-        name_words = words(name.rstrip("/").rsplit("/", 1)[-1])
-        if (
-            name_words
+        return words(name.rstrip("/").rsplit("/", 1)[-1])
+
+    @staticmethod
+    def _by_last_word(name_words: tuple[str, ...]) -> bool:
+        return (
+            bool(name_words)
             and name_words[-1] in LAST_WORD_SECRET_NAMES
             and name_words != ("key",)
             and not _qualified(name_words, len(name_words) - 1)
-        ):
-            return True
+        )
+
+    def _by_pattern(self, name_words: tuple[str, ...]) -> bool:
         return any(self._found(name_words, pattern) for pattern in self._patterns)
 
     @staticmethod
@@ -157,7 +172,17 @@ class SecretMatcher:
         )
 
 
+# Words after a secret word that make the name a measure of it, not it: --token-limit,
+# --password-min-length, --auth-timeout. The value is then a number worth keeping.
+_MEASURES = frozenset(
+    {"count", "length", "len", "size", "limit", "budget", "retries", "timeout", "ttl", "bits"}
+    | {"min", "max", "num", "expiry", "expires", "lifetime", "rotation", "days", "seconds"}
+)
+
+
 def _qualified(name_words: tuple[str, ...], i: int) -> bool:
+    if i + 1 < len(name_words) and name_words[i + 1] in _MEASURES:
+        return True
     return i > 0 and name_words[i - 1] in _NOT_SECRET_AFTER.get(name_words[i], frozenset())
 
 
@@ -166,21 +191,28 @@ _DEFAULT_MATCHER = SecretMatcher()
 # -- values under a secret name ----------------------------------------------------------------
 
 
-def _plain(value: Any) -> bool:
-    """Whether ``value`` holds only numbers, booleans and nulls, none of which is a credential."""
-    if value is None or isinstance(value, (bool, int, float)):
+def _plain(value: Any, numbers: bool = True) -> bool:
+    """Whether ``value`` holds only booleans and nulls (and numbers, unless ``numbers`` is
+    false), none of which is a credential."""
+    if value is None or isinstance(value, bool) or (numbers and isinstance(value, (int, float))):
         return True
     if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
+        return all(_plain(v, numbers) for v in value)
     if isinstance(value, Mapping):
-        return all(_plain(v) for v in value.values())
+        return all(_plain(v, numbers) for v in value.values())
     return False
 
 
 def _hide(value: Any) -> Any:
-    # A number argparse parsed (--max-token-length 512) is never a credential; keeping it
-    # visible keeps the record useful.
+    # A count a script records under a secret-looking name (tokens: [101, 2023]) is no
+    # credential; keeping it visible keeps the record useful.
     return value if _plain(value) else REDACTED
+
+
+def _hide_given(value: Any) -> Any:
+    # What a script was given for a secret option is the secret whatever ``type=`` made of it
+    # (a hex key parsed to an int); a flag, or an option not given, says nothing of it.
+    return value if _plain(value, numbers=False) else REDACTED
 
 
 def _harvest(value: Any, is_secret: SecretMatcher, under: bool = False) -> Iterator[str]:
@@ -208,7 +240,10 @@ def redact_args(
 ) -> dict[str, Any]:
     """Copy of ``args`` with each secret key's value hidden: by its name, or as a secret's dest."""
     dests = _secret_dests(parsers, is_secret)
-    return {k: (_hide(v) if is_secret(k) or k in dests else v) for k, v in args.items()}
+    return {
+        k: _hide_given(v) if k in dests or is_secret.named(k) else _hide(v) if is_secret(k) else v
+        for k, v in args.items()
+    }
 
 
 # -- argparse options ----------------------------------------------------------------------------
@@ -239,7 +274,13 @@ def _actions(parsers: Iterable[argparse.ArgumentParser]) -> Iterator[argparse.Ac
 
 
 def _named_secret(action: argparse.Action, is_secret: SecretMatcher) -> bool:
-    return is_secret(action.dest) or any(is_secret(o) for o in action.option_strings)
+    """Whether the action holds a secret, by its dest or any option string, whatever its
+    ``type=`` makes of the value; except that a name secret only by an ambiguous last word
+    (``--pass``, ``--key``) declared ``type=int`` or ``float`` counts something."""
+    names = (action.dest, *action.option_strings)
+    if any(is_secret.named(n) for n in names):
+        return True
+    return any(is_secret(n) for n in names) and action.type not in (int, float)
 
 
 def _secret_dests(
@@ -249,16 +290,30 @@ def _secret_dests(
     return frozenset(a.dest for a in _actions(parsers) if _named_secret(a, is_secret))
 
 
+def _prefixes(parsers: Iterable[argparse.ArgumentParser]) -> str:
+    """The characters that start an option in any of ``parsers`` (``prefix_chars="-+"``)."""
+    found = {"-"}
+    stack, seen = list(parsers), set()
+    while stack:
+        parser = stack.pop()
+        if id(parser) in seen:
+            continue
+        seen.add(id(parser))
+        found.update(parser.prefix_chars)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    return "".join(sorted(found))
+
+
 def _option_table(
     parsers: Iterable[argparse.ArgumentParser], is_secret: SecretMatcher
 ) -> dict[str, _Option]:
-    """Every option string of ``parsers`` and its subparsers, with its nargs and secrecy."""
+    """Every option string of ``parsers`` and its subparsers, with its nargs and secrecy: a
+    secret option's value is secret whatever its ``type=`` makes of it."""
     table: dict[str, _Option] = {}
     for action in _actions(parsers):
-        numeric = action.type in (int, float)
-        option = _Option(
-            action.nargs, action.nargs != 0 and not numeric and _named_secret(action, is_secret)
-        )
+        option = _Option(action.nargs, action.nargs != 0 and _named_secret(action, is_secret))
         for name in action.option_strings:
             # One string in two parsers: the reading that hides more wins.
             old = table.get(name)
@@ -290,8 +345,18 @@ class _Slot:
     kind: str
 
 
-def _option_like(token: str) -> bool:
-    return token.startswith("-") and token != "-" and not _NEGATIVE_NUMBER.fullmatch(token)
+def _option_like(token: str, prefixes: str = "-") -> bool:
+    return (
+        token[:1] != ""
+        and token[0] in prefixes
+        and len(token) > 1
+        and not _NEGATIVE_NUMBER.fullmatch(token)
+    )
+
+
+def _is_long(token: str, prefixes: str) -> bool:
+    """``--name`` or ``++name``: argparse takes a second prefix character as a long option."""
+    return len(token) > 1 and token[0] in prefixes and token[1] in prefixes
 
 
 @dataclass(frozen=True)
@@ -316,7 +381,7 @@ def _attached(prefix: str, value: str, secret: bool) -> _Slot:
 
 
 def _read_option(
-    token: str, table: Mapping[str, _Option], is_secret: SecretMatcher
+    token: str, table: Mapping[str, _Option], is_secret: SecretMatcher, prefixes: str
 ) -> tuple[_Slot, _Option | None]:
     """Read one option-like token; the option returned takes the tokens that follow."""
     if token in table:
@@ -325,11 +390,11 @@ def _read_option(
     name, eq, value = token.partition("=")
     if eq and name in table:
         return _attached(name + eq, value, table[name].secret), None
-    long = token.startswith("--")
+    long = _is_long(token, prefixes)
     prefix = name if long else token
     # An abbreviation (--api-tok, or -pass for -password): argparse takes any unique prefix.
     matches = sorted(
-        o for o in table if o.startswith(prefix) and len(o) > 2 and o.startswith("--") == long
+        o for o in table if o.startswith(prefix) and len(o) > 2 and _is_long(o, prefixes) == long
     )
     if matches:
         option = next((table[o] for o in matches if table[o].secret), table[matches[0]])
@@ -350,7 +415,7 @@ def _read_option(
 def _read_cluster(token: str, table: Mapping[str, _Option]) -> tuple[_Slot, _Option | None] | None:
     """``-vpSECRET``: flags, then at most one option that takes the rest of the token as value."""
     for i in range(1, len(token)):
-        option = table.get("-" + token[i])
+        option = table.get(token[0] + token[i])
         if option is None:
             return None if i == 1 else (_Slot(token[:i], token[i:], _LOOSE), None)
         if option.takes_values:
@@ -364,7 +429,10 @@ def _read_cluster(token: str, table: Mapping[str, _Option]) -> tuple[_Slot, _Opt
 
 
 def _read_argv(
-    argv: Sequence[str], table: Mapping[str, _Option], is_secret: SecretMatcher
+    argv: Sequence[str],
+    table: Mapping[str, _Option],
+    is_secret: SecretMatcher,
+    prefixes: str = "-",
 ) -> list[_Slot]:
     slots: list[_Slot] = []
     taking: _Arity | None = None
@@ -375,7 +443,7 @@ def _read_argv(
             slots.append(_Slot("", token, _LOOSE))
             continue
         if taking is not None:
-            if token == "--" or (_option_like(token) and not taking.swallow):
+            if token == "--" or (_option_like(token, prefixes) and not taking.swallow):
                 taking = None
             else:
                 slots.append(_Slot("", token, _SECRET if secret else _VALUE))
@@ -385,10 +453,10 @@ def _read_argv(
         if token == "--":
             slots.append(_Slot(token, "", _OPTION))
             positional_only = True
-        elif not _option_like(token):
+        elif not _option_like(token, prefixes):
             slots.append(_Slot("", token, _LOOSE))
         else:
-            slot, option = _read_option(token, table, is_secret)
+            slot, option = _read_option(token, table, is_secret, prefixes)
             slots.append(slot)
             if option is not None:
                 taking, secret = _arity(option.nargs), option.secret
@@ -397,7 +465,7 @@ def _read_argv(
     return slots
 
 
-def _loose(slot: _Slot, parsed: Sequence[str]) -> str | None:
+def _loose(slot: _Slot, parsed: Sequence[str], prefixes: str = "-") -> str | None:
     """A positional or an unknown option's value redacted if it carries a parsed secret."""
     for value in parsed:
         if slot.value == value:
@@ -405,7 +473,7 @@ def _loose(slot: _Slot, parsed: Sequence[str]) -> str | None:
         head = slot.value[: len(slot.value) - len(value)]
         if (
             slot.value.endswith(value)
-            and _option_like(head)
+            and _option_like(head, prefixes)
             and (len(head) == 2 or head[-1] == "=")
         ):
             # -pVALUE or --api-tok=VALUE in a form the option table could not read.
@@ -429,7 +497,8 @@ def redact_argv(
     """
     matcher = is_secret or _DEFAULT_MATCHER
     parser_list = list(parsers)
-    slots = _read_argv(argv, _option_table(parser_list, matcher), matcher)
+    prefixes = _prefixes(parser_list)
+    slots = _read_argv(argv, _option_table(parser_list, matcher), matcher, prefixes)
     dests = _secret_dests(parser_list, matcher)
     parsed = sorted(
         {
@@ -444,7 +513,7 @@ def redact_argv(
     redactor = _Redactor(matcher, (*known, *found, *parsed))
     out = []
     for slot in slots:
-        hidden = _loose(slot, parsed) if slot.kind == _LOOSE else None
+        hidden = _loose(slot, parsed, prefixes) if slot.kind == _LOOSE else None
         if slot.kind == _SECRET:
             out.append(slot.prefix + REDACTED)
         elif hidden is not None:
@@ -461,17 +530,19 @@ def known_secrets(
     is_secret: SecretMatcher,
     config: Any = None,
 ) -> tuple[str, ...]:
-    """The secrets the script was given that are long enough to hide wherever they appear.
+    """The secrets the script was given, longest first: hidden wherever they appear from
+    ``MIN_KNOWN_LENGTH`` on, and in messages at any length.
 
     They are the values of secret options in ``argv`` (leftovers of ``parse_known_args`` too),
     the credentials of tools in command lines ``argv`` holds (``mysql -p...``), and the strings
-    under secret names or dests in ``args``, longest first. Values a script records
+    under secret names or dests in ``args`` and the resolved config. Values a script records
     under secret names are hidden where they stand but not spread: a name misjudged as secret
     must not wipe an ordinary value from the whole record.
     """
     parser_list = list(parsers)
     dests = _secret_dests(parser_list, is_secret)
-    slots = _read_argv(argv, _option_table(parser_list, is_secret), is_secret)
+    table = _option_table(parser_list, is_secret)
+    slots = _read_argv(argv, table, is_secret, _prefixes(parser_list))
     values = [s.value for s in slots if s.kind == _SECRET]
     for token in argv:  # a command line given as one argument: its tools' credentials
         if isinstance(token, str):
@@ -479,7 +550,7 @@ def known_secrets(
     for key, value in args.items():
         values.extend(_harvest(value, is_secret, is_secret(key) or key in dests))
     values.extend(_harvest(config, is_secret))  # a resolved config: under secret keys only
-    return _long_values(values)
+    return tuple(sorted({v for v in values if v and REDACTED not in v}, key=lambda v: (-len(v), v)))
 
 
 # -- free text ---------------------------------------------------------------------------------
@@ -531,7 +602,9 @@ _SHAPE_MARKS = (
     "xox",
     "akia",
     "asia",
-    "glpat-",
+    *(f"gl{kind}-" for kind in ("pat", "dt", "rt", "rtr", "ptt", "ft", "soat", "cbt", "imt")),
+    "gloas-",
+    "glagent-",
     "aiza",
     "_live_",
     "_test_",
@@ -539,23 +612,46 @@ _SHAPE_MARKS = (
     "eyj",
     "sig",
     "-----begin",
-    "%3a%2f%2f",
+    "2f%",  # a URL encoded once or more: %3A%2F%2F, %253A%252F%252F
+    "//",
+    "\uff1d",
+    "\uff1a",
+    "ya29.",
+    "r8_",
+    "_v1_",
+    "bot",
     "hooks.slack",
     "webhooks",
     *_CREDENTIAL_TOOLS,
 )
 # A scheme is at most 32 characters: one without a bound ran along every long run of its
 # characters from each of its word starts, as a name did.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<info>[^\s/?#\"']+)@")
+# Its userinfo may hold '#' and a quote: a password is what the user typed, not what a browser
+# would make of it.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<info>[^\s/?\"@]+)@")
+# A scheme-relative URL (//user:password@host), with the ':' that makes its userinfo a pair.
+_RELATIVE_USERINFO = re.compile(r"(?P<scheme>(?<![\w:/%])//)(?P<info>[^\s/?\"@:]+:[^\s/?\"@]*)@")
 # The same URL percent-encoded, as it stands in another URL's query: https%3A%2F%2Fuser%3Apw%40h
+# Encoded again and again (%253A is %3A encoded), as a URL in a URL in a URL's query is.
 _ENCODED_USERINFO = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}%3[Aa]%2[Ff]%2[Ff])"
-    r"(?P<info>(?:(?!%2[Ff]|%3[Ff]|%23)[^\s/?#\"'&])+?)%40"
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}%(?:25)*3[Aa]%(?:25)*2[Ff]%(?:25)*2[Ff])"
+    r"(?P<info>(?:(?!%(?:25)*2[Ff]|%(?:25)*3[Ff]|%(?:25)*23)[^\s/?#\"'&])+?)(?P<at>%(?:25)*40)"
 )
-# Webhook URLs whose path is the credential: Slack's and Discord's.
+# Query parameters that name a password by a short name no option would take for one.
+_QUERY_PASSWORD = re.compile(
+    r"(?P<head>[?&;](?:pwd|pw|pass|passwd)=)(?P<credential>[^&#\s\"'<>]+)", re.I
+)
+# NAME value, as env dumps, `aws configure set` and config listings print it: a snake_case
+# name and, after spaces, a value that is not a plain lowercase word of prose.
+_SPACED_PAIR = re.compile(
+    r"(?<![\w.\-])(?P<key>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)[ \t]+"
+    r"(?P<credential>(?![a-z]+(?![^\s\"',;]))(?!<redacted>)[^\s\"',;]{4,})"
+)
+# URLs whose path is the credential: Slack's and Discord's webhooks, Telegram's bot API.
 _WEBHOOKS = re.compile(
     r"(?P<head>https://(?:hooks\.slack\.com/services|(?:canary\.|ptb\.)?discord(?:app)?\.com"
     r"/api/webhooks)/)(?P<credential>[^\s\"'<>?#&)\]}]{8,})"
+    r"|(?P<bot>https://api\.telegram\.org/(?:file/)?bot)(?P<token>[^\s/\"'<>?#]{8,})"
 )
 _BEARER = re.compile(r"(?P<head>\bbearer[ \t]+)(?P<credential>[A-Za-z0-9\-._~+/]+=*)", re.I)
 _BASIC = re.compile(
@@ -574,7 +670,11 @@ _TOKEN_FORMATS = re.compile(
     r"|AIza[0-9A-Za-z_\-]{35}"
     r"|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}"
     r"|npm_[A-Za-z0-9]{36}"
-    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r"|ya29\.[0-9A-Za-z_\-]{20,}"  # Google OAuth access tokens
+    r"|r8_[A-Za-z0-9]{20,}"  # Replicate
+    r"|do[opr]_v1_[a-f0-9]{64}"  # DigitalOcean
+    r"|gl(?:pat|dt|rt|rtr|ptt|ft|soat|cbt|imt|oas|agent)-[A-Za-z0-9_\-]{20,})"  # GitLab
     r"(?![A-Za-z0-9_\-])"
 )
 # The signature of a presigned URL is its credential, whatever the query calls it: AWS
@@ -592,11 +692,25 @@ _PEM_PRIVATE_KEY = re.compile(
 # held as a string in JSON or in a message); a ':' that starts '//' is a URL's.
 # A name is at most 128 characters: each "." or "-" of a long run of name characters starts
 # one, and one that ran to the end of the run made a long line cost its length squared.
+# Spaces around the sign may be any a keyboard or a word processor makes (NBSP, ideographic), and
+# the sign full-width; '=>' is an arrow of PHP and Perl.
+_SPACE = "[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]"
 _PAIR = re.compile(
     r"(?<!\w)(?P<quote>\\?[\"']?)(?P<key>[A-Za-z_][\w.\-]{0,127})(?P=quote)"
-    r"[ \t]*(?:=(?!=)|(?P<colon>:)(?!//))[ \t]*"
+    rf"{_SPACE}*(?:[=\uff1d](?!=)>?|(?P<colon>[:\uff1a])(?!//)){_SPACE}*"
 )
-_SCHEME = re.compile(r"(?:bearer|basic|token|digest|negotiate)[ \t]+(?=\S)", re.I)
+# A pair as a tuple of two strings: ('password', 'value'), as items() and a list of pairs print.
+_TUPLE_PAIR = re.compile(
+    r"\(\s*(?P<quote>[\"'])(?P<key>[A-Za-z_][\w.\-]{0,127})(?P=quote)\s*,\s*(?P<colon>)"
+)
+# What ends the line of a YAML key whose value starts on the next: nothing, or a block
+# scalar's indicator (|, >-, |2), then maybe a comment.
+_YAML_BLOCK_START = re.compile(r"(?:[|>][+-]?[0-9]?[+-]?)?[ \t]*(?:#[^\n]*)?(?=\n)")
+# A string literal's prefix in a repr: b'...', rb"...", u'...'.
+_LITERAL_PREFIX = re.compile(r"[bBrRuUfF]{1,2}(?=[\"'])")
+_SCHEME = re.compile(r"(?:bearer|basic|token|digest|negotiate|ntlm|hoba)[ \t]+(?=\S)", re.I)
+# A scheme followed by its parameters (Digest username="a", response="..."): all of them go.
+_SCHEME_PARAMETERS = re.compile(r"[A-Za-z][\w-]*=")
 _BARE_VALUE = re.compile(r"[^\s,;&\"')\]}]+")
 _HARMLESS = frozenset({"", "None", "null", "true", "false", "True", "False"})
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -633,11 +747,14 @@ def _closing_bracket(text: str, start: int) -> int:
 def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
     """Where the value of a pair that starts at ``start`` lies; None when there is none to hide.
 
-    In a ``Name: value`` header the value may be a scheme and a credential
-    (``Authorization: token ghp_...``): both go, a scheme word being no safer than the rest.
+    In a header (``Authorization: token ghp_...``, ``authorization=Token ...``) the value may be
+    a scheme and a credential: both go, a scheme word being no safer than the rest.
     """
     if start >= len(text) or text.startswith(REDACTED, start):
         return None
+    literal = _LITERAL_PREFIX.match(text, start)
+    if literal is not None:  # b'...': the prefix is no value of its own
+        start = literal.end()
     first = text[start]
     if first == "\\" and text[start + 1 : start + 2] in ('"', "'"):
         # An escaped quote opens the value of an escaped pair: it ends at the same escape.
@@ -652,7 +769,7 @@ def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
             bare = _BARE_VALUE.match(text, start + 1)
             return (start + 1, bare.end()) if bare else None
         return (start + 1, end)
-    if first in "{[":
+    if first in "{[(":
         try:
             json.JSONDecoder().raw_decode(text, start)
         except (ValueError, RecursionError):
@@ -662,6 +779,9 @@ def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
     if scheme is not None:
         if text.startswith(REDACTED, scheme.end()):
             return None  # Bearer <redacted>: hidden already, and its scheme is worth keeping
+        if _SCHEME_PARAMETERS.match(text, scheme.end()):
+            end = text.find("\n", start)
+            return (start, len(text) if end == -1 else end)
         bare = _BARE_VALUE.match(text, scheme.end())
         return (start, bare.end()) if bare else None
     bare = _BARE_VALUE.match(text, start)
@@ -669,8 +789,9 @@ def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
 
 
 def _basic(match: re.Match[str]) -> str:
-    try:
-        decoded = base64.b64decode(match["credential"], validate=True)
+    credential = match["credential"]
+    try:  # padding is often left off: it says nothing the length does not
+        decoded = base64.b64decode(credential + "=" * (-len(credential) % 4), validate=True)
     except (binascii.Error, ValueError):
         return match[0]
     return match["head"] + REDACTED if b":" in decoded else match[0]
@@ -698,11 +819,109 @@ def _userinfo(match: re.Match[str]) -> str:
     return match[0] if match["info"] == REDACTED else f"{match['scheme']}{REDACTED}@"
 
 
+def _webhook(match: re.Match[str]) -> str:
+    return (match["head"] or match["bot"]) + REDACTED
+
+
+def _yaml_block(text: str, key_start: int, after: int) -> tuple[int, int] | None:
+    """The lines of a YAML value that starts on the line after its key (``password:`` or
+    ``password: |``): those indented deeper than the key. None when there are none."""
+    line_start = text.rfind("\n", 0, key_start) + 1
+    column = key_start - line_start
+    start = end = text.find("\n", after) + 1
+    at = start
+    while at < len(text):
+        line_end = text.find("\n", at)
+        line_end = len(text) if line_end == -1 else line_end
+        line = text[at:line_end]
+        indent = len(line) - len(line.lstrip(" \t"))
+        if line.strip() and indent <= column:
+            break
+        if line.strip():
+            end = line_end
+        at = line_end + 1
+    if end == start:
+        return None
+    first = start + len(text[start:end]) - len(text[start:end].lstrip())
+    return (first, end)
+
+
+# Credential formats kept by detect-secrets' plugins, a maintained catalogue, where it has them:
+# AWS, GitHub, GitLab, Slack, Stripe, Telegram, OpenAI, PyPI, SendGrid, Discord, Twilio,
+# Mailchimp, Square, Azure storage. The rules above keep what it lacks (Hugging Face, Google,
+# npm, JWTs with their signature, DigitalOcean, Replicate, ...). Its plugins are loaded only
+# for a text holding a mark of one of its formats, so most records never import it.
+_DETECTORS = (
+    ("aws", "AWSKeyDetector"),
+    ("azure_storage_key", "AzureStorageKeyDetector"),
+    ("discord", "DiscordBotTokenDetector"),
+    ("github_token", "GitHubTokenDetector"),
+    ("gitlab_token", "GitLabTokenDetector"),
+    ("mailchimp", "MailchimpDetector"),
+    ("openai", "OpenAIDetector"),
+    ("pypi_token", "PypiTokenDetector"),
+    ("sendgrid", "SendGridDetector"),
+    ("slack", "SlackDetector"),
+    ("square_oauth", "SquareOAuthDetector"),
+    ("stripe", "StripeDetector"),
+    ("telegram_token", "TelegramBotTokenDetector"),
+    ("twilio", "TwilioKeyDetector"),
+)
+# What a text must hold for one of those formats to be in it: loose forms of the plugins' own
+# patterns, so that a path or a number never costs the import.
+_DETECTOR_MARKS = re.compile(
+    r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}"
+    r"|['\"][0-9a-zA-Z/+]{40}['\"]"
+    r"|gh[pousr]_[A-Za-z0-9_]{36}|GR1348941|gl[a-z]{1,7}-[A-Za-z0-9_\-]{20}"
+    r"|xox[a-z]-|hooks\.slack\.com|[rs]k_live_[0-9a-zA-Z]{24}|T3BlbkFJ|pypi-AgE"
+    r"|[0-9]{8,10}:[0-9A-Za-z_-]{35}|SG\.[\w-]{22}\.|[MNO][\w-]{23,25}\.[\w-]{6}\."
+    r"|(?:AC|SK)[a-z0-9]{32}|[0-9a-z]{32}-us[0-9]|sq0csp-|AccountKey="
+)
+_DETECTED_MIN = 16  # no format of the catalogue is shorter
+
+
+@functools.cache
+def _detectors() -> tuple[Any, ...]:
+    import importlib
+
+    return tuple(
+        getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)()
+        for module, name in _DETECTORS
+    )
+
+
+def detected(text: str) -> str:
+    """``text`` with every credential that detect-secrets' format plugins find in it hidden."""
+    if len(text) < _DETECTED_MIN or not _DETECTOR_MARKS.search(text):
+        return text
+    found = {
+        secret
+        for plugin in _detectors()
+        for secret in plugin.analyze_string(text)
+        if isinstance(secret, str) and len(secret) >= _DETECTED_MIN and REDACTED not in secret
+    }
+    for secret in sorted(found, key=lambda v: (-len(v), v)):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 class _Redactor:
     """Applies the three rules with one matcher and one set of known values."""
 
     def __init__(self, is_secret: SecretMatcher, known: Iterable[str]) -> None:
         self.is_secret = is_secret
+        known = tuple(known)
+        short = sorted(
+            {v for v in known if 0 < len(v) < MIN_KNOWN_LENGTH and v not in _HARMLESS},
+            key=lambda v: (-len(v), v),
+        )
+        self.short = (
+            re.compile(
+                r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, short)) + r")(?![A-Za-z0-9])"
+            )
+            if short
+            else None
+        )
         values = _long_values(known)
         # A value inside a JSON string appears with its escapes.
         escaped = (json.dumps(v, ensure_ascii=False)[1:-1] for v in values)
@@ -710,17 +929,29 @@ class _Redactor:
 
     # -- text --
 
-    def text(self, text: str) -> str:
+    def text(self, text: str, *, message: bool = False) -> str:
+        """``text`` with secrets hidden by value and by shape; a ``message`` (an error, a
+        warning) also loses the run's known secrets shorter than ``MIN_KNOWN_LENGTH``."""
         text = self._known(text)
         lowered = text.lower()
-        if not any(mark in lowered for mark in _SHAPE_MARKS):
-            return text
+        if any(mark in lowered for mark in _SHAPE_MARKS):
+            text = self._shapes(text)
+        if "(" in text:
+            text = self._pairs(text, _TUPLE_PAIR)
+        if "_" in text:
+            text = _SPACED_PAIR.sub(self._spaced, text)
+        text = detected(text)
+        return self._short_known(text) if message and self.short else text
+
+    def _shapes(self, text: str) -> str:
         text = _PEM_PRIVATE_KEY.sub(REDACTED, text)
         text = self._json(text)
         text = _USERINFO.sub(_userinfo, text)
-        text = _ENCODED_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}%40", text)
-        text = _WEBHOOKS.sub(lambda m: m["head"] + REDACTED, text)
+        text = _RELATIVE_USERINFO.sub(_userinfo, text)
+        text = _ENCODED_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}{m['at']}", text)
+        text = _WEBHOOKS.sub(_webhook, text)
         text = _URL_SIGNATURE.sub(lambda m: m["head"] + REDACTED, text)
+        text = _QUERY_PASSWORD.sub(lambda m: m["head"] + REDACTED, text)
         text = _BEARER.sub(lambda m: m["head"] + REDACTED, text)
         text = _BASIC.sub(_basic, text)
         text = _TOKEN_FORMATS.sub(REDACTED, text)
@@ -728,7 +959,17 @@ class _Redactor:
         text = _TOOL_CREDENTIAL.sub(lambda m: _tool_credential(m, found), text)
         if found:  # the same password said again in the string: an echo, a retry, a variable
             text = self._known(text, _long_values(found))
-        return self._pairs(text)
+        return self._pairs(text, _PAIR)
+
+    def _short_known(self, text: str) -> str:
+        # A short secret is hidden where it stands as a word of its own: inside another word
+        # it would be a guess, and would show the reader where the secret's letters are.
+        return self.short.sub(REDACTED, text) if self.short is not None else text
+
+    def _spaced(self, match: re.Match[str]) -> str:
+        if not self.is_secret(match["key"]):
+            return match[0]
+        return match[0][: match.start("credential") - match.start()] + REDACTED
 
     def _known(self, text: str, known: tuple[str, ...] | None = None) -> str:
         spans = []
@@ -777,13 +1018,23 @@ class _Redactor:
         out.append(text[last:])
         return "".join(out)
 
-    def _pairs(self, text: str) -> str:
+    def _pairs(self, text: str, pattern: re.Pattern[str]) -> str:
         out, last, at = [], 0, 0
-        while (pair := _PAIR.search(text, at)) is not None:
-            span = _value_span(text, pair.end(), header=pair["colon"] is not None)
+        while (pair := pattern.search(text, at)) is not None:
             at = pair.end()
-            if span is None or not self.is_secret(pair["key"]):
+            if not self.is_secret(pair["key"]):
                 continue  # the value may itself hold a pair: NAME=WANDB_API_KEY=...
+            block = _YAML_BLOCK_START.match(text, pair.end()) if pair["colon"] else None
+            if block is not None:
+                span = _yaml_block(text, pair.start("key"), block.end())
+            else:
+                header = bool(pair["colon"]) or words(pair["key"])[-1:] in (
+                    ("auth",),
+                    ("authorization",),
+                )
+                span = _value_span(text, pair.end(), header)
+            if span is None:
+                continue
             start, end = span
             if text[start:end] in _HARMLESS:
                 continue
@@ -795,20 +1046,20 @@ class _Redactor:
 
     # -- structure --
 
-    def value(self, value: Any, depth: int = 0) -> Any:
+    def value(self, value: Any, depth: int = 0, *, message: bool = False) -> Any:
         """``value`` with its text redacted and every value under a secret key hidden."""
         if depth > _MAX_DEPTH:
             return REDACTED  # deeper than any record this package writes
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(value, message=message)
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                hidden = self.value(item, depth + 1)
+                hidden = self.value(item, depth + 1, message=message)
                 self._put(out, str(key), _hide(hidden) if self.is_secret(str(key)) else hidden)
             return out
         if isinstance(value, (list, tuple)):
-            return [self.value(item, depth + 1) for item in value]
+            return [self.value(item, depth + 1, message=message) for item in value]
         return value
 
     def _put(self, out: dict[str, Any], key: str, value: Any) -> None:
@@ -834,11 +1085,14 @@ class _Redactor:
         if not isinstance(entry, Mapping):
             return entry
         out = dict(entry)
-        for key in ("path", "error"):
-            if isinstance(out.get(key), str):
-                out[key] = self.text(out[key])
+        if isinstance(out.get("path"), str):
+            out["path"] = self.text(out["path"])
+        if isinstance(out.get("error"), str):
+            out["error"] = self.text(out["error"], message=True)
         if isinstance(out.get("errors"), list):
-            out["errors"] = [self.text(e) if isinstance(e, str) else e for e in out["errors"]]
+            out["errors"] = [
+                self.text(e, message=True) if isinstance(e, str) else e for e in out["errors"]
+            ]
         return out
 
     def gates(self, gates: Mapping[str, Any]) -> dict[str, Any]:
@@ -861,8 +1115,8 @@ class _Redactor:
                 out[key] = value
             elif key == "gates" and isinstance(value, Mapping):
                 out[key] = self.gates(value)
-            else:
-                out[key] = self.value(value)
+            else:  # the error: a message, whose words a short secret may be
+                out[key] = self.value(value, message=key == "error")
         return out
 
     def block(self, block: Mapping[str, Any]) -> dict[str, Any]:
@@ -894,17 +1148,23 @@ class _Redactor:
 
 
 def redact_text(
-    text: str, *, known: Iterable[str] = (), is_secret: SecretMatcher | None = None
+    text: str,
+    *,
+    known: Iterable[str] = (),
+    is_secret: SecretMatcher | None = None,
+    message: bool = False,
 ) -> str:
     """``text`` with secrets hidden by their shape, and each of ``known`` wherever it appears.
 
-    Only known values at least ``MIN_KNOWN_LENGTH`` long count. Shapes: the userinfo of a URL
+    Known values count from ``MIN_KNOWN_LENGTH`` on; in a ``message`` (an error, a warning),
+    where blanking an ordinary word is the lesser harm, at any length, as words of their own.
+    Shapes: the userinfo of a URL
     (``https://user:pass@host``), ``Bearer`` credentials, ``Basic`` ones that decode to
     ``user:pass``, ``NAME=value`` and ``name: value`` pairs (quoted or not, in JSON objects too)
     whose name looks like a secret, and token formats that say what they are (``hf_``, ``ghp_``,
     ``sk-``, AWS key ids, JWTs, ...), the signature of a presigned URL, and PEM private keys.
     """
-    return _Redactor(is_secret or _DEFAULT_MATCHER, known).text(text)
+    return _Redactor(is_secret or _DEFAULT_MATCHER, known).text(text, message=message)
 
 
 def redact_block(

@@ -135,7 +135,8 @@ class RunSpec:
 def _warn(message: str, run: Run | None = None) -> None:
     """Print a note on stderr, with the secrets of ``run`` (and any by their shape) hidden."""
     known = _known_secrets(run) if run is not None else ()
-    note = redact_text(message, known=known, is_secret=run.secrets if run is not None else None)
+    secrets = run.secrets if run is not None else None
+    note = redact_text(message, known=known, is_secret=secrets, message=True)
     print(f"provenance: {note}", file=sys.stderr, flush=True)
 
 
@@ -586,7 +587,9 @@ class Run:
     def _hidden(self, err: ProvenanceError) -> ProvenanceError:
         """``err`` with the run's secrets hidden from its message: it may be raised, and Python
         prints what is raised."""
-        message = redact_text(str(err), known=_known_secrets(self), is_secret=self.secrets)
+        message = redact_text(
+            str(err), known=_known_secrets(self), is_secret=self.secrets, message=True
+        )
         return err if message == str(err) else type(err)(message)
 
     def _output_order(self) -> list[str]:

@@ -118,6 +118,19 @@ class TestDecoratorUnderHydraMain:
         assert ("rmse" in outcome["gates"]) == (end == "gate")
 
 
+    def test_a_short_key_is_hidden_from_the_error_that_repeats_it(self, tmp_path):
+        folder = hydra_project(tmp_path)
+        proc = hydra_run(folder, "hydra_app", "trainer.end=login", "wandb.api_key=pw7")
+        assert proc.returncode == 1, proc.stderr
+        record = (folder / "model.txt.manifest.json").read_text()
+        error = json.loads(record)["run_provenance"]["outcome"]["error"]
+        assert error == {
+            "type": "ConnectionError",
+            "message": "the tracker refused the key <redacted>",
+        }
+        assert "pw7" not in record
+
+
 class TestDecoratorAroundHydraMain:
     def test_hydra_s_own_parser_is_not_the_cli(self, tmp_path):
         folder = hydra_project(tmp_path)

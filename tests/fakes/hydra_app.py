@@ -22,6 +22,8 @@ def main(cfg: DictConfig) -> None:
     )
     if cfg.trainer.end == "raise":
         raise RuntimeError("diverged")
+    if cfg.trainer.end == "login":
+        raise ConnectionError(f"the tracker refused the key {cfg.wandb.api_key}")
     if cfg.trainer.end == "exit":
         sys.exit(3)
     if cfg.trainer.end == "gate":
