@@ -254,9 +254,12 @@ def test_a_script_document_nested_too_deep_keeps_the_record_beside_it(folder: Pa
 
 def test_every_record_a_run_leaves_reads_on_its_own(folder: Path, tmp_path: Path):
     """The embedded block is a record too: a copy of the artifact without its sidecar reads."""
-    done = run_in(folder, "script.py", "--out", "model.json", "--commas", MAX_VALUES + 1)
+    done = run_in(
+        folder, "script.py", "--out", "model.json", env={"HUGE_NOTE": str(MAX_VALUES + 1)}
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "run_provenance" in (folder / "model.json").read_text()
+    embedded = json.loads((folder / "model.json").read_text())["run_provenance"]
+    assert embedded["left_out"]["values"][0] == "/run_provenance/args/note"
     alone = project(tmp_path / "alone")
     shutil.copy(folder / "script.py", alone / "script.py")
     shutil.copy(folder / "model.json", alone / "model.json")
