@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provenance.limits import MAX_PART_BYTES, OverLimit, fit
 from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.sidecar import (
     atomic_write,
@@ -45,7 +46,7 @@ RANKS_SUFFIX = ".ranks"
 # Statuses a rank has in the record besides the outcome statuses: it ended without reporting
 # (its process is gone), or it left no trace at all before the wait ended.
 LOST, MISSING = "lost", "missing"
-_MAX_PART = 64 * 1024 * 1024
+_MAX_PART = MAX_PART_BYTES
 # Every rank's waiting and the record grow with the world size: past this, a size is taken for
 # a mistake (a stale variable, WORLD_SIZE=1000000) rather than a job, so one run cannot spend
 # minutes polling a million presences and write a record of hundreds of megabytes.
@@ -354,6 +355,11 @@ class Handoff:
             return None
         try:
             document = assemble(self.launch, view.parts, view.unreported, stopping=stopping)
+            # The union of the ranks' paths may be more than one record holds.
+            document, data = fit(document, canonical_bytes)
+        except OverLimit as err:
+            warn(f"could not write the job's record: {err}")
+            return None
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             # The parts sit in a folder anyone may write to: one not of our shape is no reason
             # to fail the rank that reads it.
@@ -375,7 +381,7 @@ class Handoff:
             )
         if path == target and status != SUCCEEDED:
             keep_last_good(target)
-        atomic_write(path, canonical_bytes(document), follow_symlinks=False)
+        atomic_write(path, data, follow_symlinks=False)
         if view.settled:
             self._clean()
             # A rank killed after the others had reported left its running record: the job's
@@ -448,11 +454,16 @@ def assemble(
     fields: dict[str, Any] = {}
     for document in reversed(documents):  # the lowest rank's value wins
         fields.update({k: v for k, v in document.items() if k != "run_provenance"})
-    block = {k: v for k, v in blocks[0].items() if k not in ("inputs", "outputs", "outcome")}
+    block = {
+        k: v for k, v in blocks[0].items() if k not in ("inputs", "outputs", "outcome", "left_out")
+    }
     opened = [{str(p) for p in parts[r].get("opened", ())} for r in order]
     for table, outputs in (("inputs", False), ("outputs", True)):
         slots = [b.get(table) for b in blocks]
         block[table] = _merge_slots(order, slots, opened, outputs=outputs)
+    left_out = _left_out(order, blocks)
+    if left_out:
+        block["left_out"] = left_out
     ranks = _rank_entries(launch, parts, unreported, stopping=stopping)
     block["outcome"] = _job_outcome(ranks, [b["outcome"] for b in blocks])
     block["launch"] = {
@@ -461,6 +472,24 @@ def assemble(
         "ranks": ranks,
     }
     return {**fields, "run_provenance": block}
+
+
+def _left_out(order: list[int], blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the ranks' parts left out (limits.fit), each path list's by the rank that cut it."""
+    paths: list[dict[str, Any]] = []
+    values: set[str] = set()
+    for rank, block in zip(order, blocks, strict=True):
+        found = block.get("left_out")
+        if not isinstance(found, dict):
+            continue
+        paths.extend({**p, "rank": rank} for p in found.get("paths", ()) if isinstance(p, dict))
+        values.update(v for v in found.get("values", ()) if isinstance(v, str))
+    left_out: dict[str, Any] = {}
+    if paths:
+        left_out["paths"] = paths
+    if values:
+        left_out["values"] = sorted(values)
+    return left_out
 
 
 def _job_paths(target: Path) -> tuple[Path, ...]:

@@ -9,8 +9,6 @@ one that may be touched, or says why not.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -19,6 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from provenance.errors import ProvenanceError
+from provenance.limits import (
+    MAX_DECLARED,
+    MAX_DEPTH,
+    MAX_PATH_BYTES,
+    MAX_RECORD_BYTES,
+    Refused,
+    declared_count,
+    depth_over,
+    refusal,
+    size_text,
+    strict_loads,
+)
 from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.paths import find_root
 from provenance.ranks import parts_of, ranks_folder
@@ -32,16 +42,6 @@ from provenance.sidecar import (
     sidecar_path_for,
 )
 
-MAX_RECORD_BYTES = 64 * 1024 * 1024
-# A record's values (arrays, objects and the items in them), counted before parsing: memory
-# for a document grows with them, not only with its bytes ("[]," is three bytes, a list 56).
-MAX_VALUES = 2_000_000
-MAX_DEPTH = 100  # a recorded value is cut at 64 levels (normalize); the block adds a few
-MAX_INT_DIGITS = 64  # sizes and exit codes need 20; Python refuses 4300 with a ValueError
-MAX_PATH_BYTES = 4096
-# Paths one record declares: checking each against the schema takes about half a millisecond,
-# so this keeps a record to seconds. A script with more files to name declares their folder.
-MAX_DECLARED = 20_000
 # The records a run keeps beside its sidecar (docs/sidecar.md), besides running ones.
 SIDE_KINDS = (FAILED, INTERRUPTED, SUCCEEDED, PREVIOUS)
 
@@ -249,7 +249,7 @@ def load(
             )
         document = {"schema": "provenance.manifest/v1", "run_provenance": block}
         embedded = True
-    if _declared(document) > MAX_DECLARED:
+    if declared_count(document) > MAX_DECLARED:
         raise UnreadableRecord(f"{source}: declares over {MAX_DECLARED:,} paths: not a sidecar")
     if embedded or vouched is None or not vouched(source, st):
         try:
@@ -259,18 +259,6 @@ def load(
     entrypoint = document["run_provenance"]["entrypoint"]["path"]
     base = Path(os.path.abspath(root)) if root is not None else root_for(source, entrypoint)
     return Record(source, document, base, embedded)
-
-
-def _declared(document: Any) -> int:
-    """How many paths a document's inputs and outputs declare, whatever their shape."""
-    block = document.get("run_provenance") if isinstance(document, dict) else None
-    tables = [block.get(t) for t in ("inputs", "outputs")] if isinstance(block, dict) else []
-    return sum(
-        len(slot) if isinstance(slot, list) else 1
-        for table in tables
-        if isinstance(table, dict)
-        for slot in table.values()
-    )
 
 
 def root_for(source: Path, shown: str) -> Path | None:
@@ -333,80 +321,26 @@ def _read_json(
         raise UnreadableRecord(f"{path}: no such file") from None
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
         raise UnreadableRecord(f"{path}: cannot be read: {_reason(err)}") from None
-    if len(data) > limit or st.st_size > limit:
-        raise UnreadableRecord(f"{path}: over {_size(limit)}: not a {kind}")
-    if data.count(b"[") + data.count(b"{") + data.count(b",") > MAX_VALUES:
-        raise UnreadableRecord(f"{path}: over {MAX_VALUES:,} values: not a {kind}")
+    if st.st_size > limit:
+        raise UnreadableRecord(f"{path}: over {size_text(limit)}: not a {kind}")
+    why = refusal(data, kind, limit)
+    if why is not None:
+        raise UnreadableRecord(f"{path}: {why}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise UnreadableRecord(f"{path}: not JSON: not UTF-8 at byte {err.start}") from None
     try:
-        document = json.loads(
-            text,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            object_pairs_hook=_unique_keys,
-        )
-    except _Refused as err:
+        document = strict_loads(text)
+    except Refused as err:
         raise UnreadableRecord(f"{path}: not strict JSON: {err}") from None
     except RecursionError:
         raise UnreadableRecord(f"{path}: nested too deeply to be a {kind}") from None
     except ValueError as err:
         raise UnreadableRecord(f"{path}: not JSON: {err}") from None
-    if _depth_over(document, MAX_DEPTH):
+    if depth_over(document, MAX_DEPTH):
         raise UnreadableRecord(f"{path}: nested deeper than {MAX_DEPTH} levels: not a {kind}")
     return document, after
-
-
-def _size(limit: int) -> str:
-    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
-
-
-class _Refused(Exception):
-    """A value strict JSON, or any writer of records, does not produce."""
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Refused(f"the number {text[:20]}… is out of range")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise _Refused(f"an integer of {len(text)} digits")
-    return int(text)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _Refused(f"duplicate key {key[:40]!r}")
-            seen.add(key)
-    return document
-
-
-def _depth_over(document: Any, limit: int) -> bool:
-    """Whether ``document`` nests deeper than ``limit``, found without recursion."""
-    stack = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > limit:
-                return True
-            items = value.values() if isinstance(value, dict) else value
-            stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
-    return False
 
 
 def _reason(err: Exception) -> str:

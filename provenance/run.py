@@ -26,6 +26,7 @@ from provenance.errors import (
     SidecarWriteError,
 )
 from provenance.hashing import HashPolicy
+from provenance.limits import fit, unreadable
 from provenance.normalize import normalize
 from provenance.outcome import (
     FAILED,
@@ -608,9 +609,14 @@ class Run:
         return sidecar_path_for(first) if first is not None else None
 
     def _document(self, block: dict[str, Any]) -> dict[str, Any]:
-        """The record as written: recorded fields and the block, with every secret hidden."""
+        """The record: recorded fields and the block, with every secret hidden."""
         document = {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": block}
         return redact_document(document, self.secrets, _known_secrets(self))
+
+    def _fitted(self, block: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The record as written, and its bytes: made to fit what a reader takes (limits.fit),
+        so that a record that exists can always be read."""
+        return fit(self._document(block), canonical_bytes)
 
     # -- the running record ------------------------------------------------------------------
 
@@ -628,7 +634,7 @@ class Run:
         facts.shared_trainer = source.entrypoint if source is not self else self.shared_trainer
         try:
             block = build_block(facts, RUNNING_PIPELINE)
-            data = canonical_bytes(source._document(block))
+            _, data = source._fitted(block)
             self._running = RunningRecord.create(base, data)
         except Exception as err:  # noqa: BLE001 -- the start record is a help, never a new way to fail
             _warn(
@@ -689,9 +695,12 @@ class Run:
                 if wrote_path(p)
             )
             try:
-                document = self._document(block)
+                document, data = self._fitted(block)
+                # Only what the part names: an output left out of it is not in the job's record.
+                kept = {e.get("path") for e in table_entries(document["run_provenance"]["outputs"])}
+                opened = [p for p in opened if p in kept]
                 handoff.report(document, wrote=wrote, opened=opened)
-                self._written = (sidecar, canonical_bytes(document))  # this rank's own part
+                self._written = (sidecar, data)  # this rank's own part
             except OSError as err:
                 self._trouble(SidecarWriteError(f"could not hand off to {handoff.folder}: {err}"))
                 return
@@ -809,22 +818,21 @@ class Run:
         at ``--manifest-out``, written by this run, gets the block merged into it; anything
         else of the script's there is left alone and the record goes beside it.
         """
-        document = self._document(block)
+        document, data = self._fitted(block)
         status = self._outcome.status
         wrote = any(
             facts.written_by_run(p) for d in self.outputs.values() if d is not None for p in d.paths
         )
         if self.manifest_out is not None and not _is_record(target):
             if not os.path.lexists(target):
-                return target, canonical_bytes(document), None
+                return target, data, None
             written = changed_since(str(target), self.started_ns)
             found = read_json_object(target) if written else None
             if found is not None and "run_provenance" not in found[1]:
                 own = found[1]
                 # Recorded fields the script's document lacks follow its keys; no "schema" of
                 # ours goes in: the document stays the script's, with the block in it.
-                fields = self._document(block)
-                extra = {k: v for k, v in fields.items() if k not in (*own, *RESERVED_FIELDS)}
+                extra = {k: v for k, v in document.items() if k not in (*own, *RESERVED_FIELDS)}
                 merged = {**own, **extra}
                 if str(target) in facts.outputs_paths():
                     # The manifest is also a declared output: like embed_into, its own entry
@@ -833,36 +841,39 @@ class Run:
                     block = {**block, **build_block(facts, OUTPUTS_STEPS)}
                     facts.embedded_in = None
                 block = redact_block(block, self.secrets, _known_secrets(self))
-                return target, embedded_bytes(merged, block), None
+                merged_data, refused = _embedding(merged, block)
+                if refused is None:
+                    return target, merged_data, None
+                why = f"would with the record in it be refused by a reader ({refused})"
+            else:
+                why = (
+                    "holds a run_provenance of its own"
+                    if found is not None
+                    else "is not a JSON object this run wrote"
+                )
             beside = sidecar_path_for(target)
-            why = (
-                "holds a run_provenance of its own"
-                if found is not None
-                else "is not a JSON object this run wrote"
-            )
             note = f"{target} {why}, so it was left as it is; this run's record is {beside}"
-            return self._placement_at(beside, document, status, wrote=True, note=note)
+            return self._placement_at(beside, data, status, wrote=True, note=note)
         if self.manifest_out is not None:
-            return self._placement_at(target, document, status, wrote=wrote)
+            return self._placement_at(target, data, status, wrote=wrote)
         first = self._first_output()
         assert first is not None  # the target is beside it
         # A record of an artifact that is gone describes no bytes: a successful run may take
         # its place even without writing the artifact.
         vanished = status == SUCCEEDED and not os.path.lexists(first)
         return self._placement_at(
-            target, document, status, wrote=bool(facts.written_by_run(first)) or vanished
+            target, data, status, wrote=bool(facts.written_by_run(first)) or vanished
         )
 
     def _placement_at(
         self,
         target: Path,
-        document: dict[str, Any],
+        data: bytes,
         status: str,
         *,
         wrote: bool,
         note: str | None = None,
     ) -> tuple[Path, bytes, str | None]:
-        data = canonical_bytes(document)
         if wrote or not os.path.lexists(target):
             return target, data, note
         beside = side_record_path(target, status)
@@ -974,12 +985,29 @@ class Run:
         facts.embedded_in = host
         block = redact_block(build_block(facts), self.secrets, _known_secrets(self))
         facts.embedded_in = None
+        data, refused = _embedding(document, block)
+        if refused is not None:
+            _warn(
+                f"did not embed run_provenance into {host}: with it, a reader would refuse the "
+                f"file ({refused}); the sidecar holds the record",
+                self,
+            )
+            return None
         facts.forget(host)
         try:
-            atomic_write(host, embedded_bytes(document, block))
+            atomic_write(host, data)
         except OSError as err:
             raise SidecarWriteError(f"could not embed run_provenance into {host}: {err}") from err
         return Path(host), original
+
+
+def _embedding(document: dict[str, Any], block: dict[str, Any]) -> tuple[bytes, str | None]:
+    """``document`` with the block in it, the block made to fit what a reader takes; and why a
+    reader would still refuse the whole (the script's own part too big, or not strict JSON),
+    or None."""
+    fitted, _ = fit({"schema": MANIFEST_SCHEMA, "run_provenance": block}, canonical_bytes)
+    data = embedded_bytes(document, fitted["run_provenance"])
+    return data, unreadable(data, "record")
 
 
 def _stat_key(path: Path) -> tuple[int, ...] | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from provenance.limits import MAX_RECORD_BYTES
 from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 
 MANIFEST_SCHEMA = "provenance.manifest/v1"
@@ -158,7 +159,6 @@ def _default_mode() -> int:
 # A temporary file nobody holds a lock on and older than this was left by a writer that died.
 _STALE_TMP_SECONDS = 60
 _NAME_MAX = 255
-_MAX_OWN_RECORD = 64 * 1024 * 1024
 _TMP_SUFFIX = ".tmp"
 
 
@@ -303,7 +303,7 @@ def folder_lock(
 def read_own_record(path: Path) -> dict[str, Any] | None:
     """The JSON object at a path where this package keeps records (a sidecar, a running
     record), read within the size a record may have; None when there is none."""
-    found = read_json_object(path, limit=_MAX_OWN_RECORD)
+    found = read_json_object(path, limit=MAX_RECORD_BYTES)
     return found[1] if found is not None else None
 
 

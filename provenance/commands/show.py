@@ -52,6 +52,7 @@ def summary(record: Record) -> dict[str, Any]:
         if "launch" in block
         else {}
     )
+    left_out = {"left_out": block["left_out"]} if "left_out" in block else {}
     return {
         "record": str(record.source),
         "embedded": record.embedded,
@@ -69,7 +70,26 @@ def summary(record: Record) -> dict[str, Any]:
         "state": job_state(record) if record.running else None,
         "running": [{"record": str(p), "state": state} for p, state in running_beside(record)],
         **launch,
+        **left_out,
     }
+
+
+def _left_out_lines(left_out: Any) -> list[str]:
+    """What the record says it left out to stay readable (docs/sidecar.md)."""
+    lines = []
+    paths = left_out.get("paths", []) if isinstance(left_out, dict) else []
+    for item in paths if isinstance(paths, list) else []:
+        if isinstance(item, dict):
+            rank = f" (rank {item['rank']})" if "rank" in item else ""
+            lines.append(
+                f"    {item.get('table')} {item.get('name')}{rank}: {item.get('left_out')} of "
+                f"{item.get('total')} paths, kept the first {item.get('kept')} (blake3 of the "
+                f"whole list {short(str(item.get('blake3')))})"
+            )
+    values = left_out.get("values", []) if isinstance(left_out, dict) else []
+    for where in values if isinstance(values, list) else []:
+        lines.append(f"    {where}: replaced by its size and digest")
+    return ["  left out to stay readable", *lines] if lines else []
 
 
 RANK_STATES = {
@@ -161,6 +181,7 @@ def render(info: dict[str, Any]) -> str:
             for name, value in info["environment"].items()
         ]
     lines.append(f"  code            {info['code_files']} project files with their digests")
+    lines += _left_out_lines(info.get("left_out"))
     if info["fields"]:
         lines.append("  recorded fields")
         for key, value in info["fields"].items():

@@ -174,7 +174,7 @@ class Verifier:
         for group, table in (("input", block["inputs"]), ("output", block["outputs"])):
             for name, entry in declared_entries(table):
                 checks.append(self.entry(record, boundary, group, name, entry))
-        return checks
+        return checks + left_out_checks(block.get("left_out"))
 
     def running(self, path: Path, state: str, name: str) -> Check:
         detail = (
@@ -299,6 +299,28 @@ class Verifier:
         if recorded_kind == "directory":
             detail += f"; {entry.get('file_count')} files, now {now.get('file_count')}"
         return Check(group, name, shown, CHANGED, detail)
+
+
+def left_out_checks(left_out: Any) -> list[Check]:
+    """The paths a record left out to stay readable (docs/sidecar.md): not verified, since the
+    record holds only the digest of their whole list."""
+    paths = left_out.get("paths") if isinstance(left_out, dict) else None
+    checks = []
+    for item in paths if isinstance(paths, list) else []:
+        if not isinstance(item, dict):
+            continue
+        group = "input" if item.get("table") == "inputs" else "output"
+        rank = f" of rank {item['rank']}" if "rank" in item else ""
+        checks.append(
+            Check(
+                group,
+                str(item.get("name")),
+                f"{item.get('left_out')} path(s)",
+                SKIPPED,
+                f"left out of the record{rank}, past the {item.get('kept')} it kept: not verified",
+            )
+        )
+    return checks
 
 
 def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
