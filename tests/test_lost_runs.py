@@ -267,6 +267,59 @@ class TestASidecarFirstKnownAtExit:
         assert verified(out)[1][lost.name] == "lost"
 
 
+LITERAL = """
+import argparse, sys, time
+from pathlib import Path
+from provenance import recorded_run
+
+MODEL = Path(__file__).with_name("model.bin")
+
+@recorded_run(outputs={"model": MODEL})
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ready")
+    args = parser.parse_args(argv)
+    MODEL.write_bytes(b"lost" * 1024)
+    Path(args.ready).write_text("ready")
+    time.sleep(600)
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+def test_a_run_that_ends_in_argparse_leaves_a_lost_runs_record(tmp_path):
+    # A literal output path gives the run its running record before the arguments are
+    # parsed; --help then ends it with nothing run, and nothing of another run's removed.
+    script = tmp_path / "literal.py"
+    script.write_text(LITERAL)
+    model, ready = tmp_path / "model.bin", tmp_path / "ready"
+
+    def started(*argv: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(script), *map(str, argv)],
+            cwd=tmp_path,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_signals,
+        )
+
+    lost = started("--ready", ready)
+    wait_until(ready.exists, lost, "it wrote the model")
+    lost.send_signal(signal.SIGKILL)
+    assert finish(lost) == -signal.SIGKILL
+    (left,) = running_records(sidecar_of(model))
+    assert finish(started("--help")) == 0
+    assert running_records(sidecar_of(model)) == [left]
+    assert not sidecar_of(model).exists()
+    assert shown_running(model) == {}  # the lost run's own record is the one shown
+    result = run_cli("show", "--json", model)
+    assert json.loads(result.out)["state"] == "lost"
+
+
 class TestRanks:
     def launch(self, out: Path, *argv: object) -> list[int]:
         def env(rank: int) -> dict[str, str]:
