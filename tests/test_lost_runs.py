@@ -355,6 +355,19 @@ class TestRanks:
         assert running_records(sidecar_of(out)) == [lost]
         assert verified(out)[1][lost.name] == "lost"
 
+    def test_a_job_that_wrote_nothing_leaves_its_own_lost_ranks_record(self, tmp_path):
+        # The job's record goes beside the sidecar: the killed rank may have written the
+        # model, and the sidecar does not describe that.
+        out = tmp_path / "model.json"
+        assert self.lone(out) == 0
+        assert self.launch(out, "--save-rank", "5", "--kill-rank", "1") == [0, -signal.SIGKILL]
+        failed = side_record_path(sidecar_of(out), "failed")
+        ranks = load_sidecar(failed)["run_provenance"]["launch"]["ranks"]
+        assert [r["status"] for r in ranks] == ["succeeded", "lost"]
+        (lost,) = running_records(sidecar_of(out))
+        assert not is_live(lost)
+        assert verified(out)[1][lost.name] == "lost"
+
     def test_a_job_that_rewrote_it_supersedes_an_earlier_lost_run(self, tmp_path):
         out = tmp_path / "model.json"
         assert self.lone(out, "--kill-rank", "0") == -signal.SIGKILL
