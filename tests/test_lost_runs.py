@@ -1,6 +1,7 @@
 """A lost run's record (kill -9 left it) stays until a record that accounts for it is written.
 
-Each run here is a real process of the faulty trainer, killed with real signals. After a lost
+Each run here is a real process (the faulty trainer, the ranked fake, or a small script),
+killed with real signals. After a lost
 run, whatever a later run does, ``verify`` and ``show`` go on naming the lost run until a later
 run rewrote every output the lost run declared and took the sidecar's place; no run removes
 evidence it did not supersede.
