@@ -27,14 +27,16 @@ from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.sidecar import (
     atomic_write,
     canonical_bytes,
-    clear_lost_runs,
     folder_lock,
     is_live,
     keep_last_good,
     read_json_object,
     record_status,
+    remove_lost,
+    running_records,
     side_record_path,
     slot_entries,
+    superseded_runs,
 )
 
 # How long the waiting rank waits for the others, in seconds (tests lower it).
@@ -47,6 +49,7 @@ RANKS_SUFFIX = ".ranks"
 # (its process is gone), or it left no trace at all before the wait ended.
 LOST, MISSING = "lost", "missing"
 _MAX_PART = MAX_PART_BYTES
+_MAX_NAME = 255  # a presence holds the name of its rank's running record
 # Every rank's waiting and the record grow with the world size: past this, a size is taken for
 # a mistake (a stale variable, WORLD_SIZE=1000000) rather than a job, so one run cannot spend
 # minutes polling a million presences and write a record of hundreds of megabytes.
@@ -177,6 +180,8 @@ class Handoff:
         self._reported_ns: int | None = None
         # The files at the job's record paths when this rank reported: an earlier job's.
         self._earlier: dict[Path, tuple[int, int, bytes] | None] = {}
+        # The running records beside the sidecar whose runs were gone when this rank started.
+        self.lost_before: frozenset[Path] = frozenset()
 
     def _part(self, rank: int) -> Path:
         return self.folder / f"rank{rank}.{self.key}.json"
@@ -205,6 +210,33 @@ class Handoff:
             os.close(fd)
             raise
         self._live = fd
+
+    def running_at(self, record: Path, *, lost_before: frozenset[Path]) -> None:
+        """Say in this rank's presence where its running record is: if the rank is lost, the
+        job's record accounts for it, and the rank that writes that record removes it."""
+        self.lost_before = lost_before
+        if self._live is None:
+            return
+        name = record.name.encode("utf-8", "surrogateescape")
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._live, 0)
+            os.pwrite(self._live, name, 0)
+
+    def _lost_ranks_records(self, target: Path, view: _View) -> list[Path]:
+        """The running records of this job's ranks that ended without reporting, as their
+        presences name them; only names of running records beside ``target`` count."""
+        beside = {p.name: p for p in running_records(target)}
+        found = []
+        for rank, status in view.unreported.items():
+            if status != LOST:
+                continue
+            presence = _read_regular(self._presence(rank))
+            if presence is None:
+                continue
+            name = presence[1][:_MAX_NAME].decode("utf-8", "surrogateescape")
+            if name in beside:
+                found.append(beside[name])
+        return found
 
     def report(self, document: dict[str, Any], *, wrote: bool, opened: list[str]) -> None:
         """Write this rank's part, its outcome decided, atomically into the hand-off folder."""
@@ -383,10 +415,14 @@ class Handoff:
             keep_last_good(target)
         atomic_write(path, data, follow_symlinks=False)
         if view.settled:
+            lost_ranks = self._lost_ranks_records(target, view)
             self._clean()
-            # A rank killed after the others had reported left its running record: the job's
-            # record now says what became of it.
-            clear_lost_runs(target)
+            if path == target:
+                # A rank killed after the others had reported left its running record: the
+                # job's record, which now describes the bytes on disk, says what became of
+                # it. Earlier lost runs go only as a lone run's record would make them go.
+                rewrote = {str(p) for part in view.parts.values() for p in part.get("opened") or ()}
+                remove_lost([*lost_ranks, *superseded_runs(target, self.lost_before, rewrote)])
         return path
 
     def _clean(self) -> None:

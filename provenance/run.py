@@ -87,11 +87,15 @@ from provenance.sidecar import (
     is_live,
     is_sidecar_name,
     keep_last_good,
+    lost_runs,
     read_json_object,
     read_own_record,
+    record_outputs,
+    remove_lost,
     running_records,
     side_record_path,
     sidecar_path_for,
+    superseded_runs,
     table_entries,
 )
 from provenance.signals import SignalGuard
@@ -192,6 +196,11 @@ class Run:
         self._stack = ExitStack()
         self._guard: SignalGuard | None = None
         self._running: RunningRecord | None = None
+        # The running records beside the sidecar whose runs were gone when this one started:
+        # the only lost runs this run's record can supersede (see superseded_runs). None when
+        # the sidecar was first known at exit: which runs were gone at the start is not known.
+        self._lost_before: frozenset[Path] | None = None
+        self._exiting = False
         # The stat of each sidecar this run may write, when it first knew of it: a change by
         # the end means another run recorded the same artifact meanwhile.
         self._sidecar_stats: dict[Path, tuple[int, ...] | None] = {}
@@ -443,6 +452,7 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
+        self._exiting = True
         if self._guard is not None:
             self._guard.recording = True  # from here on a signal stops hashing, not recording
         self._stack.close()
@@ -628,7 +638,9 @@ class Run:
         if target is None:
             return
         base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
-        self._hand_off(base)
+        if not self._exiting:
+            self._lost_before = lost_runs(base)
+        handoff = self._hand_off(base)
         facts = source._facts(cache=False)
         facts.entrypoint = self.entrypoint
         facts.shared_trainer = source.entrypoint if source is not self else self.shared_trainer
@@ -636,6 +648,8 @@ class Run:
             block = build_block(facts, RUNNING_PIPELINE)
             _, data = source._fitted(block)
             self._running = RunningRecord.create(base, data)
+            if handoff is not None:
+                handoff.running_at(self._running.path, lost_before=self._lost_before or frozenset())
         except Exception as err:  # noqa: BLE001 -- the start record is a help, never a new way to fail
             _warn(
                 f"could not write the running record beside {base}: {type(err).__name__}: {err}",
@@ -770,6 +784,7 @@ class Run:
             except OSError as err:
                 self._write_failed(target, embedded, err)
                 return
+            remove_lost(self._superseded(facts, target, path))
         if self._running is not None:
             self._running.remove()
         _tell_record_log(path, self)
@@ -884,6 +899,22 @@ class Run:
             f"this run's record is {beside}",
         )
 
+    def _superseded(self, facts: RunFacts, target: Path, path: Path) -> list[Path]:
+        """The lost runs' records this run's record accounts for: it took the sidecar's place
+        and rewrote every output they declared, after they were gone. Any other run's record
+        is evidence this run has no say over."""
+        base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
+        if path not in (target, base) or self._lost_before is None:
+            return []  # beside the sidecar: the sidecar, and what it describes, stay
+        rewrote = {
+            facts.shown(p)
+            for d in self.outputs.values()
+            if d is not None
+            for p in d.paths
+            if facts.written_by_run(p)
+        }
+        return superseded_runs(base, self._lost_before, rewrote)
+
     def _mark_concurrent(self, facts: RunFacts, block: dict[str, Any], target: Path) -> bool:
         """Say so where another run wrote the same outputs while this one ran: the bytes on
         disk may be that run's. Called with the folder lock held."""
@@ -901,10 +932,18 @@ class Run:
         for other in running_records(base):
             if self._running is not None and other == self._running.path:
                 continue
-            if is_live(other):
-                others |= _output_paths(other, written_only=False)
+            # A run that was under way at any moment of this one, live or lost since, may
+            # have written the bytes on disk; only one lost before this run began cannot.
+            # Unknown (the sidecar was first known at exit): one written since this run began.
+            earlier = self._lost_before
+            if is_live(other) or (
+                other not in earlier
+                if earlier is not None
+                else changed_since(str(other), self.started_ns)
+            ):
+                others |= record_outputs(other)
         if target in self._sidecar_stats and _stat_key(target) != self._sidecar_stats[target]:
-            others |= _output_paths(target, written_only=True)
+            others |= record_outputs(target, written_only=True)
         shared = mine & others
         if not shared:
             return False
@@ -1022,19 +1061,6 @@ def _is_record(path: Path) -> bool:
     """Whether ``path`` holds a sidecar of ours (not a script's document with a block in it)."""
     document = read_own_record(path)
     return document is not None and document.get("schema") == MANIFEST_SCHEMA
-
-
-def _output_paths(record: Path, *, written_only: bool) -> set[str]:
-    """The output paths another run's record names (only those it wrote, if asked)."""
-    document = read_own_record(record)
-    block = document.get("run_provenance") if document is not None else None
-    if not isinstance(block, dict):
-        return set()
-    return {
-        e["path"]
-        for e in table_entries(block.get("outputs"))
-        if isinstance(e.get("path"), str) and (not written_only or e.get("written_by_run"))
-    }
 
 
 def _tell_record_log(path: Path, run: Run | None = None) -> None:

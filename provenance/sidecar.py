@@ -12,7 +12,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +101,46 @@ def running_records(target: Path) -> list[Path]:
     )
 
 
-def clear_lost_runs(sidecar: Path) -> None:
-    """Remove the running records beside ``sidecar`` whose processes are gone: a record
-    written after them, which accounts for them, has superseded them."""
+def lost_runs(sidecar: Path) -> frozenset[Path]:
+    """The running records beside ``sidecar`` whose processes are gone."""
+    return frozenset(other for other in running_records(sidecar) if not is_live(other))
+
+
+def record_outputs(record: Path, *, written_only: bool = False) -> set[str]:
+    """The output paths a record of ours names (only those its run wrote, if asked); none for
+    what is not one."""
+    document = read_own_record(record)
+    block = document.get("run_provenance") if document is not None else None
+    if not isinstance(block, dict):
+        return set()
+    return {
+        e["path"]
+        for e in table_entries(block.get("outputs"))
+        if isinstance(e.get("path"), str) and (not written_only or e.get("written_by_run"))
+    }
+
+
+def superseded_runs(sidecar: Path, lost_before: frozenset[Path], rewrote: set[str]) -> list[Path]:
+    """The lost runs' records beside ``sidecar`` that a record just written there accounts for.
+
+    Only a writer that started after such a run was gone (``lost_before``: the records it found
+    lost when it started) and rewrote every output that run declared (``rewrote``, as records
+    show paths) leaves no byte of the lost run on disk; any other lost run may have left bytes
+    the sidecar does not describe, and its record stays to say so.
+    """
+    found = []
     for other in running_records(sidecar):
+        if other not in lost_before or is_live(other):
+            continue
+        theirs = record_outputs(other)
+        if theirs and theirs <= rewrote:
+            found.append(other)
+    return found
+
+
+def remove_lost(records: Iterable[Path]) -> None:
+    """Remove these running records, each only if its process is gone."""
+    for other in records:
         if not is_live(other):
             with contextlib.suppress(OSError):
                 os.unlink(other)
@@ -117,11 +153,6 @@ def _regular(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def _sidecar_of_running(name: str) -> str:
-    """``X.manifest.running.<token>.json`` -> ``X.manifest.json``."""
-    return re.sub(rf"\.{RUNNING}\.{_TOKEN}\.json$", ".json", name)
 
 
 def is_live(record: str | os.PathLike[str]) -> bool:
@@ -352,9 +383,8 @@ class RunningRecord:
         return cls(path, fd)
 
     def remove(self) -> None:
-        """The final record is written: this one has served, and lost runs' records beside it
-        (their processes gone) are superseded by a record written after them."""
-        clear_lost_runs(self.path.with_name(_sidecar_of_running(self.path.name)))
+        """The final record is written: this one has served. Other runs' records beside it are
+        theirs: see ``superseded_runs`` for when a run may remove a lost one's."""
         with contextlib.suppress(OSError):
             os.unlink(self.path)
         self.release()

@@ -16,12 +16,15 @@ from provenance.sidecar import (
     is_live,
     is_sidecar_name,
     keep_last_good,
+    lost_runs,
     read_json_object,
     record_status,
+    remove_lost,
     remove_stale_tmp,
     running_records,
     side_record_path,
     sidecar_path_for,
+    superseded_runs,
 )
 
 
@@ -212,12 +215,46 @@ def test_records_are_not_written_through_a_link_put_where_a_record_goes(tmp_path
     assert link.read_bytes() == b"{}"
 
 
-def test_a_recorded_end_clears_the_records_of_lost_runs_but_not_of_live_ones(tmp_path):
-    target = tmp_path / "m.json.manifest.json"
-    lost = RunningRecord.create(target, b"{}")
-    lost.release()  # its process is gone
-    live = RunningRecord.create(target, b"{}")
-    mine = RunningRecord.create(target, b"{}")
-    mine.remove()
-    assert running_records(target) == [live.path]
-    live.remove()
+def running_document(*outputs: str) -> bytes:
+    entries = {f"o{i}": {"path": p, "pending": True} for i, p in enumerate(outputs)}
+    return canonical_bytes({"run_provenance": {"outputs": entries}})
+
+
+class TestLostRuns:
+    def test_a_recorded_end_removes_only_its_own_running_record(self, tmp_path):
+        target = tmp_path / "m.json.manifest.json"
+        lost = RunningRecord.create(target, running_document("m.json"))
+        lost.release()  # its process is gone
+        live = RunningRecord.create(target, running_document("m.json"))
+        mine = RunningRecord.create(target, running_document("m.json"))
+        mine.remove()
+        assert running_records(target) == sorted([lost.path, live.path])
+        live.remove()
+
+    def test_superseded_only_when_lost_before_and_every_output_rewritten(self, tmp_path):
+        target = tmp_path / "m.json.manifest.json"
+        records = {}
+        for name, outputs in {
+            "one": ("m.json",),
+            "two": ("m.json", "m.data"),
+            "garbled": (),
+            "after": ("m.json",),
+        }.items():
+            records[name] = RunningRecord.create(target, running_document(*outputs))
+            records[name].release()
+        records["garbled"].path.write_bytes(b"{not json")
+        before = lost_runs(target) - {records["after"].path}  # lost once the writer began
+        assert superseded_runs(target, before, {"m.json"}) == [records["one"].path]
+        both = superseded_runs(target, before, {"m.json", "m.data"})
+        assert both == sorted([records["one"].path, records["two"].path])
+        assert superseded_runs(target, before, set()) == []
+        remove_lost(both)
+        assert running_records(target) == sorted([records["garbled"].path, records["after"].path])
+
+    def test_a_live_record_is_never_removed(self, tmp_path):
+        target = tmp_path / "m.json.manifest.json"
+        live = RunningRecord.create(target, running_document("m.json"))
+        remove_lost([live.path])
+        assert superseded_runs(target, frozenset({live.path}), {"m.json"}) == []
+        assert running_records(target) == [live.path]
+        live.remove()
