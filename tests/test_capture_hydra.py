@@ -117,7 +117,6 @@ class TestDecoratorUnderHydraMain:
         )
         assert ("rmse" in outcome["gates"]) == (end == "gate")
 
-
     def test_a_short_key_is_hidden_from_the_error_that_repeats_it(self, tmp_path):
         folder = hydra_project(tmp_path)
         proc = hydra_run(folder, "hydra_app", "trainer.end=login", "wandb.api_key=pw7")
