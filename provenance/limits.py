@@ -46,6 +46,7 @@ MAX_PART_BYTES = 2 * MAX_RECORD_BYTES + 1024 * 1024
 _MIN_TEXT = 256
 
 LEFT_OUT = "$left_out"
+LEFT_OUT_TEXT = "<left out: "  # how a text left out starts
 
 
 class OverLimit(SidecarWriteError):
@@ -204,7 +205,7 @@ def value_marker(data: bytes, why: str) -> dict[str, Any]:
 def text_marker(text: str, why: str) -> str:
     """What stands for a text left out where only a text may stand (argv, an error message)."""
     data = text.encode("utf-8", "surrogateescape")
-    return f"<left out: a text of {len(data):,} bytes, blake3 {_digest(data)}: {why}>"
+    return f"{LEFT_OUT_TEXT}a text of {len(data):,} bytes, blake3 {_digest(data)}: {why}>"
 
 
 def _is_marker(value: Any) -> bool:

@@ -229,6 +229,10 @@ def test_a_huge_argument_is_replaced_in_argv_and_in_args(folder: Path):
         f"/run_provenance/argv/{len(block['argv']) - 1}",
     ]
     commands_read(folder)
+    # The marker is no argument to run the script with again.
+    replay = cli_in(folder, "replay", "--run", "model.json")
+    assert replay.returncode == 2
+    assert "an argument was too large for the record" in replay.stderr
 
 
 def test_a_script_document_nested_too_deep_keeps_the_record_beside_it(folder: Path):

@@ -34,6 +34,7 @@ from provenance.commands import (
 from provenance.commands.diff import compare, render_differences
 from provenance.environment import ENV_NAME, recorded_variables
 from provenance.hashing import sha256_file
+from provenance.limits import LEFT_OUT_TEXT
 from provenance.records import Record, UnreadableRecord, load, sidecar_target
 from provenance.redact import REDACTED
 from provenance.sidecar import RECORD_LOG
@@ -184,6 +185,11 @@ def redacted(record: Record) -> bool:
     return any(REDACTED in str(word) for word in record.block["argv"])
 
 
+def left_out(record: Record) -> bool:
+    """Whether an argument was too large for the record and stands there as a marker."""
+    return any(str(word).startswith(LEFT_OUT_TEXT) for word in record.block["argv"])
+
+
 def runnable(record: Record, python: str, force: bool) -> list[str] | str:
     """The argument vector to replay ``record`` with, or why it must not run."""
     entrypoint = record.block["entrypoint"]
@@ -282,6 +288,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if redacted(record):
         warn(f"cannot replay {record.source}: its command holds redacted values")
+        return EXIT_USAGE
+    if left_out(record):
+        warn(f"cannot replay {record.source}: an argument was too large for the record")
         return EXIT_USAGE
     if record.embedded or record.root is None:
         warn(f"cannot replay {record.source}: replay needs the run's sidecar and project root")
