@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,10 @@ SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
 RUNNING = "running"
 SIGTERM_EXIT = 143
 SIGINT_EXIT = 130
+# CPython makes a tuple given to sys.exit the SystemExit's arguments (``(3,)`` exits 3) when it
+# makes the exception object. From 3.12 it does so at once; before, only once something catches
+# it, and nothing has at the top of a script: there ``sys.exit((3,))`` prints ``(3,)``, exits 1.
+_TUPLE_IS_ARGS = sys.version_info >= (3, 12)
 
 
 class Terminated(BaseException):
@@ -51,8 +56,38 @@ def exit_code_of(code: object) -> int:
 
 
 def from_exit_code(code: object) -> Outcome:
-    """Outcome of a return value or ``SystemExit`` code."""
+    """Outcome of a ``SystemExit`` code."""
     status = exit_code_of(code)
+    return Outcome(SUCCEEDED if status == 0 else FAILED, status)
+
+
+def raised_by_exit(value: object) -> SystemExit:
+    """The exception ``sys.exit(value)`` raises, as the top of a script sees it: ``value`` itself
+    if it is a ``SystemExit``, else one made of it."""
+    if isinstance(value, SystemExit):
+        return value
+    if isinstance(value, tuple) and _TUPLE_IS_ARGS:
+        return SystemExit(*value)
+    return SystemExit(value)
+
+
+def code_of(exc: SystemExit) -> object:
+    """The code CPython exits by when ``exc`` ends the process; a ``code`` it cannot read makes
+    it print ``exc`` and exit 1, as a code that is not an int does."""
+    try:
+        return exc.code
+    except Exception:  # noqa: BLE001 -- a subclass's hostile ``code`` must not stop the record
+        return exc
+
+
+def exit_code_of_return(value: object) -> int:
+    """The status a process ends with after ``sys.exit(value)``, ``value`` what main returned."""
+    return exit_code_of(code_of(raised_by_exit(value)))
+
+
+def from_returned(value: object) -> Outcome:
+    """Outcome of what main returned, as ``sys.exit(main())`` ends the process with it."""
+    status = exit_code_of_return(value)
     return Outcome(SUCCEEDED if status == 0 else FAILED, status)
 
 
@@ -74,8 +109,9 @@ def error_of(exc: BaseException) -> dict[str, str]:
 def from_exception(exc: BaseException) -> Outcome:
     """Outcome of an exception escaping the run."""
     if isinstance(exc, SystemExit):
-        outcome = from_exit_code(exc.code)
-        if exc.code is None or isinstance(exc.code, int):
+        code = code_of(exc)
+        outcome = from_exit_code(code)
+        if code is None or isinstance(code, int):
             return outcome
         # sys.exit("gate failed: see the report") prints its message: keep it.
         return Outcome(outcome.status, outcome.exit_code, error_of(exc))

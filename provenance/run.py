@@ -36,7 +36,7 @@ from provenance.outcome import (
     Outcome,
     error_of,
     from_exception,
-    from_exit_code,
+    from_returned,
     signal_exit,
 )
 from provenance.paths import (
@@ -547,7 +547,7 @@ class Run:
                 error = error_of(exc) if failed else None
                 return Outcome(SUCCEEDED if status == 0 and not failed else FAILED, status, error)
             return from_exception(exc)
-        return from_exit_code(self._result)
+        return from_returned(self._result)
 
     def _finish(self, exc: BaseException | None) -> None:
         self._outcome = self._decide_outcome(exc)

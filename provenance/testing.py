@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.outcome import exit_code_of
+from provenance.outcome import code_of, exit_code_of, exit_code_of_return
 from provenance.run import _sidecar_watcher
 
 
@@ -76,9 +76,9 @@ def run_recorded(
     try:
         with _inside(cwd):
             try:
-                code = exit_code_of(main([os.fspath(a) for a in argv]))
+                code = exit_code_of_return(main([os.fspath(a) for a in argv]))
             except SystemExit as exit_:
-                code = exit_code_of(exit_.code)
+                code = exit_code_of(code_of(exit_))
             except Exception as err:  # noqa: BLE001 - handed back to the test, not swallowed
                 code, exception = 1, err
     finally:

@@ -14,12 +14,13 @@ import contextlib
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,19 @@ LANES = 8  # artifacts killed one run at a time, side by side
 TRIALS_PER_LANE = 20
 ROUNDS = 5  # rounds of 8 concurrent writers on one artifact
 WRITERS = 8
+
+
+# Whatever a test waits for (a run, the launcher, a ready file) comes within this, or the test
+# fails saying what never came, instead of hanging.
+BOUND_S = 60.0
+
+
+def until(done: Callable[[], bool], what: str, timeout: float = BOUND_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.001)
 
 
 # Kills land this long after a run says it is under way (its arguments are parsed and its
@@ -55,9 +69,11 @@ class Launcher:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            start_new_session=True,  # its runs are its group: one signal ends what hangs
         )
         self.ended: dict[int, int] = {}
         self.ended_at: dict[int, float] = {}
+        self.gone = False
         self._started: list[int] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -74,6 +90,17 @@ class Launcher:
                     self.ended[int(pid)] = int(rest[0])
                     self.ended_at[int(pid)] = time.monotonic()
                 self._changed.notify_all()
+        with self._changed:
+            self.gone = True
+            self._changed.notify_all()
+
+    def _wait_for(self, done: Callable[[], bool], what: str) -> None:
+        """With the condition held: fail, saying what never came, if the launcher ends first or
+        time runs out."""
+        if not self._changed.wait_for(lambda: done() or self.gone, timeout=BOUND_S):
+            raise AssertionError(f"{what}: not within {BOUND_S:.0f} s")
+        if not done():
+            raise AssertionError(f"{what}: the launcher ended first ({self.proc.poll()})")
 
     def start(self, argv: list[str]) -> int:
         assert self.proc.stdin is not None
@@ -81,18 +108,28 @@ class Launcher:
             count = len(self._started)
             self.proc.stdin.write(json.dumps(argv) + "\n")
             self.proc.stdin.flush()
-            assert self._changed.wait_for(lambda: len(self._started) > count, timeout=60)
+            self._wait_for(lambda: len(self._started) > count, "the start of a run")
             return self._started[count]
 
     def wait(self, pid: int) -> int:
         with self._changed:
-            assert self._changed.wait_for(lambda: pid in self.ended, timeout=60), pid
+            self._wait_for(lambda: pid in self.ended, f"the end of run {pid}")
             return self.ended[pid]
 
     def close(self) -> None:
+        """Let the launcher end once its runs have; end it and them if they do not."""
         assert self.proc.stdin is not None
         self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=BOUND_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # not reaped: the group is still its own
+            self.proc.wait()
+            with self._changed:
+                hung = sorted(set(self._started) - set(self.ended))
+            raise AssertionError(
+                f"the launcher did not end within {BOUND_S:.0f} s; runs that never ended: {hung}"
+            ) from None
 
 
 @pytest.fixture
@@ -117,8 +154,12 @@ def kill_in_window(launcher: Launcher, plan: list[tuple[int, Path, int, float]])
     """Send each run its signal ``delay`` seconds after it wrote its ready file."""
     pending = list(plan)
     ready_at: dict[int, float] = {}
+    deadline = time.monotonic() + BOUND_S
     while pending:
         now = time.monotonic()
+        if now > deadline:
+            waiting = [pid for pid, *_ in pending]
+            raise AssertionError(f"runs never ready nor ended within {BOUND_S:.0f} s: {waiting}")
         for item in list(pending):
             pid, ready, signum, delay = item
             if pid in launcher.ended:
@@ -196,8 +237,7 @@ def test_random_kills_never_lose_or_tear_evidence(tmp_path, launcher):
     for lane in lanes:  # the earlier good record every lane starts from
         ready = lane.out.parent / "ready-good"
         pid = launcher.start(argv_for(lane.out, "good", 2**23, lane.inputs, ready, 0))
-        while not ready.exists() and pid not in launcher.ended:
-            time.sleep(0.001)
+        until(lambda r=ready, p=pid: r.exists() or p in launcher.ended, f"run {pid} ready or ended")
         was_ready = time.monotonic()
         assert launcher.wait(pid) == 0
         durations.append(launcher.ended_at[pid] - was_ready)
@@ -263,3 +303,110 @@ def test_random_kills_among_concurrent_writers(tmp_path, launcher):
         if sidecar_of(out).exists():
             assert describes_the_bytes(out)
         assert not any(is_live(r) for r in running_records(sidecar_of(out)))
+
+
+class Lines:
+    """The lines written to a pipe, read with a bound; blank ones (the filler) are passed over."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = b""
+
+    def next(self, what: str) -> str:
+        deadline = time.monotonic() + BOUND_S
+        while True:
+            line, newline, rest = self.pending.partition(b"\n")
+            if newline:
+                self.pending = rest
+                if line:
+                    return line.decode()
+                continue
+            left = deadline - time.monotonic()
+            readable, _, _ = select.select([self.fd], [], [], max(0.0, left))
+            if not readable:
+                raise AssertionError(f"{what}: not within {BOUND_S:.0f} s")
+            chunk = os.read(self.fd, 1 << 16)
+            assert chunk, f"{what}: the launcher's output ended first"
+            self.pending += chunk
+
+
+def threads_in_pipe_write(pid: int) -> list[bool]:
+    """For each thread of ``pid``: is it asleep writing to a full pipe?"""
+    stuck = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            stuck.append("pipe_write" in Path(f"/proc/{pid}/task/{tid}/wchan").read_text())
+    return stuck
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            found |= {int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()}
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads threads from /proc")
+def test_a_run_forked_while_the_launcher_is_stuck_telling_of_another_still_ends(tmp_path):
+    """Stop the launcher mid-report (its output pipe full) and have it fork the next run then.
+
+    A lock a reporting thread holds at the fork (stdout's) stays held in the child, which has
+    no such thread to release it: the child would wait on it forever.
+    """
+    out_read, out_write = os.pipe()
+    # Its stdout buffered, as tox runs it: a buffered stream is one with a lock.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.launcher"],
+        cwd=ROOT,
+        env=dict(env, PYTHONPATH=str(ROOT)),
+        stdin=subprocess.PIPE,
+        stdout=out_write,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+    )
+    # A description of the pipe's write end of our own, non-blocking to fill it; the
+    # launcher's own stays blocking.
+    filler = os.open(f"/proc/self/fd/{out_write}", os.O_WRONLY | os.O_NONBLOCK)
+    os.close(out_write)
+    assert proc.stdin is not None
+    lines = Lines(out_read)
+    inputs = [tmp_path / "in.bin"]
+    inputs[0].write_bytes(b"x" * 4096)
+    try:
+        proc.stdin.write(
+            json.dumps(argv_for(tmp_path / "a.bin", "a", 16, inputs, tmp_path / "ra", 60)) + "\n"
+        )
+        proc.stdin.flush()
+        first = int(lines.next("the first run's start").split()[1])
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(filler, b"\n" * 4096)
+        os.kill(first, signal.SIGKILL)  # its end is now told to a full pipe
+        until(lambda: any(threads_in_pipe_write(proc.pid)), "the launcher telling of the end")
+        proc.stdin.write(
+            json.dumps(argv_for(tmp_path / "b.bin", "b", 16, inputs, tmp_path / "rb", 0)) + "\n"
+        )
+        proc.stdin.flush()
+        until(
+            lambda: bool(children_of(proc.pid)) or all(threads_in_pipe_write(proc.pid)),
+            "the second run forked, or the launcher waiting to tell of the first's end first",
+        )
+        seen = [lines.next("the second run's start")]
+        while not seen[-1].startswith("started"):
+            seen.append(lines.next("the second run's start"))
+        second = int(seen[-1].split()[1])
+        while not seen[-1].startswith(f"ended {second} "):
+            seen.append(lines.next(f"the end of run {second}"))
+        assert f"ended {first} -9" in seen
+        assert seen[-1] == f"ended {second} 0"
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and any run it left hanging
+        proc.wait()
+        os.close(filler)
+        os.close(out_read)

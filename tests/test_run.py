@@ -63,6 +63,23 @@ class TestOutcomeTable:
         else:
             assert got["error"] is None
 
+    @pytest.mark.parametrize("mode", ["return-value", "exit-value"])
+    @pytest.mark.parametrize("value", sorted(outcomes.VALUES))
+    def test_the_record_says_the_exit_code_the_process_ends_with(self, tmp_path, mode, value):
+        """Whatever main returns to ``sys.exit(main())``, or hands to ``sys.exit`` itself."""
+        out = tmp_path / "result.txt"
+        proc = run_fake("outcomes", "--mode", mode, "--value", value, "--out", out, "--write")
+        assert proc.returncode >= 0, proc.stderr
+        got = outcome_of(out)
+        assert got["exit_code"] == proc.returncode, proc.stderr
+        assert got["status"] == ("succeeded" if proc.returncode == 0 else "failed")
+
+    @pytest.mark.parametrize("value", sorted(outcomes.VALUES))
+    def test_in_process_any_return_value_passes_through(self, tmp_path, value):
+        out = tmp_path / "r.txt"
+        got = outcomes.main(["--mode", "return-value", "--value", value, "--out", str(out)])
+        assert got is outcomes.VALUES[value]
+
     @pytest.mark.parametrize("mode", ["wait", "wait-swallow"])
     def test_sigterm_is_recorded_then_kills_as_before(self, tmp_path, mode):
         out, ready = tmp_path / "result.txt", tmp_path / "ready"

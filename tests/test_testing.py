@@ -46,6 +46,21 @@ def test_sys_exit_becomes_the_exit_code(provenance_run):
     assert (result.exit_code, result.block["outcome"]["exit_code"]) == (4, 4)
 
 
+@pytest.mark.parametrize(
+    ("mode", "value", "code"),
+    [
+        ("return-value", "exit-int", 3),  # sys.exit(main()) exits 3 when main returns SystemExit(3)
+        ("return-value", "exit-none", 0),
+        ("return-value", "int-257", 1),
+        ("exit-value", "exit-of-exit", 1),  # the inner SystemExit is printed, not its code
+        ("exit-value", "exit-hostile-code", 1),
+    ],
+)
+def test_the_exit_code_is_what_the_script_would_exit_with(provenance_run, mode, value, code):
+    result = provenance_run(outcomes.main, ["--mode", mode, "--value", value, "--out", "o"])
+    assert (result.exit_code, result.block["outcome"]["exit_code"]) == (code, code)
+
+
 def test_a_delegating_wrapper_records_once_under_its_own_name(provenance_run, demo):
     table = demo / "tables/chug_enriched.parquet"
     result = provenance_run(
