@@ -23,6 +23,7 @@ import faulthandler
 import hashlib
 import mmap
 import os
+import select
 import signal
 import stat
 import sys
@@ -293,22 +294,43 @@ def _hash_mapped_in_child(fd: int, size: int) -> str:
             os._exit(status)
     os.close(writable)
     try:
-        answer = b""
-        while chunk := os.read(readable, 128):
-            answer += chunk
+        answer, status = _answer_of(pid, readable)
     except BaseException:
         # Interrupted (a signal stopped the hashing): the child's work is no longer wanted.
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        raise
-    finally:
         os.close(readable)
-        _, status = os.waitpid(pid, 0)
+        os.waitpid(pid, 0)
+        raise
+    os.close(readable)
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS:
         raise _Changed("changed while hashing: the file shrank under its memory map (SIGBUS)")
     if status != 0 or len(answer) != 64:
         raise OSError(f"the hashing child process failed (wait status {status})")
     return answer.decode()
+
+
+def _answer_of(pid: int, readable: int) -> tuple[bytes, int]:
+    """The child's 64-character digest and its wait status, once it has ended.
+
+    The end of the pipe is not waited for: a process another thread forked meanwhile holds a
+    copy of its write end, and may live on. The child's own end is what is watched.
+    """
+    answer = b""
+    while True:
+        ready, _, _ = select.select([readable], [], [], 0.2)
+        if ready:
+            chunk = os.read(readable, 64 - len(answer)) if len(answer) < 64 else b""
+            answer += chunk
+            if chunk:
+                continue
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if len(answer) < 64:
+                os.set_blocking(readable, False)
+                with contextlib.suppress(BlockingIOError):
+                    answer += os.read(readable, 64 - len(answer))
+            return answer, status
 
 
 class Progress:

@@ -239,3 +239,37 @@ def test_the_progress_bar_shows_only_on_a_terminal_and_only_when_slow(monkeypatc
     assert shown._bar.n == 5 * MIB
     assert shown._bar.delay == 1.0  # nothing is drawn for hashing that ends within a second
     shown.close()
+
+
+def test_the_forked_hasher_answers_while_another_process_holds_its_pipe(tmp_path, monkeypatch):
+    """A process another thread forks while the child hashes inherits the pipe's write end and
+    may live on: the answer is the child's, taken when the child ends, not at the pipe's end."""
+    import subprocess
+
+    from tests.handmade import hang_guard
+
+    data = os.urandom(3 * 2**20)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    holders: list[subprocess.Popen[bytes]] = []
+    real_pipe = os.pipe
+
+    def pipe() -> tuple[int, int]:
+        readable, writable = real_pipe()
+        if not holders:  # the hasher's pipe; Popen's own pipes come from the real os.pipe
+            holders.append(None)  # type: ignore[arg-type]  # taken before Popen asks again
+            holders[0] = subprocess.Popen(["sleep", "60"], pass_fds=(writable,))
+        return readable, writable
+
+    monkeypatch.setattr(hashing.os, "pipe", pipe)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with hang_guard(20):
+            digest = hashing._hash_mapped_in_child(fd, len(data))
+    finally:
+        os.close(fd)
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+    assert holders, "the child's pipe was made"
+    assert digest == blake3.blake3(data).hexdigest()
