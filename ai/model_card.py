@@ -32,9 +32,9 @@ from provenance.commands.verify import (
     UNCHANGED,
     Verifier,
 )
-from provenance.digest_cache import DigestCache
+from provenance.record.sidecar import sidecar_path_for
 from provenance.records import Boundary, Record, UnreadableRecord, load, read_json
-from provenance.sidecar import sidecar_path_for
+from provenance.stores.digest_cache import DigestCache
 
 MAX_FIELD = 200  # characters of one value from a record shown on the card
 MAX_FIGURES = 12  # numbers a run recorded beside its block, shown with its gates

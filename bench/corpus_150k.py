@@ -19,12 +19,12 @@ from pathlib import Path
 
 from benchlib import ROOT, machine, table
 
-from provenance.digest_cache import RACY_WINDOW_NS
+from provenance.stores.digest_cache import RACY_WINDOW_NS
 
 MEASURE = """
 import json, resource, sys, time
-from provenance.digest_cache import DigestCache
-from provenance.hashing import HashPolicy, hash_tree
+from provenance.stores.digest_cache import DigestCache
+from provenance.measure.hashing import HashPolicy, hash_tree
 began = time.perf_counter()
 cache = DigestCache(sys.argv[2]) if sys.argv[2] != "off" else None
 tree = hash_tree(sys.argv[1], HashPolicy(), cache) if sys.argv[1] != "-" else None

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from benchlib import GIB, WORK, best_of, big_file, machine, small_files, table
 
-from provenance.digest_cache import DigestCache
-from provenance.hashing import HashPolicy, hash_file, hash_tree
+from provenance.measure.hashing import HashPolicy, hash_file, hash_tree
+from provenance.stores.digest_cache import DigestCache
 
 VENV = WORK / "dvc-venv"
 

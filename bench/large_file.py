@@ -12,7 +12,7 @@ import hashlib
 
 from benchlib import GIB, best_of, big_file, command, gbps, machine, table, tool
 
-from provenance.hashing import HashPolicy, hash_file
+from provenance.measure.hashing import HashPolicy, hash_file
 
 BLAKE3_ONLY = HashPolicy(sha256_max_bytes=0)
 BOTH = HashPolicy(sha256_max_bytes=2**62)

@@ -27,7 +27,7 @@ from typing import Any
 from benchlib import ROOT, machine, table
 
 from provenance import validate
-from provenance.digest_cache import RACY_WINDOW_NS
+from provenance.stores.digest_cache import RACY_WINDOW_NS
 
 STAGES = 4
 PER_FOLDER = 100

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from provenance.redact import redact_text
+from provenance.record.redact import redact_text
 from tests.secret_forms import FORMS, catalogue_alone, leaking, overhidden
 
 

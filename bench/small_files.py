@@ -17,8 +17,8 @@ from pathlib import Path
 
 from benchlib import best_of, files_below, machine, small_files, table, tool
 
-from provenance.digest_cache import RACY_WINDOW_NS, DigestCache
-from provenance.hashing import HashPolicy, hash_tree
+from provenance.measure.hashing import HashPolicy, hash_tree
+from provenance.stores.digest_cache import RACY_WINDOW_NS, DigestCache
 
 POLICY = HashPolicy()
 

@@ -18,31 +18,31 @@ if TYPE_CHECKING:
         ProvenanceError,
         SidecarWriteError,
     )
-    from provenance.hashing import HashPolicy
-    from provenance.paths import Glob
-    from provenance.record import build_run_provenance
+    from provenance.measure.hashing import HashPolicy
+    from provenance.measure.paths import Glob
+    from provenance.record.build import build_run_provenance
+    from provenance.record.schema import load_schema, validate
+    from provenance.record.sidecar import atomic_write
     from provenance.run import Run, current_run
-    from provenance.schema import load_schema, validate
-    from provenance.sidecar import atomic_write
 
 __version__ = "0.1.0"
 
 _WHERE = {
     "DeclarationError": "errors",
-    "Glob": "paths",
-    "HashPolicy": "hashing",
+    "Glob": "measure.paths",
+    "HashPolicy": "measure.hashing",
     "NoActiveRunError": "errors",
     "NoSidecarTargetError": "errors",
     "ProvenanceError": "errors",
     "RecordedRun": "decorator",
     "Run": "run",
     "SidecarWriteError": "errors",
-    "atomic_write": "sidecar",
-    "build_run_provenance": "record",
+    "atomic_write": "record.sidecar",
+    "build_run_provenance": "record.build",
     "current_run": "run",
-    "load_schema": "schema",
+    "load_schema": "record.schema",
     "recorded_run": "decorator",
-    "validate": "schema",
+    "validate": "record.schema",
 }
 
 __all__ = [

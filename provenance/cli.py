@@ -29,9 +29,9 @@ from provenance.commands import (
     warn,
 )
 from provenance.errors import ProvenanceError
+from provenance.record.schema import _schema_text, validate
+from provenance.record.sidecar import is_sidecar_name, sidecar_path_for
 from provenance.records import UnreadableRecord, read_json
-from provenance.schema import _schema_text, validate
-from provenance.sidecar import is_sidecar_name, sidecar_path_for
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

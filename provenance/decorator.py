@@ -12,10 +12,10 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from provenance.environment import EnvironmentDeclaration, declared
 from provenance.errors import ProvenanceError
-from provenance.hashing import HashPolicy
-from provenance.paths import Declaration, Declarations
+from provenance.measure.environment import EnvironmentDeclaration, declared
+from provenance.measure.hashing import HashPolicy
+from provenance.measure.paths import Declaration, Declarations
 from provenance.run import ManifestDeclaration, Run, RunSpec
 
 P = ParamSpec("P")

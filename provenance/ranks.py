@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.limits import MAX_PART_BYTES, OverLimit, fit
-from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
-from provenance.sidecar import (
+from provenance.record.limits import MAX_PART_BYTES, OverLimit, fit
+from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
+from provenance.record.sidecar import (
     atomic_write,
     canonical_bytes,
     folder_lock,

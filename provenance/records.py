@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from provenance.errors import ProvenanceError
-from provenance.limits import (
+from provenance.measure.paths import find_root
+from provenance.ranks import parts_of, ranks_folder
+from provenance.record.limits import (
     MAX_DECLARED,
     MAX_DEPTH,
     MAX_PATH_BYTES,
@@ -29,11 +31,9 @@ from provenance.limits import (
     size_text,
     strict_loads,
 )
-from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
-from provenance.paths import find_root
-from provenance.ranks import parts_of, ranks_folder
-from provenance.schema import validate
-from provenance.sidecar import (
+from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
+from provenance.record.schema import validate
+from provenance.record.sidecar import (
     PREVIOUS,
     is_live,
     is_sidecar_name,

@@ -15,9 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from provenance import openlineage
 from provenance.capture import Resolution, capturing, exit_status
-from provenance.digest_cache import DigestCache
+from provenance.emit import openlineage
 from provenance.errors import (
     DeclarationError,
     NoActiveRunError,
@@ -25,21 +24,8 @@ from provenance.errors import (
     ProvenanceError,
     SidecarWriteError,
 )
-from provenance.hashing import HashPolicy
-from provenance.limits import fit, unreadable
-from provenance.normalize import normalize
-from provenance.outcome import (
-    FAILED,
-    INTERRUPTED,
-    SIGINT_EXIT,
-    SUCCEEDED,
-    Outcome,
-    error_of,
-    from_exception,
-    from_returned,
-    signal_exit,
-)
-from provenance.paths import (
+from provenance.measure.hashing import HashPolicy
+from provenance.measure.paths import (
     Declaration,
     Declarations,
     Declared,
@@ -62,21 +48,34 @@ from provenance.ranks import (
     watch_writes,
     wrote_path,
 )
-from provenance.record import (
+from provenance.record.build import (
     OUTCOME_STEPS,
     OUTPUTS_STEPS,
     RUNNING_PIPELINE,
     RunFacts,
     build_block,
 )
-from provenance.redact import (
+from provenance.record.limits import fit, unreadable
+from provenance.record.normalize import normalize
+from provenance.record.outcome import (
+    FAILED,
+    INTERRUPTED,
+    SIGINT_EXIT,
+    SUCCEEDED,
+    Outcome,
+    error_of,
+    from_exception,
+    from_returned,
+    signal_exit,
+)
+from provenance.record.redact import (
     SecretMatcher,
     known_secrets,
     redact_block,
     redact_document,
     redact_text,
 )
-from provenance.sidecar import (
+from provenance.record.sidecar import (
     MANIFEST_SCHEMA,
     RECORD_LOG,
     RunningRecord,
@@ -99,6 +98,7 @@ from provenance.sidecar import (
     table_entries,
 )
 from provenance.signals import SignalGuard
+from provenance.stores.digest_cache import DigestCache
 
 RESERVED_FIELDS = frozenset({"schema", "run_provenance"})
 ManifestDeclaration = str | Callable[[argparse.Namespace], Any] | None

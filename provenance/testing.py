@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.outcome import code_of, exit_code_of, exit_code_of_return
+from provenance.record.outcome import code_of, exit_code_of, exit_code_of_return
 from provenance.run import _sidecar_watcher
 
 

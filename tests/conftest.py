@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from provenance import validate
-from provenance.digest_cache import ENVIRONMENT
+from provenance.stores.digest_cache import ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES = ROOT / "tests" / "fakes"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from provenance.redact import REDACTED
+from provenance.record.redact import REDACTED
 
 FORMS_FILE = Path(__file__).parent / "data" / "secret_forms.jsonl"
 FORMS: list[dict[str, Any]] = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 import types
 
-from provenance.code import imported_project_modules
-from provenance.hashing import sha256_file
+from provenance.measure.code import imported_project_modules
+from provenance.measure.hashing import sha256_file
 
 
 def fake_module(monkeypatch, name, path):

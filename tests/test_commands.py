@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance.sidecar import running_record_path, side_record_path
+from provenance.record.sidecar import running_record_path, side_record_path
 from tests.conftest import ROOT, block_of, load_sidecar, run_fake, run_script, sidecar_of
 from tests.handmade import (
     HEX,

@@ -11,8 +11,8 @@ import time
 import blake3
 import pytest
 
-from provenance.digest_cache import DigestCache, default_location
-from provenance.hashing import SMALL_FILE_MAX, HashPolicy, hash_file, hash_tree
+from provenance.measure.hashing import SMALL_FILE_MAX, HashPolicy, hash_file, hash_tree
+from provenance.stores.digest_cache import DigestCache, default_location
 from tests.conftest import ROOT
 
 POLICY = HashPolicy()
@@ -163,8 +163,8 @@ def test_an_unusable_location_falls_back(tmp_path, capsys):
 
 HASH_TREE = """
 import sys
-from provenance.digest_cache import DigestCache
-from provenance.hashing import HashPolicy, hash_tree
+from provenance.stores.digest_cache import DigestCache
+from provenance.measure.hashing import HashPolicy, hash_tree
 cache = DigestCache(sys.argv[2], racy_window_ns=0)
 print(hash_tree(sys.argv[1], HashPolicy(), cache).blake3)
 cache.close()
@@ -226,7 +226,7 @@ def test_the_cache_never_changes_a_sidecar(tmp_path):
 
 
 def test_rows_are_written_in_batches_as_the_walk_goes(tmp_path, monkeypatch):
-    monkeypatch.setattr("provenance.digest_cache._WRITE_EVERY", 7)
+    monkeypatch.setattr("provenance.stores.digest_cache._WRITE_EVERY", 7)
     top = tmp_path / "tree"
     top.mkdir()
     for i in range(30):

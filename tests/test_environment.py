@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from provenance.environment import ENVIRONMENT, changes, declared, requested
 from provenance.errors import ProvenanceError
-from provenance.redact import REDACTED
+from provenance.measure.environment import ENVIRONMENT, changes, declared, requested
+from provenance.record.redact import REDACTED
 from tests.handmade import cli_in, copy_fake, project, run_cli, run_in, write
 
 SECRET = "s3cr3t-value-of-the-token"

@@ -28,7 +28,7 @@ import blake3
 import pytest
 
 from provenance import validate
-from provenance.sidecar import is_live, running_records, side_record_path
+from provenance.record.sidecar import is_live, running_records, side_record_path
 from tests.conftest import ROOT, sidecar_of
 
 SEED = int(os.environ.get("PROVENANCE_FAULT_SEED", "20261201"))

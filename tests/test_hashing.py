@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provenance import hashing
-from provenance.hashing import HashPolicy, describe_path, hash_file, hash_tree, walk_tree
+from provenance.measure import hashing
+from provenance.measure.hashing import HashPolicy, describe_path, hash_file, hash_tree, walk_tree
 
 MIB = 1024 * 1024
 

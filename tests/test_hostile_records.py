@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance.hashing import HashPolicy, describe_path
+from provenance.measure.hashing import HashPolicy, describe_path
 from tests.handmade import cli_in, copy_fake, document, project, run_cli, run_in, write
 
 SEED = 20261201

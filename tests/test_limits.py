@@ -1,9 +1,9 @@
 """A record the tool writes is one its reader takes: runs past each of the reader's limits.
 
 Each run is a real decorated script, as a subprocess, that goes past one limit of
-provenance.limits (declared paths, bytes, values, integer digits, nesting); after it, ``show``,
-``verify`` and ``export`` read what it wrote (exit 0 or 1, never 2), and the record says what it
-left out.
+provenance.record.limits (declared paths, bytes, values, integer digits, nesting); after it,
+``show``, ``verify`` and ``export`` read what it wrote (exit 0 or 1, never 2), and the record says
+what it left out.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import blake3
 import pytest
 
-from provenance.limits import MAX_DECLARED, MAX_RECORD_BYTES, MAX_VALUES, compact
+from provenance.record.limits import MAX_DECLARED, MAX_RECORD_BYTES, MAX_VALUES, compact
 from provenance.records import load
 from tests.handmade import cli_in, project, run_in
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from provenance.commands.lineage import build_index
-from provenance.digest_cache import ENVIRONMENT, RACY_WINDOW_NS, stat_key
-from provenance.lineage_index import FILE_NAME, LineageIndex
 from provenance.records import Boundary
+from provenance.stores.digest_cache import ENVIRONMENT, RACY_WINDOW_NS, stat_key
+from provenance.stores.lineage_index import FILE_NAME, LineageIndex
 from tests.conftest import ROOT, default_signals
 from tests.handmade import cli_in, document, hang_guard, project, run_cli, run_in, write
 
@@ -215,7 +215,7 @@ def test_the_command_fills_the_index_and_reads_it_as_a_process(proj, tmp_path):
 
 def record_paths(walked: list[Any]) -> list[str]:
     """Every record the walk found, by the path it shows, in the walk's order."""
-    from provenance import scan
+    from provenance.stores import scan
 
     found = []
     for folder in walked:
@@ -229,8 +229,8 @@ def record_paths(walked: list[Any]) -> list[str]:
 def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(
     proj, tmp_path, monkeypatch, top, split_at
 ):
-    from provenance import scan
     from provenance.commands.lineage import records_under
+    from provenance.stores import scan
 
     monkeypatch.setattr(scan, "SPLIT_AT", split_at)
     pipeline(proj)
@@ -262,7 +262,7 @@ def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(
 
 
 def test_a_walker_that_fails_is_walked_for_again(proj, monkeypatch):
-    from provenance import scan
+    from provenance.stores import scan
 
     for i in range(20):
         write(proj / f"d{i:02}" / "x.manifest.json", document())
@@ -460,7 +460,7 @@ shares_its_walk = pytest.mark.skipif(
 # listed it noted), so that a signal lands while the forked walker still has most of its share.
 SLOW_WALK = (
     "import os, runpy, sys, time\n"
-    "from provenance import scan\n"
+    "from provenance.stores import scan\n"
     "real, log = scan._list, sys.argv[2]\n"
     "def slow(pending, found):\n"
     "    time.sleep(0.3)\n"
@@ -504,7 +504,7 @@ def test_a_signalled_command_leaves_no_walker_walking(proj, tmp_path, signum):
 # A program that walks in-process (as a notebook calls lineage), and lives on after Ctrl-C.
 INTERRUPTED_IN_PROCESS = (
     "import os, sys, time\n"
-    "from provenance import scan\n"
+    "from provenance.stores import scan\n"
     "real = scan._list\n"
     "def slow(pending, found):\n"
     "    time.sleep(0.3)\n"
@@ -542,7 +542,7 @@ def test_an_interrupted_walk_leaves_its_caller_no_child(proj):
 
 
 def test_a_walk_interrupted_here_leaves_no_walker_behind(proj, monkeypatch):
-    from provenance import scan
+    from provenance.stores import scan
 
     for i in range(20):
         write(proj / f"d{i:02}" / "x.manifest.json", document())

@@ -22,7 +22,7 @@ import blake3
 import pytest
 
 from provenance.ranks import WAIT_ENVIRONMENT
-from provenance.sidecar import is_live, running_records, side_record_path
+from provenance.record.sidecar import is_live, running_records, side_record_path
 from tests.conftest import FAKES, ROOT, default_signals, fake_path, load_sidecar, sidecar_of
 from tests.handmade import run_cli
 

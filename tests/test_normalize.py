@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provenance.normalize import display_path, normalize, tagged_repr
+from provenance.record.normalize import display_path, normalize, tagged_repr
 
 
 class Color(enum.Enum):

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from provenance import openlineage
+from provenance.emit import openlineage
 from tests.conftest import FAKES, ROOT, sidecar_bytes, sidecar_of
 
 SCHEMAS = ROOT / "docs" / "schemas"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provenance.outcome import Terminated, from_exception, from_exit_code
+from provenance.record.outcome import Terminated, from_exception, from_exit_code
 
 
 @pytest.mark.parametrize(

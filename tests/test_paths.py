@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provenance.errors import DeclarationError
-from provenance.paths import Declared, find_root, fingerprint, in_virtualenv, resolve
+from provenance.measure.paths import Declared, find_root, fingerprint, in_virtualenv, resolve
 
 
 class TestFindRoot:

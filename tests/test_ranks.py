@@ -28,7 +28,7 @@ from provenance.ranks import (
     parts_of,
     ranks_folder,
 )
-from provenance.sidecar import atomic_write
+from provenance.record.sidecar import atomic_write
 from tests.conftest import (
     ROOT,
     fake_path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from provenance import build_run_provenance, load_schema
-from provenance.record import PIPELINE
+from provenance.record.build import PIPELINE
 
 
 def test_functional_form(tmp_path):
@@ -51,9 +51,9 @@ def test_every_block_field_has_a_step_and_the_schema_knows_it():
 
 def test_a_declared_folder_is_walked_once_at_exit(tmp_path, monkeypatch):
     """Hashing the folder and checking it for change share one walk of its entries."""
-    from provenance import hashing, paths
-    from provenance.paths import Declared, fingerprint
-    from provenance.record import RunFacts, build_block
+    from provenance.measure import hashing, paths
+    from provenance.measure.paths import Declared, fingerprint
+    from provenance.record.build import RunFacts, build_block
 
     folder = tmp_path / "corpus"
     (folder / "sub").mkdir(parents=True)

@@ -12,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from provenance import build_run_provenance, validate
-from provenance.redact import (
+from provenance.record.redact import (
     MIN_KNOWN_LENGTH,
     REDACTED,
     SecretMatcher,
@@ -24,7 +24,7 @@ from provenance.redact import (
     redact_text,
     words,
 )
-from provenance.sidecar import MANIFEST_SCHEMA, canonical_bytes
+from provenance.record.sidecar import MANIFEST_SCHEMA, canonical_bytes
 from tests.conftest import fake_path, load_sidecar, run_fake, run_python, sidecar_of
 from tests.handmade import hang_guard
 from tests.secret_forms import FORMS, catalogue_alone, leaking, overhidden
@@ -821,7 +821,7 @@ class TestKnownSecrets:
 
 def test_known_secrets_come_in_one_order_under_any_hash_seed(monkeypatch):
     program = (
-        "from provenance.redact import SecretMatcher, known_secrets\n"
+        "from provenance.record.redact import SecretMatcher, known_secrets\n"
         "values = [f'secret-{i:03d}' for i in range(200)]\n"
         "args = {'tokens': values, 'api_keys': values[::-1]}\n"
         "print(known_secrets([], args, [], SecretMatcher()))"

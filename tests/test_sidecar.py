@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance.sidecar import (
+from provenance.record.sidecar import (
     RunningRecord,
     atomic_write,
     canonical_bytes,

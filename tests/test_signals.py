@@ -132,7 +132,7 @@ class TestWhileTheScriptRuns:
         assert block["outputs"]["model"] == {"path": out.as_posix(), "pending": True}
         assert "--hold" in block["argv"]
 
-        from provenance.sidecar import is_live
+        from provenance.record.sidecar import is_live
 
         assert not is_live(running)
 

@@ -17,7 +17,7 @@ from ai.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
 from ai.files import InputError, write_jsonl
 from ai.libvmaf import load
 from provenance import current_run, recorded_run
-from provenance.hashing import sha256_file
+from provenance.measure.hashing import sha256_file
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from ai.cli import add_manifest_out, fail
 from ai.files import InputError
 from ai.model_card import build
 from provenance import atomic_write, current_run, recorded_run
-from provenance.digest_cache import DigestCache
+from provenance.stores.digest_cache import DigestCache
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,6 @@ import shlex
 from collections.abc import Iterator
 from typing import Any
 
-from provenance import environment
 from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
@@ -24,6 +23,7 @@ from provenance.commands import (
     print_json,
     short,
 )
+from provenance.measure import environment
 from provenance.records import Record, load
 
 # What of an entry tells two versions of a path apart.

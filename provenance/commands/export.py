@@ -25,7 +25,7 @@ import sys
 import uuid
 from typing import Any
 
-from provenance import __version__, openlineage
+from provenance import __version__
 from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
@@ -34,9 +34,10 @@ from provenance.commands import (
     declared_entries,
     warn,
 )
+from provenance.emit import openlineage
+from provenance.record.redact import SecretMatcher, redact_block, redact_text
+from provenance.record.sidecar import atomic_write, canonical_bytes
 from provenance.records import Record, load
-from provenance.redact import SecretMatcher, redact_block, redact_text
-from provenance.sidecar import atomic_write, canonical_bytes
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"

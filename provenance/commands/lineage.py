@@ -31,8 +31,7 @@ from provenance.commands import (
     short,
     warn,
 )
-from provenance.digest_cache import stat_key
-from provenance.lineage_index import LineageIndex, Output, StoredOutput
+from provenance.record.sidecar import SIDECAR_SUFFIX, sidecar_path_for
 from provenance.records import (
     Boundary,
     Place,
@@ -42,8 +41,9 @@ from provenance.records import (
     load,
     place_of,
 )
-from provenance.scan import SKIPPED_FOLDERS, Folder, folder_key, parse_entries, scan
-from provenance.sidecar import SIDECAR_SUFFIX, sidecar_path_for
+from provenance.stores.digest_cache import stat_key
+from provenance.stores.lineage_index import LineageIndex, Output, StoredOutput
+from provenance.stores.scan import SKIPPED_FOLDERS, Folder, folder_key, parse_entries, scan
 
 _MAX_FOLDER_DEPTH = 64  # how far up from an input to look for a folder a run wrote
 # Runs followed from the artifact: pipelines are a few deep; JSON of a much deeper tree would

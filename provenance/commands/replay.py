@@ -32,12 +32,12 @@ from provenance.commands import (
     warn,
 )
 from provenance.commands.diff import compare, render_differences
-from provenance.environment import ENV_NAME, recorded_variables
-from provenance.hashing import sha256_file
-from provenance.limits import LEFT_OUT_TEXT
+from provenance.measure.environment import ENV_NAME, recorded_variables
+from provenance.measure.hashing import sha256_file
+from provenance.record.limits import LEFT_OUT_TEXT
+from provenance.record.redact import REDACTED
+from provenance.record.sidecar import RECORD_LOG
 from provenance.records import Record, UnreadableRecord, load, sidecar_target
-from provenance.redact import REDACTED
-from provenance.sidecar import RECORD_LOG
 
 MAX_LOG_BYTES = 1024 * 1024  # the record log names a few records, one per line
 Environment = dict[str, str | None]

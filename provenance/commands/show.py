@@ -20,7 +20,7 @@ from provenance.commands import (
     short,
 )
 from provenance.commands.replay import command_line
-from provenance.environment import recorded_variables
+from provenance.measure.environment import recorded_variables
 from provenance.records import LIVE, LOST, Record, job_state, load, rank_states, running_beside
 
 STATES = {

@@ -33,8 +33,8 @@ from provenance.commands import (
     short,
     warn,
 )
-from provenance.digest_cache import DigestCache
-from provenance.hashing import HashPolicy, Progress, TreeEntry, describe_path, hash_file
+from provenance.measure.hashing import HashPolicy, Progress, TreeEntry, describe_path, hash_file
+from provenance.record.redact import REDACTED
 from provenance.records import (
     LIVE,
     LOST,
@@ -46,7 +46,7 @@ from provenance.records import (
     rank_states,
     running_beside,
 )
-from provenance.redact import REDACTED
+from provenance.stores.digest_cache import DigestCache
 
 UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED = (
     "unchanged",

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import provenance.record
+import provenance.record.build
 from provenance import Glob, current_run, recorded_run
 
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _slow_down(seconds: float, marker: Path | None) -> None:
-    describe = provenance.record.describe_path
+    describe = provenance.record.build.describe_path
 
     def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
         if marker is not None and not marker.exists():
@@ -42,7 +42,7 @@ def _slow_down(seconds: float, marker: Path | None) -> None:
         time.sleep(seconds)
         return describe(*args, **kwargs)
 
-    provenance.record.describe_path = slow  # type: ignore[assignment]
+    provenance.record.build.describe_path = slow  # type: ignore[assignment]
 
 
 @recorded_run(

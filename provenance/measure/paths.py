@@ -15,7 +15,7 @@ from typing import Any, Union
 import blake3
 
 from provenance.errors import DeclarationError
-from provenance.hashing import TreeEntry, walk_tree
+from provenance.measure.hashing import TreeEntry, walk_tree
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from provenance.normalize import display_path
-from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED, Outcome
-from provenance.redact import SecretMatcher, redact_text
+from provenance.record.normalize import display_path
+from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED, Outcome
+from provenance.record.redact import SecretMatcher, redact_text
 
 # The address the docs site is built for (site_url in mkdocs.yml, which a test holds equal);
 # the facet schemas are its schemas/, docs/schemas/ in the source.

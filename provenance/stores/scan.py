@@ -23,8 +23,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance.digest_cache import STAT_KEY
-from provenance.sidecar import SIDECAR_SUFFIX
+from provenance.record.sidecar import SIDECAR_SUFFIX
+from provenance.stores.digest_cache import STAT_KEY
 
 SKIPPED_FOLDERS = frozenset(
     {

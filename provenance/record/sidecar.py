@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from provenance.limits import MAX_RECORD_BYTES
-from provenance.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
+from provenance.record.limits import MAX_RECORD_BYTES
+from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 
 MANIFEST_SCHEMA = "provenance.manifest/v1"
 SIDECAR_SUFFIX = ".manifest.json"

@@ -6,9 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-from provenance.hashing import sha256_file
-from provenance.normalize import display_path
-from provenance.paths import in_virtualenv
+from provenance.measure.hashing import sha256_file
+from provenance.measure.paths import in_virtualenv
+from provenance.record.normalize import display_path
 
 
 def imported_project_modules(

@@ -6,7 +6,8 @@ to record) or, for a whole pipeline, by ``PROVENANCE_ENVIRONMENT`` (``on``, or n
 by commas; ``off`` or empty asks for nothing). It is worked out when the record is built, at the
 end of the run, so a module imported late still counts; on the same machine, with the same
 environment, it is the same, byte for byte. Values of the named variables go through
-``provenance.redact``: a variable named like a secret is recorded as redacted, whatever it holds.
+``provenance.record.redact``: a variable named like a secret is recorded as redacted, whatever
+it holds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from provenance.errors import ProvenanceError
-from provenance.redact import REDACTED, SecretMatcher, redact_text
+from provenance.record.redact import REDACTED, SecretMatcher, redact_text
 
 ENVIRONMENT = "PROVENANCE_ENVIRONMENT"
 _ON = frozenset({"1", "on", "true", "yes"})

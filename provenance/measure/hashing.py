@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import blake3
 
-from provenance.digest_cache import DigestCache, stat_key
+from provenance.stores.digest_cache import DigestCache, stat_key
 
 TREE_FORMAT = "provenance.tree/v1"
 SMALL_FILE_MAX = 1024 * 1024

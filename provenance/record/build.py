@@ -11,14 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.code import imported_project_modules
-from provenance.config_files import read_configs
-from provenance.digest_cache import DigestCache
-from provenance.environment import EnvironmentDeclaration, declared, evidence, requested
-from provenance.hashing import HashPolicy, Progress, describe_path, hash_file
-from provenance.normalize import display_path, normalize
-from provenance.outcome import RUNNING, Outcome, from_exit_code
-from provenance.paths import (
+from provenance.measure.code import imported_project_modules
+from provenance.measure.config_files import read_configs
+from provenance.measure.environment import EnvironmentDeclaration, declared, evidence, requested
+from provenance.measure.hashing import HashPolicy, Progress, describe_path, hash_file
+from provenance.measure.paths import (
     Declared,
     Fingerprint,
     TreeStats,
@@ -27,7 +24,9 @@ from provenance.paths import (
     find_root,
     fingerprint,
 )
-from provenance.redact import (
+from provenance.record.normalize import display_path, normalize
+from provenance.record.outcome import RUNNING, Outcome, from_exit_code
+from provenance.record.redact import (
     SecretMatcher,
     known_secrets,
     redact_args,
@@ -35,6 +34,7 @@ from provenance.redact import (
     redact_block,
 )
 from provenance.signals import SignalGuard, StopHashing
+from provenance.stores.digest_cache import DigestCache
 
 RUN_SCHEMA = "provenance.run/v1"
 # What a tree whose walk a signal cut short is known to look like: nothing.

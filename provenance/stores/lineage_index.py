@@ -4,8 +4,8 @@ Each record that passed the strict reader is kept as one row of its real path, i
 stat key (device, inode, size, mtime_ns, ctime_ns, as the digest cache keys files) and its
 entrypoint, with one row per output it wrote: name, path as shown, blake3, and whether it is a
 folder. Each folder's stored records are summed up in one more row: their names and stat keys,
-as ``provenance.scan`` reads a folder, so a folder none of whose records changed, came or went
-is one comparison. A row is used only while the record's stat key is unchanged; a record that
+as ``provenance.stores.scan`` reads a folder, so a folder none of whose records changed, came or
+went is one comparison. A row is used only while the record's stat key is unchanged; a record that
 changed, is new, or cannot be read is parsed again, and a record never read is never in it. A
 record whose mtime or ctime lies within the racy window of the walk is parsed but not stored,
 as the digest cache does.
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.digest_cache import ENVIRONMENT, STAT_KEY, default_location, stat_key
-from provenance.scan import join_entries, parse_entries
-from provenance.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
+from provenance.stores.digest_cache import ENVIRONMENT, STAT_KEY, default_location, stat_key
+from provenance.stores.scan import join_entries, parse_entries
+from provenance.stores.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
 SCHEMA_VERSION = 2  # 2: folder rows

@@ -1,0 +1,1 @@
+"""What goes out of a run to other systems: OpenLineage events."""
