@@ -807,6 +807,96 @@ class TestReplayRun:
         found = {(d["section"], d["key"]) for d in json.loads(forced.out)["differences"]}
         assert ("code", "entrypoint") in found
 
+    @pytest.mark.parametrize("kind", ["zip", "zip-named-py", "zip-appended", "pyc", "pyc-magic"])
+    def test_an_entrypoint_python_would_run_other_code_from_is_refused(self, proj, tmp_path, kind):
+        """Python runs the __main__.py of any file it can read as a zip archive (an .npz, a .pt
+        checkpoint), and bytecode by its magic number: the digest would check the wrong code."""
+        import importlib.util
+        import py_compile
+        import zipfile
+
+        pwned = tmp_path / "PWNED"
+        evil = f"import pathlib; pathlib.Path({str(pwned)!r}).touch()\n"
+        name = {"zip": "data.npz", "zip-named-py": "train.py", "zip-appended": "train.py"}.get(
+            kind, "train.pyc" if kind == "pyc" else "train"
+        )
+        entry = proj / name
+        if kind.startswith("zip"):
+            with zipfile.ZipFile(entry, "w") as archive:
+                archive.writestr("__main__.py", evil)
+            if kind == "zip-appended":  # source text, with a zip after it
+                data = entry.read_bytes()
+                entry.write_bytes(b"print('source')\n" + data)
+        else:
+            source = tmp_path / "evil.py"
+            source.write_text(evil)
+            py_compile.compile(str(source), cfile=str(entry))
+            assert entry.read_bytes()[:4] == importlib.util.MAGIC_NUMBER
+        record = write(
+            proj / "o.txt.manifest.json", document(name, entrypoint_digests=digests(entry))
+        )
+        for force in ((), ("--force",)):
+            result = run_cli("replay", "--run", *force, record)
+            assert result.code == 2, result
+            one_line(result)
+        assert not pwned.exists()
+
+    @pytest.mark.parametrize("shadow", ["package", "extension"])
+    def test_a_module_the_import_system_would_find_elsewhere_is_refused(
+        self, proj, tmp_path, shadow
+    ):
+        """python -m pkg.job imports a package folder pkg/job/ (or an extension module beside
+        pkg/job.py) before pkg/job.py: the file whose digest was checked would not run."""
+        import importlib.machinery
+
+        pwned = tmp_path / "PWNED"
+        evil = f"import pathlib; pathlib.Path({str(pwned)!r}).touch()\n"
+        (proj / "pkg").mkdir()
+        (proj / "pkg/__init__.py").write_text("")
+        job = proj / "pkg/job.py"
+        job.write_text("print('the checked code')\n")
+        if shadow == "package":
+            (proj / "pkg/job").mkdir()
+            (proj / "pkg/job/__init__.py").write_text("")
+            (proj / "pkg/job/__main__.py").write_text(evil)
+        else:
+            suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+            (proj / f"pkg/job{suffix}").write_bytes(b"\x7fELF not really")
+        record = write(
+            proj / "o.txt.manifest.json", document("pkg/job.py", entrypoint_digests=digests(job))
+        )
+        result = run_cli("replay", "--run", record)
+        assert result.code == 2, result
+        assert "python -m pkg.job would run" in one_line(result)
+        assert not pwned.exists()
+
+    def test_a_nul_in_the_command_is_refused_in_one_line(self, proj):
+        table = built_table(proj)
+        sidecar = sidecar_of(table)
+        document_ = json.loads(sidecar.read_text())
+        document_["run_provenance"]["argv"].append("a\u0000b")
+        write(sidecar, document_)
+        result = run_cli("replay", "--run", table)
+        assert result.code == 2, result
+        assert "NUL" in one_line(result)
+        assert "internal error" not in result.err
+
+    def test_the_printed_command_gives_a_shell_the_recorded_arguments(self, proj, tmp_path):
+        words = ["a\nb", "x\ttab", "\u2028x", "\x1b[31m", "it's", "\x9b", "back\\slash"]
+        record = write(proj / "o.txt.manifest.json", document("show.py", argv=words))
+        result = run_cli("replay", record)
+        assert result.code == 0, result
+        line = result.out.rstrip("\n")
+        for raw in ("\n", "\x1b", "\x9b", "\u2028"):
+            assert raw not in line
+        command = line.split(" && ", 1)[1].replace("python show.py", "", 1)
+        shell = subprocess.run(
+            ["bash", "-c", f'for w in {command}; do printf "%s\\0" "$w"; done'],
+            capture_output=True,
+            check=True,
+        )
+        assert shell.stdout.decode().split("\0")[:-1] == words
+
     def test_the_printed_command_cannot_be_read_as_an_interpreter_option(self, proj):
         record = write(proj / "o.txt.manifest.json", document("-c", argv=["print(1)"]))
         result = run_cli("replay", "--json", record)
@@ -1006,12 +1096,21 @@ def test_json_output_escapes_what_could_steer_a_terminal(proj):
             status="failed",
             exit_code=1,
             error=error,
+            argv=["--note", error["message"] + "\x7f"],
         ),
     )
     result = run_cli("show", "--json", record)
     for raw in ("\u202e", "\u200f", "\x9b"):
         assert raw not in result.out
     assert json.loads(result.out)["outcome"]["error"]["message"] == error["message"]
+    for fmt in ("slsa", "openlineage"):
+        exported = run_cli("export", "--format", fmt, record)
+        assert exported.code == 0, exported
+        for raw in ("\u202e", "\u200f", "\x9b", "\x7f"):
+            assert raw not in exported.out, fmt
+        lines = exported.out.splitlines()
+        values = [json.loads(exported.out)] if fmt == "slsa" else [json.loads(x) for x in lines]
+        assert error["message"] in json.dumps(values, ensure_ascii=False), fmt  # the same text
 
 
 class TestDiffReadsPerKey:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -70,6 +71,28 @@ def printable(text: str) -> str:
     return _CONTROLS.sub(_escaped, text)
 
 
+def shell_quote(word: str) -> str:
+    """``word`` as a POSIX shell reads it back, shown on one line: ANSI-C quoting (``$'a\\nb'``,
+    which bash, zsh and ksh read) for a word holding what ``printable`` would escape, so the
+    escape is what the shell gives the program, and plain quoting for every other word."""
+    if not _CONTROLS.search(word):
+        return shlex.quote(word)
+    out = []
+    for char in word:
+        if char in "\\'":
+            out.append("\\" + char)
+        elif _CONTROLS.match(char):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "$'" + "".join(out) + "'"
+
+
+def shell_join(words: Iterable[str]) -> str:
+    return " ".join(shell_quote(word) for word in words)
+
+
 def lines_text(lines: Iterable[str]) -> str:
     """Rendered lines as printed text, each kept to one line whatever a record put in it."""
     return "\n".join(printable(line) for line in lines)
@@ -94,9 +117,13 @@ def print_json(value: Any) -> None:
         text.encode(sys.stdout.encoding or "utf-8")
     except UnicodeEncodeError:
         text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True)
-    # A character that could steer a terminal goes out as its JSON escape, not raw.
-    text = _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(json_for_terminal(text) + "\n")
+
+
+def json_for_terminal(text: str) -> str:
+    """JSON text with each character that could steer a terminal as its JSON escape, not raw:
+    the same value to a JSON reader."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def declared_entries(table: object) -> Iterator[tuple[str, Any]]:

@@ -32,6 +32,7 @@ from provenance.commands import (
     EXIT_USAGE,
     add_command,
     declared_entries,
+    json_for_terminal,
     warn,
 )
 from provenance.emit import openlineage
@@ -206,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
             warn(f"not writing {args.out}: {problem}")
             return EXIT_USAGE
         atomic_write(args.out, data)
-    else:
-        sys.stdout.buffer.write(data)
+    else:  # the same JSON, with nothing in it that steers a terminal
+        sys.stdout.buffer.write(json_for_terminal(data.decode("utf-8")).encode("utf-8"))
         sys.stdout.flush()
     return EXIT_OK
 

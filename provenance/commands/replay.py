@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 import stat
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from provenance.commands import (
     declared_entries,
     lines_text,
     print_json,
+    shell_join,
+    shell_quote,
     short,
     warn,
 )
@@ -177,8 +178,8 @@ def _environment_words(wanted: Environment) -> list[str]:
 
 
 def command_line(record: Record, wanted: Environment, python: str = "python") -> str:
-    words = shlex.join([*_environment_words(wanted), *invocation(record, python)])
-    return f"cd {shlex.quote(str(record.root))} && {words}" if record.root else words
+    words = shell_join([*_environment_words(wanted), *invocation(record, python)])
+    return f"cd {shell_quote(str(record.root))} && {words}" if record.root else words
 
 
 def redacted(record: Record) -> bool:
@@ -203,6 +204,9 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
         return f"its entrypoint {shown!r} cannot be run: {err.strerror or err}"
     if not stat.S_ISREG(mode):
         return f"its entrypoint {shown!r} is not a regular file"
+    other = _runs_other_code(place.path)
+    if other is not None:
+        return f"its entrypoint {shown!r} is not run: {other}"
     now = sha256_file(place.path)
     if now != entrypoint["sha256"] and not force:
         return (
@@ -212,8 +216,74 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
     # As a module where the printed command has it; otherwise by the absolute path, which
     # cannot be taken for an interpreter option.
     module = _module_name(record, shown)
+    if module is not None and record.root is not None:
+        found = _imported_file(record.root, module)
+        if found != place.path.resolve():
+            what = "nothing" if found is None else repr(os.path.relpath(found, record.root))
+            return f"python -m {module} would run {what}, not its entrypoint {shown!r}"
+    argv = [str(word) for word in record.block["argv"]]
+    if any("\0" in word for word in argv):
+        return "its command holds a NUL character, which no process can be given"
     head = ["-m", module] if module else [str(place.path)]
-    return [python, *head, *record.block["argv"]]
+    return [python, *head, *argv]
+
+
+def _runs_other_code(path: Path) -> str | None:
+    """Why Python, given ``path``, would run other code than its source text: a file it can
+    read as a zip archive (it runs the ``__main__.py`` inside, whatever the file is called: a
+    ``.npz`` or a ``.pt`` checkpoint is one), or compiled bytecode, whose digest says nothing a
+    reader can check against source."""
+    import zipfile
+    from importlib.util import MAGIC_NUMBER
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        archive = zipfile.is_zipfile(path)
+    except OSError as err:
+        return f"it cannot be read: {err.strerror or err}"
+    if path.suffix in (".pyc", ".pyo") or head == MAGIC_NUMBER[:2]:
+        return "it is compiled bytecode, not source"
+    if archive:
+        return "it is a zip archive: Python would run the __main__.py inside it"
+    return None
+
+
+def _imported_file(root: Path, module: str) -> Path | None:
+    """The file ``python -m module`` started in ``root`` imports for each part, found as the
+    import system finds it (a package folder before a module, an extension before source),
+    without importing anything; the last part's file, or None when a part is not found where
+    expected."""
+    from importlib.machinery import (
+        BYTECODE_SUFFIXES,
+        EXTENSION_SUFFIXES,
+        SOURCE_SUFFIXES,
+        ExtensionFileLoader,
+        FileFinder,
+        SourceFileLoader,
+        SourcelessFileLoader,
+    )
+
+    folder, origin = root, None
+    parts = module.split(".")
+    for i, part in enumerate(parts):
+        finder = FileFinder(
+            str(folder),
+            (ExtensionFileLoader, EXTENSION_SUFFIXES),
+            (SourceFileLoader, SOURCE_SUFFIXES),
+            (SourcelessFileLoader, BYTECODE_SUFFIXES),
+        )
+        spec = finder.find_spec(".".join(parts[: i + 1]))
+        if spec is None or spec.origin is None:
+            return None
+        origin = Path(spec.origin).resolve()
+        if i < len(parts) - 1:
+            if spec.submodule_search_locations is None:
+                return None  # a module where a package must be
+            folder = folder / part
+        elif spec.submodule_search_locations is not None:
+            return None  # a package runs its __main__, not the recorded file
+    return origin
 
 
 def _written(log: Path) -> list[Path]:
@@ -299,8 +369,8 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(argv, str):
         warn(f"cannot replay {record.source}: {argv}")
         return EXIT_USAGE
-    shown = shlex.join([*_environment_words(wanted), *argv])
-    print(lines_text([f"$ cd {shlex.quote(str(record.root))} && {shown}"]), file=sys.stderr)
+    shown = shell_join([*_environment_words(wanted), *argv])
+    print(lines_text([f"$ cd {shell_quote(str(record.root))} && {shown}"]), file=sys.stderr)
     _announce(left, wanted)
     env = dict(os.environ)
     for name, value in wanted.items():

@@ -7,7 +7,6 @@ without writing a final record).
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import Any
 
 from provenance.commands import (
@@ -17,6 +16,7 @@ from provenance.commands import (
     declared_entries,
     lines_text,
     print_json,
+    shell_quote,
     short,
 )
 from provenance.commands.replay import command_line
@@ -177,7 +177,7 @@ def render(info: dict[str, Any]) -> str:
     if info["environment"]:
         lines.append("  environment     (as the run had it; replay sets none unless asked)")
         lines += [
-            f"    {name:<22} {'(unset)' if value is None else shlex.quote(value)}"
+            f"    {name:<22} {'(unset)' if value is None else shell_quote(value)}"
             for name, value in info["environment"].items()
         ]
     lines.append(f"  code            {info['code_files']} project files with their digests")
