@@ -24,6 +24,7 @@ from provenance.errors import (
     ProvenanceError,
     SidecarWriteError,
 )
+from provenance.measure.config_files import read_configs
 from provenance.measure.hashing import HashPolicy
 from provenance.measure.paths import (
     Declaration,
@@ -146,7 +147,9 @@ def _warn(message: str, run: Run | None = None) -> None:
 
 
 def _known_secrets(run: Run) -> tuple[str, ...]:
-    return known_secrets(run.argv, run.args, run.parsers, run.secrets, run.config)
+    # With no framework config, the files' own content is what the script was told.
+    config = run.config if run.config is not None else read_configs(run.config_files)
+    return known_secrets(run.argv, run.args, run.parsers, run.secrets, config)
 
 
 class Run:

@@ -1163,3 +1163,53 @@ class TestStructure:
         notes = [line for line in proc.stderr.splitlines() if line.startswith("provenance:")]
         for secret in ("hunter2", "ff00aa", str(0xFF00AA), "pw7"):
             assert secret not in shown.stdout + "\n".join(notes)
+
+
+class TestSecretsHeldAsData:
+    """A secret's name held as data beside its value, in the structures a script records."""
+
+    def test_name_value_pairs_and_lists_of_pairs_hide_the_value(self):
+        fields = {
+            "env": [
+                {"name": "DB_PASSWORD", "value": "K8sNameValPw9"},
+                {"name": "LR", "value": "1"},
+            ],
+            "params": {"key": "api_token", "value": "RecKVSecret5"},
+            "pairs": [["password", "RecTupSecret6"], ["epochs", "3"]],
+            "headers": [["Authorization", "token RecHdrList7xx"]],
+        }
+        hidden = redact_document(document(fields), MATCHER)
+        assert hidden["env"] == [
+            {"name": "DB_PASSWORD", "value": REDACTED},
+            {"name": "LR", "value": "1"},
+        ]
+        assert hidden["params"] == {"key": "api_token", "value": REDACTED}
+        assert hidden["pairs"] == [["password", REDACTED], ["epochs", "3"]]
+        assert hidden["headers"] == [["Authorization", REDACTED]]
+
+    def test_a_config_secret_is_hidden_wherever_else_the_run_says_it(self):
+        config = {"env": [{"name": "HF_TOKEN", "value": "CfgListPw44"}], "token": "CfgElse55x"}
+        found = known_secrets([], {}, [], MATCHER, config)
+        assert set(found) == {"CfgListPw44", "CfgElse55x"}
+        note = "used CfgElse55x ok, and CfgListPw44 too"
+        assert redact_text(note, known=found) == f"used {REDACTED} ok, and {REDACTED} too"
+
+    def test_a_known_secret_is_hidden_percent_encoded_too(self):
+        note = "fetched https://hub.example/?p=Enc%20Secret%231 and Enc+Secret%231"
+        hidden = redact_text(note, known=["Enc Secret#1"])
+        assert "Enc%20Secret%231" not in hidden
+        assert "Enc+Secret%231" not in hidden
+
+    def test_a_script_reading_its_own_config_file_spreads_its_secrets(self, tmp_path):
+        from tests.conftest import project_with
+
+        folder = project_with(tmp_path / "proj", "argparse_config")
+        (folder / "c.json").write_text(json.dumps({"epochs": 2, "token": "CfgElsewhere55"}))
+        proc = run_python(
+            folder / "argparse_config.py",
+            *("--config", "c.json", "--out", "m-CfgElsewhere55.txt"),
+            cwd=folder,
+        )
+        assert proc.returncode == 0, proc.stderr
+        record = (folder / "m-CfgElsewhere55.txt.manifest.json").read_text()
+        assert "CfgElsewhere55" not in record  # not in the output's path, nor in argv

@@ -175,7 +175,9 @@ def _code(facts: RunFacts) -> dict[str, Any]:
 
 
 def _known_secrets(facts: RunFacts) -> tuple[str, ...]:
-    return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets, facts.config)
+    # With no framework config, the files' own content is what the script was told.
+    config = facts.config if facts.config is not None else read_configs(facts.config_files)
+    return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets, config)
 
 
 def _arguments(facts: RunFacts) -> dict[str, Any]:

@@ -16,9 +16,11 @@ import functools
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 REDACTED = "<redacted>"
 # A secret value is hidden everywhere else it appears only from this length on (NIST SP 800-63B's
@@ -53,6 +55,13 @@ DEFAULT_SECRET_NAMES: tuple[str, ...] = (
     "private_keys",
     "ssh_key",
     "ssh_keys",
+    # Java keytool's passwords.
+    "storepass",
+    "keypass",
+    "srcstorepass",
+    "deststorepass",
+    "srckeypass",
+    "destkeypass",
     # The variables command-line tools read a password from.
     "mysql_pwd",
     "sshpass",
@@ -124,9 +133,27 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
+# Letters of other scripts that look like Latin ones, as a name spelled to slip past is spelled.
+_LOOK_ALIKES = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0455\u043a\u0391\u0392\u0395\u0396"
+    "\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf\u0410\u0412\u0415"
+    "\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425",
+    "aeopcyxiskABEZHIKMNOPTYXoABEKMHOPCTX",
+)
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
+def _plain_letters(name: str) -> str:
+    """``name`` as it reads: full-width letters as ASCII (NFKC), invisible characters gone, and
+    Cyrillic or Greek look-alikes as the Latin letters they mimic."""
+    if name.isascii():
+        return name
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", name)).translate(_LOOK_ALIKES)
+
+
 def words(name: str) -> tuple[str, ...]:
     """Split an option or dest name into lowercase words: ``--hfApi-TOKEN`` -> hf, api, token."""
-    spaced = _CAMEL.sub("_", name.lstrip("-"))
+    spaced = _CAMEL.sub("_", _plain_letters(name).lstrip("-"))
     return tuple(w for w in _NON_WORD.split(spaced.lower()) if w)
 
 
@@ -136,10 +163,22 @@ class SecretMatcher:
     def __init__(self, extra: Iterable[str] = ()) -> None:
         patterns = {words(n) for n in (*DEFAULT_SECRET_NAMES, *extra)} - {()}
         self._patterns = tuple(sorted(patterns))
+        # Every secret name holds one of these words, whole, in its lowercased letters: a name
+        # without any is judged at the cost of one search (free text asks of every word).
+        stems = {w for p in self._patterns for w in p} | set(LAST_WORD_SECRET_NAMES)
+        self._stems = re.compile("|".join(sorted(map(re.escape, stems), key=len, reverse=True)))
+        self._seen: dict[str, bool] = {}
 
     def __call__(self, name: str) -> bool:
-        name_words = self._words(name)
-        return self._by_last_word(name_words) or self._by_pattern(name_words)
+        if name.isascii() and self._stems.search(name.lower()) is None:
+            return False
+        found = self._seen.get(name)
+        if found is None:
+            name_words = self._words(name)
+            found = self._by_last_word(name_words) or self._by_pattern(name_words)
+            if len(self._seen) < 4096:
+                self._seen[name] = found
+        return found
 
     def named(self, name: str) -> bool:
         """Whether ``name`` holds a secret's own name (``token``, ``password``), not only a last
@@ -172,11 +211,13 @@ class SecretMatcher:
         )
 
 
-# Words after a secret word that make the name a measure of it, not it: --token-limit,
-# --password-min-length, --auth-timeout. The value is then a number worth keeping.
+# Words after a secret word that make the name a measure or a kind of it, not it:
+# --token-limit, --password-min-length, --auth-timeout, token_type=bearer, auth_mode=oauth.
 _MEASURES = frozenset(
     {"count", "length", "len", "size", "limit", "budget", "retries", "timeout", "ttl", "bits"}
     | {"min", "max", "num", "expiry", "expires", "lifetime", "rotation", "days", "seconds"}
+    | {"type", "mode", "kind", "policy", "method", "scheme", "provider", "strategy", "format"}
+    | {"endpoint", "url", "uri", "host", "enabled", "required", "name", "id"}
 )
 
 
@@ -215,12 +256,42 @@ def _hide_given(value: Any) -> Any:
     return value if _plain(value, numbers=False) else REDACTED
 
 
+_NAME_KEYS = ("name", "key", "Name", "Key")
+_VALUE_KEYS = frozenset({"value", "Value", "secret", "valueFrom"})
+
+
+def _named_secret_value(mapping: Mapping[Any, Any], is_secret: SecretMatcher) -> frozenset[str]:
+    """The keys holding a secret's value in a name/value pair held as data:
+    ``{"name": "DB_PASSWORD", "value": ...}``, as Kubernetes' env lists and key/value tables
+    write them."""
+    for key in _NAME_KEYS:
+        name = mapping.get(key)
+        if isinstance(name, str) and is_secret(name):
+            return frozenset(k for k in mapping if k in _VALUE_KEYS)
+    return frozenset()
+
+
+def _secret_pair(items: Sequence[Any], is_secret: SecretMatcher) -> bool:
+    """Whether ``items`` is a (name, value) pair whose name is a secret's: ``["password", ...]``,
+    as a list of headers or of pairs holds it."""
+    return (
+        len(items) == 2
+        and isinstance(items[0], str)
+        and not isinstance(items[1], (Mapping, list, tuple))
+        and is_secret(items[0])
+    )
+
+
 def _harvest(value: Any, is_secret: SecretMatcher, under: bool = False) -> Iterator[str]:
     """The strings held under secret names anywhere in ``value``."""
     if isinstance(value, Mapping):
+        named = _named_secret_value(value, is_secret)
         for key, item in value.items():
-            yield from _harvest(item, is_secret, under or is_secret(str(key)))
+            yield from _harvest(item, is_secret, under or is_secret(str(key)) or key in named)
     elif isinstance(value, (list, tuple)):
+        if _secret_pair(value, is_secret):
+            yield from _harvest(value[1], is_secret, True)
+            return
         for item in value:
             yield from _harvest(item, is_secret, under)
     elif under and isinstance(value, (str, os.PathLike)):
@@ -559,7 +630,10 @@ _HEX64 = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])")
 # Command lines held in a string, whose tools take a credential by a short option: the
 # password glued to mysql's -p, curl's and wget's user:password, sshpass's and redis-cli's
 # password. What a tool's --password=... takes is a pair, hidden by its name.
-_CREDENTIAL_TOOLS = ("curl", "wget", "mysql", "mariadb", "sshpass", "redis-cli")
+_CREDENTIAL_TOOLS = (
+    *("curl", "wget", "mysql", "mariadb", "sshpass", "redis-cli", "docker", "podman", "twine"),
+    *("az", "helm", "oras", "zip", "7z", "smbclient", "rpcclient", "smbmap"),
+)
 # A tool's name as a word of its own: not the start of another program's (mysql-connector).
 _TOOL = r"(?<![\w-])(?:{})(?![\w-])"
 # One shell word: single-quoted (joined by '\'' as a shell quotes a quote), double-quoted, bare,
@@ -580,7 +654,11 @@ _TOOL_CREDENTIAL = re.compile(
     r"|" + _after_tool("wget") + r"[ \t]--(?:http-|ftp-|proxy-)?password[ \t]+"
     r"|" + _after_tool("mysql|mysqldump|mysqladmin|mariadb|mariadb-dump") + r"[ \t]-p(?=[^\s])"
     r"|" + _after_tool("sshpass") + r"[ \t]-p[ \t]*"
-    r"|" + _after_tool("redis-cli") + r"[ \t](?:-a|--pass)[ \t]+))"
+    r"|" + _after_tool("redis-cli") + r"[ \t](?:-a|--pass)[ \t]+"
+    r"|" + _after_tool("docker|podman|twine|az|helm|oras") + r"[ \t]-p[ \t]+"
+    r"|" + _after_tool("zip") + r"[ \t]-P[ \t]+"
+    r"|" + _after_tool("7z|7za|7zz|7zr") + r"[ \t]-p(?=[^\s])"
+    r"|" + _after_tool("smbclient|rpcclient|smbmap") + r"[ \t](?:-U|--user)[ \t=]*[^\s%]+%))"
     r"(?P<credential>(?!['\"]?<redacted>)" + _SHELL_WORD + ")"  # case kept: mysql's -P is the port
 )
 # Only text holding one of these (lowercased) can hold a secret by its shape.
@@ -619,6 +697,19 @@ _SHAPE_MARKS = (
     "ya29.",
     "r8_",
     "_v1_",
+    "xapp-",
+    "dapi",
+    "shp",
+    "hvs.",
+    "hvb.",
+    "hvr.",
+    "atatt3",
+    "age-secret-key-",
+    "glsa_",
+    "lin_api_",
+    "gsk_",
+    "tskey-",
+    "</",
     "bot",
     "hooks.slack",
     "webhooks",
@@ -637,16 +728,22 @@ _ENCODED_USERINFO = re.compile(
     r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}%(?:25)*3[Aa]%(?:25)*2[Ff]%(?:25)*2[Ff])"
     r"(?P<info>(?:(?!%(?:25)*2[Ff]|%(?:25)*3[Ff]|%(?:25)*23)[^\s/?#\"'&])+?)(?P<at>%(?:25)*40)"
 )
-# Query parameters that name a password by a short name no option would take for one.
+# Query parameters that name a credential by a short name no option would take for one: a
+# password, an API key (?key= of Google's APIs), an OAuth authorization code.
 _QUERY_PASSWORD = re.compile(
-    r"(?P<head>[?&;](?:pwd|pw|pass|passwd)=)(?P<credential>[^&#\s\"'<>]+)", re.I
+    r"(?P<head>[?&;](?:pwd|pw|pass|passwd|key|apikey|api-key|code)=)(?P<credential>[^&#\s\"'<>]+)",
+    re.I,
 )
-# NAME value, as env dumps, `aws configure set` and config listings print it: a snake_case
-# name and, after spaces, a value that is not a plain lowercase word of prose.
+# NAME value, as env dumps, `aws configure set`, .netrc files, command lines and prose put it:
+# `--password VALUE`, `DB_PASSWORD VALUE`, `password VALUE`, `the password is VALUE`,
+# `password -> VALUE`. After an option (one or two dashes) any value goes; after a bare name
+# only one that looks like a credential, not a word of prose (`the password is required`).
 _SPACED_PAIR = re.compile(
-    r"(?<![\w.\-])(?P<key>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)[ \t]+"
-    r"(?P<credential>(?![a-z]+(?![^\s\"',;]))(?!<redacted>)[^\s\"',;]{4,})"
+    r"(?<![\w.\-])(?P<dashes>-{0,2})(?P<key>[^\W\d][\w.\-]{0,127})[ \t]+"
+    r"(?:(?:is|was|are|->|=>|:=)[ \t]+)?"
+    r"(?P<credential>(?!-|<redacted>)[^\s\"',;]+)"
 )
+_PROSE_WORD = re.compile(r"[A-Za-z]?[a-z]+|[0-9]+")
 # URLs whose path is the credential: Slack's and Discord's webhooks, Telegram's bot API.
 _WEBHOOKS = re.compile(
     r"(?P<head>https://(?:hooks\.slack\.com/services|(?:canary\.|ptb\.)?discord(?:app)?\.com"
@@ -674,7 +771,17 @@ _TOKEN_FORMATS = re.compile(
     r"|ya29\.[0-9A-Za-z_\-]{20,}"  # Google OAuth access tokens
     r"|r8_[A-Za-z0-9]{20,}"  # Replicate
     r"|do[opr]_v1_[a-f0-9]{64}"  # DigitalOcean
-    r"|gl(?:pat|dt|rt|rtr|ptt|ft|soat|cbt|imt|oas|agent)-[A-Za-z0-9_\-]{20,})"  # GitLab
+    r"|gl(?:pat|dt|rt|rtr|ptt|ft|soat|cbt|imt|oas|agent)-[A-Za-z0-9_\-]{20,}"  # GitLab
+    r"|xapp-[0-9]+-[A-Z0-9]+-[0-9]+-[a-f0-9]{32,}"  # Slack app-level
+    r"|dapi[a-f0-9]{32}(?:-[0-9]+)?"  # Databricks
+    r"|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"  # Shopify
+    r"|hv[sbr]\.[A-Za-z0-9_\-]{24,}"  # HashiCorp Vault
+    r"|ATATT3[A-Za-z0-9_\-=]{20,}"  # Atlassian
+    r"|AGE-SECRET-KEY-1[0-9A-Z]{20,}"  # age
+    r"|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}"  # Grafana service accounts
+    r"|lin_api_[A-Za-z0-9]{30,}"  # Linear
+    r"|gsk_[A-Za-z0-9]{30,}"  # Groq
+    r"|tskey-(?:auth|api|client|scim|webhook)-[A-Za-z0-9\-]{20,})"  # Tailscale
     r"(?![A-Za-z0-9_\-])"
 )
 # The signature of a presigned URL is its credential, whatever the query calls it: AWS
@@ -696,7 +803,7 @@ _PEM_PRIVATE_KEY = re.compile(
 # the sign full-width; '=>' is an arrow of PHP and Perl.
 _SPACE = "[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]"
 _PAIR = re.compile(
-    r"(?<!\w)(?P<quote>\\?[\"']?)(?P<key>[A-Za-z_][\w.\-]{0,127})(?P=quote)"
+    r"(?<!\w)(?P<quote>\\?[\"']?)(?P<key>[^\W\d][\w.\-\u00ad\u200b-\u200f\u2060]{0,127})(?P=quote)"
     rf"{_SPACE}*(?:[=\uff1d](?!=)>?|(?P<colon>[:\uff1a])(?!//)){_SPACE}*"
 )
 # A pair as a tuple of two strings: ('password', 'value'), as items() and a list of pairs print.
@@ -706,6 +813,17 @@ _TUPLE_PAIR = re.compile(
 # What ends the line of a YAML key whose value starts on the next: nothing, or a block
 # scalar's indicator (|, >-, |2), then maybe a comment.
 _YAML_BLOCK_START = re.compile(r"(?:[|>][+-]?[0-9]?[+-]?)?[ \t]*(?:#[^\n]*)?(?=\n)")
+# <password>VALUE</password>: an XML element named like a secret.
+_XML_ELEMENT = re.compile(
+    r"<(?P<key>[^\W\d][\w.\-:]{0,127})(?:[ \t][^<>]{0,1000})?>(?P<credential>[^<]{1,4096})"
+    r"</(?P=key)>"
+)
+# {"name": "DB_PASSWORD", "value": "..."}: a secret's name held as data, its value beside it,
+# as Kubernetes' env lists and key/value tables write them.
+_NAMED_VALUE = re.compile(
+    r"(?P<q1>[\"'])(?:name|key|Name|Key)(?P=q1)[ \t]*:[ \t]*(?P<q2>[\"'])(?P<key>[^\"'\n]{1,128})"
+    r"(?P=q2)[ \t]*,[ \t]*(?P<q3>[\"'])(?:value|Value|secret)(?P=q3)[ \t]*(?P<colon>:)[ \t]*"
+)
 # A string literal's prefix in a repr: b'...', rb"...", u'...'.
 _LITERAL_PREFIX = re.compile(r"[bBrRuUfF]{1,2}(?=[\"'])")
 _SCHEME = re.compile(r"(?:bearer|basic|token|digest|negotiate|ntlm|hoba)[ \t]+(?=\S)", re.I)
@@ -785,6 +903,9 @@ def _value_span(text: str, start: int, header: bool) -> tuple[int, int] | None:
         bare = _BARE_VALUE.match(text, scheme.end())
         return (start, bare.end()) if bare else None
     bare = _BARE_VALUE.match(text, start)
+    call = text.find("(", start, bare.end()) if bare is not None else -1
+    if call != -1:  # SecretStr('...'): the whole call goes, its arguments are the value
+        return (start, _closing_bracket(text, call))
     return (start, bare.end()) if bare else None
 
 
@@ -923,9 +1044,10 @@ class _Redactor:
             else None
         )
         values = _long_values(known)
-        # A value inside a JSON string appears with its escapes.
+        # A value inside a JSON string appears with its escapes, and in a URL percent-encoded.
         escaped = (json.dumps(v, ensure_ascii=False)[1:-1] for v in values)
-        self.known = _long_values((*values, *escaped))
+        encoded = (form for v in values for form in (quote(v, safe=""), quote_plus(v, safe="")))
+        self.known = _long_values((*values, *escaped, *encoded))
 
     # -- text --
 
@@ -938,8 +1060,12 @@ class _Redactor:
             text = self._shapes(text)
         if "(" in text:
             text = self._pairs(text, _TUPLE_PAIR)
-        if "_" in text:
-            text = _SPACED_PAIR.sub(self._spaced, text)
+        if "</" in text:
+            text = _XML_ELEMENT.sub(self._element, text)
+        if "alue" in text or "ecret" in text:
+            text = self._pairs(text, _NAMED_VALUE)
+        if " " in text or "\t" in text:
+            text = self._spaced_pairs(text)
         text = detected(text)
         return self._short_known(text) if message and self.short else text
 
@@ -961,15 +1087,32 @@ class _Redactor:
             text = self._known(text, _long_values(found))
         return self._pairs(text, _PAIR)
 
+    def _element(self, match: re.Match[str]) -> str:
+        if not self.is_secret(match["key"]) or match["credential"].strip() in _HARMLESS:
+            return match[0]
+        start, end = match.span("credential")
+        return match[0][: start - match.start()] + REDACTED + match[0][end - match.start() :]
+
     def _short_known(self, text: str) -> str:
         # A short secret is hidden where it stands as a word of its own: inside another word
         # it would be a guess, and would show the reader where the secret's letters are.
         return self.short.sub(REDACTED, text) if self.short is not None else text
 
-    def _spaced(self, match: re.Match[str]) -> str:
-        if not self.is_secret(match["key"]):
-            return match[0]
-        return match[0][: match.start("credential") - match.start()] + REDACTED
+    def _spaced_pairs(self, text: str) -> str:
+        # Each word may be the name of the next pair ("set aws_secret_access_key VALUE"): the
+        # search goes on after the name, not after the value it did not take.
+        out, last, at = [], 0, 0
+        while (pair := _SPACED_PAIR.search(text, at)) is not None:
+            at = pair.end("key")
+            value = pair["credential"]
+            if not self.is_secret(pair["key"]) or value in _HARMLESS:
+                continue
+            if not pair["dashes"] and (len(value) < 6 or _PROSE_WORD.fullmatch(value)):
+                continue
+            out += [text[last : pair.start("credential")], REDACTED]
+            last = at = pair.end()
+        out.append(text[last:])
+        return "".join(out)
 
     def _known(self, text: str, known: tuple[str, ...] | None = None) -> str:
         spans = []
@@ -1054,11 +1197,15 @@ class _Redactor:
             return self.text(value, message=message)
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
+            named = _named_secret_value(value, self.is_secret)
             for key, item in value.items():
                 hidden = self.value(item, depth + 1, message=message)
-                self._put(out, str(key), _hide(hidden) if self.is_secret(str(key)) else hidden)
+                secret = self.is_secret(str(key)) or str(key) in named
+                self._put(out, str(key), _hide(hidden) if secret else hidden)
             return out
         if isinstance(value, (list, tuple)):
+            if _secret_pair(value, self.is_secret):
+                return [value[0], _hide(value[1])]
             return [self.value(item, depth + 1, message=message) for item in value]
         return value
 
