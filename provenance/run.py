@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, nullcontext, suppress
+from contextlib import ExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,6 @@ from provenance.errors import (
     NoActiveRunError,
     NoSidecarTargetError,
     ProvenanceError,
-    SidecarWriteError,
 )
 from provenance.measure.config_files import read_configs
 from provenance.measure.hashing import HashPolicy
@@ -34,34 +33,17 @@ from provenance.measure.paths import (
     Glob,
     Resolved,
     as_declared,
-    changed_since,
     find_root,
     fingerprint,
     names_beside,
     resolve,
 )
-from provenance.ranks import (
-    Handoff,
-    Launch,
-    detect,
-    is_ranks_folder_name,
-    wait_bound,
-    watch_writes,
-    wrote_path,
-)
-from provenance.record.build import (
-    OUTCOME_STEPS,
-    OUTPUTS_STEPS,
-    RUNNING_PIPELINE,
-    RunFacts,
-    build_block,
-)
-from provenance.record.limits import fit, unreadable
+from provenance.ranks import Handoff, Launch, detect, watch_writes
+from provenance.record.build import RunFacts
 from provenance.record.normalize import normalize
 from provenance.record.outcome import (
     FAILED,
     INTERRUPTED,
-    SIGINT_EXIT,
     SUCCEEDED,
     Outcome,
     error_of,
@@ -69,46 +51,22 @@ from provenance.record.outcome import (
     from_returned,
     signal_exit,
 )
-from provenance.record.redact import (
-    SecretMatcher,
-    known_secrets,
-    redact_block,
-    redact_document,
-    redact_text,
-)
-from provenance.record.sidecar import (
-    MANIFEST_SCHEMA,
-    RECORD_LOG,
-    RunningRecord,
-    atomic_write,
-    canonical_bytes,
-    embedded_bytes,
-    folder_lock,
-    is_live,
-    is_sidecar_name,
-    keep_last_good,
-    lost_runs,
-    read_json_object,
-    read_own_record,
-    record_outputs,
-    remove_lost,
-    running_records,
-    side_record_path,
-    sidecar_path_for,
-    superseded_runs,
-    table_entries,
+from provenance.record.redact import SecretMatcher, known_secrets, redact_error, redact_text
+from provenance.record.sidecar import RunningRecord, lost_runs, sidecar_path_for
+from provenance.record.write import (
+    RESERVED_FIELDS,
+    RecordWriter,
+    WriteFacts,
+    record_target,
+    sidecar_base,
+    stat_key,
 )
 from provenance.signals import SignalGuard
 from provenance.stores.digest_cache import DigestCache
 
-RESERVED_FIELDS = frozenset({"schema", "run_provenance"})
 ManifestDeclaration = str | Callable[[argparse.Namespace], Any] | None
 
 _current: ContextVar[Run | None] = ContextVar("provenance_current_run", default=None)
-# Told the path of every record a run writes in this context (provenance.testing listens).
-_sidecar_watcher: ContextVar[Callable[[Path], None] | None] = ContextVar(
-    "provenance_sidecar_watcher", default=None
-)
 
 
 def current_run() -> Run:
@@ -268,7 +226,7 @@ class Run:
             if kind == "output" and not late:
                 self.beside.setdefault(path, names_beside(path))
                 sidecar = sidecar_path_for(path)
-                self._sidecar_stats.setdefault(sidecar, _stat_key(sidecar))
+                self._sidecar_stats.setdefault(sidecar, stat_key(sidecar))
         if kind == "output" and declared is not None:
             self._top()._start_record(self)
 
@@ -406,7 +364,7 @@ class Run:
         if declared is not None:
             self.manifest_out = declared.paths[0]
             sidecar = Path(self.manifest_out)
-            self._sidecar_stats.setdefault(sidecar, _stat_key(sidecar))
+            self._sidecar_stats.setdefault(sidecar, stat_key(sidecar))
             self._top()._start_record(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -570,7 +528,7 @@ class Run:
         if target is None:
             self._trouble(NoSidecarTargetError(self._no_target_reason()))
         else:
-            self._write(target)
+            self._write()
         if self._flipped is not None:
             raise self._flipped
 
@@ -601,10 +559,7 @@ class Run:
     def _hidden(self, err: ProvenanceError) -> ProvenanceError:
         """``err`` with the run's secrets hidden from its message: it may be raised, and Python
         prints what is raised."""
-        message = redact_text(
-            str(err), known=_known_secrets(self), is_secret=self.secrets, message=True
-        )
-        return err if message == str(err) else type(err)(message)
+        return redact_error(err, known=_known_secrets(self), is_secret=self.secrets)
 
     def _output_order(self) -> list[str]:
         # Declaration order decides, whatever order the entries were resolved in.
@@ -616,22 +571,9 @@ class Run:
         return given[0] if given else None
 
     def _target(self) -> Path | None:
-        if self.manifest_out is not None:
-            return Path(self.manifest_out)
-        first = self._first_output()
-        return sidecar_path_for(first) if first is not None else None
+        return record_target(self.manifest_out, self._first_output())
 
-    def _document(self, block: dict[str, Any]) -> dict[str, Any]:
-        """The record: recorded fields and the block, with every secret hidden."""
-        document = {"schema": MANIFEST_SCHEMA, **self.fields, "run_provenance": block}
-        return redact_document(document, self.secrets, _known_secrets(self))
-
-    def _fitted(self, block: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        """The record as written, and its bytes: made to fit what a reader takes (limits.fit),
-        so that a record that exists can always be read."""
-        return fit(self._document(block), canonical_bytes)
-
-    # -- the running record ------------------------------------------------------------------
+    # -- the record (provenance.record.write) ------------------------------------------------
 
     def _start_record(self, source: Run) -> None:
         """Write the running record once a target is known: kill -9 later still leaves it."""
@@ -640,343 +582,47 @@ class Run:
         target = source._target() if source.manifest_out or source.outputs else None
         if target is None:
             return
-        base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
         if not self._exiting:
-            self._lost_before = lost_runs(base)
-        handoff = self._hand_off(base)
+            self._lost_before = lost_runs(sidecar_base(target))
         facts = source._facts(cache=False)
         facts.entrypoint = self.entrypoint
         facts.shared_trainer = source.entrypoint if source is not self else self.shared_trainer
+        writer = RecordWriter(source._told(facts, self))
         try:
-            block = build_block(facts, RUNNING_PIPELINE)
-            _, data = source._fitted(block)
-            self._running = RunningRecord.create(base, data)
-            if handoff is not None:
-                handoff.running_at(self._running.path, lost_before=self._lost_before or frozenset())
-        except Exception as err:  # noqa: BLE001 -- the start record is a help, never a new way to fail
-            _warn(
-                f"could not write the running record beside {base}: {type(err).__name__}: {err}",
-                self,
-            )
+            writer.start()
+        finally:
+            self._running, self._handoff = writer.running, writer.handoff
 
-    # -- the ranks of a distributed launch (provenance.ranks) -------------------------------
-
-    def _hand_off(self, sidecar: Path) -> Handoff | None:
-        """This rank's hand-off beside ``sidecar``, its presence said, once the target is known."""
-        if self._launch is None or self._handoff is not None:
-            return self._handoff
-        self._handoff = Handoff(
-            self._launch,
-            sidecar,
-            started_ns=self.started_ns,
-            wait_s=wait_bound(os.environ),
-        )
-        try:
-            self._handoff.present()
-        except OSError as err:
-            _warn(f"could not say that rank {self._launch.rank} runs, in {sidecar}: {err}", self)
-        return self._handoff
-
-    def _write_rank(self, facts: RunFacts, target: Path, block: dict[str, Any]) -> None:
-        """Report this rank's part of the job, then assemble the job's record if it is the rank
-        to; the job's one record replaces the record each rank would have written alone."""
-        sidecar = target if is_sidecar_name(target.name) else sidecar_path_for(target)
-        handoff = self._hand_off(sidecar)
-        assert handoff is not None  # _write_facts calls this only in a launch
-        if self.embed_into is not None:
-            _warn(f"did not embed run_provenance: a job of ranks is recorded in {sidecar}", self)
-        first = self._first_output()
-        guard = self._guard
-        with guard.held() if guard is not None else nullcontext():
-            if facts.stopped or (guard is not None and guard.arrived()):
-                self._outcome = self._interrupted_while_recording()
-            facts.outcome = self._outcome
-            block.update(build_block(facts, OUTCOME_STEPS))
-            # As _placement judges it: the first output, or any output for a --manifest-out.
-            judged = (
-                [p for d in self.outputs.values() if d is not None for p in d.paths]
-                if self.manifest_out is not None
-                else [first]
-                if first is not None
-                else []
-            )
-            wrote = any(facts.written_by_run(p) for p in judged)
-            # As the record shows each path, secrets hidden: the part is a file on disk too,
-            # and the assembling rank matches these against the record's redacted paths.
-            known = _known_secrets(self)
-            opened = sorted(
-                redact_text(facts.shown(p), known=known, is_secret=self.secrets)
-                for d in self.outputs.values()
-                if d is not None
-                for p in d.paths
-                if wrote_path(p)
-            )
-            try:
-                document, data = self._fitted(block)
-                # Only what the part names: an output left out of it is not in the job's record.
-                kept = {e.get("path") for e in table_entries(document["run_provenance"]["outputs"])}
-                opened = [p for p in opened if p in kept]
-                handoff.report(document, wrote=wrote, opened=opened)
-                self._written = (sidecar, data)  # this rank's own part
-            except OSError as err:
-                self._trouble(SidecarWriteError(f"could not hand off to {handoff.folder}: {err}"))
-                return
-        if self._running is not None:
-            self._running.remove()
-        path = handoff.settle(
-            sidecar,
-            give_up=lambda: guard is not None and guard.stopped,
-            warn=lambda message: _warn(message, self),
-        )
-        if path is None:
-            # Another rank writes the job's record: rank 0's end event waits a bounded time for
-            # it, to say what the job did rather than what rank 0 did.
-            self._job_record = lambda: handoff.assembled(sidecar)
-        else:
-            # The job's record, not this rank's part.
-            with suppress(OSError):
-                self._written = (path, path.read_bytes())
-            _tell_record_log(path, self)
-            watcher = _sidecar_watcher.get()
-            if watcher is not None:
-                watcher(path)
-
-    # -- the final record --------------------------------------------------------------------
-
-    def _write(self, target: Path) -> None:
+    def _write(self) -> None:
         facts = self._facts()
+        writer = RecordWriter(self._told(facts, self))
         try:
-            self._write_facts(facts)
+            writer.write()
         finally:
             facts.close()
+            self._outcome = writer.outcome
+            self._flipped = self._flipped if writer.flipped is None else writer.flipped
+            self._written, self._job_record = writer.written, writer.job_record
+            self._running, self._handoff = writer.running, writer.handoff
 
-    def _write_facts(self, facts: RunFacts) -> None:
-        if self._launch is not None:
-            target = self._target()
-            assert target is not None  # _finish checked that there is somewhere to write
-            self._warn_undeclared_beside()
-            self._write_rank(facts, target, build_block(facts))
-            return
-        embedded = None
-        try:
-            embedded = self._embed(facts)
-        except SidecarWriteError as err:
-            self._trouble(err)
-        target = self._target()
-        assert target is not None  # _finish checked that there is somewhere to write
-        block = build_block(facts)
-        self._warn_undeclared_beside()
-        folder = target.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            self._write_failed(target, embedded, err)
-            return
-        guard = self._guard
-        with (
-            folder_lock(folder, give_up=lambda: guard is not None and guard.stopped) as locked,
-            guard.held() if guard is not None else nullcontext(),
-        ):
-            if not locked:
-                _warn(
-                    f"wrote the record without the lock on {folder}: another writer held it", self
-                )
-            concurrent = self._mark_concurrent(facts, block, target)
-            try:
-                path = self._write_record(facts, target, block, concurrent=concurrent)
-            except OSError as err:
-                self._write_failed(target, embedded, err)
-                return
-            remove_lost(self._superseded(facts, target, path))
-        if self._running is not None:
-            self._running.remove()
-        _tell_record_log(path, self)
-        watcher = _sidecar_watcher.get()
-        if watcher is not None:
-            watcher(path)
-
-    def _write_record(
-        self, facts: RunFacts, target: Path, block: dict[str, Any], *, concurrent: bool
-    ) -> Path:
-        """Decide the outcome, place the record and write it; with the signals held, a signal
-        that came meanwhile makes the record interrupted before it is written, never after."""
-        if facts.stopped or (self._guard is not None and self._guard.arrived()):
-            self._outcome = self._interrupted_while_recording()
-        facts.outcome = self._outcome
-        block.update(build_block(facts, OUTCOME_STEPS))
-        path, data, note = self._placement(facts, target, block)
-        # A successful record another run wrote while this one ran is evidence too.
-        if path == target and (self._outcome.status != SUCCEEDED or concurrent):
-            keep_last_good(target)
-        atomic_write(path, data, follow_symlinks=False)
-        self._written = (path, data)
-        if note:
-            _warn(note, self)
-        return path
-
-    def _write_failed(self, path: Path, embedded: tuple[Path, bytes] | None, err: OSError) -> None:
-        if embedded is not None:
-            _undo_embed(*embedded, self)
-        self._trouble(SidecarWriteError(f"could not write the sidecar {path}: {err}"))
-
-    def _interrupted_while_recording(self) -> Outcome:
-        received = self._guard.ending_signal() if self._guard is not None else None
-        exit_code = signal_exit(received) if received is not None else 130
-        if received == signal.SIGINT:
-            exit_code = SIGINT_EXIT
-        return Outcome(INTERRUPTED, exit_code, self._outcome.error)
-
-    def _placement(
-        self, facts: RunFacts, target: Path, block: dict[str, Any]
-    ) -> tuple[Path, bytes, str | None]:
-        """Where this run's record goes and its bytes, never destroying earlier evidence.
-
-        A run that wrote none of its outputs does not take over the record of an artifact it
-        left alone: its record goes beside as ``X.manifest.<status>.json``. A script's own JSON
-        at ``--manifest-out``, written by this run, gets the block merged into it; anything
-        else of the script's there is left alone and the record goes beside it.
-        """
-        document, data = self._fitted(block)
-        status = self._outcome.status
-        wrote = any(
-            facts.written_by_run(p) for d in self.outputs.values() if d is not None for p in d.paths
+    def _told(self, facts: RunFacts, top: Run) -> WriteFacts:
+        """What the record writer needs of this run, recorded by ``top``: the outermost run of
+        the process, which holds the outcome, the running record and the rank's hand-off."""
+        return WriteFacts(
+            facts=facts,
+            outcome=top._outcome,
+            warn=lambda message: _warn(message, top),
+            fields=self.fields,
+            manifest_out=self.manifest_out,
+            first_output=self._first_output(),
+            embed_into=self.embed_into,
+            beside=self.beside,
+            lost_before=top._lost_before,
+            sidecar_stats=self._sidecar_stats,
+            running=top._running,
+            launch=top._launch,
+            handoff=top._handoff,
         )
-        if self.manifest_out is not None and not _is_record(target):
-            if not os.path.lexists(target):
-                return target, data, None
-            written = changed_since(str(target), self.started_ns)
-            found = read_json_object(target) if written else None
-            if found is not None and "run_provenance" not in found[1]:
-                own = found[1]
-                # Recorded fields the script's document lacks follow its keys; no "schema" of
-                # ours goes in: the document stays the script's, with the block in it.
-                extra = {k: v for k, v in document.items() if k not in (*own, *RESERVED_FIELDS)}
-                merged = {**own, **extra}
-                if str(target) in facts.outputs_paths():
-                    # The manifest is also a declared output: like embed_into, its own entry
-                    # cannot hold the digest of the bytes that will contain it.
-                    facts.embedded_in = str(target)
-                    block = {**block, **build_block(facts, OUTPUTS_STEPS)}
-                    facts.embedded_in = None
-                block = redact_block(block, self.secrets, _known_secrets(self))
-                merged_data, refused = _embedding(merged, block)
-                if refused is None:
-                    return target, merged_data, None
-                why = f"would with the record in it be refused by a reader ({refused})"
-            else:
-                why = (
-                    "holds a run_provenance of its own"
-                    if found is not None
-                    else "is not a JSON object this run wrote"
-                )
-            beside = sidecar_path_for(target)
-            note = f"{target} {why}, so it was left as it is; this run's record is {beside}"
-            return self._placement_at(beside, data, status, wrote=True, note=note)
-        if self.manifest_out is not None:
-            return self._placement_at(target, data, status, wrote=wrote)
-        first = self._first_output()
-        assert first is not None  # the target is beside it
-        # A record of an artifact that is gone describes no bytes: a successful run may take
-        # its place even without writing the artifact.
-        vanished = status == SUCCEEDED and not os.path.lexists(first)
-        return self._placement_at(
-            target, data, status, wrote=bool(facts.written_by_run(first)) or vanished
-        )
-
-    def _placement_at(
-        self,
-        target: Path,
-        data: bytes,
-        status: str,
-        *,
-        wrote: bool,
-        note: str | None = None,
-    ) -> tuple[Path, bytes, str | None]:
-        if wrote or not os.path.lexists(target):
-            return target, data, note
-        beside = side_record_path(target, status)
-        return (
-            beside,
-            data,
-            f"kept the earlier sidecar {target} (this {status} run wrote none of its outputs); "
-            f"this run's record is {beside}",
-        )
-
-    def _superseded(self, facts: RunFacts, target: Path, path: Path) -> list[Path]:
-        """The lost runs' records this run's record accounts for: it took the sidecar's place
-        and rewrote every output they declared, after they were gone. Any other run's record
-        is evidence this run has no say over."""
-        base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
-        if path not in (target, base) or self._lost_before is None:
-            return []  # beside the sidecar: the sidecar, and what it describes, stay
-        rewrote = {
-            facts.shown(p)
-            for d in self.outputs.values()
-            if d is not None
-            for p in d.paths
-            if facts.written_by_run(p)
-        }
-        return superseded_runs(base, self._lost_before, rewrote)
-
-    def _mark_concurrent(self, facts: RunFacts, block: dict[str, Any], target: Path) -> bool:
-        """Say so where another run wrote the same outputs while this one ran: the bytes on
-        disk may be that run's. Called with the folder lock held."""
-        mine = {
-            facts.shown(p)
-            for d in self.outputs.values()
-            if d is not None
-            for p in d.paths
-            if facts.written_by_run(p)
-        }
-        if not mine:
-            return False
-        base = target if is_sidecar_name(target.name) else sidecar_path_for(target)
-        others: set[str] = set()
-        for other in running_records(base):
-            if self._running is not None and other == self._running.path:
-                continue
-            # A run that was under way at any moment of this one, live or lost since, may
-            # have written the bytes on disk; only one lost before this run began cannot.
-            # Unknown (the sidecar was first known at exit): one written since this run began.
-            earlier = self._lost_before
-            if is_live(other) or (
-                other not in earlier
-                if earlier is not None
-                else changed_since(str(other), self.started_ns)
-            ):
-                others |= record_outputs(other)
-        if target in self._sidecar_stats and _stat_key(target) != self._sidecar_stats[target]:
-            others |= record_outputs(target, written_only=True)
-        shared = mine & others
-        if not shared:
-            return False
-        for entry in table_entries(block.get("outputs")):
-            if entry.get("path") in shared and entry.get("exists"):
-                entry["concurrent_writers"] = True
-        _warn(
-            f"another run wrote {', '.join(sorted(shared))} while this one ran: the record "
-            "cannot tell whose bytes these are, and says so (concurrent_writers)",
-            self,
-        )
-        return True
-
-    def _warn_undeclared_beside(self) -> None:
-        declared = {p for d in self.outputs.values() if d is not None for p in d.paths}
-        for path, before in sorted(self.beside.items()):
-            appeared = sorted(
-                name
-                for name in names_beside(path) - before
-                if not is_sidecar_name(name)
-                and not is_ranks_folder_name(name)
-                and os.path.join(os.path.dirname(path), name) not in declared
-            )
-            if appeared:
-                _warn(
-                    f"{', '.join(appeared)} appeared beside the output {os.path.basename(path)} "
-                    "during the run and is not declared, so it is not in the record: declare "
-                    'it, e.g. outputs={"data": Glob("{out}.data")}',
-                    self,
-                )
 
     def _facts(self, *, cache: bool = True) -> RunFacts:
         return RunFacts(
@@ -1002,87 +648,6 @@ class Run:
             config=self.config,
             config_files=self.config_files,
         )
-
-    def _embed(self, facts: RunFacts) -> tuple[Path, bytes] | None:
-        """Put the block into the ``embed_into`` output if this run wrote it as a JSON object."""
-        if self.embed_into is None:
-            return None
-        if self.embed_into not in self.outputs:
-            _warn(
-                f"did not embed run_provenance: embed_into={self.embed_into!r} names no output",
-                self,
-            )
-            return None
-        declared = self.outputs[self.embed_into]
-        if declared is None:
-            return None
-        host = declared.paths[0]
-        if not facts.written_by_run(host):
-            return None
-        found = read_json_object(host)
-        if found is None:
-            _warn(f"did not embed run_provenance into {host}: it does not hold a JSON object", self)
-            return None
-        original, document = found
-        facts.embedded_in = host
-        block = redact_block(build_block(facts), self.secrets, _known_secrets(self))
-        facts.embedded_in = None
-        data, refused = _embedding(document, block)
-        if refused is not None:
-            _warn(
-                f"did not embed run_provenance into {host}: with it, a reader would refuse the "
-                f"file ({refused}); the sidecar holds the record",
-                self,
-            )
-            return None
-        facts.forget(host)
-        try:
-            atomic_write(host, data)
-        except OSError as err:
-            raise SidecarWriteError(f"could not embed run_provenance into {host}: {err}") from err
-        return Path(host), original
-
-
-def _embedding(document: dict[str, Any], block: dict[str, Any]) -> tuple[bytes, str | None]:
-    """``document`` with the block in it, the block made to fit what a reader takes; and why a
-    reader would still refuse the whole (the script's own part too big, or not strict JSON),
-    or None."""
-    fitted, _ = fit({"schema": MANIFEST_SCHEMA, "run_provenance": block}, canonical_bytes)
-    data = embedded_bytes(document, fitted["run_provenance"])
-    return data, unreadable(data, "record")
-
-
-def _stat_key(path: Path) -> tuple[int, ...] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _is_record(path: Path) -> bool:
-    """Whether ``path`` holds a sidecar of ours (not a script's document with a block in it)."""
-    document = read_own_record(path)
-    return document is not None and document.get("schema") == MANIFEST_SCHEMA
-
-
-def _tell_record_log(path: Path, run: Run | None = None) -> None:
-    log = os.environ.get(RECORD_LOG)
-    if not log:
-        return
-    try:
-        with open(log, "a", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(f"{os.path.abspath(path)}\n")
-    except OSError as err:
-        _warn(f"could not note the record in {RECORD_LOG}={log}: {err}", run)
-
-
-def _undo_embed(host: Path, original: bytes, run: Run | None = None) -> None:
-    # The sidecar failed after the block went into the host: the block must not outlive it.
-    try:
-        atomic_write(host, original)
-    except OSError as err:
-        _warn(f"could not take run_provenance back out of {host}: {err}", run)
 
 
 def _merge_declared(old: Declared | None, new: Declared | None) -> Declared | None:

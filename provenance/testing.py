@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.record.outcome import code_of, exit_code_of, exit_code_of_return
-from provenance.run import _sidecar_watcher
+from provenance.record.write import sidecar_watcher
 
 
 @dataclass
@@ -71,7 +71,7 @@ def run_recorded(
     code 1) rather than raised, so a test can look at the record of a run that crashed.
     """
     written: list[Path] = []
-    token = _sidecar_watcher.set(lambda path: written.append(Path(os.path.abspath(path))))
+    token = sidecar_watcher.set(lambda path: written.append(Path(os.path.abspath(path))))
     exception = None
     try:
         with _inside(cwd):
@@ -82,7 +82,7 @@ def run_recorded(
             except Exception as err:  # noqa: BLE001 - handed back to the test, not swallowed
                 code, exception = 1, err
     finally:
-        _sidecar_watcher.reset(token)
+        sidecar_watcher.reset(token)
     path = written[-1] if written else None
     sidecar = json.loads(path.read_text("utf-8")) if path is not None else None
     return RecordedResult(code, path, sidecar, exception, written)

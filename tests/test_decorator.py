@@ -276,7 +276,7 @@ class TestMisuseAndFaults:
     def test_a_fault_in_recording_does_not_replace_the_scripts_exception(
         self, tmp_path, monkeypatch, capsys
     ):
-        monkeypatch.setattr("provenance.run.build_block", broken_block)
+        monkeypatch.setattr("provenance.record.write.build_block", broken_block)
         declaration = recorded_run(outputs={"o": tmp_path / "o"})
         with pytest.raises(KeyError, match="the script's own"), declaration:
             raise KeyError("the script's own")
@@ -285,7 +285,7 @@ class TestMisuseAndFaults:
     def test_a_fault_in_recording_fails_a_run_that_would_have_succeeded(
         self, tmp_path, monkeypatch
     ):
-        monkeypatch.setattr("provenance.run.build_block", broken_block)
+        monkeypatch.setattr("provenance.record.write.build_block", broken_block)
         declaration = recorded_run(outputs={"o": tmp_path / "o"})
         failed = pytest.raises(ProvenanceError, match="could not record the run")
         with failed as caught, declaration:

@@ -956,10 +956,10 @@ class TestNoSecretLeavesARun:
 
     def test_the_note_of_a_failed_undo_holds_no_secret(self, folder, monkeypatch, capsys):
         from provenance import SidecarWriteError
-        from provenance import run as run_module
+        from provenance.record import write as write_module
         from tests.fakes import leaky_script
 
-        writes, atomic_write = [], run_module.atomic_write
+        writes, atomic_write = [], write_module.atomic_write
 
         def embed_once(path, data, **options):
             # The block goes into the model; the sidecar finds the disk full; taking the block
@@ -971,7 +971,7 @@ class TestNoSecretLeavesARun:
                 raise OSError(f"read-only: {path}")
             atomic_write(path, data, **options)
 
-        monkeypatch.setattr(run_module, "atomic_write", embed_once)
+        monkeypatch.setattr(write_module, "atomic_write", embed_once)
         monkeypatch.chdir(folder)
         with pytest.raises(SidecarWriteError):
             leaky_script.main(leaky_argv())

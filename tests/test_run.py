@@ -540,7 +540,7 @@ class TestNoRunErasesAnothersEvidence:
         def disk_full(*args, **kwargs):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("provenance.run.atomic_write", disk_full)
+        monkeypatch.setattr("provenance.record.write.atomic_write", disk_full)
         assert script.main(["--out", str(out), "--tag", "new", "--end", "fail"]) == 1
         assert sidecar_bytes(sidecar_of(out)) == good
         kept = tmp_path / "model.bin.manifest.previous.json"

@@ -174,14 +174,15 @@ def _code(facts: RunFacts) -> dict[str, Any]:
     return {"code": imported_project_modules(facts.root, facts.entrypoint)}
 
 
-def _known_secrets(facts: RunFacts) -> tuple[str, ...]:
+def known_secrets_of(facts: RunFacts) -> tuple[str, ...]:
+    """The secrets the run was told, as ``known_secrets`` finds them, with a config file's."""
     # With no framework config, the files' own content is what the script was told.
     config = facts.config if facts.config is not None else read_configs(facts.config_files)
     return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets, config)
 
 
 def _arguments(facts: RunFacts) -> dict[str, Any]:
-    known = _known_secrets(facts)
+    known = known_secrets_of(facts)
     argv = redact_argv(facts.argv, facts.parsers, facts.secrets, args=facts.args, known=known)
     args = redact_args(normalize(facts.args, facts.root), facts.secrets, facts.parsers)
     return redact_block({"argv": argv, "args": args}, facts.secrets, known)
@@ -202,7 +203,7 @@ def _configuration(facts: RunFacts) -> dict[str, Any]:
             "files": [_input_entry(facts, p) for p in facts.config_files],
             "resolved": normalize(facts.args if resolved is None else resolved, facts.root),
         }
-    return redact_block(part, facts.secrets, _known_secrets(facts))
+    return redact_block(part, facts.secrets, known_secrets_of(facts))
 
 
 def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
@@ -277,7 +278,7 @@ def _outcome(facts: RunFacts) -> dict[str, Any]:
     if facts.outcome is None:
         return {}
     outcome = {"outcome": facts.outcome.as_record(facts.gates)}
-    return redact_block(outcome, facts.secrets, _known_secrets(facts))
+    return redact_block(outcome, facts.secrets, known_secrets_of(facts))
 
 
 def _environment(facts: RunFacts) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 REDACTED = "<redacted>"
@@ -27,6 +27,8 @@ REDACTED = "<redacted>"
 # least password length). A shorter one is hidden only where it was given: replacing it elsewhere
 # would mangle ordinary text, and show the reader which ordinary value equals the secret.
 MIN_KNOWN_LENGTH = 8
+
+_E = TypeVar("_E", bound=BaseException)
 
 DEFAULT_SECRET_NAMES: tuple[str, ...] = (
     "token",
@@ -1312,6 +1314,13 @@ def redact_text(
     ``sk-``, AWS key ids, JWTs, ...), the signature of a presigned URL, and PEM private keys.
     """
     return _Redactor(is_secret or _DEFAULT_MATCHER, known).text(text, message=message)
+
+
+def redact_error(err: _E, *, known: Iterable[str], is_secret: SecretMatcher) -> _E:
+    """``err`` with secrets hidden from its message: it may be raised, and Python prints what is
+    raised."""
+    message = redact_text(str(err), known=known, is_secret=is_secret, message=True)
+    return err if message == str(err) else type(err)(message)
 
 
 def redact_block(
