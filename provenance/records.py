@@ -414,8 +414,9 @@ def root_for(source: Path, shown: str, sha256: Any = None) -> Path | None:
     """The project root the relative paths of the record at ``source``, whose entrypoint is
     ``shown`` (with that ``sha256``), are relative to. A record does not say it (that would tie
     its bytes to one checkout), so: the project above the record, else the one above the
-    working folder, whichever holds the record's entrypoint; where neither does, the folder
-    the record was written against, found from its entrypoint (``written_against``)."""
+    working folder, whichever holds the record's entrypoint; where neither does, the project
+    above the record, else the folder the record was written against, found from its
+    entrypoint (``written_against``), else the project above the working folder."""
     return Roots().root_for(source, shown, sha256)
 
 
@@ -436,9 +437,9 @@ class Roots:
         for candidate in candidates:
             if candidate is not None and self._holds_entrypoint(candidate, shown):
                 return candidate
-        return next((c for c in candidates if c is not None), None) or self._written_against(
-            source, shown, sha256
-        )
+        # Neither holds it: the project above the record, else the folder the record's own
+        # paths say it was written against, before a project only the working folder is in.
+        return candidates[0] or self._written_against(source, shown, sha256) or candidates[1]
 
     def _written_against(self, source: Path, shown: str, sha256: Any) -> Path | None:
         key = (os.path.dirname(os.path.abspath(source)), shown, sha256)

@@ -428,6 +428,12 @@ class Run:
             self._launch, problem = detect(os.environ)
             if problem is not None:
                 _warn(problem, self)
+            if self.root is None:
+                _warn(
+                    f"no .git or pyproject.toml above {self.entrypoint}: the record gives its "
+                    "paths absolute (recorded_run(root=...) names a project root)",
+                    self,
+                )
             if self._launch is not None:
                 watch_writes()
         for kind, name, declaration, table in self._declarations():

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from provenance.measure.paths import find_root
 from provenance.record.sidecar import side_record_path
 from provenance.records import (
     MAX_DECLARED,
@@ -18,9 +19,10 @@ from provenance.records import (
     attempts,
     load,
     read_json,
+    written_against,
 )
 from tests.conftest import sidecar_of
-from tests.handmade import document, project, run_cli, write
+from tests.handmade import cli_in, document, project, run_cli, run_in, write
 from tests.test_lost_runs import interrupted_before_writing, ran
 
 GOOD = json.dumps(document(), indent=2)
@@ -198,3 +200,90 @@ class TestAttempts:
         (found,) = attempts(load(out))
         assert found.unreadable
         assert "not a regular file" in found.evidence
+
+
+SCRIPT = """\
+import argparse
+import sys
+from pathlib import Path
+
+from provenance import recorded_run
+
+
+@recorded_run(outputs={{"model": "out"}}{root})
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("weights\\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+class TestRootWrittenAgainst:
+    """A project with no .git or pyproject.toml: the script one folder above its outputs."""
+
+    @staticmethod
+    def unmarked(tmp_path: Path, root: str = "") -> Path:
+        proj = tmp_path / "proj"
+        proj.mkdir()
+        (proj / "train.py").write_text(SCRIPT.format(root=root))
+        assert find_root(proj) is None  # nothing marks it, nor any folder above
+        return proj
+
+    @staticmethod
+    def verified(out: Path, cwd: Path) -> tuple[int, dict[str, str]]:
+        result = cli_in(cwd, "verify", "--json", out)
+        assert result.returncode in (0, 1), result.stderr
+        (report,) = json.loads(result.stdout)
+        return result.returncode, {c["path"]: c["status"] for c in report["checks"]}
+
+    def test_an_untouched_artifact_verifies_and_the_run_warns_once(self, tmp_path):
+        proj = self.unmarked(tmp_path)
+        ran = run_in(proj, "train.py", "--out", "out/model.bin")
+        assert ran.returncode == 0, ran.stderr
+        warnings = [line for line in ran.stderr.splitlines() if "absolute" in line]
+        assert len(warnings) == 1, ran.stderr
+        assert "no .git or pyproject.toml" in warnings[0]
+        code, checks = self.verified(proj / "out/model.bin", tmp_path)
+        assert code == 0, checks
+        assert set(checks.values()) == {"unchanged"}
+        assert checks[str(proj / "train.py")] == "unchanged"
+
+    @pytest.mark.parametrize("cwd", [".", "out", ".."])
+    def test_relative_paths_resolve_from_the_folder_holding_the_entrypoint(self, tmp_path, cwd):
+        proj = self.unmarked(tmp_path, root=f", root={str(tmp_path / 'proj')!r}")
+        ran = run_in(proj, "train.py", "--out", "out/model.bin")
+        assert ran.returncode == 0, ran.stderr
+        assert "absolute" not in ran.stderr  # a root was named
+        # A file of the entrypoint's name in the record's own folder is not it: its digest
+        # differs, so the search goes on up.
+        (proj / "out/train.py").write_text("print('a decoy')\n")
+        code, checks = self.verified(proj / "out/model.bin", (proj / cwd).resolve())
+        assert code == 0, checks
+        assert checks == {"train.py": "unchanged", "out/model.bin": "unchanged"}
+        assert load(proj / "out/model.bin").root == proj
+
+    def test_a_changed_entrypoint_is_no_evidence_of_a_root(self, tmp_path):
+        proj = self.unmarked(tmp_path, root=f", root={str(tmp_path / 'proj')!r}")
+        assert run_in(proj, "train.py", "--out", "out/model.bin").returncode == 0
+        recorded = load(proj / "out/model.bin").block["entrypoint"]["sha256"]
+        sidecar = sidecar_of(proj / "out/model.bin")
+        assert written_against(sidecar, "train.py", recorded) == proj
+        (proj / "train.py").write_text("# edited\n")
+        assert written_against(sidecar, "train.py", recorded) is None
+
+    def test_an_entrypoint_reached_through_a_symlink_out_is_not_taken(self, tmp_path):
+        proj = self.unmarked(tmp_path, root=f", root={str(tmp_path / 'proj')!r}")
+        assert run_in(proj, "train.py", "--out", "out/model.bin").returncode == 0
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        recorded = load(proj / "out/model.bin").block["entrypoint"]["sha256"]
+        (proj / "train.py").rename(elsewhere / "train.py")
+        os.symlink(elsewhere / "train.py", proj / "train.py")
+        assert written_against(sidecar_of(proj / "out/model.bin"), "train.py", recorded) is None
