@@ -550,6 +550,8 @@ class Run:
             framework = None if isinstance(exc, SystemExit) else exit_status(exc)
             if framework is not None:  # typer.Exit(3), a click.UsageError: what it ends with
                 status, failed = framework
+                if isinstance(exc, KeyboardInterrupt):  # click's "Aborted!": a Ctrl-C all the same
+                    return Outcome(INTERRUPTED, status)
                 error = error_of(exc) if failed else None
                 return Outcome(SUCCEEDED if status == 0 and not failed else FAILED, status, error)
             return from_exception(exc)
@@ -826,7 +828,8 @@ class Run:
         received = self._guard.ending_signal() if self._guard is not None else None
         exit_code = signal_exit(received) if received is not None else 130
         if received == signal.SIGINT:
-            exit_code = SIGINT_EXIT
+            framework = exit_status(KeyboardInterrupt())  # what a framework turns it into
+            exit_code = SIGINT_EXIT if framework is None else framework[0]
         return Outcome(INTERRUPTED, exit_code, self._outcome.error)
 
     def _placement(
