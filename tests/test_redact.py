@@ -1163,3 +1163,29 @@ class TestStructure:
         notes = [line for line in proc.stderr.splitlines() if line.startswith("provenance:")]
         for secret in ("hunter2", "ff00aa", str(0xFF00AA), "pw7"):
             assert secret not in shown.stdout + "\n".join(notes)
+
+
+class TestSettingsUnderSecretWords:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "include_num_input_tokens_seen",
+            "max_prompt_tokens",
+            "num_of_input_tokens",
+            "total_gen_token",
+        ],
+    )
+    def test_a_count_with_words_between_is_no_secret(self, name):
+        assert not MATCHER(name)
+
+    @pytest.mark.parametrize("name", ["hub_token", "input_tokens_secret", "auth_token"])
+    def test_a_token_without_a_count_before_it_still_is(self, name):
+        assert MATCHER(name)
+
+    @pytest.mark.parametrize(
+        "value", ["no", "Yes", "TRUE", "false", "none", "auto", "steps", "epoch"]
+    )
+    def test_a_setting_word_stays_a_credential_does_not(self, value):
+        args = {"push_token_strategy": value, "hub_token": value, "api_key": "hunter2-abc"}
+        hidden = redact_args(args, MATCHER)
+        assert hidden == {"push_token_strategy": value, "hub_token": value, "api_key": REDACTED}
