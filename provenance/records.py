@@ -9,6 +9,7 @@ one that may be touched, or says why not.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -40,6 +41,7 @@ from provenance.record.sidecar import (
     running_records,
     side_record_path,
     sidecar_path_for,
+    slot_entries,
 )
 
 # The records a run keeps beside its sidecar (docs/sidecar.md), besides running ones.
@@ -194,6 +196,103 @@ def running_beside(record: Record) -> list[tuple[Path, str]]:
     return [(path, run_state(path)) for path in found if path != record.source]
 
 
+# The side records of a run that wrote none of its outputs while the artifact had a sidecar.
+ATTEMPT_KINDS = (SUCCEEDED, FAILED, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Another run's record kept beside a record (``X.manifest.<status>.json``): a run that
+    wrote none of the artifact's outputs, so did not take over its sidecar."""
+
+    source: Path
+    kind: str  # what its name says: succeeded, failed or interrupted
+    status: str | None  # what its outcome says; None when it cannot be read
+    exit_code: int | None
+    newer: bool | None  # than the record it is beside; None: nothing tells
+    evidence: str  # how that is known, or why it cannot be read
+    unreadable: bool = False
+
+
+def attempts(record: Record) -> list[Attempt]:
+    """The other runs' records beside ``record`` (``X.manifest.<status>.json``), newest first:
+    the newer ones, then those nothing dates, then the older ones; within each, by the time
+    the file was last written, then by name.
+
+    Newer is judged on the bytes first: such a run measured the outputs it did not write, so
+    one that saw other bytes than ``record`` describes ran before ``record``'s run wrote them.
+    Only where the bytes agree (or there are none to compare) do the files' times decide, and
+    only both together: an attempt whose mtime and ctime are both earlier than the record's is
+    older. A side record that cannot be read is named as such, never read further."""
+    if record.embedded:
+        return []
+    target = sidecar_target(record.source)
+    found = []
+    for kind in ATTEMPT_KINDS:
+        path = side_record_path(target, kind)
+        if path == record.source or not os.path.lexists(path):
+            continue
+        found.append(_attempt(record, path, kind))
+    order = {True: 0, None: 1, False: 2}
+    found.sort(key=lambda a: str(a[0].source))
+    found.sort(key=lambda a: (order[a[0].newer], -a[1]))
+    return [a for a, _ in found]
+
+
+def _attempt(record: Record, path: Path, kind: str) -> tuple[Attempt, int]:
+    try:
+        st = os.lstat(path)
+        other = load(path, record.root)
+    except (UnreadableRecord, OSError) as err:
+        why = str(err) if isinstance(err, UnreadableRecord) else f"{path}: {_reason(err)}"
+        return Attempt(path, kind, None, None, None, why, unreadable=True), 0
+    outcome = other.block["outcome"]
+    saw = _saw_same_bytes(record.block, other.block)
+    times = _written_before(path, st, record.source)
+    if saw is False:
+        newer, evidence = False, "it found other bytes than this record describes"
+    elif times is True:
+        newer, evidence = False, "both its mtime and ctime are earlier than this record's"
+    elif saw is True:
+        newer, evidence = True, "it found the bytes this record describes, and was written later"
+    elif times is False:
+        newer, evidence = True, "written later, by its times alone (no bytes to compare)"
+    else:
+        newer, evidence = None, "neither its bytes nor its times tell"
+    return Attempt(path, kind, outcome["status"], outcome["exit_code"], newer, evidence), (
+        st.st_mtime_ns
+    )
+
+
+def _saw_same_bytes(mine: dict[str, Any], theirs: dict[str, Any]) -> bool | None:
+    """Whether another run found the outputs ``mine`` describes as they are recorded there
+    (False: other bytes), judged on the outputs it did not write; None: none to compare."""
+    same = None
+    for name, slot in (theirs.get("outputs") or {}).items():
+        ours = (mine.get("outputs") or {}).get(name)
+        for their, our in zip(slot_entries(slot), slot_entries(ours), strict=False):
+            if their.get("written_by_run") or not (their.get("blake3") and our.get("blake3")):
+                continue
+            if their.get("path") != our.get("path"):
+                continue
+            if their["blake3"] != our["blake3"]:
+                return False
+            same = True
+    return same
+
+
+def _written_before(path: Path, st: os.stat_result, source: Path) -> bool | None:
+    """Whether ``path`` was written before ``source`` by both its mtime and its ctime (True),
+    after by both (False), or the two disagree or cannot be read (None)."""
+    try:
+        mine = os.stat(source)
+    except OSError:
+        return None
+    before = (st.st_mtime_ns < mine.st_mtime_ns, st.st_ctime_ns < mine.st_ctime_ns)
+    after = (st.st_mtime_ns > mine.st_mtime_ns, st.st_ctime_ns > mine.st_ctime_ns)
+    return True if all(before) else False if all(after) else None
+
+
 def sidecar_target(source: Path) -> Path:
     """The sidecar ``X.manifest.json`` that a record at ``source`` is, or is kept beside."""
     stem = source.name.removesuffix(".json")
@@ -256,17 +355,69 @@ def load(
             validate(document)
         except ProvenanceError as err:
             raise UnreadableRecord(f"{source}: {err}") from None
-    entrypoint = document["run_provenance"]["entrypoint"]["path"]
-    base = Path(os.path.abspath(root)) if root is not None else root_for(source, entrypoint)
+    entrypoint = document["run_provenance"]["entrypoint"]
+    base = (
+        Path(os.path.abspath(root))
+        if root is not None
+        else root_for(source, entrypoint["path"], entrypoint.get("sha256"))
+    )
     return Record(source, document, base, embedded)
 
 
-def root_for(source: Path, shown: str) -> Path | None:
+# How many folders above a record's own the root it was written against is looked for, when no
+# ``.git`` or ``pyproject.toml`` marks one; and the largest entrypoint hashed to tell.
+MAX_ROOT_LEVELS = 32
+MAX_ENTRYPOINT_BYTES = 64 * 1024**2
+
+
+def written_against(source: Path, shown: str, sha256: Any) -> Path | None:
+    """The folder a record at ``source`` was written against, found from its own paths: the
+    nearest of the record's folder and its ancestors (at most ``MAX_ROOT_LEVELS`` up, never
+    ``/`` itself) where the entrypoint ``shown`` (relative to it, or absolute and under it,
+    also once its symlinks are resolved) is a regular file with the recorded ``sha256``.
+    None when there is none: a record names no root, and one is only taken on that evidence."""
+    if not isinstance(shown, str) or not isinstance(sha256, str) or "\0" in shown:
+        return None
+    folder = os.path.dirname(os.path.abspath(source))
+    for _ in range(MAX_ROOT_LEVELS):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None  # "/": a root that admits everything is no root
+        if place_of(Path(folder), shown, Boundary.of([folder])).path is not None:
+            entrypoint = os.path.normpath(os.path.join(folder, shown))
+            if _sha256_of(entrypoint) == sha256:
+                return Path(folder)
+        folder = parent
+    return None
+
+
+def _sha256_of(path: str) -> str | None:
+    """The SHA-256 of a regular file of at most ``MAX_ENTRYPOINT_BYTES``, else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRYPOINT_BYTES:
+                return None
+            digest = hashlib.sha256()
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        except OSError:
+            return None
+    return digest.hexdigest()
+
+
+def root_for(source: Path, shown: str, sha256: Any = None) -> Path | None:
     """The project root the relative paths of the record at ``source``, whose entrypoint is
-    ``shown``, are relative to. A record does not say it (that would tie its bytes to one
-    checkout), so: the project above the record, else the one above the working folder,
-    whichever holds the record's entrypoint."""
-    return Roots().root_for(source, shown)
+    ``shown`` (with that ``sha256``), are relative to. A record does not say it (that would tie
+    its bytes to one checkout), so: the project above the record, else the one above the
+    working folder, whichever holds the record's entrypoint; where neither does, the project
+    above the record, else the folder the record was written against, found from its
+    entrypoint (``written_against``), else the project above the working folder."""
+    return Roots().root_for(source, shown, sha256)
 
 
 class Roots:
@@ -276,16 +427,25 @@ class Roots:
     def __init__(self) -> None:
         self._folders: dict[str, Path | None] = {}
         self._holds: dict[tuple[Path, str], bool] = {}
+        self._against: dict[tuple[str, str, Any], Path | None] = {}
 
-    def root_for(self, source: Path, shown: str) -> Path | None:
+    def root_for(self, source: Path, shown: str, sha256: Any = None) -> Path | None:
         parent = os.path.dirname(os.path.abspath(source))
         candidates = [find_root(parent, self._folders), find_root(os.getcwd(), self._folders)]
         if os.path.isabs(shown):
-            return candidates[0]
+            return candidates[0] or self._written_against(source, shown, sha256)
         for candidate in candidates:
             if candidate is not None and self._holds_entrypoint(candidate, shown):
                 return candidate
-        return next((c for c in candidates if c is not None), None)
+        # Neither holds it: the project above the record, else the folder the record's own
+        # paths say it was written against, before a project only the working folder is in.
+        return candidates[0] or self._written_against(source, shown, sha256) or candidates[1]
+
+    def _written_against(self, source: Path, shown: str, sha256: Any) -> Path | None:
+        key = (os.path.dirname(os.path.abspath(source)), shown, sha256)
+        if key not in self._against:
+            self._against[key] = written_against(source, shown, sha256)
+        return self._against[key]
 
     def _holds_entrypoint(self, candidate: Path, shown: str) -> bool:
         key = (candidate, shown)

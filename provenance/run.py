@@ -44,6 +44,7 @@ from provenance.record.normalize import normalize
 from provenance.record.outcome import (
     FAILED,
     INTERRUPTED,
+    SIGINT_EXIT,
     SUCCEEDED,
     Outcome,
     error_of,
@@ -102,6 +103,13 @@ def _warn(message: str, run: Run | None = None) -> None:
     secrets = run.secrets if run is not None else None
     note = redact_text(message, known=known, is_secret=secrets, message=True)
     print(f"provenance: {note}", file=sys.stderr, flush=True)
+
+
+def _interrupt_exit() -> int:
+    """What the process exits with after a Ctrl-C: what a framework turns it into (click's 1,
+    after "Aborted!"), else 130."""
+    framework = exit_status(KeyboardInterrupt())
+    return SIGINT_EXIT if framework is None else framework[0]
 
 
 def _known_secrets(run: Run) -> tuple[str, ...]:
@@ -389,6 +397,12 @@ class Run:
             self._launch, problem = detect(os.environ)
             if problem is not None:
                 _warn(problem, self)
+            if self.root is None:
+                _warn(
+                    f"no .git or pyproject.toml above {self.entrypoint}: the record gives its "
+                    "paths absolute (recorded_run(root=...) names a project root)",
+                    self,
+                )
             if self._launch is not None:
                 watch_writes()
         for kind, name, declaration, table in self._declarations():
@@ -505,6 +519,8 @@ class Run:
             framework = None if isinstance(exc, SystemExit) else exit_status(exc)
             if framework is not None:  # typer.Exit(3), a click.UsageError: what it ends with
                 status, failed = framework
+                if isinstance(exc, KeyboardInterrupt):  # click's "Aborted!": a Ctrl-C all the same
+                    return Outcome(INTERRUPTED, status)
                 error = error_of(exc) if failed else None
                 return Outcome(SUCCEEDED if status == 0 and not failed else FAILED, status, error)
             return from_exception(exc)
@@ -622,6 +638,7 @@ class Run:
             running=top._running,
             launch=top._launch,
             handoff=top._handoff,
+            interrupt_exit=_interrupt_exit(),
         )
 
     def _facts(self, *, cache: bool = True) -> RunFacts:

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import digests_of, load_sidecar, project_with, run_with_env, shown, sidecar_of
+from tests.conftest import (
+    ROOT,
+    default_signals,
+    digests_of,
+    load_sidecar,
+    project_with,
+    run_with_env,
+    shown,
+    sidecar_of,
+)
 
 TOKEN = "tok-3f9a2c71e5d84b06"  # an API token with no shape of its own: hidden by its name
 WANDB = "wb-8c1d4e7f2a9b3065"
@@ -117,6 +130,31 @@ class TestClick:
             assert outcome["error"] == {"type": "RuntimeError", "message": "diverged at epoch 7"}
         if end == "gate":
             assert outcome["gates"]["rmse"]["passed"] is False
+
+    def test_ctrl_c_is_recorded_with_the_exit_code_click_ends_the_process_with(self, tmp_path):
+        project_with(tmp_path, "click_app")
+        (tmp_path / "features.csv").write_text("adm2,mos\n0.9,4.2\n")
+        ready = tmp_path / "model.txt.ready"
+        proc = subprocess.Popen(
+            [sys.executable, str(tmp_path / "click_app.py"), "--features", "features.csv",
+             "--out", "model.txt", "--end", "wait"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_signals,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the command never got under way"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert "Aborted!" in err  # click turned the Ctrl-C into its own ending
+        outcome = load_sidecar(sidecar_of(tmp_path / "model.txt"))["run_provenance"]["outcome"]
+        assert outcome["exit_code"] == proc.returncode == 1
+        assert outcome["status"] == "interrupted"
 
     def test_help_records_nothing(self, tmp_path):
         proc = click_run(tmp_path, "--help")

@@ -46,6 +46,9 @@ class TestParseJsonFile:
             "num_train_epochs": 5,
             "hub_token": "<redacted>",
             "end": "return",
+            "report_to": "tensorboard",  # after __post_init__
+            "save_strategy": "STEPS",
+            "include_num_input_tokens_seen": "no",  # a setting, not a secret
         }
 
     def test_the_json_file_is_evidence_and_declarations_resolve(self, done):
@@ -70,3 +73,28 @@ class TestParseJsonFile:
         assert proc.returncode == 3, proc.stderr
         outcome = block(folder)["outcome"]
         assert (outcome["status"], outcome["exit_code"]) == ("failed", 3)
+
+
+class TestCommandLineAndJsonAlike:
+    def test_the_same_values_record_the_same_args_either_way(self, tmp_path):
+        values = {"train_file": "train.csv", "num_train_epochs": 5, "output_dir": "run/"}
+        settings = {"save_strategy": "epoch", "include_num_input_tokens_seen": "yes"}
+        by_file = project(tmp_path / "json", **values, **settings)
+        assert train(by_file, "args.json").returncode == 0
+        by_cli = project(tmp_path / "cli")
+        argv = [f"--{k}={v}" for k, v in {**values, **settings}.items()]
+        proc = train(by_cli, *argv, "--hub_token", TOKEN)
+        assert proc.returncode == 0, proc.stderr
+        from_file, from_cli = block(by_file)["args"], block(by_cli)["args"]
+        assert from_cli == from_file
+        assert from_cli["output_dir"] == "run"  # what __post_init__ made of "run/"
+        assert from_cli["save_strategy"] == "EPOCH"
+        assert from_cli["include_num_input_tokens_seen"] == "yes"
+        assert from_cli["hub_token"] == "<redacted>"
+        assert TOKEN not in (by_cli / "run" / "model.txt.manifest.json").read_text()
+
+    def test_help_records_nothing(self, tmp_path):
+        folder = project(tmp_path)
+        proc = train(folder, "--help")
+        assert proc.returncode == 0, proc.stderr
+        assert not list(folder.rglob("*.manifest*.json"))

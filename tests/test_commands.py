@@ -1130,16 +1130,94 @@ class TestDiffReadsPerKey:
         lines = self.lines(proj, document(argv=before), document(argv=after))
         assert lines == [
             "  command  argv[3] (--seed): 0 -> 1",
-            "  command  argv[5] (--out): m0.npz -> m1.npz --debug",
+            "  command  argv[5] (--out, --debug): m0.npz -> m1.npz --debug",
         ]
 
     def test_an_inserted_or_removed_token_reads_as_such(self, proj):
         lines = self.lines(
             proj, document(argv=["fit", "--config", "c.yaml"]), document(argv=["fit", "-v"])
         )
-        assert lines == ["  command  argv[1:3]: --config c.yaml -> -v"]
+        assert lines == ["  command  argv[1:3] (--config, -v): --config c.yaml -> -v"]
         lines = self.lines(proj, document(argv=["fit"]), document(argv=["fit", "--dry-run"]))
-        assert lines == ["  command  argv[1]: (none) -> --dry-run"]
+        assert lines == ["  command  argv[1] (--dry-run): (none) -> --dry-run"]
+
+    @pytest.mark.parametrize(
+        ("before", "after", "line"),
+        [
+            (
+                ["--lr=0.1", "--seed=0"],
+                ["--lr=0.1", "--seed=1"],
+                "argv[1] (--seed): --seed=0 -> --seed=1",
+            ),
+            (["--seed", "0", "x"], ["--seed", "1", "x"], "argv[1] (--seed): 0 -> 1"),
+            (["-s0", "x"], ["-s1", "x"], "argv[0] (-s): -s0 -> -s1"),
+            (["-s", "0", "x"], ["-s", "1", "x"], "argv[1] (-s): 0 -> 1"),
+            (["--lr", "-0.5"], ["--lr", "-1e3"], "argv[1] (--lr): -0.5 -> -1e3"),
+            (
+                ["--seed", "0", "a.csv"],
+                ["--seed", "0", "b.csv"],
+                "argv[2] (positional): a.csv -> b.csv",
+            ),
+            (
+                ["--verbose", "a.csv"],
+                ["--verbose", "b.csv"],
+                "argv[1] (positional): a.csv -> b.csv",
+            ),
+            (
+                ["--out", "m", "--", "--seed"],
+                ["--out", "m", "--", "--seeds"],
+                "argv[3] (positional): --seed -> --seeds",
+            ),
+            (["--out", "m", "--", "-"], ["--out", "m", "--", "x"], "argv[3] (positional): - -> x"),
+            (["--tag", "a", "--tag", "b"], ["--tag", "a", "--tag", "c"], "argv[3] (--tag): b -> c"),
+            (
+                ["--inputs", "a", "b", "--seed", "0"],
+                ["--inputs", "a", "c", "--seed", "0"],
+                "argv[2] (--inputs): b -> c",
+            ),
+            (["x", "--k=v"], ["y", "--k=v"], "argv[0] (positional): x -> y"),
+        ],
+        ids=[
+            "k=v",
+            "k-v",
+            "short-attached",
+            "short-apart",
+            "negative-numbers",
+            "positional",
+            "after-a-flag",
+            "after-dashdash",
+            "stdin-after-dashdash",
+            "repeated",
+            "a-list",
+            "before-an-option",
+        ],
+    )
+    def test_every_argv_form_gets_its_label(self, proj, before, after, line):
+        args = {"verbose": True, "inputs": ["a", "b"], "seed": 0, "tag": "b"}
+        a, b = document(argv=before), document(argv=after)
+        a["run_provenance"]["args"] = b["run_provenance"]["args"] = args
+        assert self.lines(proj, a, b) == [f"  command  {line}"]
+
+    def test_the_count_is_of_the_lines_printed_in_text_and_json(self, proj):
+        a = document(
+            argv=["--seed", "0", "--out", "a"],
+            gates={"g": {"passed": True, "plcc": 0.9, "rmse": 0.1}},
+            fields={"r": {"n": 1, "m": 2}},
+        )
+        b = document(
+            argv=["--seed", "1", "--out", "b"],
+            gates={"g": {"passed": True, "plcc": 0.8, "rmse": 0.2}},
+            fields={"r": {"n": 2, "m": 3}},
+        )
+        result = run_cli("diff", *self.pair(proj, a, b))
+        header, *lines = result.out.splitlines()[2:]
+        assert header == f"{len(lines)} difference(s):"
+        assert len(lines) == 6
+        report = json.loads(run_cli("diff", "--json", *self.pair(proj, a, b)).out)
+        assert report["count"] == len(report["lines"]) == len(lines)
+        assert [
+            f"  {x['section']:<8} {x['key']}: {x['a']} -> {x['b']}" for x in report["lines"]
+        ] == lines
 
     def test_a_gate_reads_per_metric(self, proj):
         a = document(gates={"plcc": {"passed": True, "plcc": 0.91, "min_plcc": 0.85}})
@@ -1168,7 +1246,7 @@ class TestDiffReadsPerKey:
         result = run_cli("diff", "--json", *self.pair(proj, a, b))
         assert result.code == 1
         report = json.loads(result.out)
-        assert sorted(report) == ["a", "b", "differences", "same"]
+        assert sorted(report) == ["a", "b", "count", "differences", "lines", "same"]
         assert report["differences"] == [
             {"section": "command", "key": "argv", "a": ["--seed", "0"], "b": ["--seed", "1"]},
             {

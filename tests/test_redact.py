@@ -1213,3 +1213,29 @@ class TestSecretsHeldAsData:
         assert proc.returncode == 0, proc.stderr
         record = (folder / "m-CfgElsewhere55.txt.manifest.json").read_text()
         assert "CfgElsewhere55" not in record  # not in the output's path, nor in argv
+
+
+class TestSettingsUnderSecretWords:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "include_num_input_tokens_seen",
+            "max_prompt_tokens",
+            "num_of_input_tokens",
+            "total_gen_token",
+        ],
+    )
+    def test_a_count_with_words_between_is_no_secret(self, name):
+        assert not MATCHER(name)
+
+    @pytest.mark.parametrize("name", ["hub_token", "input_tokens_secret", "auth_token"])
+    def test_a_token_without_a_count_before_it_still_is(self, name):
+        assert MATCHER(name)
+
+    @pytest.mark.parametrize(
+        "value", ["no", "Yes", "TRUE", "false", "none", "auto", "steps", "epoch"]
+    )
+    def test_a_setting_word_stays_a_credential_does_not(self, value):
+        args = {"push_token_strategy": value, "hub_token": value, "api_key": "hunter2-abc"}
+        hidden = redact_args(args, MATCHER)
+        assert hidden == {"push_token_strategy": value, "hub_token": value, "api_key": REDACTED}

@@ -26,6 +26,9 @@ class Flavour:
     exit: type[BaseException]  # ends with a status and no error (typer.Exit(3))
     failures: tuple[type[BaseException], ...]  # end with an error and their exit_code
     abort: type[BaseException]
+    # The status its main ends the process with when Ctrl-C reaches it: click prints
+    # "Aborted!" and exits 1, typer exits 130.
+    interrupted: int = 1
 
     def patch(self) -> None:
         """Wrap ``make_context``, where click parses and resolves a command's params."""
@@ -51,6 +54,9 @@ class Flavour:
             return int(getattr(exc, "exit_code", 1)), True
         if isinstance(exc, self.abort):
             return 1, True
+        if isinstance(exc, KeyboardInterrupt) and self.current() is not None:
+            # Raised inside a command: it reaches the framework's main, which decides.
+            return self.interrupted, True
         return None
 
     def _make_context(

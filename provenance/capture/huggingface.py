@@ -1,8 +1,9 @@
 """The HfArgumentParser adapter (transformers): its dict, JSON and YAML parses.
 
-On the command line HfArgumentParser is an argparse parser and the argparse adapter hears it.
-``parse_json_file`` and ``parse_yaml_file`` (``run_glue.py args.json``) and ``parse_dict``
-bypass argparse: they are wrapped here, and the file they read is config evidence.
+``parse_args_into_dataclasses`` (the command line), ``parse_json_file`` and ``parse_yaml_file``
+(``run_glue.py args.json``) and ``parse_dict`` are wrapped here, and each reports the fields of
+the dataclasses it made, after their ``__post_init__``: so a run from the command line and one
+from a JSON file of the same values record the same args. The file read is config evidence.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from provenance import capture
 
 def patch() -> None:
     """Wrap the parses of ``HfArgumentParser`` that do not go through argparse."""
+    capture.wrap(HfArgumentParser, "parse_args_into_dataclasses", _parse_wrapper)
     capture.wrap(HfArgumentParser, "parse_dict", _parse_wrapper)
     capture.wrap(HfArgumentParser, "parse_json_file", _parse_wrapper)
     capture.wrap(HfArgumentParser, "parse_yaml_file", _parse_wrapper)
@@ -29,8 +31,14 @@ def _parse_wrapper(
 ) -> Any:
     if capture.listener() is None:
         return wrapped(*args, **kwargs)
-    with capture.parsing() as listener:  # parse_json_file calls parse_dict: one report
-        result = wrapped(*args, **kwargs)
+    # parse_json_file calls parse_dict, parse_args_into_dataclasses argparse: one report.
+    with capture.parsing() as listener:
+        try:
+            result = wrapped(*args, **kwargs)
+        except SystemExit as exc:  # --help or a usage error: nothing was parsed
+            if listener is not None:
+                listener.on_parse_exit(exc)
+            raise
     if listener is not None:
         bound = inspect.signature(wrapped).bind(*args, **kwargs).arguments
         given = bound.get("json_file", bound.get("yaml_file"))

@@ -15,5 +15,6 @@ _TYPER = Flavour(
     exit=typer.exceptions.Exit,
     failures=(typer.exceptions.TyperException,),
     abort=typer.exceptions.Abort,
+    interrupted=130,
 )
 patch, started, exit_status = _TYPER.patch, _TYPER.started, _TYPER.exit_status

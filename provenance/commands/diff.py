@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import shlex
 from collections.abc import Iterator
 from typing import Any
@@ -117,26 +118,94 @@ class _Absent:
         return "(absent)"
 
 
-def _tokens(a: list[str], b: list[str]) -> list[tuple[str, str, str]]:
-    """Each changed span of two argument lists: ``argv[i]`` (and the option it follows, if
-    any), the tokens before and the tokens after, as a shell would read them."""
+# A token that starts with a dash but is a number (``-1``, ``-.5``, ``-1e3``) is a value.
+_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+POSITIONAL = "positional"
+
+
+def _is_option(token: str) -> bool:
+    return token.startswith("-") and token != "-" and not _NUMBER.fullmatch(token)
+
+
+def _takes(option: str, args: Any) -> int | None:
+    """How many values ``option`` takes, as the record's parsed ``args`` tell by its dest: a
+    flag (a bool) none, a list any number (None), anything else or unknown one."""
+    dest = option.lstrip("-").replace("-", "_")
+    value = args.get(dest) if isinstance(args, dict) and option.startswith("--") else None
+    if isinstance(value, bool):
+        return 0
+    return None if isinstance(value, list) else 1
+
+
+def labels(argv: list[str], args: Any = None) -> list[str]:
+    """What each token of an argument list is: the option it is or gives a value to (``--k``
+    for ``--k=v``, and for ``v`` in ``--k v``; ``-k`` for ``-kv``), ``--`` for the separator,
+    or ``positional``, as every token after ``--`` is. ``args`` (the record's parsed
+    arguments) tells a flag, which takes no value, from an option taking a list."""
+    found: list[str] = []
+    owner: str | None = None  # the option the next token may be a value of
+    room: int | None = 0  # how many more values it takes (None: any number)
+    rest = False
+    for token in argv:
+        if rest:
+            found.append(POSITIONAL)
+        elif token == "--":
+            found.append("--")
+            rest, owner = True, None
+        elif _is_option(token):
+            name, eq, _ = token.partition("=")
+            if not token.startswith("--"):
+                name, eq = token[:2], "=" if len(token) > 2 else ""
+            found.append(name)
+            owner, room = (None, 0) if eq else (name, _takes(name, args))
+        elif owner is not None and room != 0:
+            found.append(owner)
+            room = None if room is None else room - 1
+        else:
+            found.append(POSITIONAL)
+            owner = None
+    return found
+
+
+def _tokens(
+    a: list[str], b: list[str], args_a: Any = None, args_b: Any = None
+) -> list[tuple[str, str, str]]:
+    """Each changed token of two argument lists (a span where the counts differ): ``argv[i]``
+    with what the token is (see ``labels``), the tokens before and the tokens after, as a
+    shell would read them."""
     found = []
+    la, lb = labels(a, args_a), labels(b, args_b)
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
+                names = list(dict.fromkeys([la[i], lb[j]]))
+                found.append(
+                    (f"argv[{i}] ({', '.join(names)})", shlex.quote(a[i]), shlex.quote(b[j]))
+                )
+            continue
         where = f"argv[{i1}]" if i2 - i1 <= 1 else f"argv[{i1}:{i2}]"
-        if i1 > 0 and a[i1 - 1].startswith("-"):
-            where += f" ({a[i1 - 1]})"
-        found.append((where, shlex.join(a[i1:i2]) or "(none)", shlex.join(b[j1:j2]) or "(none)"))
+        names = list(dict.fromkeys([*la[i1:i2], *lb[j1:j2]]))
+        found.append(
+            (
+                f"{where} ({', '.join(names)})",
+                shlex.join(a[i1:i2]) or "(none)",
+                shlex.join(b[j1:j2]) or "(none)",
+            )
+        )
     return found
 
 
-def _lines_of(item: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """One difference as the ``(key, a, b)`` lines it reads as."""
+def _lines_of(
+    item: dict[str, Any], args: tuple[Any, Any] = (None, None)
+) -> list[tuple[str, str, str]]:
+    """One difference as the ``(key, a, b)`` lines it reads as; ``args``: each record's parsed
+    arguments, which tell what each argv token is."""
     section, key, a, b = item["section"], item["key"], item["a"], item["b"]
     if section == "command" and key == "argv" and _strings(a) and _strings(b):
-        return _tokens(a, b)
+        return _tokens(a, b, *args)
     nested = section in ("gates", "fields") or (section, key) == ("config", "resolved")
     if nested and isinstance(a, dict) and isinstance(b, dict):
         prefix = "" if section == "config" else key
@@ -177,29 +246,40 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
-def render_differences(differences: list[dict[str, Any]]) -> str:
-    lines = []
-    for item in differences:
-        for key, a, b in _lines_of(item):
-            lines.append(f"  {item['section']:<8} {key}: {a} -> {b}")
-    return lines_text(lines)
+def readings(
+    differences: list[dict[str, Any]], args: tuple[Any, Any] = (None, None)
+) -> list[dict[str, str]]:
+    """The differences as the lines they read as, one ``{section, key, a, b}`` (texts) each:
+    what the text prints, and what the count of differences counts."""
+    return [
+        {"section": item["section"], "key": key, "a": a, "b": b}
+        for item in differences
+        for key, a, b in _lines_of(item, args)
+    ]
+
+
+def render_differences(lines: list[dict[str, str]]) -> str:
+    return lines_text(f"  {x['section']:<8} {x['key']}: {x['a']} -> {x['b']}" for x in lines)
 
 
 def run(args: argparse.Namespace) -> int:
     a, b = load(args.a, args.root), load(args.b, args.root)
     differences = compare(a, b)
+    lines = readings(differences, (a.block.get("args"), b.block.get("args")))
     if args.json:
         print_json(
             {
                 "a": str(a.source),
                 "b": str(b.source),
                 "same": not differences,
+                "count": len(lines),
+                "lines": lines,
                 "differences": differences,
             }
         )
     elif differences:
-        print(lines_text([str(a.source), str(b.source), f"{len(differences)} difference(s):"]))
-        print(render_differences(differences))
+        print(lines_text([str(a.source), str(b.source), f"{len(lines)} difference(s):"]))
+        print(render_differences(lines))
     else:
         print(lines_text([str(a.source), str(b.source), "no differences"]))
     return EXIT_FINDING if differences else EXIT_OK

@@ -32,7 +32,7 @@ from provenance.commands import (
     short,
     warn,
 )
-from provenance.commands.diff import compare, render_differences
+from provenance.commands.diff import compare, readings, render_differences
 from provenance.measure.environment import ENV_NAME, recorded_variables
 from provenance.measure.hashing import sha256_file
 from provenance.record.limits import LEFT_OUT_TEXT
@@ -401,10 +401,15 @@ def run(args: argparse.Namespace) -> int:
         except UnreadableRecord as err:
             problems.append(f"its record cannot be read: {err}")
     differences = compare(record, new) if new is not None else []
+    read = (
+        readings(differences, (record.block.get("args"), new.block.get("args")))
+        if new is not None
+        else []
+    )
     if new is not None:
         problems += _not_rebuilt(record, new)
     if differences:
-        problems.append(f"{len(differences)} difference(s)")
+        problems.append(f"{len(read)} difference(s)")
     if args.json:
         print_json(
             {
@@ -417,6 +422,7 @@ def run(args: argparse.Namespace) -> int:
                 "reproduced": not problems,
                 "problems": problems,
                 "differences": differences,
+                "lines": read,
             }
         )
     else:
@@ -424,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
         lines = [f"replayed: exit {done.returncode}; {wrote}"]
         print(lines_text(lines))
         if differences:
-            print(render_differences(differences))
+            print(render_differences(read))
         verdict = "no differences" if not problems else "; ".join(problems)
         print(lines_text([f"{'reproduced' if not problems else 'not reproduced'}: {verdict}"]))
     return EXIT_OK if not problems else EXIT_FINDING

@@ -1,7 +1,8 @@
 """``provenance show FILE``: what produced this file, in a few readable lines.
 
 Runs of it still under way are named too, and runs that were lost (their process is gone
-without writing a final record).
+without writing a final record), and the records of other runs kept beside it (a failed or
+interrupted rerun that wrote none of its outputs), newest first, saying which is newer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from provenance.commands import (
 )
 from provenance.commands.replay import command_line
 from provenance.measure.environment import recorded_variables
-from provenance.records import LIVE, LOST, Record, job_state, load, rank_states, running_beside
+from provenance.records import (
+    LIVE,
+    LOST,
+    Attempt,
+    Record,
+    attempts,
+    job_state,
+    load,
+    rank_states,
+    running_beside,
+)
 
 STATES = {
     LIVE: "running: its process still holds the record",
@@ -69,9 +80,44 @@ def summary(record: Record) -> dict[str, Any]:
         "code_files": len(block["code"]),
         "state": job_state(record) if record.running else None,
         "running": [{"record": str(p), "state": state} for p, state in running_beside(record)],
+        "attempts": [attempt_summary(a) for a in attempts(record)],
         **launch,
         **left_out,
     }
+
+
+def attempt_summary(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "record": str(attempt.source),
+        "kind": attempt.kind,
+        "status": attempt.status,
+        "exit_code": attempt.exit_code,
+        "newer": attempt.newer,
+        "evidence": attempt.evidence,
+        "unreadable": attempt.unreadable,
+    }
+
+
+WHEN = {True: "newer", None: "undated", False: "older"}
+
+
+def attempt_lines(record: str, found: list[dict[str, Any]]) -> list[str]:
+    """The other runs' records beside the one shown, newest first, and which one is shown."""
+    if not found:
+        return []
+    newer = sum(a["newer"] is True for a in found)
+    lines = [
+        f"  attempts        {len(found)} other record(s) beside it, {newer} newer; showing {record}"
+    ]
+    for a in found:
+        if a["unreadable"]:
+            lines.append(f"    unreadable    {a['record']}  ({a['evidence']})")
+            continue
+        code = "" if a["exit_code"] is None else f" (exit {a['exit_code']})"
+        lines.append(
+            f"    {WHEN[a['newer']]:<13} {a['record']}  {a['status']}{code}: {a['evidence']}"
+        )
+    return lines
 
 
 def _left_out_lines(left_out: Any) -> list[str]:
@@ -168,6 +214,7 @@ def render(info: dict[str, Any]) -> str:
         lines.append(_launch_line(info["launch"], info["rank_states"]))
     for other in info["running"]:
         lines.append(f"  {other['state']:<15} {other['record']}  ({STATES[other['state']]})")
+    lines += attempt_lines(info["record"], info["attempts"])
     for title in ("inputs", "outputs"):
         lines.append(f"  {title}")
         lines += [_entry_line(n, e) for n, e in info[title].items()] or ["    (none)"]

@@ -3,7 +3,13 @@
 Each path is re-hashed (through the digest cache where there is one) and reported as unchanged,
 changed, missing or appeared; a path that cannot be checked is reported as skipped, with why.
 Runs of the artifact still under way are reported as running, and runs whose process is gone
-without a final record as lost (a finding).
+without a final record as lost (a finding). Records of newer runs kept beside it (a failed or
+interrupted rerun that wrote none of its outputs) are named as attempts (no finding), and so is
+one beside it that cannot be read.
+
+Where no .git or pyproject.toml marks a project root, the root is the folder the record was
+written against: the nearest of its own folder and their parents where its entrypoint is, with
+the digest it recorded.
 
 A record is untrusted input: nothing outside the project root is read unless --outside-root
 asks (a symlink out of it counts as outside), FIFOs, sockets and devices are never opened, a
@@ -38,9 +44,11 @@ from provenance.record.redact import REDACTED
 from provenance.records import (
     LIVE,
     LOST,
+    Attempt,
     Boundary,
     Record,
     UnreadableRecord,
+    attempts,
     job_state,
     load,
     rank_states,
@@ -55,9 +63,9 @@ UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED = (
     "appeared",
     "skipped",
 )
-PENDING = "pending"
+PENDING, ATTEMPT = "pending", "attempt"
 STATUSES = (UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED)
-QUIET = frozenset({UNCHANGED, LIVE, PENDING})  # what is no finding
+QUIET = frozenset({UNCHANGED, LIVE, PENDING, ATTEMPT})  # what is no finding
 DEFAULT_MAX_BYTES = 1024**4  # 1 TiB: a file bigger than that recorded in a sidecar is suspect
 DEFAULT_MAX_ENTRIES = 1_000_000  # entries of one folder walked before it is skipped
 
@@ -162,6 +170,7 @@ class Verifier:
             checks.append(self.rank(record.source, rank, state))
         for path, state in running_beside(record):
             checks.append(self.running(path, state, "beside it"))
+        checks += [attempt_check(a) for a in attempts(record) if a.newer is not False]
         if code:
             for key in ("entrypoint", "shared_trainer"):
                 entry = block.get(key)
@@ -301,6 +310,18 @@ class Verifier:
         return Check(group, name, shown, CHANGED, detail)
 
 
+def attempt_check(attempt: Attempt) -> Check:
+    """A newer run's record beside this one (or one that cannot be read): what ``show`` of the
+    artifact does not show, said where the reader looks."""
+    name = attempt.source.name
+    if attempt.unreadable:
+        return Check("record", "attempt", name, ATTEMPT, f"unreadable: {attempt.evidence}")
+    code = "" if attempt.exit_code is None else f", exit {attempt.exit_code}"
+    when = "a newer run" if attempt.newer else "a run nothing dates"
+    detail = f"{when}, {attempt.status}{code}, wrote none of the outputs; {attempt.evidence}"
+    return Check("record", "attempt", name, ATTEMPT, detail)
+
+
 def left_out_checks(left_out: Any) -> list[Check]:
     """The paths a record left out to stay readable (docs/sidecar.md): not verified, since the
     record holds only the digest of their whole list."""
@@ -347,7 +368,7 @@ def render(source: str, checks: list[Check]) -> str:
     if quiet_code:
         lines.append(f"  {UNCHANGED:<9} code   {len(quiet_code)} file(s)")
     counts = {s: sum(c.status == s for c in checks) for s in STATUSES}
-    for other in (LOST, LIVE, PENDING):  # named only where a record has them
+    for other in (LOST, LIVE, PENDING, ATTEMPT):  # named only where a record has them
         if any(c.status == other for c in checks):
             counts[other] = sum(c.status == other for c in checks)
     lines.append("  " + ", ".join(f"{n} {s}" for s, n in counts.items()))

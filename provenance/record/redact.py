@@ -226,6 +226,8 @@ _MEASURES = frozenset(
 def _qualified(name_words: tuple[str, ...], i: int) -> bool:
     if i + 1 < len(name_words) and name_words[i + 1] in _MEASURES:
         return True
+    if name_words[i] in ("token", "tokens") and _COUNTS & set(name_words[:i]):
+        return True  # a count with words between: num_input_tokens_seen, max_prompt_tokens
     return i > 0 and name_words[i - 1] in _NOT_SECRET_AFTER.get(name_words[i], frozenset())
 
 
@@ -234,10 +236,20 @@ _DEFAULT_MATCHER = SecretMatcher()
 # -- values under a secret name ----------------------------------------------------------------
 
 
+# Words a framework takes as a boolean or a choice (transformers' "no"/"steps"/"epoch"): under
+# a name that happens to hold a secret word they are settings, never a credential.
+_SETTINGS = frozenset(
+    {"no", "yes", "true", "false", "none", "null", "auto", "on", "off", "steps", "epoch"}
+    | {"always", "never", "all", "best", "end", "default", "disabled", "enabled"}
+)
+
+
 def _plain(value: Any, numbers: bool = True) -> bool:
-    """Whether ``value`` holds only booleans and nulls (and numbers, unless ``numbers`` is
-    false), none of which is a credential."""
+    """Whether ``value`` holds only booleans, nulls and setting words (and numbers, unless
+    ``numbers`` is false), none of which is a credential."""
     if value is None or isinstance(value, bool) or (numbers and isinstance(value, (int, float))):
+        return True
+    if isinstance(value, str) and value.lower() in _SETTINGS:
         return True
     if isinstance(value, (list, tuple)):
         return all(_plain(v, numbers) for v in value)

@@ -108,6 +108,8 @@ class WriteFacts:
     running: RunningRecord | None = None  # this run's running record, removed once written
     launch: Launch | None = None  # this process is one rank of several
     handoff: Handoff | None = None  # the rank's hand-off, once the target was known
+    # What the process exits with after a Ctrl-C while recording: click's 1 after "Aborted!".
+    interrupt_exit: int = SIGINT_EXIT
 
     @property
     def target(self) -> Path | None:
@@ -337,7 +339,7 @@ class RecordWriter:
         received = guard.ending_signal() if guard is not None else None
         exit_code = signal_exit(received) if received is not None else 130
         if received == signal.SIGINT:
-            exit_code = SIGINT_EXIT
+            exit_code = self.told.interrupt_exit
         return Outcome(INTERRUPTED, exit_code, self.outcome.error)
 
     def _placement(self, target: Path, block: dict[str, Any]) -> tuple[Path, bytes, str | None]:

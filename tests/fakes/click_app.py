@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -17,13 +18,18 @@ from provenance import current_run, recorded_run
 @click.option("--api-token", envvar="API_TOKEN", default=None)
 @click.option("--verbose", "-v", is_flag=True)
 @click.option(
-    "--end", type=click.Choice(["return", "raise", "exit", "click-exit", "gate"]), default="return"
+    "--end",
+    type=click.Choice(["return", "raise", "exit", "click-exit", "gate", "wait"]),
+    default="return",
 )
 @recorded_run(inputs={"features": "features"}, outputs={"model": "out"})
 def main(
     features: str, out: str, epochs: int, api_token: str | None, verbose: bool, end: str
 ) -> None:
     Path(out).write_text(f"model of {Path(features).name} after {epochs} epochs\n")
+    if end == "wait":  # until a signal comes: <out>.ready says it is under way
+        Path(f"{out}.ready").write_text("ready\n")
+        time.sleep(120)
     if end == "raise":
         raise RuntimeError(f"diverged at epoch {epochs}")
     if end == "exit":

@@ -24,6 +24,15 @@ class TrainingArguments:
     num_train_epochs: int = 3
     hub_token: str | None = None
     end: str = "return"
+    report_to: str = "all"
+    save_strategy: str = "steps"
+    include_num_input_tokens_seen: str = "no"
+
+    def __post_init__(self) -> None:
+        # As transformers' own does: settings given as text become what the trainer uses.
+        self.output_dir = self.output_dir.rstrip("/")
+        self.report_to = ",".join(["tensorboard"] if self.report_to == "all" else [self.report_to])
+        self.save_strategy = self.save_strategy.upper()
 
 
 @recorded_run(
