@@ -21,8 +21,10 @@ when git is missing, too slow or refuses, the revision says why instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -109,23 +111,40 @@ class _Git:
         if left <= 0:
             raise _GitTrouble(f"git did not answer within {_timeout():g} s")
         try:
-            done = subprocess.run(
+            # Its own process group, so that on time-out whatever git started ends with it
+            # and nothing is left holding the pipe the answer is read from.
+            proc = subprocess.Popen(
                 [self.program, "--no-pager", *pinned, *args],
                 cwd=cwd or self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=left,
-                check=False,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
-        except subprocess.TimeoutExpired:
-            raise _GitTrouble(f"git did not answer within {_timeout():g} s") from None
         except OSError as err:
             raise _GitTrouble(f"git could not be run: {err.strerror or err}") from None
-        if done.returncode not in ok:
+        try:
+            out, _ = proc.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            _end_group(proc)
+            raise _GitTrouble(f"git did not answer within {_timeout():g} s") from None
+        except BaseException:  # Ctrl-C while git works: git must not outlive the question
+            _end_group(proc)
+            raise
+        if proc.returncode not in ok:
             # git's message names the folder: the record must not, so only the call is said.
-            raise _GitTrouble(f"git {args[0]} exited {done.returncode}")
-        return done.stdout
+            raise _GitTrouble(f"git {args[0]} exited {proc.returncode}")
+        return out
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    proc.communicate()
 
 
 def measure(entrypoint: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -142,6 +161,8 @@ def measure(entrypoint: str | os.PathLike[str]) -> dict[str, Any] | None:
         return _revision(git, os.path.realpath(entrypoint))
     except _GitTrouble as err:
         return {"vcs": "git", "error": str(err)}
+    except Exception as err:  # noqa: BLE001 -- an answer git was not expected to give
+        return {"vcs": "git", "error": f"git's answer could not be read: {type(err).__name__}"}
 
 
 def _revision(git: _Git, entrypoint: str) -> dict[str, Any]:
