@@ -406,3 +406,38 @@ class TestVolatile:
         model = json.loads((folder / "model.json").read_text())
         assert "volatile" not in model["run_provenance"]
         assert "volatile" in block(sidecar_bytes(sidecar_of(folder / "model.json")))
+
+    def test_the_record_written_at_the_start_says_when_where_and_which_revision(self, tmp_path):
+        folder = repo(tmp_path / "p")
+        (folder / "peek.py").write_text(
+            "import glob, json, sys\n"
+            "from provenance import recorded_run\n"
+            "@recorded_run(outputs={'out': 'out'})\n"
+            "def main(argv=None):\n"
+            "    import argparse\n"
+            "    parser = argparse.ArgumentParser()\n"
+            "    parser.add_argument('--out')\n"
+            "    args = parser.parse_args(argv)\n"
+            "    (found,) = glob.glob(args.out + '.manifest.running.*')\n"
+            "    block = json.load(open(found))['run_provenance']\n"
+            "    open(args.out, 'w').write(json.dumps([block['revision'], block['volatile']]))\n"
+            "    return 0\n"
+            "sys.exit(main())\n"
+        )
+        git(folder, "add", "peek.py")
+        git(folder, "commit", "-qm", "peek")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PROVENANCE_VOLATILE": "on"}
+        done = subprocess.run(
+            [sys.executable, "peek.py", "--out", "seen.json"],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        revision, volatile = json.loads((folder / "seen.json").read_text())
+        assert revision["commit"] == git(folder, "rev-parse", "HEAD")
+        assert set(volatile) == {"started_at", "host", "user"}
+        final = block(sidecar_bytes(sidecar_of(folder / "seen.json")))
+        assert final["volatile"]["started_at"] == volatile["started_at"]
