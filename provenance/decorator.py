@@ -16,6 +16,8 @@ from provenance.errors import ProvenanceError
 from provenance.measure.environment import EnvironmentDeclaration, declared
 from provenance.measure.hashing import HashPolicy
 from provenance.measure.paths import Declaration, Declarations
+from provenance.measure.volatile import VolatileDeclaration
+from provenance.measure.volatile import declared as declared_volatile
 from provenance.run import ManifestDeclaration, Run, RunSpec
 
 P = ParamSpec("P")
@@ -117,6 +119,7 @@ def recorded_run(
     root: str | os.PathLike[str] | None = None,
     environment: EnvironmentDeclaration = None,
     config: Declaration | None = None,
+    volatile: VolatileDeclaration = None,
 ) -> RecordedRun: ...
 
 
@@ -134,6 +137,7 @@ def recorded_run(
     root: str | os.PathLike[str] | None = None,
     environment: EnvironmentDeclaration = None,
     config: Declaration | None = None,
+    volatile: VolatileDeclaration = None,
 ) -> Callable[P, R] | RecordedRun:
     """Record every run of a script's ``main`` in a provenance sidecar.
 
@@ -143,7 +147,8 @@ def recorded_run(
     output JSON object that also receives the block. ``redact`` adds secret option names.
     ``environment`` (True, or names of environment variables) records the environment too.
     ``config`` names the option (or callable) giving a config file the script reads, recorded
-    with its digests like the config files a framework reads.
+    with its digests like the config files a framework reads. ``volatile`` (True, or some of
+    ``time``, ``host``, ``user``) records what differs from run to run; off by default.
     """
     spec = RunSpec(
         inputs=dict(inputs or {}),
@@ -156,6 +161,7 @@ def recorded_run(
         root=os.fspath(root) if root is not None else None,
         environment=declared(environment),
         config=config,
+        volatile=declared_volatile(volatile),
     )
     declaration = RecordedRun(spec)
     return declaration(func) if func is not None else declaration

@@ -23,6 +23,7 @@ from provenance.errors import (
     NoSidecarTargetError,
     ProvenanceError,
 )
+from provenance.measure import revision
 from provenance.measure.config_files import read_configs
 from provenance.measure.hashing import HashPolicy
 from provenance.measure.paths import (
@@ -95,6 +96,7 @@ class RunSpec:
     root: str | None = None
     environment: tuple[str, ...] | None = None  # variables to record; None: no environment
     config: Declaration | None = None  # the option naming a config file the script reads
+    volatile: tuple[str, ...] | None = None  # time, host, user to record; None: none of them
 
 
 def _warn(message: str, run: Run | None = None) -> None:
@@ -160,6 +162,7 @@ class Run:
         self.secrets = SecretMatcher(spec.redact)
         self.pid = os.getpid()
         self.started_ns = time.time_ns()
+        self.revision: dict[str, Any] | None = None  # the outermost run's, from its start
         self._parse_exit: BaseException | None = None
         self._result: object = None
         self._stack = ExitStack()
@@ -388,6 +391,8 @@ class Run:
         self.parent = parent if parent is not None and parent.pid == self.pid else None
         if self.parent is not None and self.parent.entrypoint != self.entrypoint:
             self.parent.shared_trainer = self.parent.shared_trainer or self.entrypoint
+        if self.parent is None:  # before the signal guard: git is never left half-asked
+            self.revision = revision.measure(self.entrypoint)
         token = _current.set(self)
         self._stack.callback(_current.reset, token)
         self._stack.enter_context(capturing(self, self.given))
@@ -661,6 +666,8 @@ class Run:
             started_ns=self.started_ns,
             guard=self._guard,
             environment=self.spec.environment,
+            revision=self._top().revision,
+            volatile=self._top().spec.volatile,
             command=self.command,
             config=self.config,
             config_files=self.config_files,

@@ -39,14 +39,16 @@ def test_without_exit_code_there_is_no_outcome():
 
 def test_every_block_field_has_a_step_and_the_schema_knows_it():
     block = build_run_provenance(
-        entrypoint=__file__, shared_trainer=__file__, exit_code=0, environment=True
+        entrypoint=__file__, shared_trainer=__file__, exit_code=0, environment=True, volatile=True
     )
     run_schema = load_schema()["$defs"]["run"]
     # command and config appear only where a framework resolved them (tests/test_capture_*.py),
     # launch only in a job of several ranks (tests/test_ranks.py), left_out only in a record
-    # that had to leave something out to be readable (tests/test_limits.py)
-    assert set(block) | {"command", "config", "launch", "left_out"} == set(run_schema["properties"])
-    assert len(PIPELINE) == 9
+    # that had to leave something out to be readable (tests/test_limits.py), revision only in
+    # a git work tree (tests/test_revision.py)
+    optional = {"command", "config", "launch", "left_out", "revision"}
+    assert set(block) | optional == set(run_schema["properties"])
+    assert len(PIPELINE) == 11
 
 
 def test_a_declared_folder_is_walked_once_at_exit(tmp_path, monkeypatch):

@@ -1,5 +1,8 @@
 """``provenance diff A B``: what differs between two runs.
 
+Volatile evidence (start, end, duration, host, user: docs/revision.md) differs between any two
+runs: it is listed apart, after the differences, and never counts as one.
+
 Read per key: a changed argv as the tokens that changed, a gate or a recorded field that holds
 a mapping as the metrics in it that changed, and the resolved config as the keys that changed
 (``config trainer.epochs: 50 -> 5``). ``--json`` gives one item per gate, field and config.
@@ -24,7 +27,7 @@ from provenance.commands import (
     print_json,
     short,
 )
-from provenance.measure import environment
+from provenance.measure import environment, volatile
 from provenance.records import Record, load
 
 # What of an entry tells two versions of a path apart.
@@ -65,6 +68,8 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
         if ba.get(key) != bb.get(key):
             found.append(_changed("code", key, ba.get(key), bb.get(key)))
     found += _mapping("code", ba.get("code"), bb.get("code"))
+    if "revision" in ba or "revision" in bb:
+        found += _mapping("revision", ba.get("revision"), bb.get("revision"))
     if ba.get("argv") != bb.get("argv"):
         found.append(_changed("command", "argv", ba.get("argv"), bb.get("argv")))
     if ba.get("command") != bb.get("command"):
@@ -83,6 +88,11 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
     found += _mapping("fields", a.fields, b.fields)
     found += environment.changes(ba.get("environment"), bb.get("environment"))
     return found
+
+
+def volatile_changes(a: Record, b: Record) -> list[dict[str, Any]]:
+    """What differs in the volatile evidence: expected of two runs, so not a difference."""
+    return list(volatile.changes(a.block.get("volatile"), b.block.get("volatile")))
 
 
 def _flat(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
@@ -266,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
     a, b = load(args.a, args.root), load(args.b, args.root)
     differences = compare(a, b)
     lines = readings(differences, (a.block.get("args"), b.block.get("args")))
+    apart = volatile_changes(a, b)
     if args.json:
         print_json(
             {
@@ -275,11 +286,16 @@ def run(args: argparse.Namespace) -> int:
                 "count": len(lines),
                 "lines": lines,
                 "differences": differences,
+                **({"volatile": apart} if apart else {}),
             }
         )
-    elif differences:
-        print(lines_text([str(a.source), str(b.source), f"{len(lines)} difference(s):"]))
-        print(render_differences(lines))
     else:
-        print(lines_text([str(a.source), str(b.source), "no differences"]))
+        if differences:
+            print(lines_text([str(a.source), str(b.source), f"{len(lines)} difference(s):"]))
+            print(render_differences(lines))
+        else:
+            print(lines_text([str(a.source), str(b.source), "no differences"]))
+        if apart:
+            print(lines_text(["volatile, as expected of two runs (not a difference):"]))
+            print(render_differences(apart))
     return EXIT_FINDING if differences else EXIT_OK

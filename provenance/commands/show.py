@@ -64,6 +64,8 @@ def summary(record: Record) -> dict[str, Any]:
         else {}
     )
     left_out = {"left_out": block["left_out"]} if "left_out" in block else {}
+    # Only records that hold them say them: the summary of an older record stays as it was.
+    optional: dict[str, Any] = {k: block[k] for k in ("revision", "volatile") if k in block}
     return {
         "record": str(record.source),
         "embedded": record.embedded,
@@ -83,6 +85,7 @@ def summary(record: Record) -> dict[str, Any]:
         "attempts": [attempt_summary(a) for a in attempts(record)],
         **launch,
         **left_out,
+        **optional,
     }
 
 
@@ -118,6 +121,30 @@ def attempt_lines(record: str, found: list[dict[str, Any]]) -> list[str]:
             f"    {WHEN[a['newer']]:<13} {a['record']}  {a['status']}{code}: {a['evidence']}"
         )
     return lines
+
+
+def _revision_line(revision: dict[str, Any]) -> str:
+    """``revision  git 1a2b3c4d5e6f (dirty: diff blake3 9f8e7d6c5b4a)``, or why it is unknown."""
+    if "error" in revision:
+        return f"  revision        {revision['vcs']}: unknown ({revision['error']})"
+    commit = revision["commit"]
+    at = short(commit) if commit else "(no commit yet)"
+    state = f"dirty: diff blake3 {short(revision['diff_blake3'])}" if revision["dirty"] else "clean"
+    if not revision["entrypoint_tracked"]:
+        state += "; the entrypoint is not tracked"
+    return f"  revision        {revision['vcs']} {at}  ({state})"
+
+
+def _volatile_line(volatile: dict[str, Any]) -> str:
+    """When, where and as whom the run went, said apart: it differs from run to run."""
+    words = {"started_at": "started", "ended_at": "ended", "duration_seconds": "took"}
+    order = ("started_at", "ended_at", "duration_seconds", "host", "user")
+    parts = [
+        f"{words.get(key, key)} {volatile[key]}" + (" s" if key == "duration_seconds" else "")
+        for key in order
+        if key in volatile
+    ]
+    return f"  volatile        {', '.join(parts) or '(none)'}  (differs from run to run)"
 
 
 def _left_out_lines(left_out: Any) -> list[str]:
@@ -195,6 +222,8 @@ def render(info: dict[str, Any]) -> str:
         st = info["shared_trainer"]
         lines.append(f"  shared trainer  {st['path']}  (sha256 {short(st['sha256'])})")
     lines.append(f"  command         {info['command']}")
+    if "revision" in info:
+        lines.append(_revision_line(info["revision"]))
     outcome = info["outcome"]
     if outcome is not None:
         error = (
@@ -228,6 +257,8 @@ def render(info: dict[str, Any]) -> str:
             for name, value in info["environment"].items()
         ]
     lines.append(f"  code            {info['code_files']} project files with their digests")
+    if "volatile" in info:
+        lines.append(_volatile_line(info["volatile"]))
     lines += _left_out_lines(info.get("left_out"))
     if info["fields"]:
         lines.append("  recorded fields")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.measure import revision as code_revision
+from provenance.measure import volatile as volatile_evidence
 from provenance.measure.code import imported_project_modules
 from provenance.measure.config_files import read_configs
 from provenance.measure.environment import EnvironmentDeclaration, declared, evidence, requested
@@ -79,6 +82,11 @@ class RunFacts:
     command: str | None = None
     config: dict[str, Any] | None = None
     config_files: list[str] = field(default_factory=list)
+    # The code revision measured when the run started (see revision.py); None records none.
+    revision: dict[str, Any] | None = None
+    # Volatile evidence asked for (see volatile.py); None records none.
+    volatile: tuple[str, ...] | None = None
+    _volatile: dict[str, Any] | None = None
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -179,6 +187,10 @@ def known_secrets_of(facts: RunFacts) -> tuple[str, ...]:
     # With no framework config, the files' own content is what the script was told.
     config = facts.config if facts.config is not None else read_configs(facts.config_files)
     return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets, config)
+
+
+def _revision(facts: RunFacts) -> dict[str, Any]:
+    return {} if facts.revision is None else {"revision": facts.revision}
 
 
 def _arguments(facts: RunFacts) -> dict[str, Any]:
@@ -290,16 +302,34 @@ def _environment(facts: RunFacts) -> dict[str, Any]:
     return {"environment": facts._environment}
 
 
+def _volatile(facts: RunFacts) -> dict[str, Any]:
+    names = volatile_evidence.requested(facts.volatile)
+    if not names or facts.embedded_in is not None:  # the artifact's bytes stay the work's own
+        return {}
+    if facts._volatile is None:  # once: the block is built again to embed it or re-decide
+        facts._volatile = volatile_evidence.evidence(names, facts.started_ns, time.time_ns())
+    return {"volatile": facts._volatile}
+
+
+def _volatile_start(facts: RunFacts) -> dict[str, Any]:
+    names = volatile_evidence.requested(facts.volatile)
+    if not names:
+        return {}
+    return {"volatile": volatile_evidence.evidence(names, facts.started_ns, None)}
+
+
 PIPELINE: tuple[Step, ...] = (
     _schema,
     _identity,
     _code,
+    _revision,
     _arguments,
     _configuration,
     _paths,
     _hash_policy,
     _environment,
     _outcome,
+    _volatile,
 )
 # The outcome alone, rebuilt when a signal during recording changed it.
 OUTCOME_STEPS: tuple[Step, ...] = (_outcome,)
@@ -329,10 +359,12 @@ def _under_way(facts: RunFacts) -> dict[str, Any]:
 RUNNING_PIPELINE: tuple[Step, ...] = (
     _schema,
     _identity,
+    _revision,
     _arguments,
     _declared_paths,
     _hash_policy,
     _under_way,
+    _volatile_start,
 )
 
 
@@ -358,12 +390,14 @@ def build_run_provenance(
     exit_code: int | None = None,
     gates: Mapping[str, Any] | None = None,
     environment: EnvironmentDeclaration = None,
+    volatile: volatile_evidence.VolatileDeclaration = None,
 ) -> dict[str, Any]:
     """The ``run_provenance`` block as a dict, for scripts that assemble their own JSON.
 
     ``inputs``/``outputs`` map names to paths (one, a list, or None). With no stat taken before
     the work, the block claims nothing about ``written_by_run``; with no ``exit_code`` it has no
-    ``outcome``. ``environment`` records the environment, as ``recorded_run`` does.
+    ``outcome``. ``environment`` records the environment and ``volatile`` the host, user and
+    time of building it, as ``recorded_run`` does; the code revision is measured now.
     """
     entry = os.path.abspath(entrypoint)
     facts = RunFacts(
@@ -380,6 +414,8 @@ def build_run_provenance(
         gates=normalize(dict(gates or {})),
         cache=DigestCache.from_environment(),
         environment=declared(environment),
+        revision=code_revision.measure(entry),
+        volatile=volatile_evidence.declared(volatile),
     )
     try:
         return build_block(facts)
