@@ -79,6 +79,8 @@ class RunFacts:
     command: str | None = None
     config: dict[str, Any] | None = None
     config_files: list[str] = field(default_factory=list)
+    # The seeds the script set (provenance.capture.seeds): the record's part, empty for none.
+    seeds: dict[str, Any] = field(default_factory=dict)
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -203,6 +205,10 @@ def _configuration(facts: RunFacts) -> dict[str, Any]:
     return redact_block(part, facts.secrets, _known_secrets(facts))
 
 
+def _seeds(facts: RunFacts) -> dict[str, Any]:
+    return redact_block(facts.seeds, facts.secrets, _known_secrets(facts)) if facts.seeds else {}
+
+
 def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
     entry = facts.entry(path)
     changed = facts.changed_during_run(path)
@@ -293,6 +299,7 @@ PIPELINE: tuple[Step, ...] = (
     _code,
     _arguments,
     _configuration,
+    _seeds,
     _paths,
     _hash_policy,
     _environment,

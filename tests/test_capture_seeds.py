@@ -1,0 +1,259 @@
+"""The seeds adapters: scripts that seed in each way, run as real subprocesses."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import re
+import subprocess
+from pathlib import Path
+
+import blake3
+import numpy as np
+import pytest
+
+from provenance import capture, recorded_run
+from provenance.capture import seeds
+from tests.conftest import (
+    load_sidecar,
+    project_with,
+    run_python,
+    sidecar_bytes,
+    sidecar_of,
+)
+
+
+def seeded(folder: Path, how: str, out: str = "draws.txt") -> subprocess.CompletedProcess[str]:
+    project_with(folder, "seeded")
+    return run_python(folder / "seeded.py", "--how", how, "--out", out, cwd=folder)
+
+
+def record(folder: Path, out: str = "draws.txt") -> dict:
+    return load_sidecar(folder / f"{out}.manifest.json")["run_provenance"]
+
+
+def still_wrapped(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    [line] = [line for line in proc.stdout.splitlines() if line.startswith("still wrapped: ")]
+    return json.loads(line.removeprefix("still wrapped: "))
+
+
+def digest(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def draws(folder: Path, out: str = "draws.txt") -> str:
+    return (folder / out).read_text()
+
+
+def expected_draws(seed: int) -> str:
+    """What random and numpy draw first once both are seeded with ``seed``."""
+    state, legacy = random.getstate(), np.random.get_state()
+    try:
+        random.seed(seed)
+        np.random.seed(seed)
+        return f"{random.random()!r} {np.random.random()!r}\n"
+    finally:
+        random.setstate(state)
+        np.random.set_state(legacy)
+
+
+@pytest.fixture(scope="module")
+def done(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    runs = {}
+    for how in ("random", "numpy", "transformers", "none"):
+        folder = tmp_path_factory.mktemp(how)
+        runs[how] = folder, seeded(folder, how)
+    return runs
+
+
+class TestRandom:
+    def test_each_seed_in_the_order_set(self, done):
+        folder, proc = done["random"]
+        assert proc.returncode == 0, proc.stderr
+        assert record(folder)["seeds"] == [
+            {"source": "random.seed", "value": 0},
+            {"source": "random.seed", "value": "text seed"},
+            {
+                "source": "random.seed",
+                "type": "bytes",
+                "bytes": 2,
+                "blake3": digest(b"\x00\xff"),
+            },
+            {"source": "random.seed", "value": None, "from_os": True},
+            {
+                "source": "random.seed",
+                "type": "int",
+                "bits": 301,
+                "blake3": digest(format(2**300 + 1, "x").encode()),
+            },
+            {"source": "random.seed", "value": 1.5},
+            {"source": "random.seed", "value": 7},
+        ]
+
+    def test_the_seeding_still_takes_effect(self, done):
+        folder, _ = done["random"]
+        random.seed(7)
+        first = random.random()
+        assert draws(folder).split()[0] == repr(first)
+
+    def test_seeds_before_and_after_the_run_are_not_recorded_and_nothing_stays_wrapped(self, done):
+        for how in ("random", "none"):
+            folder, proc = done[how]
+            assert 1 not in [s.get("value") for s in record(folder).get("seeds", [])]
+            assert 2 not in [s.get("value") for s in record(folder).get("seeds", [])]
+            assert still_wrapped(proc) == []
+
+
+class TestNumpy:
+    def test_legacy_seed_and_default_rng(self, done):
+        folder, proc = done["numpy"]
+        assert proc.returncode == 0, proc.stderr
+        assert record(folder)["seeds"] == [
+            {"source": "numpy.random.seed", "value": 42},
+            {"source": "numpy.random.seed", "value": [1, 2, 3]},
+            {"source": "numpy.random.seed", "value": 7},
+            {"source": "numpy.random.default_rng", "value": 5},
+            {
+                "source": "numpy.random.default_rng",
+                "type": "numpy.random.SeedSequence",
+                "value": 1234,
+                "spawn_key": [2],
+            },
+            {"source": "numpy.random.default_rng", "value": None, "from_os": True},
+            {"source": "numpy.random.seed", "value": 11},
+        ]
+        np.random.seed(11)
+        assert draws(folder).split()[1] == repr(np.random.random())
+
+
+class TestTransformers:
+    def test_set_seed_is_one_seed_though_it_seeds_random_and_numpy(self, done):
+        folder, proc = done["transformers"]
+        assert proc.returncode == 0, proc.stderr
+        assert record(folder)["seeds"] == [{"source": "transformers.set_seed", "value": 123}]
+        assert draws(folder) == expected_draws(123)
+
+    def test_the_lazy_package_does_not_keep_the_wrapper(self, done):
+        # The script reached set_seed through the lazy transformers package during the run,
+        # which cached it there: once the run is over it is the function again.
+        _, proc = done["transformers"]
+        assert still_wrapped(proc) == []
+
+    def test_a_set_seed_bound_before_the_run_is_heard_through_what_it_seeds(self, tmp_path):
+        project_with(tmp_path, "seeded_early")
+        proc = run_python(tmp_path / "seeded_early.py", "--out", "out.txt", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert record(tmp_path, "out.txt")["seeds"] == [
+            {"source": "random.seed", "value": 9},
+            {"source": "numpy.random.seed", "value": 9},
+        ]
+
+
+class TestRecord:
+    def test_a_script_that_seeds_nothing_has_no_seeds(self, done):
+        folder, proc = done["none"]
+        assert proc.returncode == 0, proc.stderr
+        block = record(folder)
+        assert "seeds" not in block
+        assert "seeds_left_out" not in block
+
+    @pytest.mark.parametrize("how", ["random", "numpy"])
+    def test_two_runs_write_the_same_bytes(self, tmp_path, how):
+        first, second = tmp_path / "a", tmp_path / "b"
+        for folder in (first, second):
+            assert seeded(folder, how).returncode == 0
+        assert sidecar_bytes(first / "draws.txt.manifest.json") == sidecar_bytes(
+            second / "draws.txt.manifest.json"
+        )
+
+    def test_a_script_seeding_in_a_loop_keeps_the_first_and_counts_the_rest(self, tmp_path):
+        proc = seeded(tmp_path, "loop")
+        assert proc.returncode == 0, proc.stderr
+        block = record(tmp_path)
+        assert block["seeds"] == [{"source": "random.seed", "value": i} for i in range(seeds.KEPT)]
+        assert block["seeds_left_out"] == 250 - seeds.KEPT
+
+    def test_hostile_seeds_never_break_the_script(self, tmp_path):
+        proc = seeded(tmp_path, "hostile")
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        huge = 10**5000
+        assert record(tmp_path)["seeds"] == [
+            {"source": "random.seed", "type": "__main__.Hostile"},
+            {
+                "source": "random.seed",
+                "type": "int",
+                "bits": huge.bit_length(),
+                "blake3": digest(format(huge, "x").encode()),
+            },
+            {"source": "numpy.random.seed", "value": 2**31},
+        ]
+        assert still_wrapped(proc) == []
+
+    def test_a_seeding_call_that_raises_reaches_the_script_and_is_not_recorded(self, tmp_path):
+        proc = seeded(tmp_path, "raising")
+        assert proc.returncode == 0, proc.stderr
+        assert "the script saw: TypeError: The only supported seed types" in proc.stdout
+        assert record(tmp_path)["seeds"] == [{"source": "random.seed", "value": 5}]
+
+
+class TestInProcess:
+    def test_wrapped_only_while_a_run_is_active(self, tmp_path):
+        original, legacy = random.seed, np.random.seed
+        out = tmp_path / "out.txt"
+        with recorded_run(outputs={"out": out}):
+            assert random.seed is not original
+            assert np.random.seed is not legacy
+            random.seed(3)
+            out.write_text("x")
+        assert (random.seed, np.random.seed) == (original, legacy)
+        assert not capture.patched()
+        random.seed(4)
+        assert load_sidecar(sidecar_of(out))["run_provenance"]["seeds"] == [
+            {"source": "random.seed", "value": 3}
+        ]
+
+    def test_a_nested_run_seeds_into_the_record_in_order(self, tmp_path):
+        out, inner = tmp_path / "out.txt", tmp_path / "inner.txt"
+        with recorded_run(outputs={"out": out}):
+            random.seed(1)
+            with recorded_run(outputs={"inner": inner}):
+                np.random.seed(2)
+                inner.write_text("x")
+            random.seed(3)
+            out.write_text("x")
+        assert load_sidecar(sidecar_of(out))["run_provenance"]["seeds"] == [
+            {"source": "random.seed", "value": 1},
+            {"source": "numpy.random.seed", "value": 2},
+            {"source": "random.seed", "value": 3},
+        ]
+
+
+def _importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+@pytest.mark.skipif(not _importable("torch"), reason="torch is not installed")
+def test_torch_manual_seed_is_one_seed_and_cuda_is_its_own(tmp_path):
+    proc = seeded(tmp_path, "torch")
+    assert proc.returncode == 0, proc.stderr
+    assert record(tmp_path)["seeds"] == [
+        {"source": "torch.manual_seed", "value": 42},
+        {"source": "torch.cuda.manual_seed_all", "value": 3},
+    ]
+    assert still_wrapped(proc) == []
+
+
+@pytest.mark.skipif(not _importable("lightning"), reason="lightning is not installed")
+def test_seed_everything_records_the_seed_it_used(tmp_path):
+    proc = seeded(tmp_path, "lightning")
+    assert proc.returncode == 0, proc.stderr
+    used = int(re.search(r"lightning used (\d+)", proc.stdout).group(1))
+    assert record(tmp_path)["seeds"] == [
+        {"source": "lightning.seed_everything", "value": used, "picked": True},
+        {"source": "lightning.seed_everything", "value": 17},
+    ]
+    assert still_wrapped(proc) == []
