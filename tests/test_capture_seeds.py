@@ -19,6 +19,7 @@ from tests.conftest import (
     load_sidecar,
     project_with,
     run_python,
+    shown,
     sidecar_bytes,
     sidecar_of,
 )
@@ -159,6 +160,7 @@ class TestRecord:
         block = record(folder)
         assert "seeds" not in block
         assert "seeds_left_out" not in block
+        assert "seeds" not in shown(folder / "draws.txt").stdout
 
     @pytest.mark.parametrize("how", ["random", "numpy"])
     def test_two_runs_write_the_same_bytes(self, tmp_path, how):
@@ -175,6 +177,7 @@ class TestRecord:
         block = record(tmp_path)
         assert block["seeds"] == [{"source": "random.seed", "value": i} for i in range(seeds.KEPT)]
         assert block["seeds_left_out"] == 250 - seeds.KEPT
+        assert f"and {250 - seeds.KEPT} more, left out" in shown(tmp_path / "draws.txt").stdout
 
     def test_hostile_seeds_never_break_the_script(self, tmp_path):
         proc = seeded(tmp_path, "hostile")
@@ -198,6 +201,56 @@ class TestRecord:
         assert proc.returncode == 0, proc.stderr
         assert "the script saw: TypeError: The only supported seed types" in proc.stdout
         assert record(tmp_path)["seeds"] == [{"source": "random.seed", "value": 5}]
+
+
+class TestCommands:
+    def test_show_lists_the_seeds(self, done):
+        folder, _ = done["numpy"]
+        text = shown(folder / "draws.txt").stdout
+        assert "  seeds           (in the order the script set them)" in text
+        assert "    numpy.random.seed: 42\n" in text
+        assert "numpy.random.default_rng: none given: drawn from the OS, not reproducible" in text
+        assert "numpy.random.SeedSequence, entropy 1234, spawn key [2]" in text
+
+    def test_show_json_holds_the_seeds(self, done):
+        folder, _ = done["transformers"]
+        proc = run_python("-m", "provenance", "show", "--json", folder / "draws.txt")
+        summary = json.loads(proc.stdout)
+        assert summary["seeds"] == [{"source": "transformers.set_seed", "value": 123}]
+        assert summary["seeds_left_out"] == 0
+
+    def test_diff_names_the_seeds_that_changed(self, done):
+        a, _ = done["transformers"]
+        b, _ = done["none"]
+        proc = run_python("-m", "provenance", "diff", a / "draws.txt", b / "draws.txt")
+        assert proc.returncode == 1, proc.stderr
+        assert "  seeds    seeds[0]: transformers.set_seed: 123 -> (absent)" in proc.stdout
+
+    def test_diff_of_two_runs_seeded_alike_says_nothing_of_seeds(self, tmp_path):
+        for name in ("a", "b"):
+            assert seeded(tmp_path / name, "transformers").returncode == 0
+        proc = run_python(
+            "-m", "provenance", "diff", tmp_path / "a" / "draws.txt", tmp_path / "b" / "draws.txt"
+        )
+        assert proc.returncode == 0, proc.stdout
+        assert "  seeds " not in proc.stdout
+
+    def test_show_reads_odd_seeds_as_text(self, tmp_path):
+        assert seeded(tmp_path, "random").returncode == 0
+        sidecar = tmp_path / "draws.txt.manifest.json"
+        document = json.loads(sidecar.read_text())
+        odd = document["run_provenance"]["seeds"]
+        odd[0]["source"] = "\x1b[31mred"
+        odd[1]["value"] = "bell\x07"
+        odd[2]["type"] = "x" * 5000
+        sidecar.write_text(json.dumps(document))
+        proc = shown(tmp_path / "draws.txt")
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout
+        assert "\x07" not in proc.stdout
+        assert "    \\x1b[31mred: 0\n" in proc.stdout
+        [long] = [line for line in proc.stdout.splitlines() if "type xxx" in line]
+        assert len(long) < 100
 
 
 class TestInProcess:

@@ -19,6 +19,7 @@ from provenance.commands import (
     print_json,
     short,
 )
+from provenance.commands.diff import seed_text
 from provenance.commands.replay import command_line
 from provenance.measure.environment import recorded_variables
 from provenance.records import LIVE, LOST, Record, job_state, load, rank_states, running_beside
@@ -53,6 +54,12 @@ def summary(record: Record) -> dict[str, Any]:
         else {}
     )
     left_out = {"left_out": block["left_out"]} if "left_out" in block else {}
+    # Only a run that set a seed has them: the summary of any other record stays as it was.
+    seeds = (
+        {"seeds": block["seeds"], "seeds_left_out": block.get("seeds_left_out", 0)}
+        if "seeds" in block
+        else {}
+    )
     return {
         "record": str(record.source),
         "embedded": record.embedded,
@@ -70,8 +77,19 @@ def summary(record: Record) -> dict[str, Any]:
         "state": job_state(record) if record.running else None,
         "running": [{"record": str(p), "state": state} for p, state in running_beside(record)],
         **launch,
+        **seeds,
         **left_out,
     }
+
+
+def _seed_lines(info: dict[str, Any]) -> list[str]:
+    lines = []
+    for seed in info.get("seeds") or []:
+        text = seed_text(seed)
+        lines.append(f"    {text if len(text) <= 90 else text[:89] + '…'}")
+    if info.get("seeds_left_out"):
+        lines.append(f"    and {info['seeds_left_out']} more, left out of the record")
+    return ["  seeds           (in the order the script set them)", *lines] if lines else []
 
 
 def _left_out_lines(left_out: Any) -> list[str]:
@@ -180,6 +198,7 @@ def render(info: dict[str, Any]) -> str:
             f"    {name:<22} {'(unset)' if value is None else shlex.quote(value)}"
             for name, value in info["environment"].items()
         ]
+    lines += _seed_lines(info)
     lines.append(f"  code            {info['code_files']} project files with their digests")
     lines += _left_out_lines(info.get("left_out"))
     if info["fields"]:
