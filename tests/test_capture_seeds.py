@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import random
@@ -267,6 +268,19 @@ class TestInProcess:
         random.seed(4)
         assert load_sidecar(sidecar_of(out))["run_provenance"]["seeds"] == [
             {"source": "random.seed", "value": 3}
+        ]
+
+    def test_a_secret_given_as_a_seed_is_redacted(self, tmp_path):
+        out = tmp_path / "out.txt"
+        with recorded_run(outputs={"out": out}):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--api-token")
+            args = parser.parse_args(["--api-token", "s3cr3t-vAlue-123"])
+            random.seed(args.api_token)
+            out.write_text("x")
+        assert "s3cr3t-vAlue-123" not in sidecar_of(out).read_text()
+        assert load_sidecar(sidecar_of(out))["run_provenance"]["seeds"] == [
+            {"source": "random.seed", "value": "<redacted>"}
         ]
 
     def test_a_nested_run_seeds_into_the_record_in_order(self, tmp_path):
