@@ -1,4 +1,5 @@
-"""Capture what a script's CLI or config framework resolved, without the script passing it on.
+"""Capture what a script's CLI or config framework resolved, and the seeds it set, without the
+script passing them on.
 
 One listener (the run) hears every framework through the same few methods; each framework has
 an adapter module here that knows only that framework. While at least one run is active, each
