@@ -270,6 +270,29 @@ class TestInProcess:
             {"source": "random.seed", "value": 3}
         ]
 
+    def test_a_seed_that_cannot_be_recorded_is_said_and_still_set(self, capsys):
+        class Deaf:
+            """A listener of parses only: it has no ear for seeds."""
+
+            def on_parsed(self, parser, argv, namespace):
+                pass
+
+            def on_parse_exit(self, exc):
+                pass
+
+            def on_resolved(self, resolution):
+                pass
+
+        with capture.capturing(Deaf()):
+            random.seed(5)
+            drawn = random.random()
+        random.seed(5)
+        assert drawn == random.random()
+        assert (
+            "provenance: cannot record the seed set by random.seed (AttributeError); it is "
+            "missing from the record"
+        ) in capsys.readouterr().err
+
     def test_a_secret_given_as_a_seed_is_redacted(self, tmp_path):
         out = tmp_path / "out.txt"
         with recorded_run(outputs={"out": out}):
