@@ -8,6 +8,7 @@ import json
 import random
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import blake3
@@ -320,6 +321,69 @@ class TestInProcess:
             {"source": "numpy.random.seed", "value": 2},
             {"source": "random.seed", "value": 3},
         ]
+
+
+class Ear:
+    """A listener that keeps the seeds it hears."""
+
+    def __init__(self) -> None:
+        self.seeds: list[tuple[str, dict]] = []
+
+    def on_parsed(self, parser, argv, namespace):
+        pass
+
+    def on_parse_exit(self, exc):
+        pass
+
+    def on_resolved(self, resolution):
+        pass
+
+    def on_seed(self, source, seed):
+        self.seeds.append((source, dict(seed)))
+
+
+class TestReExports:
+    """A library that re-exports its seeding function, as Lightning and torch do."""
+
+    @pytest.fixture
+    def library(self, tmp_path, monkeypatch):
+        package = tmp_path / "seedlib"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "seeding.py").write_text(
+            "def seed_everything(seed=None):\n    return 31 if seed is None else seed\n"
+        )
+        (package / "early.py").write_text("from seedlib.seeding import seed_everything\n")
+        (package / "late.py").write_text("from seedlib.seeding import seed_everything\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        yield importlib.import_module("seedlib.seeding")
+        for name in [m for m in sys.modules if m.split(".")[0] == "seedlib"]:
+            del sys.modules[name]
+
+    def test_every_alias_is_heard_and_none_keeps_the_wrapper(self, library):
+        original = library.seed_everything
+        early = importlib.import_module("seedlib.early")
+        ear = Ear()
+        with capture.capturing(ear):
+            seeds.wrap(
+                "seedlib.seeding",
+                "seed_everything",
+                "seedlib.seed_everything",
+                seeds.returned("seed"),
+                ("seedlib.early", "seedlib.late"),
+            )
+            late = importlib.import_module("seedlib.late")  # picks up the wrapper
+            assert early.seed_everything() == 31
+            assert late.seed_everything(5) == 5
+            assert library.seed_everything(seed=6) == 6
+        assert ear.seeds == [
+            ("seedlib.seed_everything", {"value": 31, "picked": True}),
+            ("seedlib.seed_everything", {"value": 5}),
+            ("seedlib.seed_everything", {"value": 6}),
+        ]
+        assert library.seed_everything is original
+        assert early.seed_everything is original
+        assert late.seed_everything is original
 
 
 def _importable(name: str) -> bool:
