@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from provenance.capture import Resolution, capturing, exit_status
+from provenance.capture.seeds import SeedLog
 from provenance.emit import openlineage
 from provenance.errors import (
     DeclarationError,
@@ -149,6 +150,7 @@ class Run:
         self.config_files: list[str] = []
         self.lookup: dict[str, Any] = {}  # what string declarations name, every framework's
         self.frameworks: dict[str, list[str]] = {}  # the frameworks heard, with their keys
+        self.seeds = SeedLog()  # the seeds the script set, in order (a nested run's too)
         self._config_files: dict[str, Declared | None] = {}  # from the config= declaration
         self.inputs: dict[str, Declared | None] = {}
         self.outputs: dict[str, Declared | None] = {}
@@ -275,6 +277,9 @@ class Run:
         lookup = resolution.params if resolution.lookup is None else resolution.lookup
         self._heard(resolution.framework, lookup)
         self._resolve(self._namespace())
+
+    def on_seed(self, source: str, seed: Mapping[str, Any]) -> None:
+        self._top().seeds.add(source, seed)
 
     def _heard(self, framework: str, lookup: Any) -> None:
         self.lookup.update(lookup)
@@ -671,6 +676,7 @@ class Run:
             command=self.command,
             config=self.config,
             config_files=self.config_files,
+            seeds=self.seeds.part(),
         )
 
 

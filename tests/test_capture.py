@@ -128,7 +128,11 @@ class TestFrameworksOnDemand:
         proc = run_python(tmp_path / "probe.py", "--out", tmp_path / "o.txt")
         assert proc.returncode == 0, proc.stderr
         assert "imported: \n" in proc.stdout
-        assert "adapters: provenance.capture.argparse\n" in proc.stdout
+        # random is the standard library's, as argparse is: its seeds are always heard.
+        assert (
+            "adapters: provenance.capture.seeds,provenance.capture.argparse,"
+            "provenance.capture.seeds.random\n"
+        ) in proc.stdout
 
     def test_a_framework_imported_during_the_run_is_patched_in(self, tmp_path):
         from tests.conftest import run_python
@@ -136,4 +140,4 @@ class TestFrameworksOnDemand:
         (tmp_path / "probe.py").write_text(PROBE)
         proc = run_python(tmp_path / "probe.py", "--out", tmp_path / "o.txt", "--late")
         assert proc.returncode == 0, proc.stderr
-        assert "active: argparse,click\n" in proc.stdout
+        assert "active: argparse,click,random\n" in proc.stdout

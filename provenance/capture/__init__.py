@@ -1,4 +1,5 @@
-"""Capture what a script's CLI or config framework resolved, without the script passing it on.
+"""Capture what a script's CLI or config framework resolved, and the seeds it set, without the
+script passing them on.
 
 One listener (the run) hears every framework through the same few methods; each framework has
 an adapter module here that knows only that framework. While at least one run is active, each
@@ -36,6 +37,13 @@ _ADAPTERS: dict[str, str] = {
     "hydra": "provenance.capture.hydra",
     "jsonargparse": "provenance.capture.jsonargparse",
     "transformers.hf_argparser": "provenance.capture.huggingface",
+    # Seeding libraries: the seeds a script sets (see provenance.capture.seeds).
+    "random": "provenance.capture.seeds.random",
+    "numpy.random": "provenance.capture.seeds.numpy",
+    "torch": "provenance.capture.seeds.torch",
+    "transformers.trainer_utils": "provenance.capture.seeds.transformers",
+    "lightning": "provenance.capture.seeds.lightning",
+    "lightning_fabric": "provenance.capture.seeds.lightning_fabric",
 }
 
 
@@ -65,6 +73,8 @@ class ParseListener(Protocol):
     def on_parse_exit(self, exc: BaseException) -> None: ...
 
     def on_resolved(self, resolution: Resolution) -> None: ...
+
+    def on_seed(self, source: str, seed: Mapping[str, Any]) -> None: ...
 
 
 _listener: ContextVar[ParseListener | None] = ContextVar("provenance_parse_listener", default=None)
@@ -97,9 +107,16 @@ def parsing() -> Iterator[ParseListener | None]:
         _depth.reset(token)
 
 
-def wrap(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
-    """Patch ``owner.name`` with a wrapt wrapper until the last run ends."""
+def wrap(
+    owner: Any, name: str, wrapper: Callable[..., Any], *, aliases: tuple[str, ...] = ()
+) -> None:
+    """Patch ``owner.name`` with a wrapt wrapper until the last run ends.
+
+    ``aliases`` name modules that may pick the wrapper up meanwhile (a package that re-exports
+    it when imported during the run, a lazy package that caches it): it is taken out of them too.
+    """
     handle = wrapt.wrap_function_wrapper(owner, name, wrapper)
+    _handles.extend((alias, name, handle) for alias in aliases)  # undone after ``owner``
     _handles.append((owner, name, handle))
 
 
@@ -180,6 +197,10 @@ def _release() -> None:
         _active.clear()
         while _handles:
             owner, name, handle = _handles.pop()
+            if isinstance(owner, str):  # an alias (see wrap): undone where it holds the wrapper
+                owner = sys.modules.get(owner)
+                if owner is None or vars(owner).get(name) is not handle:
+                    continue
             # If someone patched on top of us, our wrapper stays: it is inert without a
             # listener, while tearing theirs off would not be safe.
             with contextlib.suppress(wrapt.WrapperNotOutermostError, wrapt.WrapperNotFoundError):

@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 from collections.abc import Iterator
+from itertools import zip_longest
 from typing import Any
 
 from provenance.commands import (
@@ -76,6 +77,7 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
         found.append(_changed("command", "command", ba.get("command"), bb.get("command")))
     found += _mapping("args", ba.get("args"), bb.get("args"))
     found += _config(ba.get("config"), bb.get("config"))
+    found += _seeds(ba, bb)
     for section in ("inputs", "outputs"):
         ea = {n: _identity(e) for n, e in declared_entries(ba.get(section))}
         eb = {n: _identity(e) for n, e in declared_entries(bb.get(section))}
@@ -93,6 +95,44 @@ def compare(a: Record, b: Record) -> list[dict[str, Any]]:
 def volatile_changes(a: Record, b: Record) -> list[dict[str, Any]]:
     """What differs in the volatile evidence: expected of two runs, so not a difference."""
     return list(volatile.changes(a.block.get("volatile"), b.block.get("volatile")))
+
+
+def _seeds(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The seeds set, position by position (the order they were set in is part of them), and
+    how many each record left out."""
+    sa, sb = (s if isinstance(s := r.get("seeds"), list) else [] for r in (a, b))
+    found = [
+        _changed("seeds", f"seeds[{i}]", x, y)
+        for i, (x, y) in enumerate(zip_longest(sa, sb))
+        if not _same(x, y)
+    ]
+    if not _same(a.get("seeds_left_out", 0), b.get("seeds_left_out", 0)):
+        found.append(
+            _changed("seeds", "left_out", a.get("seeds_left_out", 0), b.get("seeds_left_out", 0))
+        )
+    return found
+
+
+def seed_text(seed: Any) -> str:
+    """One recorded seed as it reads: what set it, and with what (docs/seeds.md)."""
+    if not isinstance(seed, dict):
+        return "(absent)" if seed is None else "(malformed seed)"
+    return f"{seed.get('source')}: {_seed_value(seed)}"
+
+
+def _seed_value(seed: dict[str, Any]) -> str:
+    if seed.get("from_os"):
+        return "none given: drawn from the OS, not reproducible"
+    kind, value = seed.get("type"), seed.get("value")
+    if kind is None:
+        text = json.dumps(value, ensure_ascii=False)
+        return text + (" (picked by the library)" if seed.get("picked") else "")
+    if "value" in seed:  # a SeedSequence, by its entropy
+        return f"{kind}, entropy {json.dumps(value)}, spawn key {seed.get('spawn_key')}"
+    size = "".join(f", {seed[k]} {k}" for k in ("bits", "bytes", "items") if k in seed)
+    if "blake3" in seed:
+        return f"type {kind}{size}, blake3 {short(str(seed['blake3']))}"
+    return f"type {kind}, its value not recorded"
 
 
 def _flat(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
@@ -216,6 +256,8 @@ def _lines_of(
     section, key, a, b = item["section"], item["key"], item["a"], item["b"]
     if section == "command" and key == "argv" and _strings(a) and _strings(b):
         return _tokens(a, b, *args)
+    if section == "seeds" and key != "left_out":
+        return [(key, _show(seed_text(a)), _show(seed_text(b)))]
     nested = section in ("gates", "fields") or (section, key) == ("config", "resolved")
     if nested and isinstance(a, dict) and isinstance(b, dict):
         prefix = "" if section == "config" else key

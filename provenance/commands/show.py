@@ -20,6 +20,7 @@ from provenance.commands import (
     shell_quote,
     short,
 )
+from provenance.commands.diff import seed_text
 from provenance.commands.replay import command_line
 from provenance.measure.environment import recorded_variables
 from provenance.records import (
@@ -66,6 +67,12 @@ def summary(record: Record) -> dict[str, Any]:
     left_out = {"left_out": block["left_out"]} if "left_out" in block else {}
     # Only records that hold them say them: the summary of an older record stays as it was.
     optional: dict[str, Any] = {k: block[k] for k in ("revision", "volatile") if k in block}
+    # Only a run that set a seed has them: the summary of any other record stays as it was.
+    seeds = (
+        {"seeds": block["seeds"], "seeds_left_out": block.get("seeds_left_out", 0)}
+        if "seeds" in block
+        else {}
+    )
     return {
         "record": str(record.source),
         "embedded": record.embedded,
@@ -84,6 +91,7 @@ def summary(record: Record) -> dict[str, Any]:
         "running": [{"record": str(p), "state": state} for p, state in running_beside(record)],
         "attempts": [attempt_summary(a) for a in attempts(record)],
         **launch,
+        **seeds,
         **left_out,
         **optional,
     }
@@ -145,6 +153,16 @@ def _volatile_line(volatile: dict[str, Any]) -> str:
         if key in volatile
     ]
     return f"  volatile        {', '.join(parts) or '(none)'}  (differs from run to run)"
+
+
+def _seed_lines(info: dict[str, Any]) -> list[str]:
+    lines = []
+    for seed in info.get("seeds") or []:
+        text = seed_text(seed)
+        lines.append(f"    {text if len(text) <= 90 else text[:89] + '…'}")
+    if info.get("seeds_left_out"):
+        lines.append(f"    and {info['seeds_left_out']} more, left out of the record")
+    return ["  seeds           (in the order the script set them)", *lines] if lines else []
 
 
 def _left_out_lines(left_out: Any) -> list[str]:
@@ -256,6 +274,7 @@ def render(info: dict[str, Any]) -> str:
             f"    {name:<22} {'(unset)' if value is None else shell_quote(value)}"
             for name, value in info["environment"].items()
         ]
+    lines += _seed_lines(info)
     lines.append(f"  code            {info['code_files']} project files with their digests")
     if "volatile" in info:
         lines.append(_volatile_line(info["volatile"]))

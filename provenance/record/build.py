@@ -87,6 +87,8 @@ class RunFacts:
     # Volatile evidence asked for (see volatile.py); None records none.
     volatile: tuple[str, ...] | None = None
     _volatile: dict[str, Any] | None = None
+    # The seeds the script set (provenance.capture.seeds): the record's part, empty for none.
+    seeds: dict[str, Any] = field(default_factory=dict)
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -218,6 +220,10 @@ def _configuration(facts: RunFacts) -> dict[str, Any]:
     return redact_block(part, facts.secrets, known_secrets_of(facts))
 
 
+def _seeds(facts: RunFacts) -> dict[str, Any]:
+    return redact_block(facts.seeds, facts.secrets, known_secrets_of(facts)) if facts.seeds else {}
+
+
 def _input_entry(facts: RunFacts, path: str) -> dict[str, Any]:
     entry = facts.entry(path)
     changed = facts.changed_during_run(path)
@@ -325,6 +331,7 @@ PIPELINE: tuple[Step, ...] = (
     _revision,
     _arguments,
     _configuration,
+    _seeds,
     _paths,
     _hash_policy,
     _environment,
