@@ -87,6 +87,8 @@ class RunFacts:
     # Volatile evidence asked for (see volatile.py); None records none.
     volatile: tuple[str, ...] | None = None
     _volatile: dict[str, Any] | None = None
+    # Whether this process's imported modules are the run's code (see RunSpec.imported_code).
+    imported_code: bool = True
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -179,6 +181,8 @@ def _identity(facts: RunFacts) -> dict[str, Any]:
 
 
 def _code(facts: RunFacts) -> dict[str, Any]:
+    if not facts.imported_code:
+        return {"code": {}}
     return {"code": imported_project_modules(facts.root, facts.entrypoint)}
 
 
