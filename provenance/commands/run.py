@@ -175,7 +175,8 @@ def _python_part(command: Sequence[str]) -> list[str] | None:
                 after = at + 1 if rest else at + 2
                 if not module:
                     return None
-                return [*command[:at], "-m", MODULE, "-m", module, *command[after:]]
+                flags = [word[:place]] if place > 1 else []  # -um pkg: keep the -u
+                return [*command[:at], *flags, "-m", MODULE, "-m", module, *command[after:]]
             if flag == "c":
                 return None
             if flag in _VALUED_SHORT:
