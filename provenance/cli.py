@@ -1,4 +1,4 @@
-"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export.
+"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export, run.
 
 Every command takes an artifact or its sidecar. Exit codes: 0 fine, 1 a finding (drift, a
 difference, an invalid record, a failed outcome where asked), 2 a usage error or unreadable input.
@@ -24,6 +24,7 @@ from provenance.commands import (
     plain,
     printable,
     replay,
+    run,
     show,
     verify,
     warn,
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", help="artifacts or their sidecars")
     check.set_defaults(func=_cmd_validate)
     export.register(commands)
+    run.register(commands)
     return parser
 
 

@@ -98,6 +98,9 @@ class RunSpec:
     environment: tuple[str, ...] | None = None  # variables to record; None: no environment
     config: Declaration | None = None  # the option naming a config file the script reads
     volatile: tuple[str, ...] | None = None  # time, host, user to record; None: none of them
+    # Whether the modules this process imported are the run's code: not when the run records a
+    # command that runs as a child process (``provenance run -- bash ...``).
+    imported_code: bool = True
 
 
 def _warn(message: str, run: Run | None = None) -> None:
@@ -677,6 +680,7 @@ class Run:
             config=self.config,
             config_files=self.config_files,
             seeds=self.seeds.part(),
+            imported_code=self.spec.imported_code,
         )
 
 

@@ -89,6 +89,8 @@ class RunFacts:
     _volatile: dict[str, Any] | None = None
     # The seeds the script set (provenance.capture.seeds): the record's part, empty for none.
     seeds: dict[str, Any] = field(default_factory=dict)
+    # Whether this process's imported modules are the run's code (see RunSpec.imported_code).
+    imported_code: bool = True
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -181,6 +183,8 @@ def _identity(facts: RunFacts) -> dict[str, Any]:
 
 
 def _code(facts: RunFacts) -> dict[str, Any]:
+    if not facts.imported_code:
+        return {"code": {}}
     return {"code": imported_project_modules(facts.root, facts.entrypoint)}
 
 

@@ -1,0 +1,5 @@
+"""``python -m provenance.launch SCRIPT ARGS...``: see ``provenance.launch``."""
+
+from provenance.launch import main
+
+main()

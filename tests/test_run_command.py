@@ -1,0 +1,455 @@
+"""``provenance run``: real commands, started as a user starts them, recorded with no decorator."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.commands.run import python_command
+from tests.conftest import ROOT, default_signals, fake_path, load_sidecar, sidecar_of
+
+PY = sys.executable
+
+
+def env(**more: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), PROVENANCE_RANK_WAIT_S="60", **more)
+
+
+def provenance_run(*argv: object, cwd: Path, **more: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "provenance", "run", *map(str, argv)],
+        cwd=cwd,
+        env=env(**more),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def start(*argv: object, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PY, "-m", "provenance", "run", *map(str, argv)],
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+
+
+def block(artifact: Path) -> dict[str, Any]:
+    record: dict[str, Any] = load_sidecar(sidecar_of(artifact))["run_provenance"]
+    return record
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    (tmp_path / "data.txt").write_text("rows\n")
+    shutil.copy(fake_path("plain_train"), tmp_path / "train.py")
+    return tmp_path
+
+
+def train(project: Path, *more: object, out: str = "model.txt") -> subprocess.CompletedProcess[str]:
+    return provenance_run(
+        "--input=data=data.txt",
+        f"--output=model={out}",
+        "--",
+        PY,
+        "train.py",
+        "--data",
+        "data.txt",
+        "--out",
+        out,
+        *more,
+        cwd=project,
+    )
+
+
+class TestPythonScript:
+    def test_records_what_the_decorated_script_records(self, project: Path, tmp_path: Path):
+        proc = train(project, "--epochs", "7")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "trained 7 epochs\n"
+        twin = tmp_path / "decorated"
+        twin.mkdir()
+        for name in ("pyproject.toml", "data.txt"):
+            shutil.copy(project / name, twin / name)
+        source = (project / "train.py").read_text()
+        decorated = source.replace(
+            "def main(",
+            "from provenance import recorded_run\n\n\n"
+            "@recorded_run(inputs={'data': 'data'}, outputs={'model': 'out'})\ndef main(",
+        )
+        assert decorated != source
+        (twin / "train.py").write_text(decorated)
+        direct = subprocess.run(
+            [PY, "train.py", "--data", "data.txt", "--out", "model.txt", "--epochs", "7"],
+            cwd=twin,
+            env=env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert direct.returncode == 0, direct.stderr
+        ran, wanted = block(project / "model.txt"), block(twin / "model.txt")
+        # What must differ: the two files are not the same code.
+        for record, path in ((ran, project), (wanted, twin)):
+            digest = hashlib.sha256((path / "train.py").read_bytes()).hexdigest()
+            assert record["entrypoint"]["sha256"] == digest
+            assert record["code"] == {"train.py": digest}
+            del record["entrypoint"], record["code"]
+        assert ran == wanted
+        assert ran["args"] == {"data": "data.txt", "end": None, "epochs": 7, "out": "model.txt"}
+
+    def test_same_command_twice_gives_the_same_bytes(self, project: Path):
+        assert train(project).returncode == 0
+        first = sidecar_of(project / "model.txt").read_bytes()
+        assert train(project).returncode == 0
+        assert sidecar_of(project / "model.txt").read_bytes() == first
+
+    def test_exit_code_passes_through_and_is_recorded(self, project: Path):
+        proc = train(project, "--end", "exit")
+        assert proc.returncode == 3
+        assert block(project / "model.txt")["outcome"]["exit_code"] == 3
+        assert block(project / "model.txt")["outcome"]["status"] == "failed"
+
+    def test_failure_prints_the_scripts_traceback_and_is_recorded(self, project: Path):
+        proc = train(project, "--end", "raise")
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("Traceback (most recent call last):\n")
+        assert proc.stderr.endswith("RuntimeError: diverged at epoch 5\n")
+        assert 'train.py", line' in proc.stderr
+        assert "provenance" not in proc.stderr  # no frame of the launcher's own
+        outcome = block(project / "model.txt")["outcome"]
+        assert outcome["status"] == "failed"
+        assert outcome["error"] == {"type": "RuntimeError", "message": "diverged at epoch 5"}
+
+    def test_gates_reach_the_record(self, project: Path):
+        assert train(project, "--end", "gate").returncode == 0
+        gates = block(project / "model.txt")["outcome"]["gates"]
+        assert gates == {"rmse": {"passed": False, "value": 0.9, "threshold": 0.5}}
+
+    def test_sigint_to_provenance_run_interrupts_the_script(self, project: Path):
+        proc = start(
+            "--output=model=model.txt",
+            "--",
+            PY,
+            "train.py",
+            "--data=data.txt",
+            "--out=model.txt",
+            "--end=wait",
+            cwd=project,
+        )
+        wait_for(project / "model.txt.ready", proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGINT, stderr
+        assert "KeyboardInterrupt" in stderr
+        outcome = block(project / "model.txt")["outcome"]
+        assert (outcome["status"], outcome["exit_code"]) == ("interrupted", 130)
+
+    def test_sigterm_to_provenance_run_ends_both_by_it(self, project: Path):
+        proc = start(
+            "--output=model=model.txt",
+            "--",
+            PY,
+            "train.py",
+            "--data=data.txt",
+            "--out=model.txt",
+            "--end=wait",
+            cwd=project,
+        )
+        wait_for(project / "model.txt.ready", proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGTERM
+        outcome = block(project / "model.txt")["outcome"]
+        assert (outcome["status"], outcome["exit_code"]) == ("interrupted", 143)
+
+    def test_a_py_argument_argparse_parsed_is_no_config_file(self, project: Path):
+        (project / "rows.py").write_text("rows = 3\n")
+        proc = provenance_run(
+            "--output=model=m.txt", "--", PY, "train.py", "--data", "rows.py", "--out", "m.txt",
+            cwd=project,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        record = block(project / "m.txt")
+        assert "config" not in record
+        assert record["args"]["data"] == "rows.py"
+
+    def test_config_option_records_the_file(self, project: Path):
+        (project / "train.yaml").write_text("epochs: 5\n")
+        proc = train(project, "--epochs", "5")
+        assert proc.returncode == 0
+        proc = provenance_run(
+            "--config=train.yaml", "--output=model=model.txt", "--",
+            PY, "train.py", "--data=data.txt", "--out=model.txt",
+            cwd=project,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        files = block(project / "model.txt")["config"]["files"]
+        assert [f["path"] for f in files] == ["train.yaml"]
+        digest = hashlib.sha256(b"epochs: 5\n").hexdigest()
+        assert files[0]["sha256"] == digest
+
+    def test_a_script_with_no_output_says_why_it_has_no_record(self, project: Path):
+        proc = provenance_run("--", PY, "train.py", "--data=data.txt", "--out=m.txt", cwd=project)
+        assert proc.returncode == 1
+        assert "nowhere to put its evidence" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not sidecar_of(project / "m.txt").exists()
+
+
+class TestPythonModule:
+    def test_python_m_runs_the_module_as_main(self, project: Path):
+        package = project / "pkg"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        shutil.copy(fake_path("plain_train"), package / "train.py")
+        proc = provenance_run(
+            "--output=model=m.txt", "--", PY, "-m", "pkg.train", "--data=data.txt", "--out=m.txt",
+            cwd=project,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        record = block(project / "m.txt")
+        assert record["entrypoint"]["path"] == "pkg/train.py"
+        assert set(record["code"]) == {"pkg/__init__.py", "pkg/train.py"}
+        assert record["argv"] == ["--data=data.txt", "--out=m.txt"]
+        assert record["args"]["out"] == "m.txt"
+
+    def test_a_missing_module_fails_as_python_says(self, project: Path):
+        proc = provenance_run("--output=m=m.txt", "--", PY, "-m", "no_such_mod", cwd=project)
+        assert proc.returncode == 1
+        assert "No module named no_such_mod" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+    def test_console_script_with_a_python_shebang(self, project: Path):
+        tool = project / "bin" / "train-tool"
+        tool.parent.mkdir()
+        tool.write_text(f"#!{PY}\n" + fake_path("plain_train").read_text())
+        tool.chmod(0o755)
+        proc = provenance_run(
+            "--output=model=m.txt", "--", "train-tool", "--data=data.txt", "--out=m.txt",
+            cwd=project, PATH=f"{tool.parent}{os.pathsep}{os.environ['PATH']}",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        record = block(project / "m.txt")
+        assert record["entrypoint"]["path"] == "bin/train-tool"
+        assert record["args"]["data"] == "data.txt"
+
+
+class TestClick:
+    def test_click_options_are_captured(self, project: Path):
+        shutil.copy(fake_path("plain_click"), project / "cli.py")
+        proc = provenance_run(
+            "--input=features=data.txt", "--output=model=m.txt", "--",
+            PY, "cli.py", "--features", "data.txt", "--out", "m.txt",
+            cwd=project, TRAIN_EPOCHS="9",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        record = block(project / "m.txt")
+        assert record["args"] == {"features": "data.txt", "out": "m.txt", "epochs": 9}
+        assert record["outcome"]["status"] == "succeeded"
+
+
+class TestExecConfigurator:
+    def test_config_files_it_read_and_overrides(self, project: Path):
+        for name in ("nano_train", "nano_configurator"):
+            shutil.copy(fake_path(name), project / f"{name}.py")
+        (project / "config").mkdir()
+        config = "batch_size = 4\nout = 'small.txt'\n"
+        (project / "config" / "small.py").write_text(config)
+        (project / "unread.py").write_text("")
+        argv = ["nano_train.py", "config/small.py", "--learning_rate=0.01"]
+        proc = provenance_run("--output=model=small.txt", "--", PY, *argv, cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        assert (project / "small.txt").read_text() == "batch_size=4 learning_rate=0.01\n"
+        record = block(project / "small.txt")
+        assert record["argv"] == argv[1:]
+        assert record["args"] == {"learning_rate": "0.01"}
+        files = record["config"]["files"]
+        assert [f["path"] for f in files] == ["config/small.py"]
+        assert files[0]["sha256"] == hashlib.sha256(config.encode()).hexdigest()
+        assert files[0]["changed_during_run"] is False
+        assert record["config"]["resolved"] == {"learning_rate": "0.01"}
+
+
+class TestOtherCommands:
+    def test_shell_command_with_files_and_exit_code(self, project: Path):
+        script = 'cat "$1" > "$2"; exit 3'
+        proc = provenance_run(
+            "--input", "data=data.txt", "--output", "copy=copy.txt", "--",
+            "bash", "-c", script, "sh", "data.txt", "copy.txt",
+            cwd=project,
+        )  # fmt: skip
+        assert proc.returncode == 3, proc.stderr
+        record = block(project / "copy.txt")
+        bash = shutil.which("bash")
+        assert bash is not None
+        bash_digest = hashlib.sha256(Path(bash).read_bytes()).hexdigest()
+        assert record["entrypoint"]["sha256"] == bash_digest
+        assert record["argv"] == ["-c", script, "sh", "data.txt", "copy.txt"]
+        assert record["code"] == {}
+        rows = hashlib.sha256(b"rows\n").hexdigest()
+        assert record["inputs"]["data"]["sha256"] == rows
+        assert record["outputs"]["copy"]["sha256"] == rows
+        assert record["outputs"]["copy"]["written_by_run"] is True
+        assert record["outcome"] == {
+            "status": "failed",
+            "exit_code": 3,
+            "error": None,
+            "gates": {},
+        }
+
+    def test_same_shell_command_twice_gives_the_same_bytes(self, project: Path):
+        command = ["--output=copy=copy.txt", "--", "sh", "-c", "cp data.txt copy.txt"]
+        assert provenance_run(*command, cwd=project).returncode == 0
+        first = sidecar_of(project / "copy.txt").read_bytes()
+        assert provenance_run(*command, cwd=project).returncode == 0
+        assert sidecar_of(project / "copy.txt").read_bytes() == first
+
+    def test_code_is_not_this_processs_imports(self, project: Path):
+        # Under a root that holds provenance itself, the recording process's own modules are
+        # under the root too: they are still not the command's code.
+        command = ["--root", ROOT, "--output=copy=copy.txt", "--", "cp", "data.txt", "copy.txt"]
+        proc = provenance_run(*command, cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        assert block(project / "copy.txt")["code"] == {}
+
+    def test_output_not_written_is_recorded_as_not_there(self, project: Path):
+        proc = provenance_run("--output=model=never.txt", "--", "true", cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        record = block(project / "never.txt")
+        assert record["outputs"]["model"] == {"path": "never.txt", "exists": False}
+        assert record["outcome"]["status"] == "succeeded"
+
+    def test_sigterm_is_passed_on_and_recorded(self, project: Path):
+        proc = start(
+            "--output=out=out.txt", "--", "sh", "-c", 'touch "$1"; exec sleep 60', "sh", "ready",
+            cwd=project,
+        )  # fmt: skip
+        wait_for(project / "ready", proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGTERM
+        outcome = block(project / "out.txt")["outcome"]
+        assert (outcome["status"], outcome["exit_code"]) == ("interrupted", 143)
+
+    def test_missing_program_exits_127_in_one_line(self, project: Path):
+        proc = provenance_run("--output=o=o.txt", "--", "no-such-program-here", "x", cwd=project)
+        assert proc.returncode == 127
+        assert proc.stderr == "provenance: no-such-program-here: command not found\n"
+
+    def test_a_file_that_cannot_run_exits_126(self, project: Path):
+        (project / "notes").write_text("not a program\n")
+        proc = provenance_run("--output=o=o.txt", "--", "./notes", cwd=project)
+        assert proc.returncode == 126
+        assert proc.stderr.count("\n") == 1
+        assert "Traceback" not in proc.stderr
+
+    @pytest.mark.parametrize(
+        ("argv", "says"),
+        [
+            ([], "no command to run"),
+            (["--output=o", "--", "true"], "--output takes NAME=PATH"),
+            (["--input=a=x", "--input=a=y", "--", "true"], "--input a is given twice"),
+            (["--", "true"], "give one with --output NAME=PATH"),
+        ],
+    )
+    def test_bad_usage_is_one_line_and_exit_2(self, project: Path, argv: list[str], says: str):
+        proc = provenance_run(*argv, cwd=project)
+        assert proc.returncode == 2
+        assert says in proc.stderr
+        assert proc.stderr.count("\n") == 1
+
+
+class TestLaunchers:
+    @pytest.fixture
+    def bin_dir(self, project: Path) -> Path:
+        folder = project / "bin"
+        folder.mkdir()
+        source = f"#!{PY}\n" + fake_path("fake_launch").read_text()
+        for name in ("torchrun", "mpirun"):
+            (folder / name).write_text(source)
+            (folder / name).chmod(0o755)
+        return folder
+
+    @pytest.mark.parametrize(
+        ("launcher", "launcher_name"),
+        [
+            (["torchrun", "--nproc-per-node=2"], "torchrun"),
+            (["mpirun", "-n", "2", PY], "openmpi"),
+        ],
+    )
+    def test_every_rank_runs_recorded_into_one_record(
+        self, project: Path, bin_dir: Path, launcher: list[str], launcher_name: str
+    ):
+        proc = provenance_run(
+            "--output=model=m.txt", "--", *launcher, "train.py", "--data=data.txt", "--out=m.txt",
+            cwd=project, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        record = block(project / "m.txt")
+        assert record["launch"]["launcher"] == launcher_name
+        assert record["launch"]["world_size"] == 2
+        assert [r["status"] for r in record["launch"]["ranks"]] == ["succeeded"] * 2
+        assert record["entrypoint"]["path"] == "train.py"
+        assert record["args"]["out"] == "m.txt"
+
+
+class TestRewrite:
+    """Which part of a command is Python, and how it is put under the launcher module."""
+
+    L = "provenance.launch"
+
+    @pytest.mark.parametrize(
+        ("command", "rewritten"),
+        [
+            (["python", "x.py", "a"], ["python", "-m", L, "x.py", "a"]),
+            (["python3.11", "-u", "x.py"], ["python3.11", "-u", "-m", L, "x.py"]),
+            (["python", "-W", "ignore", "x.py"], ["python", "-W", "ignore", "-m", L, "x.py"]),
+            (["python", "-Xdev", "x.py", "-m"], ["python", "-Xdev", "-m", L, "x.py", "-m"]),
+            (["python", "-m", "pkg.mod", "-v"], ["python", "-m", L, "-m", "pkg.mod", "-v"]),
+            (["python", "-um", "pkg", "x.py"], ["python", "-u", "-m", L, "-m", "pkg", "x.py"]),
+            (["python", "-c", "print(1)"], None),
+            (["python"], None),
+            (["python", "-"], None),
+            (["python", "--version"], None),
+            (["torchrun", "--nnodes=1", "x.py"], ["torchrun", "--nnodes=1", "-m", L, "x.py"]),
+            (["torchrun", "-m", "pkg"], None),
+            (["mpirun", "-n2", "python3", "x.py"], ["mpirun", "-n2", "python3", "-m", L, "x.py"]),
+            (["srun", "-N2", "python", "-m", "p"], ["srun", "-N2", "python", "-m", L, "-m", "p"]),
+            (["mpirun", "-n", "2", "./a.out"], None),
+        ],
+    )  # fmt: skip
+    def test_rewrite(self, command: list[str], rewritten: list[str] | None):
+        assert python_command(command, f"/usr/bin/{command[0]}") == rewritten
+
+    def test_a_shell_script_is_not_python(self, tmp_path: Path):
+        script = tmp_path / "job.sh"
+        script.write_text("#!/bin/sh\necho hi\n")
+        assert python_command([str(script)], str(script)) is None
+
+    def test_an_env_shebang_names_the_interpreter(self, tmp_path: Path):
+        script = tmp_path / "tool"
+        script.write_text("#!/usr/bin/env python3\nprint(1)\n")
+        rewritten = python_command([str(script), "a"], str(script))
+        assert rewritten == ["/usr/bin/env", "python3", "-m", self.L, str(script), "a"]
