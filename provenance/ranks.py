@@ -702,22 +702,28 @@ def _merged_entry(
 ) -> dict[str, Any]:
     """The job's entry for one path from every rank's entry of it.
 
-    Every rank that ran while another wrote a shared output sees it change; the ranks that also
-    opened it for writing (or renamed a file onto it) are the ones credited. Where no rank's
-    process saw that (a writer in C), every rank that saw the change is named, and the entry
-    says that whose bytes these are is not known.
+    Every rank that ran while another wrote a shared output sees it change; only the ranks
+    whose process also opened it for writing (or renamed a file onto it) are credited. Where
+    no rank's process was heard writing it (a writer in C: ``torch.save`` opens its file from
+    C++), the writer is not known: ``written_by_ranks`` is null and ``candidate_ranks`` names
+    the ranks that saw it change. ``concurrent_writers`` only when two ranks were each heard
+    writing it.
     """
     flag = "written_by_run" if outputs else "changed_during_run"
     changed = [(r, e) for r, e in seen if e.get(flag)]
-    writers = [(r, e) for r, e in changed if path in opened[order.index(r)]] or changed
+    heard = [(r, e) for r, e in changed if path in opened[order.index(r)]]
     # The bytes as a writer measured them after writing; else as the lowest rank saw them.
-    entry = dict(writers[0][1] if writers else seen[0][1])
+    entry = dict((heard or changed or seen)[0][1])
     if flag in entry:
         entry[flag] = bool(changed)
     if not outputs or not entry.get("exists"):
         return entry
-    entry["written_by_ranks"] = [r for r, _ in writers]
-    if len(writers) > 1:
+    if heard or not changed:
+        entry["written_by_ranks"] = [r for r, _ in heard]
+    else:
+        entry["written_by_ranks"] = None
+        entry["candidate_ranks"] = [r for r, _ in changed]
+    if len(heard) > 1:
         entry["concurrent_writers"] = True
     return entry
 

@@ -298,6 +298,21 @@ class TestRankZeroFirstOrLast:
         assert model["written_by_ranks"] == [0, 1, 2]
         assert model["concurrent_writers"] is True
 
+    def test_a_model_written_from_c_is_of_an_unknown_rank_not_concurrent_writers(
+        self, tmp_path: Path
+    ):
+        # As torch.save does: the bytes change, and no rank's Python heard them written.
+        job = launch(
+            tmp_path / "model.json", 3, torchrun_env, "--save-rank", "-2", "--c-write-rank", "0"
+        )
+        assert job.codes == [0, 0, 0], job.stderr
+        model = job.record["outputs"]["model"]
+        assert model["written_by_run"] is True
+        assert model["written_by_ranks"] is None
+        assert 0 in model["candidate_ranks"]
+        assert set(model["candidate_ranks"]) <= {0, 1, 2}
+        assert "concurrent_writers" not in model
+
 
 @pytest.fixture(scope="module")
 def rank3_fails(tmp_path_factory: pytest.TempPathFactory) -> Job:
@@ -589,8 +604,45 @@ class TestAssemble:
         forward = assemble(launch_, parts, {})
         backward = assemble(launch_, dict(reversed(parts.items())), {})
         assert json.dumps(forward, sort_keys=True) == json.dumps(backward, sort_keys=True)
-        # No rank opened it (a writer in C): every rank that saw it change is named.
-        assert forward["run_provenance"]["outputs"]["model"]["concurrent_writers"] is True
+        # No rank opened it (a writer in C): unknown among the ranks that saw it change.
+        model = forward["run_provenance"]["outputs"]["model"]
+        assert model["written_by_ranks"] is None
+        assert model["candidate_ranks"] == [0, 1, 2]
+        assert "concurrent_writers" not in model
+
+    def _job(self, opened: dict[int, list[str]], changed: dict[int, bool]) -> dict[str, Any]:
+        parts = {}
+        for rank, saw in changed.items():
+            part = self._part(rank, "succeeded", 0, "m")
+            part["opened"] = opened.get(rank, [])
+            part["document"]["run_provenance"]["outputs"]["model"]["written_by_run"] = saw
+            parts[rank] = part
+        model = assemble(Launch("pmi", 0, len(parts), ()), parts, {})
+        return model["run_provenance"]["outputs"]["model"]
+
+    def test_a_rank_heard_writing_is_credited_alone(self):
+        model = self._job({1: ["m"]}, {0: True, 1: True, 2: True})
+        assert model["written_by_ranks"] == [1]
+        assert "candidate_ranks" not in model
+        assert "concurrent_writers" not in model
+
+    def test_two_ranks_heard_writing_are_concurrent_writers(self):
+        model = self._job({0: ["m"], 2: ["m"]}, {0: True, 1: True, 2: True})
+        assert model["written_by_ranks"] == [0, 2]
+        assert model["concurrent_writers"] is True
+
+    def test_the_candidates_are_the_ranks_that_saw_the_change(self):
+        # Rank 2 had ended before the bytes changed: it cannot have written them.
+        model = self._job({}, {0: True, 1: True, 2: False})
+        assert model["written_by_ranks"] is None
+        assert model["candidate_ranks"] == [0, 1]
+        assert model["written_by_run"] is True
+
+    def test_an_output_no_rank_changed_is_written_by_none(self):
+        model = self._job({}, {0: False, 1: False})
+        assert model["written_by_ranks"] == []
+        assert model["written_by_run"] is False
+        assert "candidate_ranks" not in model
 
 
 def mpirun(ranks: int) -> list[str]:
