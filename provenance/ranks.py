@@ -241,6 +241,13 @@ class Handoff:
     def report(self, document: dict[str, Any], *, wrote: bool, opened: list[str]) -> None:
         """Write this rank's part, its outcome decided, atomically into the hand-off folder."""
         self._failed = document["run_provenance"]["outcome"]["status"] == FAILED
+        try:
+            # A rank already dead without a word failed before this one: the job's record
+            # can then tell which came first.
+            view = self._view()
+            lost_before = sorted(r for r, state in view.unreported.items() if state == LOST)
+        except OSError:
+            lost_before = []
         part = {
             "handoff": HANDOFF_SCHEMA,
             "rank": self.launch.rank,
@@ -250,6 +257,7 @@ class Handoff:
             "ended_ns": (reported := time.time_ns()),
             "wrote": wrote,
             "opened": opened,
+            "lost_before": lost_before,
             "document": document,
         }
         self._earlier = {path: _identity(path) for path in _job_paths(self.sidecar)}
@@ -564,6 +572,31 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def _first_to_fail(
+    parts: Mapping[int, dict[str, Any]], unreported: Mapping[int, str]
+) -> int | None:
+    """The rank whose failure came first in time, the others' being its consequence: a reported
+    rank that failed or was interrupted, by when it reported (before its process ended, and so
+    before any rank its end broke), or a rank found lost by a rank as it reported (it died
+    before that). None when no rank ended badly in a way whose time is known.
+
+    Only the order enters the record: the times are the ranks' clocks, in the hand-off files.
+    """
+    events: list[tuple[int, int, int]] = []
+    late = 1 << 64  # a part without a time (never written so, but the folder is anyone's)
+    for rank, part in parts.items():
+        ended = part.get("ended_ns")
+        when = ended if isinstance(ended, int) else late
+        status = part["document"]["run_provenance"]["outcome"].get("status")
+        if status in (FAILED, INTERRUPTED):
+            events.append((when, 1, rank))
+        seen = part.get("lost_before")
+        for lost in seen if isinstance(seen, list) else ():
+            if unreported.get(lost) == LOST:
+                events.append((when, 0, lost))  # dead before this rank reported
+    return min(events)[2] if events else None
+
+
 def _rank_entries(
     launch: Launch,
     parts: Mapping[int, dict[str, Any]],
@@ -585,13 +618,23 @@ def _rank_entries(
             )
         else:
             entries.append({"rank": rank, "status": unreported[rank], "exit_code": None})
-    ended_badly = [e["rank"] for e in entries if e["status"] in (FAILED, INTERRUPTED)]
+    first = _first_to_fail(parts, unreported)
     for entry in entries:
         status = entry["status"]
-        if status == LOST and ended_badly:
+        if entry["rank"] == first:
+            if status == LOST:
+                entry["error"] = {
+                    "type": "provenance.RankLost",
+                    "message": (
+                        f"rank {first} ended without reporting its outcome, before any other "
+                        "rank failed: killed by a signal that cannot be caught (SIGKILL, the "
+                        "OOM killer)"
+                    ),
+                }
+                entry["unreported"] = "its process ended without reporting"
+        elif status == LOST and first is not None:
             # Its process ended without a word after another rank's failure: the launcher
             # tearing the job down (torchrun, mpirun and srun all do) is what ends it.
-            first = ended_badly[0]
             entry["status"] = INTERRUPTED
             entry["error"] = None
             entry["unreported"] = (
@@ -613,50 +656,47 @@ def _rank_entries(
                 "message": f"rank {entry['rank']} left no trace before the wait ended",
             }
             entry["unreported"] = "no trace of it before the wait ended"
-        elif status == RUNNING and stopping and ended_badly:
+        elif status == RUNNING and stopping and first is not None:
             # The launcher is tearing the job down: the signal that ends the waiting rank is
             # the one that ends this rank too.
             entry["status"] = INTERRUPTED
             entry["error"] = None
             entry["unreported"] = (
-                f"still running when the launcher stopped the job after rank {ended_badly[0]} ended"
+                f"still running when the launcher stopped the job after rank {first} ended"
             )
         elif status == RUNNING:
             entry["error"] = None
             entry["unreported"] = "still running when this record was written"
+        if entry["rank"] == first:
+            entry["failed_first"] = True
+        elif first is not None and entry["status"] in (FAILED, INTERRUPTED):
+            entry["consequence_of"] = first
     return entries
 
 
 def _job_outcome(ranks: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Failed if any rank failed (the lowest such rank's code and error), else interrupted,
-    else failed for a rank lost or missing, else running while one runs, else succeeded."""
+    """The first rank to fail in time decides: its status (failed for one lost), exit code and
+    error, and ``rank``. Without one: failed for a rank lost or missing (the lowest), else
+    running while one runs, else succeeded."""
     gates: dict[str, Any] = {}
     for outcome in reversed(outcomes):
         for name, verdict in (outcome.get("gates") or {}).items():
             passed = bool(verdict.get("passed")) and gates.get(name, {}).get("passed", True)
             gates[name] = {**verdict, "passed": passed}
     gates = dict(sorted(gates.items()))
-    for wanted, status in (
-        (FAILED, FAILED),
-        (INTERRUPTED, INTERRUPTED),
-        (LOST, FAILED),
-        (MISSING, FAILED),
-    ):
-        # A rank that reported its own code comes before one killed without a word.
-        culprits = sorted(
-            (r for r in ranks if r["status"] == wanted),
-            key=lambda r: (not isinstance(r["exit_code"], int), r["rank"]),
-        )
-        if culprits:
-            first = culprits[0]
-            code = first["exit_code"] if isinstance(first["exit_code"], int) else 1
-            return {
-                "status": status,
-                "exit_code": code,
-                "error": first.get("error"),
-                "gates": gates,
-                "rank": first["rank"],
-            }
+    culprits = [r for r in ranks if r.get("failed_first")]
+    for wanted in (LOST, MISSING):
+        culprits = culprits or [r for r in ranks if r["status"] == wanted]
+    if culprits:
+        first = culprits[0]
+        code = first["exit_code"] if isinstance(first["exit_code"], int) else 1
+        return {
+            "status": INTERRUPTED if first["status"] == INTERRUPTED else FAILED,
+            "exit_code": code,
+            "error": first.get("error"),
+            "gates": gates,
+            "rank": first["rank"],
+        }
     if any(r["status"] == RUNNING for r in ranks):
         return {"status": RUNNING, "exit_code": None, "error": None, "gates": gates}
     return {"status": SUCCEEDED, "exit_code": 0, "error": None, "gates": gates}

@@ -266,7 +266,7 @@ class TestShow:
     def test_show_names_the_launch_and_the_ranks_that_did_not_succeed(self, rank3_fails: Job):
         proc = run_python("-m", "provenance", "show", rank3_fails.out)
         assert proc.returncode == 0, proc.stderr
-        assert "  launch          slurm, 4 ranks: rank 3 failed\n" in proc.stdout
+        assert "  launch          slurm, 4 ranks: rank 3 failed first\n" in proc.stdout
 
     def test_show_json_carries_the_launch(self, all_succeed: Job):
         proc = run_python("-m", "provenance", "show", "--json", all_succeed.out)
@@ -337,6 +337,57 @@ class TestOneRankFails:
     def test_rank_0_returned_0_and_says_so(self, rank3_fails: Job):
         assert statuses(rank3_fails.record) == ["succeeded"] * 3 + ["failed"]
         assert rank3_fails.left_beside() == []
+
+
+def _broken_after(rank: int, go: Path) -> Callable[[list[subprocess.Popen[str]]], None]:
+    """What a collective does: once rank ``rank``'s process is gone, its peers' calls fail."""
+
+    def launcher(procs: list[subprocess.Popen[str]]) -> None:
+        procs[rank].wait(timeout=60)
+        go.touch()
+
+    return launcher
+
+
+class TestFirstToFail:
+    """The job's error is the rank that failed first in time; the others are its consequence."""
+
+    def test_a_higher_rank_failing_first_is_the_jobs_error(self, tmp_path: Path):
+        go = tmp_path / "go"
+        args = ("--fail-rank", "1", "--broken-rank", "0", "--broken-when", go)
+        job = launch(tmp_path / "model.json", 3, torchrun_env, *args, launcher=_broken_after(1, go))
+        assert job.codes == [1, 1, 0], job.stderr
+        record = job.record
+        outcome = record["outcome"]
+        assert outcome["rank"] == 1
+        assert outcome["status"] == "failed"
+        assert outcome["error"] == {"type": "RuntimeError", "message": "rank 1 ran out of memory"}
+        ranks = record["launch"]["ranks"]
+        assert ranks[1]["failed_first"] is True
+        assert ranks[0]["status"] == "failed"
+        assert ranks[0]["consequence_of"] == 1
+        assert ranks[0]["error"]["message"] == "Connection closed by peer"
+        assert "consequence_of" not in ranks[2]
+        assert "failed_first" not in ranks[2]
+        assert "ended_ns" not in sidecar_of(job.out).read_text()
+        shown = run_python("-m", "provenance", "show", job.out).stdout
+        assert "outcome         failed (exit 1) on rank 1: RuntimeError: rank 1 ran out" in shown
+        assert "ranks: rank 0 failed after rank 1, rank 1 failed first\n" in shown
+
+    def test_a_rank_lost_before_another_failed_is_the_jobs_error(self, tmp_path: Path):
+        # Rank 1 is killed (the OOM killer); rank 0's collective then fails. The rank lost
+        # first is the cause, not a rank the launcher killed after rank 0 failed.
+        go = tmp_path / "go"
+        args = ("--kill-rank", "1", "--broken-rank", "0", "--broken-when", go)
+        job = launch(tmp_path / "model.json", 2, torchrun_env, *args, launcher=_broken_after(1, go))
+        assert job.codes == [1, -signal.SIGKILL], job.stderr
+        record = job.record
+        assert record["outcome"]["rank"] == 1
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["error"]["type"] == "provenance.RankLost"
+        ranks = record["launch"]["ranks"]
+        assert (ranks[1]["status"], ranks[1].get("failed_first")) == ("lost", True)
+        assert (ranks[0]["status"], ranks[0]["consequence_of"]) == ("failed", 1)
 
 
 def _wait_for(path: Path, timeout: float = 60) -> None:
@@ -553,10 +604,12 @@ class TestHostileParts:
         document = {"run_provenance": {"outcome": {"status": "succeeded"}}}
         first.report(document, wrote=True, opened=[])
         real = ranks._read_part
+        reporting: list[int] = []
 
         def racing(path: Path, rank: int, launch: Launch) -> dict[str, Any] | None:
             found = real(path, rank, launch)
-            if rank == 1 and found is None and second._live is not None:
+            if rank == 1 and found is None and not reporting:
+                reporting.append(1)  # its report looks at the job too: once
                 second.report(
                     document, wrote=False, opened=[]
                 )  # just after its part was looked for

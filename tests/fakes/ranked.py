@@ -41,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--kill-rank", type=int, default=-1, help="SIGKILLs itself")
     parser.add_argument("--hang-rank", type=int, default=-1, help="waits until signalled")
+    parser.add_argument(
+        "--broken-rank", type=int, default=-1, help="fails once --broken-when exists"
+    )
+    parser.add_argument(
+        "--broken-when",
+        type=Path,
+        help="made by the launcher once a failed rank's process is gone: its peers' connections"
+        " to it close then",
+    )
     parser.add_argument("--ready", type=Path, help="a folder each rank touches once under way")
     parser.add_argument(
         "--ranks",
@@ -85,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         os.kill(os.getpid(), signal.SIGKILL)
     if rank == args.hang_rank:
         time.sleep(60)
+    if rank == args.broken_rank and args.broken_when is not None:
+        deadline = time.monotonic() + 60
+        while not args.broken_when.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        raise RuntimeError("Connection closed by peer")
     if rank == args.fail_rank:
         deadline = time.monotonic() + 60
         while args.ready is not None and len(os.listdir(args.ready)) < args.ranks:
