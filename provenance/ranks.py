@@ -17,7 +17,7 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,8 @@ class Launch:
     world_size: int
     # What the launcher names the job by: only for telling jobs apart, never recorded.
     job: tuple[str, ...] = ()
+    # What rebuilds its command besides the world size (torchrun's nproc_per_node, nnodes).
+    options: tuple[tuple[str, int], ...] = ()
 
 
 def detect(environ: Mapping[str, str]) -> tuple[Launch | None, str | None]:
@@ -115,8 +117,24 @@ def detect(environ: Mapping[str, str]) -> tuple[Launch | None, str | None]:
         if launcher == "torch":
             launcher = "torchrun" if "TORCHELASTIC_RUN_ID" in environ else "torch.distributed"
         job = tuple(f"{v}={environ[v]}" for v in job_vars if v in environ)
-        return Launch(launcher, rank, size, job), None
+        return Launch(launcher, rank, size, job, _options(launcher, size, environ)), None
     return None, None
+
+
+def _options(launcher: str, size: int, environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """torchrun's ``--nproc-per-node`` and ``--nnodes``, from the variables it sets each rank,
+    when they make the world size; nothing else is needed to rebuild another launcher's command
+    (``mpirun -n``, ``srun -n``: the world size)."""
+    if launcher != "torchrun":
+        return ()
+    try:
+        per_node = int(environ.get("LOCAL_WORLD_SIZE", ""))
+        nodes = int(environ.get("GROUP_WORLD_SIZE", ""))
+    except ValueError:
+        return ()
+    if per_node < 1 or nodes < 1 or per_node * nodes != size:
+        return ()
+    return (("nproc_per_node", per_node), ("nnodes", nodes))
 
 
 def wait_bound(environ: Mapping[str, str]) -> float:
@@ -253,6 +271,7 @@ class Handoff:
             "rank": self.launch.rank,
             "world_size": self.launch.world_size,
             "launcher": self.launch.launcher,
+            "options": dict(self.launch.options),
             "started_ns": self.started_ns,
             "ended_ns": (reported := time.time_ns()),
             "wrote": wrote,
@@ -513,9 +532,24 @@ def assemble(
     block["launch"] = {
         "launcher": launch.launcher,
         "world_size": launch.world_size,
+        **_agreed_options(parts[r].get("options") for r in order),
         "ranks": ranks,
     }
     return {**fields, "run_provenance": block}
+
+
+def _agreed_options(found: Iterable[Any]) -> dict[str, int]:
+    """The launch options every reporting rank gives alike (nproc_per_node, nnodes): whichever
+    rank assembles, the same ones; none where a rank gives none or another value."""
+    agreed: dict[str, int] | None = None
+    for options in found:
+        mine = {
+            k: v
+            for k, v in (options.items() if isinstance(options, dict) else ())
+            if k in ("nproc_per_node", "nnodes") and type(v) is int and v >= 1
+        }
+        agreed = mine if agreed is None else {k: v for k, v in agreed.items() if mine.get(k) == v}
+    return dict(sorted((agreed or {}).items()))
 
 
 def _left_out(order: list[int], blocks: list[dict[str, Any]]) -> dict[str, Any]:

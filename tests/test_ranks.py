@@ -853,3 +853,171 @@ class TestSecretsInTheHandoff:
         for path in [*left, sidecar_of(out)]:
             assert "abcdef123456" not in path.read_text(errors="replace"), path.name
         assert "abcdef123456" not in job.stderr[0]
+
+
+@dataclass
+class Bin:
+    """A folder with an interpreter and a torchrun beside it, as a virtual environment has."""
+
+    python: Path
+    torchrun: Path
+
+
+@pytest.fixture(scope="module")
+def fake_bin(tmp_path_factory: pytest.TempPathFactory) -> Bin:
+    folder = tmp_path_factory.mktemp("bin")
+    python = folder / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    torchrun = folder / "torchrun"
+    torchrun.write_text(f"#!{sys.executable}\n" + fake_path("torchrun").read_text())
+    for program in (python, torchrun):
+        program.chmod(0o755)
+    return Bin(python, torchrun)
+
+
+def _torchrun_job(torchrun: Path, out: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [
+            str(torchrun),
+            *("--nproc-per-node", "2", "-m", "tests.fakes.ranked", "--out", str(out), *argv),
+        ],
+        env=base_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class TestLaunchAgain:
+    """show and replay start a job as its launcher started it, from the record's numbers."""
+
+    def test_the_record_keeps_what_rebuilds_a_torchrun_command(self, fake_bin: Bin, tmp_path):
+        out = tmp_path / "model.json"
+        proc = _torchrun_job(fake_bin.torchrun, out)
+        assert proc.returncode == 0, proc.stderr
+        launch_ = load_sidecar(sidecar_of(out))["run_provenance"]["launch"]
+        assert (launch_["launcher"], launch_["world_size"]) == ("torchrun", 2)
+        assert (launch_["nproc_per_node"], launch_["nnodes"]) == (2, 1)
+        shown = run_python("-m", "provenance", "show", out).stdout
+        command = f"torchrun --standalone --nproc-per-node 2 -m tests.fakes.ranked --out {out}"
+        assert f"  command         cd {ROOT} && {command}\n" in shown
+        printed = run_python("-m", "provenance", "replay", out)
+        assert printed.stdout == f"cd {ROOT} && {command}\n"
+
+    def test_replay_runs_a_torchrun_job_under_torchrun_and_judges_the_jobs_record(
+        self, fake_bin: Bin, tmp_path: Path
+    ):
+        out = tmp_path / "model.json"
+        assert _torchrun_job(fake_bin.torchrun, out).returncode == 0
+        proc = run_python(
+            "-m",
+            "provenance",
+            "replay",
+            "--run",
+            "--json",
+            "--python",
+            fake_bin.python,
+            out,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["argv"][:4] == [
+            str(fake_bin.torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+        ]
+        assert "fake torchrun: 2 ranks of tests.fakes.ranked" in proc.stderr
+        assert report["reproduced"] is True
+        new = load_sidecar(Path(report["record"]))["run_provenance"]
+        assert statuses(new) == ["succeeded", "succeeded"]
+
+    def test_without_torchrun_beside_it_torchs_module_runs_the_job(self, fake_bin: Bin, tmp_path):
+        out = tmp_path / "model.json"
+        assert _torchrun_job(fake_bin.torchrun, out).returncode == 0
+        lone = tmp_path / "lone"
+        lone.mkdir()
+        python = lone / "python"
+        python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        python.chmod(0o755)
+        proc = run_python(
+            "-m", "provenance", "replay", "--run", "--json", "--python", python, out, timeout=120
+        )
+        report = json.loads(proc.stdout)
+        assert report["argv"][:5] == [
+            str(python),
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+        ]
+
+    @pytest.mark.parametrize(
+        ("env_of", "printed"),
+        [
+            (ompi_env, "mpirun -n 3 python -m tests.fakes.ranked"),
+            (pmi_env, "mpiexec -n 3 python -m tests.fakes.ranked"),
+            (slurm_env, "srun -n 3 python -m tests.fakes.ranked"),
+        ],
+    )
+    def test_other_launchers_are_printed_and_not_run(
+        self, env_of: Callable[[int, int], dict[str, str]], printed: str, tmp_path: Path
+    ):
+        job = launch(tmp_path / "model.json", 3, env_of)
+        assert job.codes == [0, 0, 0], job.stderr
+        shown = run_python("-m", "provenance", "replay", job.out)
+        assert shown.stdout == f"cd {ROOT} && {printed} --out {job.out}\n"
+        refused = run_python("-m", "provenance", "replay", "--run", job.out)
+        assert refused.returncode == 2
+        assert "--run replays torchrun jobs only" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+    def test_a_job_whose_launcher_is_not_known_is_never_run_as_one_process(self, tmp_path):
+        env = lambda rank, size: {"RANK": str(rank), "WORLD_SIZE": str(size)}  # noqa: E731
+        job = launch(tmp_path / "model.json", 2, env)
+        assert job.record["launch"]["launcher"] == "torch.distributed"
+        shown = run_python("-m", "provenance", "replay", job.out)
+        assert shown.stdout == f"cd {ROOT} && python -m tests.fakes.ranked --out {job.out}\n"
+        assert "launcher is not known" in shown.stderr
+        refused = run_python("-m", "provenance", "replay", "--run", job.out)
+        assert refused.returncode == 2
+        assert "RANK and WORLD_SIZE set without torchrun" in refused.stderr
+
+    @pytest.mark.parametrize(
+        ("numbers", "options"),
+        [
+            ({}, "--standalone --nproc-per-node 4"),  # a record from before they were kept
+            ({"nproc_per_node": 2, "nnodes": 2}, "--nnodes 2 --nproc-per-node 2"),
+            ({"nproc_per_node": 3, "nnodes": 2}, "--standalone --nproc-per-node 4"),
+            ({"nproc_per_node": 2.0, "nnodes": 2}, "--standalone --nproc-per-node 4"),
+        ],
+    )
+    def test_only_numbers_that_make_the_world_size_rebuild_the_command(
+        self, fake_bin: Bin, tmp_path: Path, numbers: dict[str, Any], options: str
+    ):
+        out = tmp_path / "model.json"
+        launch(out, 4, torchrun_env)
+        document = load_sidecar(sidecar_of(out))
+        launched = document["run_provenance"]["launch"]
+        for key in ("nproc_per_node", "nnodes"):
+            launched.pop(key, None)
+        launched.update(numbers)
+        sidecar_of(out).write_text(json.dumps(document))
+        proc = run_python("-m", "provenance", "replay", "--root", ROOT, out)
+        assert proc.stdout == f"cd {ROOT} && torchrun {options} -m tests.fakes.ranked --out {out}\n"
+
+    def test_a_word_where_a_number_belongs_is_refused(self, tmp_path: Path):
+        out = tmp_path / "model.json"
+        launch(out, 2, torchrun_env)
+        document = load_sidecar(sidecar_of(out))
+        document["run_provenance"]["launch"]["nproc_per_node"] = "2; rm -rf ~"
+        sidecar_of(out).write_text(json.dumps(document))
+        for argv in (("replay",), ("replay", "--run"), ("show",)):
+            proc = run_python("-m", "provenance", *argv, out)
+            assert proc.returncode == 2, proc.stdout
+            assert "rm -rf" not in proc.stdout
+            assert "Traceback" not in proc.stderr
