@@ -17,7 +17,7 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,8 @@ class Launch:
     world_size: int
     # What the launcher names the job by: only for telling jobs apart, never recorded.
     job: tuple[str, ...] = ()
+    # What rebuilds its command besides the world size (torchrun's nproc_per_node, nnodes).
+    options: tuple[tuple[str, int], ...] = ()
 
 
 def detect(environ: Mapping[str, str]) -> tuple[Launch | None, str | None]:
@@ -115,8 +117,24 @@ def detect(environ: Mapping[str, str]) -> tuple[Launch | None, str | None]:
         if launcher == "torch":
             launcher = "torchrun" if "TORCHELASTIC_RUN_ID" in environ else "torch.distributed"
         job = tuple(f"{v}={environ[v]}" for v in job_vars if v in environ)
-        return Launch(launcher, rank, size, job), None
+        return Launch(launcher, rank, size, job, _options(launcher, size, environ)), None
     return None, None
+
+
+def _options(launcher: str, size: int, environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """torchrun's ``--nproc-per-node`` and ``--nnodes``, from the variables it sets each rank,
+    when they make the world size; nothing else is needed to rebuild another launcher's command
+    (``mpirun -n``, ``srun -n``: the world size)."""
+    if launcher != "torchrun":
+        return ()
+    try:
+        per_node = int(environ.get("LOCAL_WORLD_SIZE", ""))
+        nodes = int(environ.get("GROUP_WORLD_SIZE", ""))
+    except ValueError:
+        return ()
+    if per_node < 1 or nodes < 1 or per_node * nodes != size:
+        return ()
+    return (("nproc_per_node", per_node), ("nnodes", nodes))
 
 
 def wait_bound(environ: Mapping[str, str]) -> float:
@@ -241,15 +259,24 @@ class Handoff:
     def report(self, document: dict[str, Any], *, wrote: bool, opened: list[str]) -> None:
         """Write this rank's part, its outcome decided, atomically into the hand-off folder."""
         self._failed = document["run_provenance"]["outcome"]["status"] == FAILED
+        try:
+            # A rank already dead without a word failed before this one: the job's record
+            # can then tell which came first.
+            view = self._view()
+            lost_before = sorted(r for r, state in view.unreported.items() if state == LOST)
+        except OSError:
+            lost_before = []
         part = {
             "handoff": HANDOFF_SCHEMA,
             "rank": self.launch.rank,
             "world_size": self.launch.world_size,
             "launcher": self.launch.launcher,
+            "options": dict(self.launch.options),
             "started_ns": self.started_ns,
             "ended_ns": (reported := time.time_ns()),
             "wrote": wrote,
             "opened": opened,
+            "lost_before": lost_before,
             "document": document,
         }
         self._earlier = {path: _identity(path) for path in _job_paths(self.sidecar)}
@@ -505,9 +532,24 @@ def assemble(
     block["launch"] = {
         "launcher": launch.launcher,
         "world_size": launch.world_size,
+        **_agreed_options(parts[r].get("options") for r in order),
         "ranks": ranks,
     }
     return {**fields, "run_provenance": block}
+
+
+def _agreed_options(found: Iterable[Any]) -> dict[str, int]:
+    """The launch options every reporting rank gives alike (nproc_per_node, nnodes): whichever
+    rank assembles, the same ones; none where a rank gives none or another value."""
+    agreed: dict[str, int] | None = None
+    for options in found:
+        mine = {
+            k: v
+            for k, v in (options.items() if isinstance(options, dict) else ())
+            if k in ("nproc_per_node", "nnodes") and type(v) is int and v >= 1
+        }
+        agreed = mine if agreed is None else {k: v for k, v in agreed.items() if mine.get(k) == v}
+    return dict(sorted((agreed or {}).items()))
 
 
 def _left_out(order: list[int], blocks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -564,6 +606,31 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def _first_to_fail(
+    parts: Mapping[int, dict[str, Any]], unreported: Mapping[int, str]
+) -> int | None:
+    """The rank whose failure came first in time, the others' being its consequence: a reported
+    rank that failed or was interrupted, by when it reported (before its process ended, and so
+    before any rank its end broke), or a rank found lost by a rank as it reported (it died
+    before that). None when no rank ended badly in a way whose time is known.
+
+    Only the order enters the record: the times are the ranks' clocks, in the hand-off files.
+    """
+    events: list[tuple[int, int, int]] = []
+    late = 1 << 64  # a part without a time (never written so, but the folder is anyone's)
+    for rank, part in parts.items():
+        ended = part.get("ended_ns")
+        when = ended if isinstance(ended, int) else late
+        status = part["document"]["run_provenance"]["outcome"].get("status")
+        if status in (FAILED, INTERRUPTED):
+            events.append((when, 1, rank))
+        seen = part.get("lost_before")
+        for lost in seen if isinstance(seen, list) else ():
+            if unreported.get(lost) == LOST:
+                events.append((when, 0, lost))  # dead before this rank reported
+    return min(events)[2] if events else None
+
+
 def _rank_entries(
     launch: Launch,
     parts: Mapping[int, dict[str, Any]],
@@ -585,13 +652,23 @@ def _rank_entries(
             )
         else:
             entries.append({"rank": rank, "status": unreported[rank], "exit_code": None})
-    ended_badly = [e["rank"] for e in entries if e["status"] in (FAILED, INTERRUPTED)]
+    first = _first_to_fail(parts, unreported)
     for entry in entries:
         status = entry["status"]
-        if status == LOST and ended_badly:
+        if entry["rank"] == first:
+            if status == LOST:
+                entry["error"] = {
+                    "type": "provenance.RankLost",
+                    "message": (
+                        f"rank {first} ended without reporting its outcome, before any other "
+                        "rank failed: killed by a signal that cannot be caught (SIGKILL, the "
+                        "OOM killer)"
+                    ),
+                }
+                entry["unreported"] = "its process ended without reporting"
+        elif status == LOST and first is not None:
             # Its process ended without a word after another rank's failure: the launcher
             # tearing the job down (torchrun, mpirun and srun all do) is what ends it.
-            first = ended_badly[0]
             entry["status"] = INTERRUPTED
             entry["error"] = None
             entry["unreported"] = (
@@ -613,50 +690,47 @@ def _rank_entries(
                 "message": f"rank {entry['rank']} left no trace before the wait ended",
             }
             entry["unreported"] = "no trace of it before the wait ended"
-        elif status == RUNNING and stopping and ended_badly:
+        elif status == RUNNING and stopping and first is not None:
             # The launcher is tearing the job down: the signal that ends the waiting rank is
             # the one that ends this rank too.
             entry["status"] = INTERRUPTED
             entry["error"] = None
             entry["unreported"] = (
-                f"still running when the launcher stopped the job after rank {ended_badly[0]} ended"
+                f"still running when the launcher stopped the job after rank {first} ended"
             )
         elif status == RUNNING:
             entry["error"] = None
             entry["unreported"] = "still running when this record was written"
+        if entry["rank"] == first:
+            entry["failed_first"] = True
+        elif first is not None and entry["status"] in (FAILED, INTERRUPTED):
+            entry["consequence_of"] = first
     return entries
 
 
 def _job_outcome(ranks: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Failed if any rank failed (the lowest such rank's code and error), else interrupted,
-    else failed for a rank lost or missing, else running while one runs, else succeeded."""
+    """The first rank to fail in time decides: its status (failed for one lost), exit code and
+    error, and ``rank``. Without one: failed for a rank lost or missing (the lowest), else
+    running while one runs, else succeeded."""
     gates: dict[str, Any] = {}
     for outcome in reversed(outcomes):
         for name, verdict in (outcome.get("gates") or {}).items():
             passed = bool(verdict.get("passed")) and gates.get(name, {}).get("passed", True)
             gates[name] = {**verdict, "passed": passed}
     gates = dict(sorted(gates.items()))
-    for wanted, status in (
-        (FAILED, FAILED),
-        (INTERRUPTED, INTERRUPTED),
-        (LOST, FAILED),
-        (MISSING, FAILED),
-    ):
-        # A rank that reported its own code comes before one killed without a word.
-        culprits = sorted(
-            (r for r in ranks if r["status"] == wanted),
-            key=lambda r: (not isinstance(r["exit_code"], int), r["rank"]),
-        )
-        if culprits:
-            first = culprits[0]
-            code = first["exit_code"] if isinstance(first["exit_code"], int) else 1
-            return {
-                "status": status,
-                "exit_code": code,
-                "error": first.get("error"),
-                "gates": gates,
-                "rank": first["rank"],
-            }
+    culprits = [r for r in ranks if r.get("failed_first")]
+    for wanted in (LOST, MISSING):
+        culprits = culprits or [r for r in ranks if r["status"] == wanted]
+    if culprits:
+        first = culprits[0]
+        code = first["exit_code"] if isinstance(first["exit_code"], int) else 1
+        return {
+            "status": INTERRUPTED if first["status"] == INTERRUPTED else FAILED,
+            "exit_code": code,
+            "error": first.get("error"),
+            "gates": gates,
+            "rank": first["rank"],
+        }
     if any(r["status"] == RUNNING for r in ranks):
         return {"status": RUNNING, "exit_code": None, "error": None, "gates": gates}
     return {"status": SUCCEEDED, "exit_code": 0, "error": None, "gates": gates}
@@ -702,22 +776,28 @@ def _merged_entry(
 ) -> dict[str, Any]:
     """The job's entry for one path from every rank's entry of it.
 
-    Every rank that ran while another wrote a shared output sees it change; the ranks that also
-    opened it for writing (or renamed a file onto it) are the ones credited. Where no rank's
-    process saw that (a writer in C), every rank that saw the change is named, and the entry
-    says that whose bytes these are is not known.
+    Every rank that ran while another wrote a shared output sees it change; only the ranks
+    whose process also opened it for writing (or renamed a file onto it) are credited. Where
+    no rank's process was heard writing it (a writer in C: ``torch.save`` opens its file from
+    C++), the writer is not known: ``written_by_ranks`` is null and ``candidate_ranks`` names
+    the ranks that saw it change. ``concurrent_writers`` only when two ranks were each heard
+    writing it.
     """
     flag = "written_by_run" if outputs else "changed_during_run"
     changed = [(r, e) for r, e in seen if e.get(flag)]
-    writers = [(r, e) for r, e in changed if path in opened[order.index(r)]] or changed
+    heard = [(r, e) for r, e in changed if path in opened[order.index(r)]]
     # The bytes as a writer measured them after writing; else as the lowest rank saw them.
-    entry = dict(writers[0][1] if writers else seen[0][1])
+    entry = dict((heard or changed or seen)[0][1])
     if flag in entry:
         entry[flag] = bool(changed)
     if not outputs or not entry.get("exists"):
         return entry
-    entry["written_by_ranks"] = [r for r, _ in writers]
-    if len(writers) > 1:
+    if heard or not changed:
+        entry["written_by_ranks"] = [r for r, _ in heard]
+    else:
+        entry["written_by_ranks"] = None
+        entry["candidate_ranks"] = [r for r, _ in changed]
+    if len(heard) > 1:
         entry["concurrent_writers"] = True
     return entry
 

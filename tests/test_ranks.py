@@ -266,7 +266,7 @@ class TestShow:
     def test_show_names_the_launch_and_the_ranks_that_did_not_succeed(self, rank3_fails: Job):
         proc = run_python("-m", "provenance", "show", rank3_fails.out)
         assert proc.returncode == 0, proc.stderr
-        assert "  launch          slurm, 4 ranks: rank 3 failed\n" in proc.stdout
+        assert "  launch          slurm, 4 ranks: rank 3 failed first\n" in proc.stdout
 
     def test_show_json_carries_the_launch(self, all_succeed: Job):
         proc = run_python("-m", "provenance", "show", "--json", all_succeed.out)
@@ -298,6 +298,21 @@ class TestRankZeroFirstOrLast:
         assert model["written_by_ranks"] == [0, 1, 2]
         assert model["concurrent_writers"] is True
 
+    def test_a_model_written_from_c_is_of_an_unknown_rank_not_concurrent_writers(
+        self, tmp_path: Path
+    ):
+        # As torch.save does: the bytes change, and no rank's Python heard them written.
+        job = launch(
+            tmp_path / "model.json", 3, torchrun_env, "--save-rank", "-2", "--c-write-rank", "0"
+        )
+        assert job.codes == [0, 0, 0], job.stderr
+        model = job.record["outputs"]["model"]
+        assert model["written_by_run"] is True
+        assert model["written_by_ranks"] is None
+        assert 0 in model["candidate_ranks"]
+        assert set(model["candidate_ranks"]) <= {0, 1, 2}
+        assert "concurrent_writers" not in model
+
 
 @pytest.fixture(scope="module")
 def rank3_fails(tmp_path_factory: pytest.TempPathFactory) -> Job:
@@ -322,6 +337,57 @@ class TestOneRankFails:
     def test_rank_0_returned_0_and_says_so(self, rank3_fails: Job):
         assert statuses(rank3_fails.record) == ["succeeded"] * 3 + ["failed"]
         assert rank3_fails.left_beside() == []
+
+
+def _broken_after(rank: int, go: Path) -> Callable[[list[subprocess.Popen[str]]], None]:
+    """What a collective does: once rank ``rank``'s process is gone, its peers' calls fail."""
+
+    def launcher(procs: list[subprocess.Popen[str]]) -> None:
+        procs[rank].wait(timeout=60)
+        go.touch()
+
+    return launcher
+
+
+class TestFirstToFail:
+    """The job's error is the rank that failed first in time; the others are its consequence."""
+
+    def test_a_higher_rank_failing_first_is_the_jobs_error(self, tmp_path: Path):
+        go = tmp_path / "go"
+        args = ("--fail-rank", "1", "--broken-rank", "0", "--broken-when", go)
+        job = launch(tmp_path / "model.json", 3, torchrun_env, *args, launcher=_broken_after(1, go))
+        assert job.codes == [1, 1, 0], job.stderr
+        record = job.record
+        outcome = record["outcome"]
+        assert outcome["rank"] == 1
+        assert outcome["status"] == "failed"
+        assert outcome["error"] == {"type": "RuntimeError", "message": "rank 1 ran out of memory"}
+        ranks = record["launch"]["ranks"]
+        assert ranks[1]["failed_first"] is True
+        assert ranks[0]["status"] == "failed"
+        assert ranks[0]["consequence_of"] == 1
+        assert ranks[0]["error"]["message"] == "Connection closed by peer"
+        assert "consequence_of" not in ranks[2]
+        assert "failed_first" not in ranks[2]
+        assert "ended_ns" not in sidecar_of(job.out).read_text()
+        shown = run_python("-m", "provenance", "show", job.out).stdout
+        assert "outcome         failed (exit 1) on rank 1: RuntimeError: rank 1 ran out" in shown
+        assert "ranks: rank 0 failed after rank 1, rank 1 failed first\n" in shown
+
+    def test_a_rank_lost_before_another_failed_is_the_jobs_error(self, tmp_path: Path):
+        # Rank 1 is killed (the OOM killer); rank 0's collective then fails. The rank lost
+        # first is the cause, not a rank the launcher killed after rank 0 failed.
+        go = tmp_path / "go"
+        args = ("--kill-rank", "1", "--broken-rank", "0", "--broken-when", go)
+        job = launch(tmp_path / "model.json", 2, torchrun_env, *args, launcher=_broken_after(1, go))
+        assert job.codes == [1, -signal.SIGKILL], job.stderr
+        record = job.record
+        assert record["outcome"]["rank"] == 1
+        assert record["outcome"]["status"] == "failed"
+        assert record["outcome"]["error"]["type"] == "provenance.RankLost"
+        ranks = record["launch"]["ranks"]
+        assert (ranks[1]["status"], ranks[1].get("failed_first")) == ("lost", True)
+        assert (ranks[0]["status"], ranks[0]["consequence_of"]) == ("failed", 1)
 
 
 def _wait_for(path: Path, timeout: float = 60) -> None:
@@ -538,10 +604,12 @@ class TestHostileParts:
         document = {"run_provenance": {"outcome": {"status": "succeeded"}}}
         first.report(document, wrote=True, opened=[])
         real = ranks._read_part
+        reporting: list[int] = []
 
         def racing(path: Path, rank: int, launch: Launch) -> dict[str, Any] | None:
             found = real(path, rank, launch)
-            if rank == 1 and found is None and second._live is not None:
+            if rank == 1 and found is None and not reporting:
+                reporting.append(1)  # its report looks at the job too: once
                 second.report(
                     document, wrote=False, opened=[]
                 )  # just after its part was looked for
@@ -589,8 +657,45 @@ class TestAssemble:
         forward = assemble(launch_, parts, {})
         backward = assemble(launch_, dict(reversed(parts.items())), {})
         assert json.dumps(forward, sort_keys=True) == json.dumps(backward, sort_keys=True)
-        # No rank opened it (a writer in C): every rank that saw it change is named.
-        assert forward["run_provenance"]["outputs"]["model"]["concurrent_writers"] is True
+        # No rank opened it (a writer in C): unknown among the ranks that saw it change.
+        model = forward["run_provenance"]["outputs"]["model"]
+        assert model["written_by_ranks"] is None
+        assert model["candidate_ranks"] == [0, 1, 2]
+        assert "concurrent_writers" not in model
+
+    def _job(self, opened: dict[int, list[str]], changed: dict[int, bool]) -> dict[str, Any]:
+        parts = {}
+        for rank, saw in changed.items():
+            part = self._part(rank, "succeeded", 0, "m")
+            part["opened"] = opened.get(rank, [])
+            part["document"]["run_provenance"]["outputs"]["model"]["written_by_run"] = saw
+            parts[rank] = part
+        model = assemble(Launch("pmi", 0, len(parts), ()), parts, {})
+        return model["run_provenance"]["outputs"]["model"]
+
+    def test_a_rank_heard_writing_is_credited_alone(self):
+        model = self._job({1: ["m"]}, {0: True, 1: True, 2: True})
+        assert model["written_by_ranks"] == [1]
+        assert "candidate_ranks" not in model
+        assert "concurrent_writers" not in model
+
+    def test_two_ranks_heard_writing_are_concurrent_writers(self):
+        model = self._job({0: ["m"], 2: ["m"]}, {0: True, 1: True, 2: True})
+        assert model["written_by_ranks"] == [0, 2]
+        assert model["concurrent_writers"] is True
+
+    def test_the_candidates_are_the_ranks_that_saw_the_change(self):
+        # Rank 2 had ended before the bytes changed: it cannot have written them.
+        model = self._job({}, {0: True, 1: True, 2: False})
+        assert model["written_by_ranks"] is None
+        assert model["candidate_ranks"] == [0, 1]
+        assert model["written_by_run"] is True
+
+    def test_an_output_no_rank_changed_is_written_by_none(self):
+        model = self._job({}, {0: False, 1: False})
+        assert model["written_by_ranks"] == []
+        assert model["written_by_run"] is False
+        assert "candidate_ranks" not in model
 
 
 def mpirun(ranks: int) -> list[str]:
@@ -748,3 +853,171 @@ class TestSecretsInTheHandoff:
         for path in [*left, sidecar_of(out)]:
             assert "abcdef123456" not in path.read_text(errors="replace"), path.name
         assert "abcdef123456" not in job.stderr[0]
+
+
+@dataclass
+class Bin:
+    """A folder with an interpreter and a torchrun beside it, as a virtual environment has."""
+
+    python: Path
+    torchrun: Path
+
+
+@pytest.fixture(scope="module")
+def fake_bin(tmp_path_factory: pytest.TempPathFactory) -> Bin:
+    folder = tmp_path_factory.mktemp("bin")
+    python = folder / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    torchrun = folder / "torchrun"
+    torchrun.write_text(f"#!{sys.executable}\n" + fake_path("torchrun").read_text())
+    for program in (python, torchrun):
+        program.chmod(0o755)
+    return Bin(python, torchrun)
+
+
+def _torchrun_job(torchrun: Path, out: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [
+            str(torchrun),
+            *("--nproc-per-node", "2", "-m", "tests.fakes.ranked", "--out", str(out), *argv),
+        ],
+        env=base_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class TestLaunchAgain:
+    """show and replay start a job as its launcher started it, from the record's numbers."""
+
+    def test_the_record_keeps_what_rebuilds_a_torchrun_command(self, fake_bin: Bin, tmp_path):
+        out = tmp_path / "model.json"
+        proc = _torchrun_job(fake_bin.torchrun, out)
+        assert proc.returncode == 0, proc.stderr
+        launch_ = load_sidecar(sidecar_of(out))["run_provenance"]["launch"]
+        assert (launch_["launcher"], launch_["world_size"]) == ("torchrun", 2)
+        assert (launch_["nproc_per_node"], launch_["nnodes"]) == (2, 1)
+        shown = run_python("-m", "provenance", "show", out).stdout
+        command = f"torchrun --standalone --nproc-per-node 2 -m tests.fakes.ranked --out {out}"
+        assert f"  command         cd {ROOT} && {command}\n" in shown
+        printed = run_python("-m", "provenance", "replay", out)
+        assert printed.stdout == f"cd {ROOT} && {command}\n"
+
+    def test_replay_runs_a_torchrun_job_under_torchrun_and_judges_the_jobs_record(
+        self, fake_bin: Bin, tmp_path: Path
+    ):
+        out = tmp_path / "model.json"
+        assert _torchrun_job(fake_bin.torchrun, out).returncode == 0
+        proc = run_python(
+            "-m",
+            "provenance",
+            "replay",
+            "--run",
+            "--json",
+            "--python",
+            fake_bin.python,
+            out,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["argv"][:4] == [
+            str(fake_bin.torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+        ]
+        assert "fake torchrun: 2 ranks of tests.fakes.ranked" in proc.stderr
+        assert report["reproduced"] is True
+        new = load_sidecar(Path(report["record"]))["run_provenance"]
+        assert statuses(new) == ["succeeded", "succeeded"]
+
+    def test_without_torchrun_beside_it_torchs_module_runs_the_job(self, fake_bin: Bin, tmp_path):
+        out = tmp_path / "model.json"
+        assert _torchrun_job(fake_bin.torchrun, out).returncode == 0
+        lone = tmp_path / "lone"
+        lone.mkdir()
+        python = lone / "python"
+        python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        python.chmod(0o755)
+        proc = run_python(
+            "-m", "provenance", "replay", "--run", "--json", "--python", python, out, timeout=120
+        )
+        report = json.loads(proc.stdout)
+        assert report["argv"][:5] == [
+            str(python),
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+        ]
+
+    @pytest.mark.parametrize(
+        ("env_of", "printed"),
+        [
+            (ompi_env, "mpirun -n 3 python -m tests.fakes.ranked"),
+            (pmi_env, "mpiexec -n 3 python -m tests.fakes.ranked"),
+            (slurm_env, "srun -n 3 python -m tests.fakes.ranked"),
+        ],
+    )
+    def test_other_launchers_are_printed_and_not_run(
+        self, env_of: Callable[[int, int], dict[str, str]], printed: str, tmp_path: Path
+    ):
+        job = launch(tmp_path / "model.json", 3, env_of)
+        assert job.codes == [0, 0, 0], job.stderr
+        shown = run_python("-m", "provenance", "replay", job.out)
+        assert shown.stdout == f"cd {ROOT} && {printed} --out {job.out}\n"
+        refused = run_python("-m", "provenance", "replay", "--run", job.out)
+        assert refused.returncode == 2
+        assert "--run replays torchrun jobs only" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+    def test_a_job_whose_launcher_is_not_known_is_never_run_as_one_process(self, tmp_path):
+        env = lambda rank, size: {"RANK": str(rank), "WORLD_SIZE": str(size)}  # noqa: E731
+        job = launch(tmp_path / "model.json", 2, env)
+        assert job.record["launch"]["launcher"] == "torch.distributed"
+        shown = run_python("-m", "provenance", "replay", job.out)
+        assert shown.stdout == f"cd {ROOT} && python -m tests.fakes.ranked --out {job.out}\n"
+        assert "launcher is not known" in shown.stderr
+        refused = run_python("-m", "provenance", "replay", "--run", job.out)
+        assert refused.returncode == 2
+        assert "RANK and WORLD_SIZE set without torchrun" in refused.stderr
+
+    @pytest.mark.parametrize(
+        ("numbers", "options"),
+        [
+            ({}, "--standalone --nproc-per-node 4"),  # a record from before they were kept
+            ({"nproc_per_node": 2, "nnodes": 2}, "--nnodes 2 --nproc-per-node 2"),
+            ({"nproc_per_node": 3, "nnodes": 2}, "--standalone --nproc-per-node 4"),
+            ({"nproc_per_node": 2.0, "nnodes": 2}, "--standalone --nproc-per-node 4"),
+        ],
+    )
+    def test_only_numbers_that_make_the_world_size_rebuild_the_command(
+        self, fake_bin: Bin, tmp_path: Path, numbers: dict[str, Any], options: str
+    ):
+        out = tmp_path / "model.json"
+        launch(out, 4, torchrun_env)
+        document = load_sidecar(sidecar_of(out))
+        launched = document["run_provenance"]["launch"]
+        for key in ("nproc_per_node", "nnodes"):
+            launched.pop(key, None)
+        launched.update(numbers)
+        sidecar_of(out).write_text(json.dumps(document))
+        proc = run_python("-m", "provenance", "replay", "--root", ROOT, out)
+        assert proc.stdout == f"cd {ROOT} && torchrun {options} -m tests.fakes.ranked --out {out}\n"
+
+    def test_a_word_where_a_number_belongs_is_refused(self, tmp_path: Path):
+        out = tmp_path / "model.json"
+        launch(out, 2, torchrun_env)
+        document = load_sidecar(sidecar_of(out))
+        document["run_provenance"]["launch"]["nproc_per_node"] = "2; rm -rf ~"
+        sidecar_of(out).write_text(json.dumps(document))
+        for argv in (("replay",), ("replay", "--run"), ("show",)):
+            proc = run_python("-m", "provenance", *argv, out)
+            assert proc.returncode == 2, proc.stdout
+            assert "rm -rf" not in proc.stdout
+            assert "Traceback" not in proc.stderr

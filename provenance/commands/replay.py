@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from provenance.commands import (
 from provenance.commands.diff import compare, readings, render_differences
 from provenance.measure.environment import ENV_NAME, recorded_variables
 from provenance.measure.hashing import sha256_file
+from provenance.ranks import MAX_WORLD_SIZE
 from provenance.record.limits import LEFT_OUT_TEXT
 from provenance.record.redact import REDACTED
 from provenance.record.sidecar import RECORD_LOG
@@ -78,14 +81,97 @@ def register(commands: Any) -> None:
 def invocation(record: Record, python: str = "python") -> list[str]:
     """The argument vector: ``python -m pkg.mod`` for a module of a package under the root
     (as it must be run to import its package), else ``python path/to/script.py``; then argv.
-    Nothing before argv can be read as an option of the interpreter's own."""
+    Nothing before argv can be read as an option of the interpreter's own. A job of several
+    ranks is started by its launcher: ``torchrun --standalone --nproc-per-node 2 script.py``,
+    ``mpirun -n 4 python script.py``."""
     entrypoint = record.block["entrypoint"]["path"]
     module = _module_name(record, entrypoint)
     if module:
         head = ["-m", module]
     else:
         head = [f"./{entrypoint}" if entrypoint.startswith("-") else entrypoint]
-    return [python, *head, *record.block["argv"]]
+    argv = record.block["argv"]
+    job = job_launch(record)
+    if job is None or job.launcher not in LAUNCHERS:
+        return [python, *head, *argv]
+    if job.launcher == "torchrun":
+        return ["torchrun", *job.torchrun_options(), *head, *argv]
+    return [LAUNCHERS[job.launcher], "-n", str(job.world_size), python, *head, *argv]
+
+
+# The program each launcher is started with; torchrun runs the script with its own interpreter.
+LAUNCHERS = {"torchrun": "torchrun", "openmpi": "mpirun", "pmi": "mpiexec", "slurm": "srun"}
+
+
+@dataclass(frozen=True)
+class JobLaunch:
+    """How a job of several ranks was launched, as far as its record says, in numbers checked."""
+
+    launcher: str
+    world_size: int
+    nproc_per_node: int
+    nnodes: int
+
+    def torchrun_options(self) -> list[str]:
+        if self.nnodes == 1:
+            # One node: its own rendezvous on a free port, as torchrun --standalone makes it.
+            return ["--standalone", "--nproc-per-node", str(self.nproc_per_node)]
+        return ["--nnodes", str(self.nnodes), "--nproc-per-node", str(self.nproc_per_node)]
+
+
+def _count(value: object, most: int) -> int | None:
+    return value if type(value) is int and 1 <= value <= most else None
+
+
+def job_launch(record: Record) -> JobLaunch | None:
+    """The record's launch, its numbers checked; None for a lone run. Only numbers and a known
+    launcher's name are taken: no word of a command comes from the record."""
+    launch = record.block.get("launch")
+    if not isinstance(launch, dict):
+        return None
+    launcher = launch.get("launcher")
+    size = _count(launch.get("world_size"), MAX_WORLD_SIZE)
+    if not isinstance(launcher, str) or size is None or size < 2:
+        return None
+    per_node = _count(launch.get("nproc_per_node"), size)
+    nodes = _count(launch.get("nnodes"), size)
+    if per_node is None or nodes is None or per_node * nodes != size:
+        per_node, nodes = size, 1  # a record from before they were kept: one node
+    return JobLaunch(launcher, size, per_node, nodes)
+
+
+def _launched(record: Record, python: str, head: list[str], argv: list[str]) -> list[str] | str:
+    """The argument vector that starts a job's ranks as its launcher did, or why not."""
+    job = job_launch(record)
+    if job is None:
+        return [python, *head, *argv]
+    if job.launcher != "torchrun":
+        how = (
+            "RANK and WORLD_SIZE set without torchrun"
+            if job.launcher == "torch.distributed"
+            else job.launcher
+        )
+        return (
+            f"it was a job of {job.world_size} ranks ({how}): --run replays torchrun jobs "
+            "only; run the printed command yourself"
+        )
+    if job.nnodes != 1:
+        return (
+            f"it was a job on {job.nnodes} nodes: the record does not say how they met; run "
+            "the printed command on each node yourself"
+        )
+    return [*torchrun_program(python), *job.torchrun_options(), *head, *argv]
+
+
+def torchrun_program(python: str) -> list[str]:
+    """torchrun beside the interpreter (the one its distribution installed there), else the
+    interpreter running torch's own module: never a program the record names."""
+    found = shutil.which(python)
+    if found is not None:
+        beside = Path(found).parent / "torchrun"
+        if beside.is_file() and os.access(beside, os.X_OK):
+            return [str(beside)]
+    return [python, "-m", "torch.distributed.run"]
 
 
 def _module_name(record: Record, shown: str) -> str | None:
@@ -225,7 +311,7 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
     if any("\0" in word for word in argv):
         return "its command holds a NUL character, which no process can be given"
     head = ["-m", module] if module else [str(place.path)]
-    return [python, *head, *argv]
+    return _launched(record, python, head, argv)
 
 
 def _runs_other_code(path: Path) -> str | None:
@@ -353,6 +439,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(lines_text([printed]))
         _announce(left, {})
+        job = job_launch(record)
+        if job is not None and job.launcher not in LAUNCHERS:
+            warn(
+                f"a job of {job.world_size} ranks whose launcher is not known: the command "
+                "starts one process; start its ranks as they were started"
+            )
         if redacted(record):
             warn("the command holds redacted values; supply them to reproduce the run")
         return EXIT_OK

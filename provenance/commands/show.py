@@ -195,6 +195,8 @@ def _launch_line(launch: dict[str, Any], states: list[dict[str, Any]]) -> str:
     others = [
         f"rank {r['rank']} "
         + (f"{RANK_STATES[now[r['rank']]]}" if r["rank"] in now else r["status"])
+        + (" first" if r.get("failed_first") is True else "")
+        + (f" after rank {r['consequence_of']}" if isinstance(r.get("consequence_of"), int) else "")
         for r in launch["ranks"]
         if r["status"] != "succeeded"
     ]
@@ -250,7 +252,8 @@ def render(info: dict[str, Any]) -> str:
             else ""
         )
         code = "" if outcome["exit_code"] is None else f" (exit {outcome['exit_code']})"
-        lines.append(f"  outcome         {outcome['status']}{code}{error}")
+        rank = f" on rank {outcome['rank']}" if isinstance(outcome.get("rank"), int) else ""
+        lines.append(f"  outcome         {outcome['status']}{code}{rank}{error}")
         for gate, verdict in outcome["gates"].items():
             values = ", ".join(
                 f"{k}={v}" for k, v in verdict.items() if k != "passed" and v is not None
