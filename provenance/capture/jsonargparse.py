@@ -63,6 +63,9 @@ def _report(
             del values[key]
     resolved = _plain(values.as_dict())
     subcommand = resolved.get("subcommand")
+    # Declarations may name a --config option too (config="fit.config"), though its files are
+    # recorded as config evidence already.
+    lookup = _plain(namespace.clone().as_dict())
     listener.on_resolved(
         capture.Resolution(
             framework="jsonargparse",
@@ -70,6 +73,7 @@ def _report(
             command=f"{parser.prog} {subcommand}" if isinstance(subcommand, str) else None,
             config=resolved if files else None,
             config_files=tuple(files),
+            lookup=lookup,
             parsers=(parser,),
         )
     )
