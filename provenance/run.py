@@ -304,7 +304,8 @@ class Run:
             for key in names_in(declaration):
                 if not lookup(namespace, key)[0]:
                     self._stop(self._unsupplied(kind, name, key, namespace))
-            if callable(declaration):  # it raised, or gave no path: say so now
+            if callable(declaration) or isinstance(declaration, str):
+                # It raised, or gave something other than paths (a key naming a section): say so
                 try:
                     resolve(kind, name, declaration, namespace)
                 except DeclarationError as err:

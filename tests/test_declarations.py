@@ -212,6 +212,23 @@ class TestWhenParsingEnds:
         assert worked == []
         assert list(tmp_path.iterdir()) == []
 
+    def test_a_key_naming_a_section_not_a_path_stops_the_script(self, tmp_path):
+        from jsonargparse import ArgumentParser
+
+        worked = []
+
+        @recorded_run(outputs={"m": "trainer"}, root=tmp_path)
+        def main(argv: list[str]) -> int:
+            parser = ArgumentParser()
+            parser.add_argument("--trainer.out", type=str)
+            parser.parse_args(argv)
+            worked.append(True)
+            return 0
+
+        with pytest.raises(DeclarationError, match=r"output 'm' must be a path.*got"):
+            main(["--trainer.out", str(tmp_path / "m.txt")])
+        assert worked == []
+
     def test_a_callable_that_raises_stops_the_script(self, tmp_path):
         worked = []
 

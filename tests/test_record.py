@@ -45,10 +45,11 @@ def test_every_block_field_has_a_step_and_the_schema_knows_it():
     # command and config appear only where a framework resolved them (tests/test_capture_*.py),
     # launch only in a job of several ranks (tests/test_ranks.py), left_out only in a record
     # that had to leave something out to be readable (tests/test_limits.py), revision only in
-    # a git work tree (tests/test_revision.py)
-    optional = {"command", "config", "launch", "left_out", "revision"}
+    # a git work tree (tests/test_revision.py), declaration_errors only when a declaration
+    # failed at exit (tests/test_declarations.py)
+    optional = {"command", "config", "declaration_errors", "launch", "left_out", "revision"}
     assert set(block) | optional == set(run_schema["properties"])
-    assert len(PIPELINE) == 11
+    assert len(PIPELINE) == 12
 
 
 def test_a_declared_folder_is_walked_once_at_exit(tmp_path, monkeypatch):

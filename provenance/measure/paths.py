@@ -417,8 +417,10 @@ def as_declared(kind: str, name: str, value: Any) -> Declared | None:
     paths = []
     for item in items:
         if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
+            shown = repr(item)  # a whole config section would make a page of a line
+            shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
             raise DeclarationError(
-                f"{kind} {name!r} must be a path, a list of paths or None, got {item!r}"
+                f"{kind} {name!r} must be a path, a list of paths or None, got {shown}"
             )
         paths.append(os.path.abspath(os.fspath(item)))
     return Declared(tuple(paths), many)
