@@ -13,7 +13,7 @@ import pytest
 
 from provenance import Glob, recorded_run
 from provenance.errors import DeclarationError
-from tests.conftest import load_sidecar, project_with, run_with_env
+from tests.conftest import load_sidecar, project_with, run_with_env, shown
 
 
 def lightning(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -294,3 +294,24 @@ class TestAtExit:
         assert block["outcome"]["status"] == ("succeeded" if code == 0 else "failed")
         assert block["outputs"]["model"]["written_by_run"] is True
         assert json.dumps(block["declaration_errors"])
+
+    def test_a_record_with_declaration_errors_is_byte_identical_on_a_rerun(self, tmp_path):
+        records = []
+        for folder in (tmp_path / "a", tmp_path / "b"):
+            project_with(folder)
+            (folder / "s.py").write_text(SCRIPT.format(extra='"out"'))
+            proc = run_with_env(folder / "s.py", 0, cwd=folder, env={})
+            assert proc.returncode == 0, proc.stderr
+            records.append((folder / "m.txt.manifest.json").read_bytes())
+        assert records[0] == records[1]
+        assert b"declaration_errors" in records[0]
+
+    def test_show_names_the_declaration_that_failed(self, tmp_path):
+        project_with(tmp_path)
+        (tmp_path / "s.py").write_text(SCRIPT.format(extra='"out"'))
+        proc = run_with_env(tmp_path / "s.py", 0, cwd=tmp_path, env={})
+        assert proc.returncode == 0, proc.stderr
+        show = shown(tmp_path / "m.txt.manifest.json")
+        assert show.returncode == 0, show.stderr
+        assert "declaration errors" in show.stdout
+        assert "output extra: output 'extra' names the argparse dest 'out'" in show.stdout
