@@ -12,10 +12,15 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from provenance.errors import ProvenanceError
+from provenance.errors import DeclarationError, ProvenanceError
 from provenance.measure.environment import EnvironmentDeclaration, declared
 from provenance.measure.hashing import HashPolicy
-from provenance.measure.paths import Declaration, Declarations
+from provenance.measure.paths import (
+    Declaration,
+    Declarations,
+    check_declaration,
+    check_declarations,
+)
 from provenance.measure.volatile import VolatileDeclaration
 from provenance.measure.volatile import declared as declared_volatile
 from provenance.run import ManifestDeclaration, Run, RunSpec
@@ -141,8 +146,10 @@ def recorded_run(
 ) -> Callable[P, R] | RecordedRun:
     """Record every run of a script's ``main`` in a provenance sidecar.
 
-    ``inputs``/``outputs`` map names to an argparse dest, a callable of the parsed arguments,
-    or a literal path. The sidecar goes to ``--manifest-out`` (the ``manifest`` dest or
+    ``inputs``/``outputs`` map names to an argparse dest (or a framework's dotted key), a
+    callable of the parsed arguments, a literal path or list of paths, or a ``Glob``; a
+    declaration of the wrong type is a ``DeclarationError`` here, before anything runs.
+    The sidecar goes to ``--manifest-out`` (the ``manifest`` dest or
     callable) when given, else beside the first declared output. ``embed_into`` names an
     output JSON object that also receives the block. ``redact`` adds secret option names.
     ``environment`` (True, or names of environment variables) records the environment too.
@@ -150,9 +157,25 @@ def recorded_run(
     with its digests like the config files a framework reads. ``volatile`` (True, or some of
     ``time``, ``host``, ``user``) records what differs from run to run; off by default.
     """
+    # A mistake in a declaration is said now, in one line, not after the script's work.
+    checked_inputs = check_declarations("input", inputs)
+    checked_outputs = check_declarations("output", outputs)
+    if config is not None:
+        check_declaration("config", "config", config)
+    if (
+        manifest is not None
+        and not (isinstance(manifest, str) and manifest)
+        and not callable(manifest)
+    ):
+        raise DeclarationError(
+            "manifest names the option giving the sidecar's path (a dest or a callable), "
+            f"not {type(manifest).__name__}"
+        )
+    if embed_into is not None and not isinstance(embed_into, str):
+        raise DeclarationError(f"embed_into names an output, not {type(embed_into).__name__}")
     spec = RunSpec(
-        inputs=dict(inputs or {}),
-        outputs=dict(outputs or {}),
+        inputs=checked_inputs,
+        outputs=checked_outputs,
         entrypoint=os.path.abspath(entrypoint) if entrypoint is not None else None,
         manifest=manifest,
         embed_into=embed_into,

@@ -35,9 +35,14 @@ from provenance.measure.paths import (
     Glob,
     Resolved,
     as_declared,
+    closest,
     find_root,
     fingerprint,
+    is_literal,
+    keys_of,
+    lookup,
     names_beside,
+    names_in,
     resolve,
 )
 from provenance.ranks import Handoff, Launch, detect, watch_writes
@@ -185,6 +190,7 @@ class Run:
         self._flipped: ProvenanceError | None = None
         self._resolved: set[tuple[str, str]] = set()
         self._unresolved: dict[str, DeclarationError] = {}  # found at exit, by declared name
+        self._check_due = False  # a complete parse ended before the run was entered
         self._entered = False
         self._lineage: openlineage.Emission | None = None
         # Rank 0's way to the job's record when another rank writes it.
@@ -255,13 +261,19 @@ class Run:
     # -- argparse capture (ParseListener) ----------------------------------------------------
 
     def on_parsed(
-        self, parser: argparse.ArgumentParser, argv: list[str], namespace: argparse.Namespace
+        self,
+        parser: argparse.ArgumentParser,
+        argv: list[str],
+        namespace: argparse.Namespace,
+        complete: bool = True,
     ) -> None:
         self.parsed = True
         self.parsers.append(parser)
         self.args.update(vars(namespace))
         self._heard("argparse", vars(namespace))
         self._resolve(self._namespace())
+        if complete:
+            self._check_names()
 
     def on_parse_exit(self, exc: BaseException) -> None:
         self._parse_exit = exc
@@ -280,6 +292,40 @@ class Run:
         lookup = resolution.params if resolution.lookup is None else resolution.lookup
         self._heard(resolution.framework, lookup)
         self._resolve(self._namespace())
+        if resolution.complete:
+            self._check_names()
+
+    def _check_names(self) -> None:
+        """At the end of a complete parse (not ``parse_known_args``, not a click group with its
+        command still to come), every key a declaration names must be there: a mistake stops
+        the script now, before its work, as a usage error would, and nothing is recorded."""
+        if not self._entered:
+            self._check_due = True  # a framework that parsed before the run began
+            return
+        namespace = self._namespace()
+        for kind, name, declaration, _table in self._declarations():
+            if (kind, name) in self._resolved:
+                continue
+            for key in names_in(declaration):
+                if not lookup(namespace, key)[0]:
+                    self._stop(self._unsupplied(kind, name, key, namespace))
+            if callable(declaration) or isinstance(declaration, str):
+                # It raised, or gave something other than paths (a key naming a section): say so
+                try:
+                    resolve(kind, name, declaration, namespace)
+                except DeclarationError as err:
+                    self._stop(err)
+        if callable(self.spec.manifest) and self.manifest_out is None:
+            try:
+                self._resolve_manifest(namespace)
+            except DeclarationError as err:
+                self._stop(err)
+
+    def _stop(self, err: DeclarationError) -> None:
+        """End the script at its parse with a declaration's mistake: nothing ran yet."""
+        hidden = self._hidden(err)
+        self._parse_exit = hidden
+        raise hidden
 
     def on_seed(self, source: str, seed: Mapping[str, Any]) -> None:
         self._top().seeds.add(source, seed)
@@ -326,11 +372,11 @@ class Run:
         """
         problems: dict[str, DeclarationError] = {}
         for kind, name, declaration, table in self._declarations():
-            if isinstance(declaration, os.PathLike) or (kind, name) in self._resolved:
+            if is_literal(declaration) or (kind, name) in self._resolved:
                 continue
             if isinstance(declaration, Glob) and not at_exit:
                 continue
-            if isinstance(declaration, str) and not hasattr(namespace, declaration):
+            if isinstance(declaration, str) and not lookup(namespace, declaration)[0]:
                 if at_exit:
                     problems[name] = self._unsupplied(kind, name, declaration, namespace)
                 continue
@@ -358,15 +404,14 @@ class Run:
     ) -> DeclarationError:
         if not set(self.frameworks) <= {"argparse"}:
             heard = "; ".join(
-                f"{framework} had {', '.join(keys[:40]) or 'no keys'}"
-                + (f" and {len(keys) - 40} more" if len(keys) > 40 else "")
+                f"{framework} had {closest(dest, keys)}"
                 for framework, keys in sorted(self.frameworks.items())
             )
             return DeclarationError(
                 f"{kind} {name!r} names {dest!r}, which no framework resolved ({heard})"
             )
-        have = ", ".join(sorted(vars(namespace))) or "none"
-        seen = "no argument parser ran" if not self.parsed else f"the parses supplied: {have}"
+        have = closest(dest, keys_of(namespace))
+        seen = "no argument parser ran" if not self.parsed else f"the parses supplied {have}"
         return DeclarationError(
             f"{kind} {name!r} names the argparse dest {dest!r}, which no parse supplied ({seen})"
         )
@@ -374,7 +419,7 @@ class Run:
     def _resolve_manifest(self, namespace: argparse.Namespace) -> None:
         declaration = self.spec.manifest
         if declaration is None or (
-            isinstance(declaration, str) and not hasattr(namespace, declaration)
+            isinstance(declaration, str) and not lookup(namespace, declaration)[0]
         ):
             return  # the script has no --manifest-out: the sidecar goes beside an output
         declared = resolve("manifest", "manifest", declaration, namespace)
@@ -419,12 +464,19 @@ class Run:
             if self._launch is not None:
                 watch_writes()
         for kind, name, declaration, table in self._declarations():
-            if isinstance(declaration, os.PathLike):
+            if is_literal(declaration):
                 self._declare(table, kind, name, declaration)
                 self._resolved.add((kind, name))
-                if kind == "config":
-                    self._add_config_file(os.fspath(declaration))
+                given = table[name]
+                for path in given.paths if kind == "config" and given is not None else ():
+                    self._add_config_file(path)
         self._entered = True
+        if self._check_due:
+            try:
+                self._check_names()
+            except DeclarationError as err:
+                self.__exit__(type(err), err, err.__traceback__)
+                raise
         if self.parent is None and (self._launch is None or self._launch.rank == 0):
             # One run per job on the lineage server: rank 0 speaks for the launch.
             self._lineage = openlineage.started(self.entrypoint, self.root, self.secrets)
@@ -550,11 +602,15 @@ class Run:
             try:
                 self._resolve(self._namespace(), at_exit=True)
             except DeclarationError as err:
-                self._trouble(err)
+                self._unresolved.setdefault("manifest", err)
             for problem in self._unresolved.values():
-                self._trouble(problem)
+                # A mistake in a declaration never costs a run: it is said, and named in the
+                # record, and the script's own exit code stands.
+                _warn(str(self._hidden(problem)), self)
         target = self._target()
-        if target is None:
+        if target is None and self._unresolved:
+            _warn(self._no_target_reason(), self)
+        elif target is None:
             self._trouble(NoSidecarTargetError(self._no_target_reason()))
         else:
             self._write()
@@ -681,7 +737,16 @@ class Run:
             config_files=self.config_files,
             seeds=self.seeds.part(),
             imported_code=self.spec.imported_code,
+            declaration_errors=self._declaration_errors(),
         )
+
+    def _declaration_errors(self) -> list[dict[str, str]]:
+        """The declarations that failed at exit, each named with its error, in a fixed order."""
+        kinds = {name: kind for kind, name, _d, _t in self._declarations()}
+        return [
+            {"kind": kinds.get(name, "manifest"), "name": name, "error": str(err)}
+            for name, err in sorted(self._unresolved.items())
+        ]
 
 
 def _merge_declared(old: Declared | None, new: Declared | None) -> Declared | None:

@@ -1,4 +1,4 @@
-"""Test helpers: run a recorded script's ``main`` and look at the record it wrote.
+"""Test helpers: run a recorded script as its command line would, and look at its record.
 
 As a pytest plugin (registered when provenance is installed) it gives the ``provenance_run``
 fixture::
@@ -9,39 +9,57 @@ fixture::
         assert result.exit_code == 0
         assert result.block["inputs"]["table"]["path"].endswith("t.csv")
 
-The fixture runs ``main`` in the test's temporary folder, so relative paths in ``argv`` land
-there. ``run_recorded`` does the same anywhere, without pytest.
+What it runs is a ``main`` (called with ``argv`` when it takes an argument, else with no
+argument and ``sys.argv`` set, as its script would), a script file (run as ``__main__``, as
+``python script.py`` does) or a module name (as ``python -m`` does). The fixture runs it in the
+test's temporary folder, so relative paths in ``argv`` land there. ``run_recorded`` does the
+same anywhere, without pytest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import inspect
 import json
 import os
+import runpy
+import sys
+import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Union
 
 from provenance.record.outcome import code_of, exit_code_of, exit_code_of_return
 from provenance.record.write import sidecar_watcher
 
+# A ``main`` callable, a script file, or a module (its name, as ``python -m`` takes it).
+Target = Union[Callable[..., Any], str, "os.PathLike[str]", ModuleType]
+
 
 @dataclass
 class RecordedResult:
-    """What one call of a recorded ``main`` did: its exit code and the record(s) it wrote."""
+    """What one run of a recorded script did: its exit code and the record(s) it wrote."""
 
     exit_code: int
     sidecar_path: Path | None
     sidecar: dict[str, Any] | None
-    exception: BaseException | None = None  # what main raised, other than SystemExit
+    exception: BaseException | None = None  # what the script raised, other than SystemExit
     written: list[Path] = field(default_factory=list)  # every record written, in order
 
     @property
     def block(self) -> dict[str, Any]:
-        """The record's ``run_provenance`` block; fails the test if no record was written."""
+        """The record's ``run_provenance`` block; fails the test if no record was written,
+        with the exception the script raised, if it raised one."""
         if self.sidecar is None:
-            raise AssertionError("the run wrote no sidecar")
+            message = "the run wrote no sidecar"
+            if self.exception is not None:
+                told = "".join(traceback.format_exception(self.exception)).rstrip()
+                message = f"{message}; the script raised:\n{told}"
+            raise AssertionError(message)
         block: dict[str, Any] = self.sidecar["run_provenance"]
         return block
 
@@ -59,24 +77,111 @@ def _inside(folder: str | os.PathLike[str] | None) -> Iterator[None]:
         os.chdir(before)
 
 
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    before = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = before
+
+
+def _takes_argv(main: Callable[..., Any]) -> bool:
+    """Whether ``main`` can be called with the argument list (``main(argv)``)."""
+    try:
+        inspect.signature(main).bind([])
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): call it as its script would
+        return False
+    return True
+
+
+def _runner(target: Target) -> tuple[str, Callable[[list[str]], Any]]:
+    """What ``sys.argv[0]`` is for ``target``, and how to run it on an argument list."""
+    if isinstance(target, ModuleType):
+        return _module(target.__name__)
+    if isinstance(target, (str, os.PathLike)):
+        given = os.fspath(target)
+        if os.path.isfile(given):
+            path = os.path.abspath(given)
+            return path, lambda _argv: runpy.run_path(path, run_name="__main__")
+        return _module(given)
+    if not callable(target):
+        raise TypeError(f"cannot run {target!r}: give a main, a script file or a module")
+    main = target
+    try:
+        script = inspect.getfile(inspect.unwrap(main))
+    except TypeError:
+        script = sys.argv[0]
+    if _takes_argv(main):
+        return script, lambda argv: main(argv)
+    return script, lambda _argv: main()
+
+
+@contextlib.contextmanager
+def _runnable_finders(name: str) -> Iterator[None]:
+    """While module ``name`` runs as ``__main__``, pass over import finders whose loaders cannot
+    give runpy its code, and a copy of it imported through one: pytest's assertion rewriter
+    claims every module of a package it was told to rewrite (a project's ``tests``, when an
+    ``*.egg-info`` in the working folder lists it), and has no ``get_code``."""
+    saved = list(sys.meta_path)
+    sys.meta_path[:] = [f for f in saved if type(f).__name__ != "AssertionRewritingHook"]
+    imported = sys.modules.get(name)
+    loader = getattr(getattr(imported, "__spec__", None), "loader", None)
+    unrunnable = imported is not None and not hasattr(loader, "get_code")
+    if unrunnable:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.meta_path[:] = saved
+        if unrunnable and imported is not None:
+            sys.modules[name] = imported
+
+
+def _module(name: str) -> tuple[str, Callable[[list[str]], Any]]:
+    """Run the module ``name`` as ``python -m name`` does."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None:
+        raise ValueError(f"{name!r} is neither a script file nor a module to run")
+
+    def run(_argv: list[str]) -> Any:
+        with warnings.catch_warnings(), _runnable_finders(name):
+            # A test may have imported the module already; it runs afresh all the same.
+            warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+            return runpy.run_module(name, run_name="__main__", alter_sys=True)
+
+    return spec.origin, run
+
+
 def run_recorded(
-    main: Callable[..., Any],
+    target: Target,
     argv: Sequence[str | os.PathLike[str]] = (),
     *,
     cwd: str | os.PathLike[str] | None = None,
 ) -> RecordedResult:
-    """Call ``main(argv)`` as its script would run, in ``cwd``, and read the record it wrote.
+    """Run ``target`` on ``argv`` as its script would run, in ``cwd``, and read its record.
 
-    ``SystemExit`` becomes the exit code; another exception is kept in ``exception`` (with exit
-    code 1) rather than raised, so a test can look at the record of a run that crashed.
+    ``target`` is a ``main`` (called as ``main(argv)`` when it takes an argument, else as
+    ``main()``), a script's path (run as ``__main__``) or a module or its name (run as
+    ``python -m`` runs it); ``sys.argv`` is the script and ``argv`` meanwhile. ``SystemExit``
+    becomes the exit code; another exception is kept in ``exception`` (with exit code 1)
+    rather than raised, so a test can look at the record of a run that crashed.
     """
     written: list[Path] = []
+    args = [os.fspath(a) for a in argv]
+    script, run = _runner(target)
     token = sidecar_watcher.set(lambda path: written.append(Path(os.path.abspath(path))))
     exception = None
     try:
-        with _inside(cwd):
+        with _inside(cwd), _argv([script, *args]):
             try:
-                code = exit_code_of_return(main([os.fspath(a) for a in argv]))
+                code = exit_code_of_return(run(list(args)))
             except SystemExit as exit_:
                 code = exit_code_of(code_of(exit_))
             except Exception as err:  # noqa: BLE001 - handed back to the test, not swallowed
@@ -97,12 +202,11 @@ else:
     @pytest.fixture
     def provenance_run(
         tmp_path: Path,
-    ) -> Callable[[Callable[..., Any], Sequence[str | os.PathLike[str]]], RecordedResult]:
-        """Run a recorded ``main`` on ``argv`` inside this test's ``tmp_path``."""
+    ) -> Callable[[Target, Sequence[str | os.PathLike[str]]], RecordedResult]:
+        """Run a recorded script (a ``main``, a file, a module) on ``argv`` inside this test's
+        ``tmp_path``."""
 
-        def run(
-            main: Callable[..., Any], argv: Sequence[str | os.PathLike[str]] = ()
-        ) -> RecordedResult:
-            return run_recorded(main, argv, cwd=tmp_path)
+        def run(target: Target, argv: Sequence[str | os.PathLike[str]] = ()) -> RecordedResult:
+            return run_recorded(target, argv, cwd=tmp_path)
 
         return run

@@ -16,7 +16,7 @@ class Listener:
         self.parsed = []
         self.exits = []
 
-    def on_parsed(self, parser, argv, namespace):
+    def on_parsed(self, parser, argv, namespace, complete=True):
         self.parsed.append((argv, vars(namespace)))
 
     def on_parse_exit(self, exc):

@@ -242,9 +242,10 @@ class TestInProcess:
         with pytest.raises(
             DeclarationError,
             match=r"'output', which no framework resolved "
-            r"\(click had out\)",
+            r"\(click had 1 key; closest: out\)",
         ):
             main.main(["--out", str(tmp_path / "m.txt")], standalone_mode=False)
+        assert not (tmp_path / "m.txt").exists(), "stopped before the command's work"
 
     def test_config_names_the_parameter_of_a_yaml_file_the_command_reads(self, tmp_path):
         import click

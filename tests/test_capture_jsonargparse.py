@@ -123,7 +123,7 @@ class TestInProcess:
             main(["--trainer.out", str(tmp_path / "m.txt")])
         message = str(caught.value)
         assert "'trainer.output'" in message
-        assert "jsonargparse had trainer, trainer.out" in message
+        assert message.endswith("(jsonargparse had 2 keys; closest: trainer.out, trainer)")
         assert json.dumps(message)  # one line, printable
 
     def test_a_subcommand_is_the_command(self, tmp_path):
@@ -176,3 +176,36 @@ def test_the_default_config_files_it_read_are_evidence(tmp_path):
     assert files == ["defaults/a.yaml", "defaults/b.yaml"]
     assert block["config"]["files"][1]["size_bytes"] == len("epochs: 7\n")
     assert block["config"]["resolved"] == {"epochs": 7, "out": str(out)}
+
+
+def test_a_class_typed_arguments_init_args_stay_nested_after_a_dump(tmp_path):
+    """jsonargparse parses a class's ``init_args`` with a parser of its own when it checks a
+    config again (``dump``, as LightningCLI's config callback does): that is not the CLI."""
+    from jsonargparse import ArgumentParser
+
+    from provenance import recorded_run
+    from tests.fakes.lightning_like import CSVLogger
+
+    out = tmp_path / "m.txt"
+
+    @recorded_run(outputs={"model": lambda cfg: cfg.out}, root=tmp_path)
+    def main(argv: list[str]) -> int:
+        parser = ArgumentParser(prog="train")
+        parser.add_argument("--out", type=str)
+        parser.add_argument("--name", type=str, default="real")
+        parser.add_argument("--logger", type=CSVLogger | None, default=None)
+        cfg = parser.parse_args(argv)
+        Path(cfg.out).write_text(parser.dump(cfg))
+        return 0
+
+    argv = ["--out", str(out), "--logger=CSVLogger", "--logger.name=exp", "--logger.version=3"]
+    assert main(argv) == 0
+    args = json.loads((tmp_path / "m.txt.manifest.json").read_text())["run_provenance"]["args"]
+    assert args == {
+        "out": str(out),
+        "name": "real",
+        "logger": {
+            "class_path": "tests.fakes.lightning_like.CSVLogger",
+            "init_args": {"save_dir": ".", "name": "exp", "version": 3},
+        },
+    }

@@ -53,7 +53,7 @@ class TestResolve:
         assert resolve("input", "literal", tmp_path / "lit", args).paths == (str(tmp_path / "lit"),)
 
     def test_missing_dest_names_what_there_is(self):
-        with pytest.raises(DeclarationError, match=r"'featrues'.*they have: features, out"):
+        with pytest.raises(DeclarationError, match=r"'featrues'.*2 keys; closest: features\)"):
             resolve("input", "f", "featrues", ns(features=1, out=2))
 
     def test_bad_values_are_clear_errors(self):

@@ -46,10 +46,12 @@ def test_every_block_field_has_a_step_and_the_schema_knows_it():
     # launch only in a job of several ranks (tests/test_ranks.py), left_out only in a record
     # that had to leave something out to be readable (tests/test_limits.py), revision only in
     # a git work tree (tests/test_revision.py), seeds only where the script set one
-    # (tests/test_capture_seeds.py)
-    optional = {"command", "config", "launch", "left_out", "revision", "seeds", "seeds_left_out"}
+    # (tests/test_capture_seeds.py), declaration_errors only when a declaration failed at exit
+    # (tests/test_declarations.py)
+    optional = {"command", "config", "declaration_errors", "launch", "left_out", "revision"}
+    optional |= {"seeds", "seeds_left_out"}
     assert set(block) | optional == set(run_schema["properties"])
-    assert len(PIPELINE) == 12
+    assert len(PIPELINE) == 13
 
 
 def test_a_declared_folder_is_walked_once_at_exit(tmp_path, monkeypatch):

@@ -324,9 +324,7 @@ class TestEvidenceFailures:
             main([])
         assert "no sidecar was written" in capsys.readouterr().err
 
-    def test_a_dest_no_parse_supplied_fails_the_run_at_exit_naming_the_cause(
-        self, tmp_path, capsys
-    ):
+    def test_a_dest_the_full_parse_lacks_stops_the_script_before_its_work(self, tmp_path):
         import argparse
 
         from provenance import recorded_run
@@ -342,12 +340,10 @@ class TestEvidenceFailures:
             calls.append("worked")
             return 0
 
-        with pytest.raises(DeclarationError, match=r"'out_jsn'.*supplied: out_json"):
+        with pytest.raises(DeclarationError, match=r"'out_jsn'.*closest: out_json\)$"):
             main(["--out-json", str(tmp_path / "m.json")])
-        assert calls == ["worked"]
-        err = capsys.readouterr().err
-        assert "declared no output" not in err
-        assert "model: unresolved" in err
+        assert calls == []
+        assert list(tmp_path.iterdir()) == []
 
     def test_two_stage_parsing_resolves_when_the_full_parse_supplies_the_dest(self, tmp_path):
         import argparse

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,66 @@ def test_run_recorded_works_without_pytest(tmp_path):
     result = run_recorded(summarize_scores.main, [SCORES, "--out", tmp_path / "s.json"])
     assert result.exit_code == 0
     assert Path(result.sidecar_path).parent == tmp_path
+
+
+class TestScriptsWithoutMainArgv:
+    """Third-party scripts seldom have ``main(argv)``: their main reads ``sys.argv``, or the
+    work is the body of ``if __name__ == "__main__"``, or they run as ``python -m``."""
+
+    def test_a_main_without_argv_runs_on_sys_argv(self, provenance_run, tmp_path):
+        from tests.fakes import argv_free
+
+        before = list(sys.argv)
+        result = provenance_run(argv_free.main, ["--out", "m.txt"])
+        assert result.exception is None
+        assert result.exit_code == 0
+        assert result.block["args"] == {"out": "m.txt", "crash": False}
+        assert result.block["outputs"]["model"]["path"] == str(tmp_path / "m.txt")
+        assert (tmp_path / "m.txt").read_text() == f"{argv_free.__file__}\n"  # sys.argv[0]
+        assert sys.argv == before
+
+    @pytest.mark.parametrize(
+        "target",
+        [
+            ROOT / "tests/fakes/argv_free.py",
+            str(ROOT / "tests/fakes/argv_free.py"),
+            "tests.fakes.argv_free",
+        ],
+        ids=["path", "path string", "module name"],
+    )
+    def test_a_script_file_or_module_runs_as_main(self, provenance_run, tmp_path, target):
+        result = provenance_run(target, ["--out", "m.txt"])
+        assert result.exception is None
+        assert (result.exit_code, result.block["outcome"]["status"]) == (0, "succeeded")
+        assert result.block["entrypoint"]["path"] == "tests/fakes/argv_free.py"
+        assert result.sidecar_path == tmp_path / "m.txt.manifest.json"
+
+    def test_a_script_with_no_main_runs_as_main(self, provenance_run, tmp_path):
+        result = provenance_run(ROOT / "tests/fakes/no_main.py", ["--out", "r.txt"])
+        assert result.exit_code == 0
+        assert result.block["outputs"]["report"]["written_by_run"] is True
+        assert result.block["entrypoint"]["path"] == "tests/fakes/no_main.py"
+
+    def test_an_exit_code_from_a_script_file(self, provenance_run):
+        result = provenance_run(
+            ROOT / "tests/fakes/outcomes.py", ["--mode", "exit-int", "--code", "4", "--out", "o"]
+        )
+        assert (result.exit_code, result.block["outcome"]["exit_code"]) == (4, 4)
+
+    def test_the_scripts_own_exception_is_what_is_reported(self, provenance_run):
+        result = provenance_run(ROOT / "tests/fakes/argv_free.py", ["--out", "m.txt", "--crash"])
+        assert result.exit_code == 1
+        assert isinstance(result.exception, TypeError)
+        assert result.block["outcome"]["error"]["type"] == "TypeError"
+
+    def test_no_record_fails_with_the_scripts_exception(self, provenance_run):
+        from tests.fakes import argv_free
+
+        result = provenance_run(argv_free.main, ["--out", "m.txt", "--crash-early"])
+        assert isinstance(result.exception, TypeError)
+        with pytest.raises(AssertionError, match=r"(?s)wrote no sidecar.*TypeError: a script"):
+            _ = result.block
+
+    def test_something_that_cannot_run_is_refused(self, tmp_path):
+        with pytest.raises(ValueError, match="neither a script file nor a module"):
+            run_recorded("no.such.module_here", [], cwd=tmp_path)

@@ -63,11 +63,18 @@ class Resolution:
     lookup: Mapping[str, Any] | None = None
     # Parsers describing the CLI's options, so that secret options are redacted by name.
     parsers: tuple[argparse.ArgumentParser, ...] = field(default_factory=tuple)
+    # Whether the CLI is resolved once this is: False for a click group whose command is still
+    # to come. Declarations are checked against what a complete resolution gave.
+    complete: bool = True
 
 
 class ParseListener(Protocol):
     def on_parsed(
-        self, parser: argparse.ArgumentParser, argv: list[str], namespace: argparse.Namespace
+        self,
+        parser: argparse.ArgumentParser,
+        argv: list[str],
+        namespace: argparse.Namespace,
+        complete: bool = True,  # False for parse_known_args: a later parse may supply more
     ) -> None: ...
 
     def on_parse_exit(self, exc: BaseException) -> None: ...

@@ -81,6 +81,8 @@ class Flavour:
                 params=dict(ctx.params),
                 command=ctx.command_path,
                 parsers=(options(ctx.command),),
+                # A group's context comes before its command's: not the last word yet.
+                complete=not hasattr(ctx.command, "list_commands"),
             )
         )
 

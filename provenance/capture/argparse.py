@@ -36,8 +36,10 @@ def _parse_wrapper(
                 listener.on_parse_exit(exc)
             raise
     if listener is not None and not capture.ignored(instance):
-        namespace = result[0] if isinstance(result, tuple) else result
-        listener.on_parsed(instance, _given_argv(wrapped, args, kwargs), namespace)
+        known = isinstance(result, tuple)  # parse_known_args: a later parse may supply more
+        namespace = result[0] if known else result
+        argv = _given_argv(wrapped, args, kwargs)
+        listener.on_parsed(instance, argv, namespace, complete=not known)
     return result
 
 

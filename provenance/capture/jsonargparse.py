@@ -31,7 +31,7 @@ def patch() -> None:
 def _parse_wrapper(
     wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    if capture.listener() is None:
+    if capture.listener() is None or _inner(instance):
         return wrapped(*args, **kwargs)
     with capture.parsing() as listener:  # its argparse calls underneath stay unheard
         try:
@@ -43,6 +43,22 @@ def _parse_wrapper(
     if listener is not None and isinstance(namespace, jsonargparse.Namespace):
         _report(listener, instance, namespace)
     return namespace
+
+
+def _inner(parser: Any) -> bool:
+    """Whether ``parser`` is one jsonargparse makes for itself: the parser of a class-typed
+    argument's ``init_args`` (a logger's ``name``, ``save_dir``), which it parses when it checks,
+    dumps or instantiates a config (LightningCLI's config saving does). What it parses is part of
+    the script's namespace already, under its own key; reported as the script's CLI, its keys
+    would land at the top of ``args`` and shadow the real ones."""
+    if getattr(parser, "_inner_parser", False):
+        return True
+    try:  # the parser jsonargparse is working for, when it is not this one
+        from jsonargparse._common import parent_parser
+    except ImportError:  # another jsonargparse: the marker above is all there is
+        return False
+    outer = parent_parser.get()
+    return outer is not None and outer is not parser
 
 
 def _report(
@@ -63,6 +79,9 @@ def _report(
             del values[key]
     resolved = _plain(values.as_dict())
     subcommand = resolved.get("subcommand")
+    # Declarations may name a --config option too (config="fit.config"), though its files are
+    # recorded as config evidence already.
+    lookup = _plain(namespace.clone().as_dict())
     listener.on_resolved(
         capture.Resolution(
             framework="jsonargparse",
@@ -70,6 +89,7 @@ def _report(
             command=f"{parser.prog} {subcommand}" if isinstance(subcommand, str) else None,
             config=resolved if files else None,
             config_files=tuple(files),
+            lookup=lookup,
             parsers=(parser,),
         )
     )

@@ -16,6 +16,7 @@ from provenance.commands import (
     add_command,
     declared_entries,
     lines_text,
+    one_line,
     print_json,
     shell_quote,
     short,
@@ -66,7 +67,9 @@ def summary(record: Record) -> dict[str, Any]:
     )
     left_out = {"left_out": block["left_out"]} if "left_out" in block else {}
     # Only records that hold them say them: the summary of an older record stays as it was.
-    optional: dict[str, Any] = {k: block[k] for k in ("revision", "volatile") if k in block}
+    optional: dict[str, Any] = {
+        k: block[k] for k in ("revision", "volatile", "declaration_errors") if k in block
+    }
     # Only a run that set a seed has them: the summary of any other record stays as it was.
     seeds = (
         {"seeds": block["seeds"], "seeds_left_out": block.get("seeds_left_out", 0)}
@@ -268,6 +271,12 @@ def render(info: dict[str, Any]) -> str:
     for title in ("inputs", "outputs"):
         lines.append(f"  {title}")
         lines += [_entry_line(n, e) for n, e in info[title].items()] or ["    (none)"]
+    if info.get("declaration_errors"):
+        lines.append("  declaration errors  (unresolved at exit; the run went on)")
+        lines += [
+            f"    {e['kind']} {e['name']}: {one_line(e['error'])}"
+            for e in info["declaration_errors"]
+        ]
     if info["config_files"]:
         lines.append("  config files")
         lines += [_entry_line(f"#{i}", e) for i, e in enumerate(info["config_files"], 1)]

@@ -82,6 +82,8 @@ class RunFacts:
     command: str | None = None
     config: dict[str, Any] | None = None
     config_files: list[str] = field(default_factory=list)
+    # Declarations that could not be resolved at exit (kind, name, error): the run went on.
+    declaration_errors: list[dict[str, str]] = field(default_factory=list)
     # The code revision measured when the run started (see revision.py); None records none.
     revision: dict[str, Any] | None = None
     # Volatile evidence asked for (see volatile.py); None records none.
@@ -303,6 +305,13 @@ def _outcome(facts: RunFacts) -> dict[str, Any]:
     return redact_block(outcome, facts.secrets, known_secrets_of(facts))
 
 
+def _declaration_errors(facts: RunFacts) -> dict[str, Any]:
+    if not facts.declaration_errors:
+        return {}
+    part = {"declaration_errors": [dict(e) for e in facts.declaration_errors]}
+    return redact_block(part, facts.secrets, known_secrets_of(facts))
+
+
 def _environment(facts: RunFacts) -> dict[str, Any]:
     names = requested(facts.environment)
     if names is None:
@@ -340,6 +349,7 @@ PIPELINE: tuple[Step, ...] = (
     _hash_policy,
     _environment,
     _outcome,
+    _declaration_errors,
     _volatile,
 )
 # The outcome alone, rebuilt when a signal during recording changed it.
