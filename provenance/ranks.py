@@ -210,6 +210,9 @@ class Handoff:
     def _waiter(self) -> Path:
         return self.folder / f"waiter.{self.key}.lock"
 
+    def _written(self) -> Path:
+        return self.folder / f"record.{self.key}.json"
+
     def _fresh_ns(self) -> int:
         # A part or presence from before this is an earlier job's: ranks of one job start
         # within the wait bound of one another.
@@ -410,8 +413,6 @@ class Handoff:
         A record that is not ``final`` is written only where it takes no earlier job's place
         and no successful record's: a job that then succeeds leaves what a single run leaves.
         """
-        if not final and record_status(target) == SUCCEEDED:
-            return None
         try:
             document = assemble(self.launch, view.parts, view.unreported, stopping=stopping)
             # The union of the ranks' paths may be more than one record holds.
@@ -429,18 +430,29 @@ class Handoff:
             return None
         status = document["run_provenance"]["outcome"]["status"]
         wrote = any(part["wrote"] for part in view.parts.values())
+        # This job's record as far as it was known, where it still stands: the more complete
+        # one takes its place, even at the sidecar's name, as one run's record would.
+        mine = self._written_before(target, view)
         path = target
-        if not wrote and os.path.lexists(target):
-            if status == RUNNING or not final:
+        if not wrote and os.path.lexists(target) and mine != target:
+            if status == RUNNING or (not final and mine is None):
                 return None  # nothing to set beside an earlier record yet: a late rank will
             path = side_record_path(target, status)
-            warn(
-                f"kept the earlier sidecar {target} (this {status} job wrote none of its "
-                f"outputs); the job's record is {path}"
-            )
+            if final:
+                warn(
+                    f"kept the earlier sidecar {target} (this {status} job wrote none of its "
+                    f"outputs); the job's record is {path}"
+                )
+        if not final and path == target and record_status(target) == SUCCEEDED:
+            return None
         if path == target and status != SUCCEEDED:
             keep_last_good(target)
         atomic_write(path, data, follow_symlinks=False)
+        if mine is not None and mine != path:
+            with contextlib.suppress(OSError):
+                mine.unlink()  # this job's, and the record just written holds all it held
+        if not view.settled:
+            self._note_written(path, data, view)
         if view.settled:
             lost_ranks = self._lost_ranks_records(target, view)
             self._clean()
@@ -452,6 +464,55 @@ class Handoff:
                 remove_lost([*lost_ranks, *superseded_runs(target, self.lost_before, rewrote)])
         return path
 
+    def _note_written(self, path: Path, data: bytes, view: _View) -> None:
+        """Note in the hand-off which record this job wrote as far as it was known: where, its
+        inode and bytes, and the parts it was made of, so that a later rank of the job can
+        tell it from an earlier job's record or anything else put there since."""
+        found = _identity(path)
+        if found is None or found[2] != _digest(data):
+            return  # replaced already: nothing of this job's to note
+        device, inode, digest = found
+        note = {
+            "handoff": HANDOFF_SCHEMA,
+            "path": path.name,
+            "device": device,
+            "inode": inode,
+            "digest": digest.hex(),
+            "parts": {str(r): part["ended_ns"] for r, part in sorted(view.parts.items())},
+        }
+        with contextlib.suppress(OSError):
+            atomic_write(self._written(), canonical_bytes(note), follow_symlinks=False)
+
+    def _written_before(self, target: Path, view: _View) -> Path | None:
+        """Where the record this job wrote as far as it was known still stands, unchanged, or
+        None. The note must name one of the job's record paths, every part it was made of must
+        be one of this job's parts now (an earlier job's are gone or stale), and the file there
+        must have the inode and bytes noted: a file put there since is never taken for it."""
+        found = _read_regular(self._written())
+        try:
+            note = json.loads(found[1]) if found is not None else None
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(note, dict) or note.get("handoff") != HANDOFF_SCHEMA:
+            return None
+        made_of = note.get("parts")
+        if not isinstance(made_of, dict) or not made_of:
+            return None
+        now = {str(rank): part["ended_ns"] for rank, part in view.parts.items()}
+        if any(type(ended) is not int or now.get(r) != ended for r, ended in made_of.items()):
+            return None
+        name = note.get("path")
+        path = {p.name: p for p in _job_paths(target)}.get(name if isinstance(name, str) else "")
+        if path is None:
+            return None
+        identity = _identity(path)
+        if identity is None:
+            return None
+        device, inode, digest = identity
+        if [device, inode, digest.hex()] != [note.get(k) for k in ("device", "inode", "digest")]:
+            return None
+        return path
+
     def _clean(self) -> None:
         """The record holds every rank that will ever report: the hand-off files have served."""
         for rank in range(self.launch.world_size):
@@ -459,8 +520,9 @@ class Handoff:
                 if path.exists() and not is_live(path):
                     with contextlib.suppress(OSError):
                         path.unlink()
-        with contextlib.suppress(OSError):
-            self._waiter().unlink()
+        for path in (self._waiter(), self._written()):
+            with contextlib.suppress(OSError):
+                path.unlink()
         with contextlib.suppress(OSError):
             self.folder.rmdir()  # only when nothing else is left in it
 
@@ -850,7 +912,9 @@ def wrote_path(path: str) -> bool:
 
 def parts_of(folder: Path) -> Iterator[Path]:
     """The hand-off files in a ranks folder (for tests and tools that look at what is left)."""
-    pattern = re.compile(r"(rank\d+\.[0-9a-f]{16}\.(json|live)|waiter\.[0-9a-f]{16}\.lock)")
+    pattern = re.compile(
+        r"(rank\d+\.[0-9a-f]{16}\.(json|live)|waiter\.[0-9a-f]{16}\.lock|record\.[0-9a-f]{16}\.json)"
+    )
     with contextlib.suppress(OSError):
         for name in sorted(os.listdir(folder)):
             if pattern.fullmatch(name):

@@ -390,6 +390,127 @@ class TestFirstToFail:
         assert (ranks[0]["status"], ranks[0]["consequence_of"]) == ("failed", 1)
 
 
+class TestTheJobsRecordWrittenAgain:
+    """A job that writes its record more than once, none of its outputs written: the most
+    complete record of the job ends at the sidecar's name, never one it wrote earlier; the
+    record of an earlier job there is still kept."""
+
+    def test_a_rank_failing_after_the_first_replaces_the_record_at_the_sidecar(
+        self, tmp_path: Path
+    ):
+        # Rank 1 fails and writes the record with rank 0 still running; rank 0's collective
+        # then fails, and its complete record takes the sidecar's place.
+        go = tmp_path / "go"
+        args = ("--save-rank", "-2", "--fail-rank", "1", "--broken-rank", "0", "--broken-when", go)
+        job = launch(tmp_path / "model.json", 2, torchrun_env, *args, launcher=_broken_after(1, go))
+        assert job.codes == [1, 1], job.stderr
+        record = job.record
+        assert statuses(record) == ["failed", "failed"]
+        assert record["outcome"]["rank"] == 1
+        assert record["launch"]["ranks"][0]["consequence_of"] == 1
+        assert job.left_beside() == ["go"]  # no .failed.json beside, no hand-off folder
+        shown = run_python("-m", "provenance", "show", job.out).stdout
+        assert "ranks: rank 0 failed after rank 1, rank 1 failed first\n" in shown
+        assert "attempts" not in shown
+
+    def test_several_ranks_failing_one_after_another(self, tmp_path: Path):
+        go = tmp_path / "go"
+        args = ("--save-rank", "-2", "--fail-rank", "2", "--broken-rank", "0", "--broken-when", go)
+        # Rank 2 fails, then rank 0's collective, each writing the record as far as it is
+        # known; the launcher then stops rank 1, whose record is the complete one.
+        job = launch(
+            tmp_path / "model.json",
+            3,
+            torchrun_env,
+            *args,
+            "--hang-rank",
+            "1",
+            launcher=_broken_then_stop(2, go, 1),
+        )
+        assert job.codes == [1, -signal.SIGTERM, 1], job.stderr
+        record = job.record
+        assert statuses(record) == ["failed", "interrupted", "failed"]
+        assert record["outcome"]["rank"] == 2
+        assert job.left_beside() == ["go"]
+
+    def test_a_rank_reporting_after_the_bound_completes_the_record_at_the_sidecar(
+        self, tmp_path: Path
+    ):
+        # Ranks 0 and 1 wait 1 s for rank 2, then write the record with rank 2 missing. Rank 2
+        # starts later, reports, and the record it writes is the job's complete one.
+        out = tmp_path / "model.json"
+        first = launch(out, 3, torchrun_env, "--save-rank", "-2", ranks=range(2), wait="1")
+        assert first.codes == [0, 0], first.stderr
+        assert statuses(first.record) == ["succeeded", "succeeded", "missing"]
+        late = launch(out, 3, torchrun_env, "--save-rank", "-2", ranks=range(2, 3), wait="60")
+        assert late.codes == [0], late.stderr
+        record = late.record
+        assert statuses(record) == ["succeeded"] * 3
+        assert record["outcome"]["status"] == "succeeded"
+        assert late.left_beside() == []
+
+    def test_an_earlier_jobs_record_is_kept_and_the_jobs_goes_beside_complete(self, tmp_path: Path):
+        out = tmp_path / "model.json"
+        earlier = launch(out, 2, torchrun_env)  # rank 0 saves the model: the sidecar
+        assert earlier.codes == [0, 0], earlier.stderr
+        kept = sidecar_bytes(sidecar_of(out))
+        go = tmp_path / "go"
+        args = ("--save-rank", "-2", "--fail-rank", "1", "--broken-rank", "0", "--broken-when", go)
+        job = launch(out, 2, torchrun_env, *args, launcher=_broken_after(1, go))
+        assert job.codes == [1, 1], job.stderr
+        assert sidecar_bytes(sidecar_of(out)) == kept
+        beside = load_sidecar(out.with_name("model.json.manifest.failed.json"))["run_provenance"]
+        assert statuses(beside) == ["failed", "failed"]
+        assert job.left_beside() == ["go", "model.json.manifest.failed.json"]
+
+    def test_beside_an_earlier_record_the_late_ranks_record_replaces_the_jobs_first(
+        self, tmp_path: Path
+    ):
+        # Beside an earlier job's sidecar, the record with rank 2 missing goes as failed; once
+        # rank 2 reports, the job succeeded: its record replaces that one, under its own name.
+        out = tmp_path / "model.json"
+        assert launch(out, 2, torchrun_env).codes == [0, 0]
+        kept = sidecar_bytes(sidecar_of(out))
+        first = launch(out, 3, torchrun_env, "--save-rank", "-2", ranks=range(2), wait="1")
+        assert first.codes == [0, 0], first.stderr
+        failed = load_sidecar(out.with_name("model.json.manifest.failed.json"))
+        assert statuses(failed["run_provenance"]) == ["succeeded", "succeeded", "missing"]
+        late = launch(out, 3, torchrun_env, "--save-rank", "-2", ranks=range(2, 3), wait="60")
+        assert late.codes == [0], late.stderr
+        assert sidecar_bytes(sidecar_of(out)) == kept
+        beside = load_sidecar(out.with_name("model.json.manifest.succeeded.json"))
+        assert statuses(beside["run_provenance"]) == ["succeeded"] * 3
+        assert late.left_beside() == ["model.json.manifest.succeeded.json"]
+
+    def test_an_earlier_jobs_unfinished_record_is_not_taken_for_this_jobs(self, tmp_path: Path):
+        # The same launch run again: the earlier one ended with a rank missing, its hand-off
+        # left behind; the next one, that writes nothing, must not replace its record.
+        out = tmp_path / "model.json"
+        earlier = launch(out, 3, torchrun_env, "--save-rank", "-2", ranks=range(2), wait="1")
+        assert earlier.codes == [0, 0], earlier.stderr
+        kept = sidecar_bytes(sidecar_of(out))
+        time.sleep(1.5)  # past the freshness bound: its parts are an earlier job's
+        job = launch(out, 3, torchrun_env, "--save-rank", "-2", wait="1")
+        assert job.codes == [0, 0, 0], job.stderr
+        assert sidecar_bytes(sidecar_of(out)) == kept
+        beside = load_sidecar(out.with_name("model.json.manifest.succeeded.json"))
+        assert statuses(beside["run_provenance"]) == ["succeeded"] * 3
+
+
+def _broken_then_stop(
+    rank: int, go: Path, hung: int
+) -> Callable[[list[subprocess.Popen[str]]], None]:
+    """Rank ``rank`` fails; its peers' collectives fail, and the launcher stops ``hung``."""
+
+    def launcher(procs: list[subprocess.Popen[str]]) -> None:
+        procs[rank].wait(timeout=60)
+        go.touch()
+        procs[0].wait(timeout=60)
+        procs[hung].send_signal(signal.SIGTERM)
+
+    return launcher
+
+
 def _wait_for(path: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -538,9 +659,10 @@ class TestKilledRanks:
         assert statuses(record) == ["succeeded", "succeeded", "missing"]
         assert record["outcome"]["status"] == "failed"
         assert record["outcome"]["error"]["type"] == "provenance.RankMissing"
-        # Rank 2 may still come: the parts stay for it, and nothing else.
+        # Rank 2 may still come: the parts stay for it, and the note of the record written,
+        # which its record is to replace; nothing else.
         left = [p.name for p in parts_of(ranks_folder(sidecar_of(job.out)))]
-        assert [n.split(".")[0] for n in left] == ["rank0", "rank1", "waiter"]
+        assert [n.split(".")[0] for n in left] == ["rank0", "rank1", "record", "waiter"]
 
 
 class TestHostileParts:
@@ -619,6 +741,44 @@ class TestHostileParts:
         view = first._view()
         assert sorted(view.parts) == [0, 1]  # reported, not lost or missing
         assert view.unreported == {}
+
+    @pytest.mark.parametrize("planted", ["replaced", "rewritten in place", "note"])
+    def test_only_the_record_this_job_wrote_is_replaced_at_the_sidecar(
+        self, tmp_path: Path, planted: str
+    ):
+        # Rank 1 fails and writes the job's record as far as it is known at the sidecar's
+        # name; rank 0 then reports. What stands there then is replaced only if it is still
+        # that record: anything else put there since is left as it is.
+        sidecar = sidecar_of(tmp_path / "model.json")
+        ranks = [Handoff(Launch("pmi", r, 2, ()), sidecar, started_ns=0, wait_s=1) for r in (0, 1)]
+        for handoff in ranks:
+            handoff.present()
+
+        def report(handoff: Handoff, status: str) -> Path | None:
+            outcome = {"status": status, "exit_code": 1, "error": None, "gates": {}}
+            block = {"inputs": {}, "outputs": {}, "outcome": outcome}
+            handoff.report({"run_provenance": block}, wrote=False, opened=[])
+            return handoff.settle(sidecar, give_up=lambda: False, warn=lambda _: None)
+
+        assert report(ranks[1], "failed") == sidecar
+        assert statuses(json.loads(sidecar.read_bytes())["run_provenance"]) == [
+            "running",
+            "failed",
+        ]
+        note = ranks_folder(sidecar) / f"record.{ranks[0].key}.json"
+        if planted == "replaced":
+            atomic_write(sidecar, b'{"run_provenance": ')
+        elif planted == "rewritten in place":
+            with open(sidecar, "r+b") as file:
+                file.write(b'{"run_provenance": ')
+                file.truncate()
+        else:  # a note of another job's record: its parts are not this job's
+            found = json.loads(note.read_bytes())
+            atomic_write(note, json.dumps({**found, "parts": {"1": 1}}).encode())
+        left = sidecar.read_bytes()
+        assert report(ranks[0], "failed") == sidecar.with_name("model.json.manifest.failed.json")
+        assert sidecar.read_bytes() == left
+        assert not ranks_folder(sidecar).exists()
 
     def test_the_jobs_record_is_taken_in_the_inode_an_earlier_record_freed(self, tmp_path: Path):
         sidecar = sidecar_of(tmp_path / "model.json")

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -36,12 +35,6 @@ def torchrun(out: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
-
-
-def job_records(out: Path) -> list[dict[str, Any]]:
-    """The job's records beside the checkpoint: the sidecar, and one set beside it."""
-    found = sorted(out.parent.glob(out.name + ".manifest*.json"))
-    return [load_sidecar(p)["run_provenance"] for p in found]
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +73,11 @@ def test_the_rank_that_raised_is_the_jobs_error_not_its_peers_closed_connection(
     out = tmp_path / "snapshot.pt"
     proc = torchrun(out, "--fail-rank", "1")
     assert proc.returncode != 0
-    # The job's complete record: every rank reported (the record written while rank 0 still
-    # ran may stand at the sidecar's name, the complete one beside it).
-    [record] = [
-        r for r in job_records(out) if all(x["status"] != "running" for x in r["launch"]["ranks"])
-    ]
+    # Rank 1 wrote the job's record with rank 0 still running; rank 0's complete record took
+    # its place at the sidecar's name, and no other record of the job is left beside it.
+    beside = sorted(p.name for p in out.parent.glob(out.name + ".manifest*"))
+    assert beside == [sidecar_of(out).name]
+    record = load_sidecar(sidecar_of(out))["run_provenance"]
     outcome = record["outcome"]
     assert outcome["rank"] == 1
     assert outcome["error"] == {"type": "ValueError", "message": "rank 1 found a bad batch"}
