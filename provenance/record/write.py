@@ -405,30 +405,28 @@ class RecordWriter:
         """The lost runs' records this run's record accounts for: it took the sidecar's place
         and rewrote every output they declared, after they were gone. Any other run's record
         is evidence this run has no say over."""
-        facts, lost_before = self.facts, self.told.lost_before
+        lost_before = self.told.lost_before
         base = sidecar_base(target)
         if path not in (target, base) or lost_before is None:
             return []  # beside the sidecar: the sidecar, and what it describes, stay
-        rewrote = {
+        return superseded_runs(base, lost_before, self._rewrote())
+
+    def _rewrote(self) -> set[str]:
+        """The outputs this run wrote, as the record shows their paths."""
+        facts = self.facts
+        return {
             facts.shown(p)
             for d in facts.outputs.values()
             if d is not None
             for p in d.paths
             if facts.written_by_run(p)
         }
-        return superseded_runs(base, lost_before, rewrote)
 
     def _mark_concurrent(self, block: dict[str, Any], target: Path) -> bool:
         """Say so where another run wrote the same outputs while this one ran: the bytes on
         disk may be that run's. Called with the folder lock held."""
-        facts, told = self.facts, self.told
-        mine = {
-            facts.shown(p)
-            for d in facts.outputs.values()
-            if d is not None
-            for p in d.paths
-            if facts.written_by_run(p)
-        }
+        told = self.told
+        mine = self._rewrote()
         if not mine:
             return False
         base = sidecar_base(target)
