@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from provenance.commands.run import python_command
-from tests.conftest import ROOT, default_signals, fake_path, load_sidecar, sidecar_of
+from tests.conftest import ROOT, default_signals, fake_path, load_sidecar, run_python, sidecar_of
 
 PY = sys.executable
 
@@ -306,6 +306,7 @@ class TestOtherCommands:
         assert bash is not None
         bash_digest = hashlib.sha256(Path(bash).read_bytes()).hexdigest()
         assert record["entrypoint"]["sha256"] == bash_digest
+        assert record["entrypoint"]["kind"] == "program"
         assert record["argv"] == ["-c", script, "sh", "data.txt", "copy.txt"]
         assert record["code"] == {}
         rows = hashlib.sha256(b"rows\n").hexdigest()
@@ -318,6 +319,25 @@ class TestOtherCommands:
             "error": None,
             "gates": {},
         }
+
+    def test_show_and_replay_give_the_program_without_an_interpreter(self, project: Path):
+        local = project / "copy.sh"
+        local.write_text('#!/bin/sh\ncp "$1" "$2"\n')
+        local.chmod(0o755)
+        command = ["--output=copy=copy.txt", "--", "./copy.sh", "data.txt", "copy.txt"]
+        assert provenance_run(*command, cwd=project).returncode == 0
+        shown = run_python("-m", "provenance", "show", "copy.txt", cwd=project)
+        assert " && copy.sh data.txt copy.txt" in shown.stdout, shown.stdout
+        assert "python copy.sh" not in shown.stdout
+        replayed = run_python("-m", "provenance", "replay", "--run", "copy.txt", cwd=project)
+        assert replayed.returncode == 2  # run as it is, it would write no record to judge
+        assert "recorded by provenance run" in replayed.stderr
+        outside = ["--output=copy=copy.txt", "--", "sh", "-c", "cp data.txt copy.txt"]
+        assert provenance_run(*outside, cwd=project).returncode == 0
+        printed = run_python("-m", "provenance", "replay", "copy.txt", cwd=project).stdout
+        assert f" && {shutil.which('sh')} -c " in printed or " && /bin/sh -c " in printed
+        refused = run_python("-m", "provenance", "replay", "--run", "copy.txt", cwd=project)
+        assert refused.returncode == 2  # a program outside the project is never run by replay
 
     def test_same_shell_command_twice_gives_the_same_bytes(self, project: Path):
         command = ["--output=copy=copy.txt", "--", "sh", "-c", "cp data.txt copy.txt"]

@@ -85,6 +85,9 @@ def invocation(record: Record, python: str = "python") -> list[str]:
     ranks is started by its launcher: ``torchrun --standalone --nproc-per-node 2 script.py``,
     ``mpirun -n 4 python script.py``."""
     entrypoint = record.block["entrypoint"]["path"]
+    if record.block["entrypoint"].get("kind") == "program":  # run as it is, not by Python
+        program = f"./{entrypoint}" if entrypoint.startswith("-") else entrypoint
+        return [program, *record.block["argv"]]
     module = _module_name(record, entrypoint)
     if module:
         head = ["-m", module]
@@ -290,7 +293,8 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
         return f"its entrypoint {shown!r} cannot be run: {err.strerror or err}"
     if not stat.S_ISREG(mode):
         return f"its entrypoint {shown!r} is not a regular file"
-    other = _runs_other_code(place.path)
+    program = entrypoint.get("kind") == "program"
+    other = None if program else _runs_other_code(place.path)
     if other is not None:
         return f"its entrypoint {shown!r} is not run: {other}"
     now = sha256_file(place.path)
@@ -299,6 +303,11 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
             f"its entrypoint {shown} has sha256 {short(now)} now, not the recorded "
             f"{short(entrypoint['sha256'])}: it is not the code that ran; --force runs it anyway"
         )
+    argv = [str(word) for word in record.block["argv"]]
+    if any("\0" in word for word in argv):
+        return "its command holds a NUL character, which no process can be given"
+    if program:  # it records nothing itself: provenance run recorded it from outside
+        return "it is a program recorded by provenance run; run the printed command under it"
     # As a module where the printed command has it; otherwise by the absolute path, which
     # cannot be taken for an interpreter option.
     module = _module_name(record, shown)
@@ -307,9 +316,6 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
         if found != place.path.resolve():
             what = "nothing" if found is None else repr(os.path.relpath(found, record.root))
             return f"python -m {module} would run {what}, not its entrypoint {shown!r}"
-    argv = [str(word) for word in record.block["argv"]]
-    if any("\0" in word for word in argv):
-        return "its command holds a NUL character, which no process can be given"
     head = ["-m", module] if module else [str(place.path)]
     return _launched(record, python, head, argv)
 

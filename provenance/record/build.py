@@ -179,6 +179,8 @@ def code_identity(path: str, root: Path | None) -> dict[str, Any]:
 
 def _identity(facts: RunFacts) -> dict[str, Any]:
     part = {"entrypoint": code_identity(facts.entrypoint, facts.root)}
+    if not facts.imported_code:  # a program run as it is: no interpreter stands before it
+        part["entrypoint"]["kind"] = "program"
     if facts.shared_trainer is not None:
         part["shared_trainer"] = code_identity(facts.shared_trainer, facts.root)
     return part
