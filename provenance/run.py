@@ -106,6 +106,8 @@ class RunSpec:
     # Whether the modules this process imported are the run's code: not when the run records a
     # command that runs as a child process (``provenance run -- bash ...``).
     imported_code: bool = True
+    # What recorded the run from outside its code ("provenance run"); None: its own decorator.
+    recorded_by: str | None = None
 
 
 def _warn(message: str, run: Run | None = None) -> None:
@@ -737,6 +739,7 @@ class Run:
             config_files=self.config_files,
             seeds=self.seeds.part(),
             imported_code=self.spec.imported_code,
+            recorded_by=self._top().spec.recorded_by,
             declaration_errors=self._declaration_errors(),
         )
 

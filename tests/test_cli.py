@@ -59,3 +59,18 @@ def test_validate_does_not_hang_on_a_fifo_or_crash_on_deep_nesting(tmp_path):
     assert proc.returncode == 2
     assert "not a regular file" in proc.stderr
     assert "nested too deeply" in proc.stderr
+
+
+def test_the_command_starts_without_the_decorators_machinery():
+    """Reading records needs no run: the command imports neither wrapt nor the lifecycle, so
+    a warm lineage or show starts fast (bench/lineage_scale.py)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, provenance.cli; "
+        "print(sorted(m for m in ('wrapt', 'provenance.run', 'provenance.launch.runner') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -49,7 +49,7 @@ def test_every_block_field_has_a_step_and_the_schema_knows_it():
     # (tests/test_capture_seeds.py), declaration_errors only when a declaration failed at exit
     # (tests/test_declarations.py)
     optional = {"command", "config", "declaration_errors", "launch", "left_out", "revision"}
-    optional |= {"seeds", "seeds_left_out"}
+    optional |= {"seeds", "seeds_left_out", "recorded_by"}
     assert set(block) | optional == set(run_schema["properties"])
     assert len(PIPELINE) == 13
 

@@ -116,6 +116,8 @@ class TestPythonScript:
             assert record["entrypoint"]["sha256"] == digest
             assert record["code"] == {"train.py": digest}
             del record["entrypoint"], record["code"]
+        # And what says who recorded it: the command under provenance run, not its decorator.
+        assert (ran.pop("recorded_by"), "recorded_by" in wanted) == ("provenance run", False)
         assert ran == wanted
         assert ran["args"] == {"data": "data.txt", "end": None, "epochs": 7, "out": "model.txt"}
 
@@ -327,17 +329,37 @@ class TestOtherCommands:
         command = ["--output=copy=copy.txt", "--", "./copy.sh", "data.txt", "copy.txt"]
         assert provenance_run(*command, cwd=project).returncode == 0
         shown = run_python("-m", "provenance", "show", "copy.txt", cwd=project)
-        assert " && copy.sh data.txt copy.txt" in shown.stdout, shown.stdout
+        assert " && provenance run --output=copy=copy.txt -- copy.sh data.txt copy.txt" in (
+            shown.stdout
+        )
         assert "python copy.sh" not in shown.stdout
         replayed = run_python("-m", "provenance", "replay", "--run", "copy.txt", cwd=project)
-        assert replayed.returncode == 2  # run as it is, it would write no record to judge
-        assert "recorded by provenance run" in replayed.stderr
+        assert replayed.returncode == 0, replayed.stderr  # under provenance run again
+        assert "reproduced: no differences" in replayed.stdout
         outside = ["--output=copy=copy.txt", "--", "sh", "-c", "cp data.txt copy.txt"]
         assert provenance_run(*outside, cwd=project).returncode == 0
         printed = run_python("-m", "provenance", "replay", "copy.txt", cwd=project).stdout
-        assert f" && {shutil.which('sh')} -c " in printed or " && /bin/sh -c " in printed
+        assert "--output=copy=copy.txt -- " in printed
+        assert printed.rstrip().endswith(" -c 'cp data.txt copy.txt'")
+        assert "python" not in printed
         refused = run_python("-m", "provenance", "replay", "--run", "copy.txt", cwd=project)
         assert refused.returncode == 2  # a program outside the project is never run by replay
+        assert "not run" in refused.stderr
+
+    def test_a_python_script_it_recorded_is_replayed_under_it(self, project: Path):
+        shutil.copy(fake_path("plain_train"), project / "plain_train.py")
+        command = ["--input", "data=data.txt", "--output", "model=model.txt", "--"]
+        command += [sys.executable, "plain_train.py", "--data", "data.txt", "--out", "model.txt"]
+        first = provenance_run(*command, cwd=project)
+        assert first.returncode == 0, first.stderr
+        record = block(project / "model.txt")
+        assert record["recorded_by"] == "provenance run"
+        printed = run_python("-m", "provenance", "replay", "model.txt", cwd=project).stdout
+        words = "provenance run --input=data=data.txt --output=model=model.txt -- python"
+        assert f"{words} plain_train.py --data data.txt --out model.txt" in printed
+        replayed = run_python("-m", "provenance", "replay", "--run", "model.txt", cwd=project)
+        assert replayed.returncode == 0, replayed.stderr
+        assert "reproduced: no differences" in replayed.stdout
 
     def test_same_shell_command_twice_gives_the_same_bytes(self, project: Path):
         command = ["--output=copy=copy.txt", "--", "sh", "-c", "cp data.txt copy.txt"]

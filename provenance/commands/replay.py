@@ -35,6 +35,7 @@ from provenance.commands import (
     warn,
 )
 from provenance.commands.diff import compare, readings, render_differences
+from provenance.launch import RECORDED_BY
 from provenance.measure.environment import ENV_NAME, recorded_variables
 from provenance.measure.hashing import sha256_file
 from provenance.ranks import MAX_WORLD_SIZE
@@ -79,6 +80,39 @@ def register(commands: Any) -> None:
 
 
 def invocation(record: Record, python: str = "python") -> list[str]:
+    """The argument vector of the run, under ``provenance run`` again when that recorded it."""
+    inner = _invocation(record, python)
+    words = recorder_words(record)
+    if not _recorded_outside(record) or isinstance(words, str):
+        return inner
+    return ["provenance", "run", *words, "--", *inner]
+
+
+def _recorded_outside(record: Record) -> bool:
+    return record.block.get("recorded_by") == RECORDED_BY
+
+
+def recorder_words(record: Record) -> list[str] | str:
+    """What ``provenance run`` was told, rebuilt from the record's declared paths and config
+    files (``--input=NAME=PATH``, one word each, so no path is read as an option); or why it
+    cannot be told so."""
+    words = []
+    for flag, table in (("--input", "inputs"), ("--output", "outputs")):
+        for name, entry in declared_entries(record.block[table]):
+            path = entry.get("path") if isinstance(entry, dict) else None
+            if not isinstance(path, str):
+                continue
+            if "=" in name or not name:
+                return f"its {table[:-1]} name {name!r} is no NAME provenance run takes"
+            words.append(f"{flag}={name}={path}")
+    config = record.block.get("config")
+    for entry in config.get("files", []) if isinstance(config, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            words.append(f"--config={entry['path']}")
+    return words
+
+
+def _invocation(record: Record, python: str = "python") -> list[str]:
     """The argument vector: ``python -m pkg.mod`` for a module of a package under the root
     (as it must be run to import its package), else ``python path/to/script.py``; then argv.
     Nothing before argv can be read as an option of the interpreter's own. A job of several
@@ -306,8 +340,10 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
     argv = [str(word) for word in record.block["argv"]]
     if any("\0" in word for word in argv):
         return "its command holds a NUL character, which no process can be given"
-    if program:  # it records nothing itself: provenance run recorded it from outside
-        return "it is a program recorded by provenance run; run the printed command under it"
+    if _recorded_outside(record):  # its record is provenance run's: run it under it again
+        return _under_recorder(record, place.path, program, python, argv)
+    if program:
+        return "it is a program that records nothing itself; run the printed command yourself"
     # As a module where the printed command has it; otherwise by the absolute path, which
     # cannot be taken for an interpreter option.
     module = _module_name(record, shown)
@@ -318,6 +354,25 @@ def runnable(record: Record, python: str, force: bool) -> list[str] | str:
             return f"python -m {module} would run {what}, not its entrypoint {shown!r}"
     head = ["-m", module] if module else [str(place.path)]
     return _launched(record, python, head, argv)
+
+
+def _under_recorder(
+    record: Record, path: Path, program: bool, python: str, argv: list[str]
+) -> list[str] | str:
+    """``provenance run`` (this one) told what it was told, then the command: a program by its
+    absolute path, a Python script with ``python``."""
+    words = recorder_words(record)
+    if isinstance(words, str):
+        return words
+    if program:
+        inner: list[str] | str = [str(path), *argv]
+    else:
+        module = _module_name(record, record.block["entrypoint"]["path"])
+        inner = _launched(record, python, ["-m", module] if module else [str(path)], argv)
+    if isinstance(inner, str):
+        return inner
+    recorder = [sys.executable, "-m", "provenance", "run", f"--root={record.root}", *words]
+    return [*recorder, "--", *inner]
 
 
 def _runs_other_code(path: Path) -> str | None:

@@ -25,7 +25,6 @@ from provenance.errors import ProvenanceError
 from provenance.launch import MODULE, SPEC_ENVIRONMENT, Told
 from provenance.measure.paths import find_root
 from provenance.record.outcome import Terminated
-from provenance.run import Run
 
 EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE = 127, 126  # what a shell exits with
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
@@ -267,6 +266,8 @@ def _ended_like(code: int) -> int:
 
 def _record_outside(told: Told, program: str, command: list[str]) -> int:
     """Run a command that is not Python as a child and record it: argv, files, exit code."""
+    from provenance.run import Run  # only a run needs it: the other commands start light
+
     root = told.root
     if root is None:
         found = find_root(os.getcwd())

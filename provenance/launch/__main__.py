@@ -1,5 +1,5 @@
 """``python -m provenance.launch SCRIPT ARGS...``: see ``provenance.launch``."""
 
-from provenance.launch import main
+from provenance.launch.runner import main
 
 main()

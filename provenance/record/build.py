@@ -93,6 +93,8 @@ class RunFacts:
     seeds: dict[str, Any] = field(default_factory=dict)
     # Whether this process's imported modules are the run's code (see RunSpec.imported_code).
     imported_code: bool = True
+    # What recorded the run from outside its code (see RunSpec.recorded_by).
+    recorded_by: str | None = None
     _progress: Progress | None = None
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
@@ -178,9 +180,11 @@ def code_identity(path: str, root: Path | None) -> dict[str, Any]:
 
 
 def _identity(facts: RunFacts) -> dict[str, Any]:
-    part = {"entrypoint": code_identity(facts.entrypoint, facts.root)}
+    part: dict[str, Any] = {"entrypoint": code_identity(facts.entrypoint, facts.root)}
     if not facts.imported_code:  # a program run as it is: no interpreter stands before it
         part["entrypoint"]["kind"] = "program"
+    if facts.recorded_by is not None:  # replay runs it again under the same recorder
+        part["recorded_by"] = facts.recorded_by
     if facts.shared_trainer is not None:
         part["shared_trainer"] = code_identity(facts.shared_trainer, facts.root)
     return part
