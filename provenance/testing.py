@@ -14,6 +14,10 @@ argument and ``sys.argv`` set, as its script would), a script file (run as ``__m
 ``python script.py`` does) or a module name (as ``python -m`` does). The fixture runs it in the
 test's temporary folder, so relative paths in ``argv`` land there. ``run_recorded`` does the
 same anywhere, without pytest.
+
+``provenance_run.command([...], outputs={...})`` (``run_recorded_command`` without pytest) runs
+a command under ``provenance run`` instead, as a real subprocess, and hands back the same
+result, with what the command printed.
 """
 
 from __future__ import annotations
@@ -24,16 +28,19 @@ import inspect
 import json
 import os
 import runpy
+import subprocess
 import sys
+import tempfile
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Union
 
 from provenance.record.outcome import code_of, exit_code_of, exit_code_of_return
+from provenance.record.sidecar import RECORD_LOG
 from provenance.record.write import sidecar_watcher
 
 # A ``main`` callable, a script file, or a module (its name, as ``python -m`` takes it).
@@ -49,16 +56,22 @@ class RecordedResult:
     sidecar: dict[str, Any] | None
     exception: BaseException | None = None  # what the script raised, other than SystemExit
     written: list[Path] = field(default_factory=list)  # every record written, in order
+    # What a command printed; None for a script run in-process (pytest's capsys has that).
+    stdout: str | None = None
+    stderr: str | None = None
 
     @property
     def block(self) -> dict[str, Any]:
         """The record's ``run_provenance`` block; fails the test if no record was written,
-        with the exception the script raised, if it raised one."""
+        with the exception the script raised, or what the command said on stderr."""
         if self.sidecar is None:
             message = "the run wrote no sidecar"
             if self.exception is not None:
                 told = "".join(traceback.format_exception(self.exception)).rstrip()
                 message = f"{message}; the script raised:\n{told}"
+            elif self.stderr is not None:
+                said = self.stderr.rstrip() or "(nothing)"
+                message = f"{message}; the command exited {self.exit_code}, its stderr:\n{said}"
             raise AssertionError(message)
         block: dict[str, Any] = self.sidecar["run_provenance"]
         return block
@@ -193,6 +206,98 @@ def run_recorded(
     return RecordedResult(code, path, sidecar, exception, written)
 
 
+def run_recorded_command(
+    command: Sequence[str | os.PathLike[str]],
+    *,
+    inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+    outputs: Mapping[str, str | os.PathLike[str]] | None = None,
+    config: Sequence[str | os.PathLike[str]] = (),
+    root: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RecordedResult:
+    """Run ``provenance run --input NAME=PATH... --output NAME=PATH... --config PATH... --
+    COMMAND...`` in ``cwd``, as a real subprocess, and read the records it wrote.
+
+    ``provenance`` and a bare ``python`` (``python3``...) as the command's first word are this
+    interpreter, so the command runs in the test's environment (``os.environ``, with ``env``
+    over it). The records are the ones the run noted in ``PROVENANCE_RECORD_LOG``. The exit code
+    is the command's (127 when it cannot be found, negative when a signal ended it, as
+    ``subprocess`` says); ``stdout`` and ``stderr`` hold what it printed.
+    """
+    from provenance.commands.run import _PYTHON  # loaded when asked: the plugin stays light
+
+    words = [os.fspath(word) for word in command]
+    if not words:
+        raise ValueError("no command to run")
+    if _PYTHON.fullmatch(words[0]):
+        words[0] = sys.executable
+    options = [f"--input={name}={os.fspath(path)}" for name, path in (inputs or {}).items()]
+    options += [f"--output={name}={os.fspath(path)}" for name, path in (outputs or {}).items()]
+    options += [f"--config={os.fspath(path)}" for path in config]
+    if root is not None:
+        options.append(f"--root={os.fspath(root)}")
+    with tempfile.TemporaryDirectory(prefix="provenance-test-") as folder:
+        log = Path(folder) / "records"
+        log.touch()
+        done = subprocess.run(
+            [sys.executable, "-m", "provenance", "run", *options, "--", *words],
+            cwd=cwd,
+            env={**os.environ, **(env or {}), RECORD_LOG: str(log)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+        lines = log.read_text("utf-8", "surrogateescape").splitlines()
+    written = [Path(line) for line in lines if line]
+    path = written[-1] if written else None
+    sidecar = json.loads(path.read_text("utf-8")) if path is not None else None
+    return RecordedResult(
+        done.returncode,
+        path,
+        sidecar,
+        written=written,
+        stdout=done.stdout.decode("utf-8", "replace"),
+        stderr=done.stderr.decode("utf-8", "replace"),
+    )
+
+
+class ProvenanceRun:
+    """What the ``provenance_run`` fixture is: runs a script, or a command, in one folder."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def __call__(
+        self, target: Target, argv: Sequence[str | os.PathLike[str]] = ()
+    ) -> RecordedResult:
+        """Run a recorded script (a ``main``, a file, a module) on ``argv``, in-process."""
+        return run_recorded(target, argv, cwd=self.folder)
+
+    def command(
+        self,
+        command: Sequence[str | os.PathLike[str]],
+        *,
+        inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+        outputs: Mapping[str, str | os.PathLike[str]] | None = None,
+        config: Sequence[str | os.PathLike[str]] = (),
+        root: str | os.PathLike[str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> RecordedResult:
+        """Run ``command`` under ``provenance run`` (see ``run_recorded_command``), in ``cwd``
+        (relative to this folder, which it is by default)."""
+        return run_recorded_command(
+            command,
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            root=root,
+            cwd=self.folder / cwd if cwd is not None else self.folder,
+            env=env,
+        )
+
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - the plugin is only loaded by pytest
@@ -200,13 +305,7 @@ except ImportError:  # pragma: no cover - the plugin is only loaded by pytest
 else:
 
     @pytest.fixture
-    def provenance_run(
-        tmp_path: Path,
-    ) -> Callable[[Target, Sequence[str | os.PathLike[str]]], RecordedResult]:
-        """Run a recorded script (a ``main``, a file, a module) on ``argv`` inside this test's
-        ``tmp_path``."""
-
-        def run(target: Target, argv: Sequence[str | os.PathLike[str]] = ()) -> RecordedResult:
-            return run_recorded(target, argv, cwd=tmp_path)
-
-        return run
+    def provenance_run(tmp_path: Path) -> ProvenanceRun:
+        """Run a recorded script (a ``main``, a file, a module) on ``argv``, or a command under
+        ``provenance run`` (``.command``), inside this test's ``tmp_path``."""
+        return ProvenanceRun(tmp_path)
