@@ -495,3 +495,13 @@ class TestRewrite:
         script.write_text("#!/usr/bin/env python3\nprint(1)\n")
         rewritten = python_command([str(script), "a"], str(script))
         assert rewritten == ["/usr/bin/env", "python3", "-m", self.L, str(script), "a"]
+
+
+def test_a_system_without_sigtimedwait_is_told_in_one_line(monkeypatch, capsys):
+    from provenance.cli import main as cli_main
+
+    monkeypatch.delattr("signal.sigtimedwait")
+    assert cli_main(["run", "--output=o=o.txt", "--", "true"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "sigtimedwait" in err

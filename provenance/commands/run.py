@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]
+    if not hasattr(signal, "sigtimedwait"):  # how it waits on the command and its signals
+        warn("provenance run needs signal.sigtimedwait, which this system lacks (Linux has it)")
+        return EXIT_USAGE
     try:
         if not command:
             raise UsageError("no command to run: provenance run [options] -- COMMAND ARGS...")
