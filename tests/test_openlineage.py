@@ -403,7 +403,7 @@ def launch_ranks(
                 OPENLINEAGE_CONFIG=str(config),
                 RANK=str(rank),
                 WORLD_SIZE=str(ranks),
-                PROVENANCE_RANK_WAIT_S="20",
+                PROVENANCE_RANK_WAIT_S="120",  # a rank started late is still waited for
                 RANKED_LATE=late,
                 **extra,
             ),
@@ -466,7 +466,7 @@ def test_a_launch_of_ranks_is_one_run_sent_by_rank_zero(tmp_path, home):
                 OPENLINEAGE_CONFIG=str(config),
                 RANK=str(rank),
                 WORLD_SIZE="2",
-                PROVENANCE_RANK_WAIT_S="20",
+                PROVENANCE_RANK_WAIT_S="120",  # a rank started late is still waited for
             ),
             cwd=tmp_path,
             stderr=subprocess.PIPE,

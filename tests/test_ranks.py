@@ -39,8 +39,9 @@ from tests.conftest import (
 )
 from tests.handmade import hang_guard
 
-# Ranks that settle end the wait at once; only a rank that never shows waits it out.
-WAIT_S = "20"
+# Ranks that settle end the wait at once; only a rank that never shows waits it out. Long, so
+# that a rank a loaded machine starts late is still waited for.
+WAIT_S = "120"
 
 
 def torchrun_env(rank: int, size: int) -> dict[str, str]:

@@ -28,7 +28,7 @@ def torchrun(out: Path, *argv: str) -> subprocess.CompletedProcess[str]:
             *("--standalone", "--nproc-per-node", "2", "tests/fakes/ddp_torchrun.py"),
             *("--snapshot", str(out), *argv),
         ],
-        env=dict(os.environ, PYTHONPATH=str(ROOT), PROVENANCE_RANK_WAIT_S="30"),
+        env=dict(os.environ, PYTHONPATH=str(ROOT), PROVENANCE_RANK_WAIT_S="120"),
         cwd=ROOT,
         capture_output=True,
         text=True,
