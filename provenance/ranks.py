@@ -223,12 +223,21 @@ class Handoff:
         if self._live is not None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._presence(self.launch.rank), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW)
+        presence = self._presence(self.launch.rank)
+        if is_live(presence):
+            raise OSError(f"another process holds {presence}: rank {self.launch.rank} runs twice")
+        # Locked before it is seen: another rank looking at a presence takes a shared lock for
+        # an instant, and one it took as this rank locked its file made the rank lose its own.
+        made = presence.with_name(f".{presence.name}.{os.getpid()}.new")
+        fd = os.open(made, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.utime(fd)  # its mtime says when this job's rank started
+            os.replace(made, presence)
         except OSError:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(made)
             raise
         self._live = fd
 

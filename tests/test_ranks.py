@@ -28,7 +28,7 @@ from provenance.ranks import (
     parts_of,
     ranks_folder,
 )
-from provenance.record.sidecar import atomic_write
+from provenance.record.sidecar import atomic_write, is_live
 from tests.conftest import (
     ROOT,
     fake_path,
@@ -713,6 +713,32 @@ class TestHostileParts:
         job = {"run_provenance": {"launch": {"launcher": "pmi", "world_size": 2, "ranks": ranks}}}
         atomic_write(sidecar, json.dumps(job).encode())
         assert handoff.assembled(sidecar) == (sidecar, json.dumps(job).encode())
+
+    def test_a_rank_says_it_runs_while_another_rank_looks_at_its_presence(self, tmp_path: Path):
+        """Another rank looking at a presence holds a shared lock on it for an instant; a rank
+        that locked its own presence at that instant lost it, and the job recorded it missing."""
+        import fcntl
+
+        sidecar = sidecar_of(tmp_path / "model.json")
+        rank0 = Handoff(Launch("pmi", 0, 2, ()), sidecar, started_ns=0, wait_s=1)
+        presence = rank0._presence(0)
+        presence.parent.mkdir(parents=True)
+        presence.write_text("")  # an earlier job's, as another rank finds it and looks
+        looking = os.open(presence, os.O_RDONLY)
+        try:
+            fcntl.flock(looking, fcntl.LOCK_SH | fcntl.LOCK_NB)  # is_live's look, held
+            rank0.present()
+        finally:
+            os.close(looking)
+        assert is_live(presence)
+        assert [p.name for p in parts_of(presence.parent)] == [presence.name]  # no leftover
+
+    def test_a_rank_that_runs_twice_is_refused(self, tmp_path: Path):
+        sidecar = sidecar_of(tmp_path / "model.json")
+        launch = Launch("pmi", 0, 2, ())
+        Handoff(launch, sidecar, started_ns=0, wait_s=1).present()
+        with pytest.raises(OSError, match="runs twice"):
+            Handoff(launch, sidecar, started_ns=0, wait_s=1).present()
 
     def test_a_rank_that_reports_while_its_job_is_looked_at_is_not_lost(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
