@@ -23,14 +23,13 @@ from typing import Any
 from provenance.commands import EXIT_USAGE, add_command, warn
 from provenance.errors import ProvenanceError
 from provenance.launch import MODULE, SPEC_ENVIRONMENT, Told
+from provenance.launch.launchers import BY_MODULE, BY_PROGRAM, Launcher, options_of, rewrite
 from provenance.measure.paths import find_root
 from provenance.record.outcome import Terminated
 from provenance.run import Run
 
 EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE = 127, 126  # what a shell exits with
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
-# Launchers given a script path, and the flag that makes them run a module instead.
-_SCRIPT_LAUNCHERS = {"torchrun": "-m"}
 # Launchers given a whole command line (python and its arguments come after their options).
 _COMMAND_LAUNCHERS = frozenset({"mpirun", "mpiexec", "srun"})
 # Python's options that take a value as the next word (or the rest of the word).
@@ -133,8 +132,8 @@ def python_command(command: Sequence[str], program: str) -> list[str] | None:
     """``command`` rewritten so its Python part runs under ``provenance.launch``; None when no
     part of it is a Python script or module that can be recorded from inside."""
     name = os.path.basename(program)
-    if name in _SCRIPT_LAUNCHERS:
-        return _behind_script_launcher(list(command), _SCRIPT_LAUNCHERS[name])
+    if name in BY_PROGRAM:
+        return _behind_launcher(BY_PROGRAM[name], command, 1)
     if name in _COMMAND_LAUNCHERS:
         for at, word in enumerate(command[1:], 1):
             if _PYTHON.fullmatch(os.path.basename(word)):
@@ -175,6 +174,8 @@ def _python_part(command: Sequence[str]) -> list[str] | None:
                 after = at + 1 if rest else at + 2
                 if not module:
                     return None
+                if module in BY_MODULE:  # python -m torch.distributed.run: a launcher
+                    return _behind_launcher(BY_MODULE[module], command, after)
                 flags = [word[:place]] if place > 1 else []  # -um pkg: keep the -u
                 return [*command[:at], *flags, "-m", MODULE, "-m", module, *command[after:]]
             if flag == "c":
@@ -188,13 +189,21 @@ def _python_part(command: Sequence[str]) -> list[str] | None:
     return [*command[:at], "-m", MODULE, *command[at:]]
 
 
-def _behind_script_launcher(command: list[str], module_flag: str) -> list[str] | None:
-    for at, word in enumerate(command[1:], 1):
-        if word in (module_flag, "--module", "--no-python", "--no_python"):
-            return None  # a module or a program: not (yet) recognised behind this launcher
-        if not word.startswith("-") and word.endswith(".py"):
-            return [*command[:at], module_flag, MODULE, *command[at:]]
-    return None
+def _behind_launcher(launcher: Launcher, command: Sequence[str], at: int) -> list[str] | None:
+    """``command`` with the script the launcher's options (from ``at`` on) lead to put under
+    ``provenance.launch``; the launcher's own words kept as they are."""
+    head = at + len(launcher.subcommand)
+    if tuple(command[at:head]) != launcher.subcommand:
+        return None  # accelerate config, accelerate env: nothing of Python to record
+    rewritten = rewrite(options_of(launcher), command[head:], _python_program)
+    return None if rewritten is None else [*command[:head], *rewritten]
+
+
+def _python_program(name: str) -> tuple[list[str], str] | None:
+    """The interpreter and file of a program given by name whose ``#!`` line runs Python."""
+    program = _program(name)
+    interpreter = None if program is None else _python_shebang(program)
+    return None if program is None or interpreter is None else (interpreter, program)
 
 
 def _python_shebang(program: str) -> list[str] | None:
