@@ -511,9 +511,9 @@ class TestLaunchers:
         )  # fmt: skip
         # deepspeed puts it after what it runs, which is provenance.launch, not the script.
         assert "'provenance.launch', '--local_rank=0', 'ds_train.py', '--data" in proc.stderr
-        assert record["argv"][0] in ("--local_rank=0", "--local_rank=1")
-        assert record["argv"][1:] == ["--data=data.txt", "--out=m.txt"]
-        assert record["args"]["local_rank"] in (0, 1)
+        # The job's record holds the lowest rank's arguments, whichever rank wrote it.
+        assert record["argv"] == ["--local_rank=0", "--data=data.txt", "--out=m.txt"]
+        assert record["args"]["local_rank"] == 0
 
     @pytest.mark.parametrize("no_python", ["--no-python", "--no_python"])
     def test_torchrun_no_python_with_a_console_script(

@@ -1,11 +1,12 @@
 """Record a command that has no decorator: provenance run [options] -- COMMAND ARGS...
 
 A Python script or module (python x.py, python -m pkg.mod, a console script, or such a command
-behind torchrun, mpirun, mpiexec or srun) runs inside a recorded run, captured as a decorated
-script is. Any other command runs as a child and is recorded from outside: its program, its
-arguments, the declared files and its exit code. The record goes beside the first --output
-(or where the script's own --manifest-out says). The command's output, exit code and the signal
-that ends it pass through unchanged; a command that is not found exits 127, as in a shell.
+behind torchrun, accelerate launch, deepspeed, mpirun, mpiexec or srun) runs inside a recorded
+run, captured as a decorated script is. Any other command runs as a child and is recorded from
+outside: its program, its arguments, the declared files and its exit code. The record goes
+beside the first --output (or where the script's own --manifest-out says). The command's output,
+exit code and the signal that ends it pass through unchanged; a command that is not found exits
+127, as in a shell.
 """
 
 from __future__ import annotations

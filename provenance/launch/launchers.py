@@ -39,7 +39,8 @@ def _both(*names: str) -> frozenset[str]:
     )
 
 
-# torch.distributed.run.get_args_parser, torch 2.9 (torchrun is its console script).
+# torch.distributed.run.get_args_parser as pytorch's source has it at commit 010929fd (2025);
+# torchrun is its console script. Older versions have fewer options, under the same names.
 TORCHRUN = Launcher(
     "torchrun",
     valued=_both(
