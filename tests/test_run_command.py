@@ -21,7 +21,7 @@ PY = sys.executable
 
 
 def env(**more: str) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT), PROVENANCE_RANK_WAIT_S="60", **more)
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PROVENANCE_RANK_WAIT_S": "60", **more}
 
 
 def provenance_run(*argv: object, cwd: Path, **more: str) -> subprocess.CompletedProcess[str]:
@@ -429,32 +429,134 @@ class TestLaunchers:
         folder = project / "bin"
         folder.mkdir()
         source = f"#!{PY}\n" + fake_path("fake_launch").read_text()
-        for name in ("torchrun", "mpirun"):
+        for name in ("torchrun", "mpirun", "accelerate", "deepspeed"):
             (folder / name).write_text(source)
             (folder / name).chmod(0o755)
         return folder
+
+    def launched(self, project: Path, bin_dir: Path, *command: object, **more: str) -> Any:
+        proc = provenance_run(
+            "--input=data=data.txt", "--output=model=m.txt", "--", *command,
+            cwd=project, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **more,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert (project / "m.txt").read_text() == "model of rows after 5 epochs\n"
+        record = block(project / "m.txt")
+        assert record["launch"]["world_size"] == 2
+        assert [r["status"] for r in record["launch"]["ranks"]] == ["succeeded"] * 2, proc.stderr
+        assert record["outcome"]["status"] == "succeeded"
+        assert record["inputs"]["data"]["path"] == "data.txt"
+        return proc, record
 
     @pytest.mark.parametrize(
         ("launcher", "launcher_name"),
         [
             (["torchrun", "--nproc-per-node=2"], "torchrun"),
             (["mpirun", "-n", "2", PY], "openmpi"),
+            (["accelerate", "launch", "-q", "--multi_gpu", "--num-processes=2", "--mixed-precision",
+              "no"], "torchrun"),
+            (["deepspeed", "-i=localhost:0,1", "--num_gpus=2", "--no_local"], "torch.distributed"),
         ],
-    )
+    )  # fmt: skip
     def test_every_rank_runs_recorded_into_one_record(
         self, project: Path, bin_dir: Path, launcher: list[str], launcher_name: str
     ):
+        proc, record = self.launched(
+            project, bin_dir, *launcher, "train.py", "--data=data.txt", "--out", "m.txt"
+        )
+        assert "-m', 'provenance.launch', 'train.py', '--data=data.txt', '--out', 'm.txt']" in (
+            proc.stderr
+        )
+        assert record["launch"]["launcher"] == launcher_name
+        assert record["entrypoint"]["path"] == "train.py"
+        assert record["argv"] == ["--data=data.txt", "--out", "m.txt"]
+        assert record["args"]["out"] == "m.txt"
+
+    @pytest.mark.parametrize(
+        "launcher",
+        [
+            ["torchrun", "--module", "--nproc_per_node", "2"],
+            ["accelerate", "launch", "-qm", "--num_processes", "2"],
+            ["deepspeed", "--module", "--num_gpus=2", "--no_local_rank"],
+        ],
+    )
+    def test_a_module_behind_a_launcher(self, project: Path, bin_dir: Path, launcher: list[str]):
+        package = project / "pkg"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        shutil.copy(fake_path("plain_train"), package / "train.py")
+        proc, record = self.launched(
+            project, bin_dir, *launcher, "pkg.train", "--data", "data.txt", "--out=m.txt"
+        )
+        assert "'provenance.launch', '-m', 'pkg.train', '--data'" in proc.stderr
+        assert record["entrypoint"]["path"] == "pkg/train.py"
+        assert set(record["code"]) == {"pkg/__init__.py", "pkg/train.py"}
+        assert record["args"]["data"] == "data.txt"
+
+    def test_python_m_torch_distributed_run(self, project: Path, bin_dir: Path):
+        # A stand-in torch whose torch.distributed.run is the stand-in torchrun, parser and all.
+        run_module = project / "site" / "torch" / "distributed" / "run.py"
+        run_module.parent.mkdir(parents=True)
+        for folder in (run_module.parent, run_module.parent.parent):
+            (folder / "__init__.py").write_text("")
+        run_module.write_text(
+            "import sys\n"
+            "from tests.fakes.fake_launch import start, torchrun, torchrun_parser\n"
+            "get_args_parser = torchrun_parser\n"
+            "if __name__ == '__main__':\n"
+            "    sys.exit(start(torchrun(sys.argv[1:])))\n"
+        )
+        site = f"{ROOT}{os.pathsep}{project / 'site'}"
+        proc, record = self.launched(
+            project, bin_dir, PY, "-u", "-m", "torch.distributed.run", "--nproc_per_node", "2",
+            "train.py", "--data=data.txt", "--out", "m.txt",
+            PYTHONPATH=site,
+        )  # fmt: skip
+        assert "'-m', 'provenance.launch', 'train.py', '--data=data.txt'" in proc.stderr
+        assert record["launch"]["launcher"] == "torchrun"
+        assert record["entrypoint"]["path"] == "train.py"
+
+    def test_deepspeed_local_rank_reaches_the_script_first(self, project: Path, bin_dir: Path):
+        script = project / "ds_train.py"
+        source = fake_path("plain_train").read_text()
+        end = '    parser.add_argument("--end"'
+        script.write_text(
+            source.replace(end, f'    parser.add_argument("--local_rank", type=int)\n{end}')
+        )
+        proc, record = self.launched(
+            project, bin_dir, "deepspeed", "--num_gpus", "2", "ds_train.py", "--data=data.txt",
+            "--out=m.txt",
+        )  # fmt: skip
+        # deepspeed puts it after what it runs, which is provenance.launch, not the script.
+        assert "'provenance.launch', '--local_rank=0', 'ds_train.py', '--data" in proc.stderr
+        # The job's record holds the lowest rank's arguments, whichever rank wrote it.
+        assert record["argv"] == ["--local_rank=0", "--data=data.txt", "--out=m.txt"]
+        assert record["args"]["local_rank"] == 0
+
+    def test_torchrun_no_python_with_a_console_script(self, project: Path, bin_dir: Path):
+        tool = bin_dir / "train-tool"
+        tool.write_text(f"#!{PY}\n" + fake_path("plain_train").read_text())
+        tool.chmod(0o755)
+        proc, record = self.launched(
+            project, bin_dir, "torchrun", "--no_python", "--nproc-per-node=2", "train-tool",
+            "--data=data.txt", "--out=m.txt",
+        )  # fmt: skip
+        assert f"'provenance.launch', '{tool}', '--data=data.txt'" in proc.stderr
+        assert record["entrypoint"]["path"] == "bin/train-tool"
+        assert record["args"]["data"] == "data.txt"
+
+    def test_no_python_with_a_program_that_is_not_python(self, project: Path, bin_dir: Path):
         proc = provenance_run(
-            "--output=model=m.txt", "--", *launcher, "train.py", "--data=data.txt", "--out=m.txt",
+            "--output=copy=copy.txt", "--", "torchrun", "--no-python", "--nproc-per-node=2",
+            "sh", "-c", "cat data.txt > copy.txt",
             cwd=project, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-        record = block(project / "m.txt")
-        assert record["launch"]["launcher"] == launcher_name
-        assert record["launch"]["world_size"] == 2
-        assert [r["status"] for r in record["launch"]["ranks"]] == ["succeeded"] * 2
-        assert record["entrypoint"]["path"] == "train.py"
-        assert record["args"]["out"] == "m.txt"
+        assert "fake launcher runs: ['sh', '-c', 'cat data.txt > copy.txt']" in proc.stderr
+        record = block(project / "copy.txt")
+        assert record["entrypoint"]["kind"] == "program"
+        assert record["entrypoint"]["path"] == "bin/torchrun"
+        assert "launch" not in record
 
 
 class TestRewrite:
@@ -476,7 +578,6 @@ class TestRewrite:
             (["python", "-"], None),
             (["python", "--version"], None),
             (["torchrun", "--nnodes=1", "x.py"], ["torchrun", "--nnodes=1", "-m", L, "x.py"]),
-            (["torchrun", "-m", "pkg"], None),
             (["mpirun", "-n2", "python3", "x.py"], ["mpirun", "-n2", "python3", "-m", L, "x.py"]),
             (["srun", "-N2", "python", "-m", "p"], ["srun", "-N2", "python", "-m", L, "-m", "p"]),
             (["mpirun", "-n", "2", "./a.out"], None),
@@ -505,3 +606,148 @@ def test_a_system_without_sigtimedwait_is_told_in_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "sigtimedwait" in err
+
+
+T = "provenance.launch"
+RUN = ["python", "-m", "torch.distributed.run"]
+
+
+class TestLauncherRewrite:
+    """Each launcher's options kept as given, word for word; only the script part changes."""
+
+    @pytest.mark.parametrize(
+        ("command", "rewritten"),
+        [
+            # torchrun: --opt=value, --opt value, both spellings, abbreviations, short options.
+            (["torchrun", "--nnodes=1", "x.py"], ["torchrun", "--nnodes=1", "-m", T, "x.py"]),
+            (["torchrun", "--nnodes", "2", "--nproc_per_node", "4", "x.py", "--nnodes", "3"],
+             ["torchrun", "--nnodes", "2", "--nproc_per_node", "4", "-m", T, "x.py", "--nnodes",
+              "3"]),
+            (["torchrun", "--standalone", "--rdzv-conf", "a=b.py", "train", "-m", "x"],
+             ["torchrun", "--standalone", "--rdzv-conf", "a=b.py", "-m", T, "train", "-m", "x"]),
+            (["torchrun", "--nproc-per", "2", "x.py"], ["torchrun", "--nproc-per", "2", "-m", T,
+                                                        "x.py"]),
+            (["torchrun", "-r", "3", "-t3", "x.py"], ["torchrun", "-r", "3", "-t3", "-m", T,
+                                                      "x.py"]),
+            (["torchrun", "--", "x.py", "-a"], ["torchrun", "--", "-m", T, "x.py", "-a"]),
+            (["torchrun", "--master-port", "29501", "x"], ["torchrun", "--master-port", "29501",
+                                                           "-m", T, "x"]),
+            # torchrun -m / --module: the module follows provenance.launch's own -m.
+            (["torchrun", "-m", "pkg", "-v"], ["torchrun", "-m", T, "-m", "pkg", "-v"]),
+            (["torchrun", "--module", "--nnodes=1", "pkg.mod", "--module"],
+             ["torchrun", "--module", "--nnodes=1", T, "-m", "pkg.mod", "--module"]),
+            (["torchrun", "--nnodes", "1", "-m", "pkg"], ["torchrun", "--nnodes", "1", "-m", T,
+                                                          "-m", "pkg"]),
+            # What cannot be read, or puts no command of ours in a rank: left alone.
+            (["torchrun", "--nproc", "2", "x.py"], None),  # ambiguous, as argparse says
+            (["torchrun", "--unknown-opt", "x.py"], None),
+            (["torchrun", "--standalone=1", "x.py"], None),
+            (["torchrun", "--run-path", "/abs/x.py"], None),
+            (["torchrun", "-m", "--no-python", "pkg"], None),
+            (["torchrun", "--nnodes=1"], None),
+            (["torchrun", "--nnodes"], None),
+            # python -m torch.distributed.run: torchrun's options, the interpreter's kept.
+            ([*RUN, "--nnodes=1", "x.py", "a"], [*RUN, "--nnodes=1", "-m", T, "x.py", "a"]),
+            ([*RUN, "-m", "pkg"], [*RUN, "-m", T, "-m", "pkg"]),
+            (["python3", "-u", "-m", "torch.distributed.run", "--nproc_per_node", "2", "x.py"],
+             ["python3", "-u", "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", T,
+              "x.py"]),
+            (["python", "-um", "torch.distributed.run", "x.py"],
+             ["python", "-um", "torch.distributed.run", "-m", T, "x.py"]),
+            ([*RUN, "--run_path", "/x.py"], None),
+            (["mpirun", "-n", "2", *RUN, "x.py"], ["mpirun", "-n", "2", *RUN, "-m", T, "x.py"]),
+            # accelerate launch: _ or -, no abbreviation, -m/--module, flags clustered.
+            (["accelerate", "launch", "--num_processes", "2", "x.py", "--num_processes", "3"],
+             ["accelerate", "launch", "--num_processes", "2", "-m", T, "x.py", "--num_processes",
+              "3"]),
+            (["accelerate", "launch", "--num-processes=2", "--multi-gpu", "x.py"],
+             ["accelerate", "launch", "--num-processes=2", "--multi-gpu", "-m", T, "x.py"]),
+            (["accelerate", "launch", "--config_file", "c.yaml", "--mixed_precision", "bf16",
+              "--gpu_ids", "0,1", "-q", "train.py", "-q"],
+             ["accelerate", "launch", "--config_file", "c.yaml", "--mixed_precision", "bf16",
+              "--gpu_ids", "0,1", "-q", "-m", T, "train.py", "-q"]),
+            (["accelerate", "launch", "-m", "pkg.train", "--lr", "1"],
+             ["accelerate", "launch", "-m", T, "-m", "pkg.train", "--lr", "1"]),
+            (["accelerate", "launch", "--module", "--use_fsdp", "--fsdp_version", "2", "pkg"],
+             ["accelerate", "launch", "--module", "--use_fsdp", "--fsdp_version", "2", T, "-m",
+              "pkg"]),
+            (["accelerate", "launch", "-qm", "pkg"], ["accelerate", "launch", "-qm", T, "-m",
+                                                      "pkg"]),
+            (["accelerate", "launch", "-t", "3", "x.py"], ["accelerate", "launch", "-t", "3",
+                                                           "-m", T, "x.py"]),
+            (["accelerate", "launch", "--num_proc", "2", "x.py"], None),  # no abbreviation
+            (["accelerate", "config"], None),
+            (["accelerate", "env"], None),
+            (["accelerate"], None),
+            # deepspeed: --module only (no -m), its options' own spelling, abbreviations.
+            (["deepspeed", "--num_gpus", "2", "x.py", "--deepspeed", "ds.json"],
+             ["deepspeed", "--num_gpus", "2", "--module", T, "x.py", "--deepspeed", "ds.json"]),
+            (["deepspeed", "-H", "hosts", "-i", "w0:0,1", "--master_port=29501", "x.py"],
+             ["deepspeed", "-H", "hosts", "-i", "w0:0,1", "--master_port=29501", "--module", T,
+              "x.py"]),
+            (["deepspeed", "--launcher", "openmpi", "--launcher_args", "-x FOO", "--no_ssh_check",
+              "x.py"],
+             ["deepspeed", "--launcher", "openmpi", "--launcher_args", "-x FOO", "--no_ssh_check",
+              "--module", T, "x.py"]),
+            (["deepspeed", "--module", "--num_nodes", "1", "pkg.train", "--module"],
+             ["deepspeed", "--module", "--num_nodes", "1", T, "-m", "pkg.train", "--module"]),
+            (["deepspeed", "--num_g", "2", "x.py"], ["deepspeed", "--num_g", "2", "--module", T,
+                                                     "x.py"]),
+            (["deepspeed", "-m", "pkg"], None),
+            (["deepspeed", "--num-gpus", "2", "x.py"], None),  # not a spelling deepspeed takes
+            (["deepspeed", "--module", "--no_python", "x"], None),
+        ],
+    )  # fmt: skip
+    def test_rewrite(self, command: list[str], rewritten: list[str] | None):
+        assert python_command(command, f"/usr/bin/{command[0]}") == rewritten
+
+    @pytest.mark.parametrize(
+        "head",
+        [
+            ["torchrun", "--no-python", "--nnodes", "1"],
+            ["torchrun", "--nnodes=1", "--no_python"],
+            ["accelerate", "launch", "--no-python", "--num_processes", "2"],
+            ["deepspeed", "--no_python", "--num_gpus", "2"],
+        ],
+    )
+    def test_no_python_runs_a_python_console_script_under_the_module(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head: list[str]
+    ):
+        tool = tmp_path / "train-tool"
+        tool.write_text("#!/usr/bin/env python3\nprint(1)\n")
+        tool.chmod(0o755)
+        shell = tmp_path / "job"
+        shell.write_text("#!/bin/sh\necho 1\n")
+        shell.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+        rewritten = python_command([*head, "train-tool", "--lr", "1"], f"/usr/bin/{head[0]}")
+        python = ["/usr/bin/env", "python3", "-m", T]
+        assert rewritten == [*head, *python, str(tool), "--lr", "1"]
+        assert python_command([*head, "job", "a"], f"/usr/bin/{head[0]}") is None
+        assert python_command([*head, "no-such-tool"], f"/usr/bin/{head[0]}") is None
+
+    def test_options_are_read_from_the_launchers_own_parser(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        # An accelerate whose parser has an option the written table does not know.
+        commands = tmp_path / "accelerate" / "commands"
+        commands.mkdir(parents=True)
+        for folder in (commands, commands.parent):
+            (folder / "__init__.py").write_text("")
+        (commands / "launch.py").write_text(
+            "import argparse\n"
+            "def launch_command_parser():\n"
+            "    p = argparse.ArgumentParser(allow_abbrev=False)\n"
+            "    p.add_argument('--new_option')\n"
+            "    p.add_argument('--new_flag', action='store_true')\n"
+            "    p.add_argument('-m', '--module', action='store_true')\n"
+            "    p.add_argument('training_script')\n"
+            "    p.add_argument('args', nargs=argparse.REMAINDER)\n"
+            "    return p\n"
+        )
+        command = ["accelerate", "launch", "--new_option", "v", "--new_flag", "x.py"]
+        assert python_command(command, "/usr/bin/accelerate") is None  # unknown: not guessed
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for name in [m for m in sys.modules if m.split(".")[0] == "accelerate"]:
+            monkeypatch.delitem(sys.modules, name)
+        assert python_command(command, "/usr/bin/accelerate") == [*command[:-1], "-m", T, "x.py"]

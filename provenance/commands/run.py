@@ -1,11 +1,12 @@
 """Record a command that has no decorator: provenance run [options] -- COMMAND ARGS...
 
 A Python script or module (python x.py, python -m pkg.mod, a console script, or such a command
-behind torchrun, mpirun, mpiexec or srun) runs inside a recorded run, captured as a decorated
-script is. Any other command runs as a child and is recorded from outside: its program, its
-arguments, the declared files and its exit code. The record goes beside the first --output
-(or where the script's own --manifest-out says). The command's output, exit code and the signal
-that ends it pass through unchanged; a command that is not found exits 127, as in a shell.
+behind torchrun, accelerate launch, deepspeed, mpirun, mpiexec or srun) runs inside a recorded
+run, captured as a decorated script is. Any other command runs as a child and is recorded from
+outside: its program, its arguments, the declared files and its exit code. The record goes
+beside the first --output (or where the script's own --manifest-out says). The command's output,
+exit code and the signal that ends it pass through unchanged; a command that is not found exits
+127, as in a shell.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from typing import Any
 from provenance.commands import EXIT_USAGE, add_command, warn
 from provenance.errors import ProvenanceError
 from provenance.launch import MODULE, SPEC_ENVIRONMENT, Told
+from provenance.launch.launchers import BY_MODULE, BY_PROGRAM, Launcher, options_of, rewrite
 from provenance.measure.paths import find_root
 from provenance.record.outcome import Terminated
 
 EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE = 127, 126  # what a shell exits with
 _PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
-# Launchers given a script path, and the flag that makes them run a module instead.
-_SCRIPT_LAUNCHERS = {"torchrun": "-m"}
 # Launchers given a whole command line (python and its arguments come after their options).
 _COMMAND_LAUNCHERS = frozenset({"mpirun", "mpiexec", "srun"})
 # Python's options that take a value as the next word (or the rest of the word).
@@ -135,8 +135,8 @@ def python_command(command: Sequence[str], program: str) -> list[str] | None:
     """``command`` rewritten so its Python part runs under ``provenance.launch``; None when no
     part of it is a Python script or module that can be recorded from inside."""
     name = os.path.basename(program)
-    if name in _SCRIPT_LAUNCHERS:
-        return _behind_script_launcher(list(command), _SCRIPT_LAUNCHERS[name])
+    if name in BY_PROGRAM:
+        return _behind_launcher(BY_PROGRAM[name], command, 1)
     if name in _COMMAND_LAUNCHERS:
         for at, word in enumerate(command[1:], 1):
             if _PYTHON.fullmatch(os.path.basename(word)):
@@ -177,6 +177,8 @@ def _python_part(command: Sequence[str]) -> list[str] | None:
                 after = at + 1 if rest else at + 2
                 if not module:
                     return None
+                if module in BY_MODULE:  # python -m torch.distributed.run: a launcher
+                    return _behind_launcher(BY_MODULE[module], command, after)
                 flags = [word[:place]] if place > 1 else []  # -um pkg: keep the -u
                 return [*command[:at], *flags, "-m", MODULE, "-m", module, *command[after:]]
             if flag == "c":
@@ -190,13 +192,21 @@ def _python_part(command: Sequence[str]) -> list[str] | None:
     return [*command[:at], "-m", MODULE, *command[at:]]
 
 
-def _behind_script_launcher(command: list[str], module_flag: str) -> list[str] | None:
-    for at, word in enumerate(command[1:], 1):
-        if word in (module_flag, "--module", "--no-python", "--no_python"):
-            return None  # a module or a program: not (yet) recognised behind this launcher
-        if not word.startswith("-") and word.endswith(".py"):
-            return [*command[:at], module_flag, MODULE, *command[at:]]
-    return None
+def _behind_launcher(launcher: Launcher, command: Sequence[str], at: int) -> list[str] | None:
+    """``command`` with the script the launcher's options (from ``at`` on) lead to put under
+    ``provenance.launch``; the launcher's own words kept as they are."""
+    head = at + len(launcher.subcommand)
+    if tuple(command[at:head]) != launcher.subcommand:
+        return None  # accelerate config, accelerate env: nothing of Python to record
+    rewritten = rewrite(options_of(launcher), command[head:], _python_program)
+    return None if rewritten is None else [*command[:head], *rewritten]
+
+
+def _python_program(name: str) -> tuple[list[str], str] | None:
+    """The interpreter and file of a program given by name whose ``#!`` line runs Python."""
+    program = _program(name)
+    interpreter = None if program is None else _python_shebang(program)
+    return None if program is None or interpreter is None else (interpreter, program)
 
 
 def _python_shebang(program: str) -> list[str] | None:

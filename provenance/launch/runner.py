@@ -19,6 +19,8 @@ from provenance.launch import SPEC_ENVIRONMENT, Told
 from provenance.measure.paths import fingerprint
 from provenance.run import Run
 
+_PASSED = ("--local_rank=", "--local-rank=")  # a launcher's word for the script, put before it
+
 
 @dataclass
 class _Target:
@@ -31,7 +33,15 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run ``SCRIPT ARGS...`` or ``-m MODULE ARGS...`` recorded; end as Python would have."""
     given = list(sys.argv[1:] if argv is None else argv)
     told = Told.decode(os.environ.pop(SPEC_ENVIRONMENT, None))  # the script's children: plain
-    target = _module(given[1], given[2:]) if given[:1] == ["-m"] else _script(given[0], given[1:])
+    # deepspeed (and torch.distributed.launch) put --local_rank=N after the script they run,
+    # which here is this module: it belongs to the script, first among its arguments.
+    passed: list[str] = []
+    while given and given[0].startswith(_PASSED):
+        passed.append(given.pop(0))
+    if given[:1] == ["-m"]:
+        target = _module(given[1], [*passed, *given[2:]])
+    else:
+        target = _script(given[0], [*passed, *given[1:]])
     args = sys.argv[1:]
     run = Run(told.spec(), target.entrypoint, list(args))
     execute = _configurator(run, args)
