@@ -504,7 +504,8 @@ class TestVerifyStaysInsideTheRoot:
         for check in checks.values():
             assert check["status"] == "skipped", check
             assert "outside the project root" in check["detail"], check
-        text = run_cli("verify", "--no-code", record).out
+        # The temporary folder's name holds numbers of its own (pytest-322): not the file's.
+        text = run_cli("verify", "--no-code", record).out.replace(str(tmp_path), "TMP")
         assert entry["blake3"][:12] not in text
         assert str(entry["size_bytes"]) not in text
         asked = run_cli("verify", "--json", "--no-code", "--outside-root", record)
