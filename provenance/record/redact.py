@@ -344,7 +344,10 @@ class _Option:
         return self.nargs != 0
 
 
-def _actions(parsers: Iterable[argparse.ArgumentParser]) -> Iterator[argparse.Action]:
+def _all_parsers(
+    parsers: Iterable[argparse.ArgumentParser],
+) -> Iterator[argparse.ArgumentParser]:
+    """``parsers`` and every subparser under them, each once."""
     seen: set[int] = set()
     stack = list(parsers)
     while stack:
@@ -352,10 +355,15 @@ def _actions(parsers: Iterable[argparse.ArgumentParser]) -> Iterator[argparse.Ac
         if id(parser) in seen:
             continue
         seen.add(id(parser))
+        yield parser
         for action in parser._actions:  # argparse exposes no public accessor for its actions
-            yield action
             if isinstance(action, argparse._SubParsersAction):
                 stack.extend(action.choices.values())
+
+
+def _actions(parsers: Iterable[argparse.ArgumentParser]) -> Iterator[argparse.Action]:
+    for parser in _all_parsers(parsers):
+        yield from parser._actions
 
 
 def _named_secret(action: argparse.Action, is_secret: SecretMatcher) -> bool:
@@ -377,17 +385,7 @@ def _secret_dests(
 
 def _prefixes(parsers: Iterable[argparse.ArgumentParser]) -> str:
     """The characters that start an option in any of ``parsers`` (``prefix_chars="-+"``)."""
-    found = {"-"}
-    stack, seen = list(parsers), set()
-    while stack:
-        parser = stack.pop()
-        if id(parser) in seen:
-            continue
-        seen.add(id(parser))
-        found.update(parser.prefix_chars)
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                stack.extend(action.choices.values())
+    found = {"-", *(char for parser in _all_parsers(parsers) for char in parser.prefix_chars)}
     return "".join(sorted(found))
 
 
