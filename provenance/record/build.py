@@ -99,6 +99,17 @@ class RunFacts:
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
     stopped: bool = False  # a signal stopped the hashing: some entries are not measured
+    _read_config: tuple[dict[str, Any] | None] | None = None  # the config files, once read
+
+    def told_config(self) -> dict[str, Any] | None:
+        """The resolved config; with no framework's (the config= option), the config files' own
+        content, or None when one cannot be read. The files are read once, however often the
+        record's steps ask."""
+        if self.config is not None:
+            return self.config
+        if self._read_config is None:
+            self._read_config = (read_configs(self.config_files),)
+        return self._read_config[0]
 
     def shown(self, path: str) -> str:
         return display_path(path, self.root)
@@ -198,8 +209,7 @@ def _code(facts: RunFacts) -> dict[str, Any]:
 
 def known_secrets_of(facts: RunFacts) -> tuple[str, ...]:
     """The secrets the run was told, as ``known_secrets`` finds them, with a config file's."""
-    # With no framework config, the files' own content is what the script was told.
-    config = facts.config if facts.config is not None else read_configs(facts.config_files)
+    config = facts.told_config()
     return known_secrets(facts.argv, facts.args, facts.parsers, facts.secrets, config)
 
 
@@ -220,11 +230,8 @@ def _configuration(facts: RunFacts) -> dict[str, Any]:
     if facts.command is not None:
         part["command"] = facts.command
     if facts.config is not None or facts.config_files:
-        # With no framework config (the config= option), the files' own content is the config,
-        # when it can be read; else what the run went on with is its parsed arguments.
-        resolved = facts.config
-        if resolved is None:
-            resolved = read_configs(facts.config_files)
+        # When no config can be read, what the run went on with is its parsed arguments.
+        resolved = facts.told_config()
         part["config"] = {
             "files": [_input_entry(facts, p) for p in facts.config_files],
             "resolved": normalize(facts.args if resolved is None else resolved, facts.root),
