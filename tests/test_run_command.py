@@ -83,6 +83,22 @@ def train(project: Path, *more: object, out: str = "model.txt") -> subprocess.Co
     )
 
 
+def waiting_training(project: Path) -> subprocess.Popen[str]:
+    """``provenance run`` of the training script, under way and waiting for a signal."""
+    proc = start(
+        "--output=model=model.txt",
+        "--",
+        PY,
+        "train.py",
+        "--data=data.txt",
+        "--out=model.txt",
+        "--end=wait",
+        cwd=project,
+    )
+    wait_for(project / "model.txt.ready", proc)
+    return proc
+
+
 class TestPythonScript:
     def test_records_what_the_decorated_script_records(self, project: Path, tmp_path: Path):
         proc = train(project, "--epochs", "7")
@@ -150,17 +166,7 @@ class TestPythonScript:
         assert gates == {"rmse": {"passed": False, "value": 0.9, "threshold": 0.5}}
 
     def test_sigint_to_provenance_run_interrupts_the_script(self, project: Path):
-        proc = start(
-            "--output=model=model.txt",
-            "--",
-            PY,
-            "train.py",
-            "--data=data.txt",
-            "--out=model.txt",
-            "--end=wait",
-            cwd=project,
-        )
-        wait_for(project / "model.txt.ready", proc)
+        proc = waiting_training(project)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGINT, stderr
@@ -169,17 +175,7 @@ class TestPythonScript:
         assert (outcome["status"], outcome["exit_code"]) == ("interrupted", 130)
 
     def test_sigterm_to_provenance_run_ends_both_by_it(self, project: Path):
-        proc = start(
-            "--output=model=model.txt",
-            "--",
-            PY,
-            "train.py",
-            "--data=data.txt",
-            "--out=model.txt",
-            "--end=wait",
-            cwd=project,
-        )
-        wait_for(project / "model.txt.ready", proc)
+        proc = waiting_training(project)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGTERM

@@ -82,10 +82,10 @@ def register(commands: Any) -> None:
 def invocation(record: Record, python: str = "python") -> list[str]:
     """The argument vector of the run, under ``provenance run`` again when that recorded it."""
     inner = _invocation(record, python)
-    words = recorder_words(record)
-    if not _recorded_outside(record) or isinstance(words, str):
+    if not _recorded_outside(record):
         return inner
-    return ["provenance", "run", *words, "--", *inner]
+    words = recorder_words(record)
+    return inner if isinstance(words, str) else ["provenance", "run", *words, "--", *inner]
 
 
 def _recorded_outside(record: Record) -> bool:
