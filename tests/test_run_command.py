@@ -747,3 +747,23 @@ class TestLauncherRewrite:
         for name in [m for m in sys.modules if m.split(".")[0] == "accelerate"]:
             monkeypatch.delitem(sys.modules, name)
         assert python_command(command, "/usr/bin/accelerate") == [*command[:-1], "-m", T, "x.py"]
+
+
+def test_a_module_of_the_interpreters_own_is_run_in_the_working_folders_project(tmp_path):
+    """``python -m json.tool`` lives in the interpreter's tree (a git checkout, for pyenv): the
+    project is the working folder, not the module's, so its stdlib is no project code and the
+    record verifies where it was made."""
+    (tmp_path / "a.json").write_text('{"b": 1, "a": [1, 2]}\n')
+    command = ["--input", "in=a.json", "--output", "out=b.json", "--"]
+    command += [PY, "-m", "json.tool", "--sort-keys", "a.json", "b.json"]
+    done = provenance_run(*command, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = block(tmp_path / "b.json")
+    assert record["outputs"]["out"]["path"] == "b.json"
+    assert record["inputs"]["in"]["path"] == "a.json"
+    assert os.path.isabs(record["entrypoint"]["path"])  # outside the project: absolute
+    assert record["code"] == {}
+    verified = run_python("-m", "provenance", "verify", "b.json", cwd=tmp_path)
+    assert "2 unchanged, 0 changed, 0 missing, 0 appeared, 1 skipped" in verified.stdout
+    outside = run_python("-m", "provenance", "verify", "--outside-root", "b.json", cwd=tmp_path)
+    assert outside.returncode == 0, outside.stdout + outside.stderr

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             inputs=_named(args.input, "--input"),
             outputs=_named(args.output, "--output"),
             config=tuple(os.path.abspath(p) for p in args.config),
-            root=os.path.abspath(args.root) if args.root else None,
+            root=os.path.abspath(args.root) if args.root else _working_root(),
         )
         program = _program(command[0])
     except UsageError as err:
@@ -277,15 +277,19 @@ def _ended_like(code: int) -> int:
     return 128 + signum
 
 
+def _working_root() -> str:
+    """The project a command is run in: the root found from the working folder, else that
+    folder. Not the entrypoint's: a module run with ``-m`` may live in the interpreter's own
+    tree (``python -m json.tool``), which is no project of the user's."""
+    found = find_root(os.getcwd())
+    return os.fspath(found) if found is not None else os.getcwd()
+
+
 def _record_outside(told: Told, program: str, command: list[str]) -> int:
     """Run a command that is not Python as a child and record it: argv, files, exit code."""
     from provenance.run import Run  # only a run needs it: the other commands start light
 
-    root = told.root
-    if root is None:
-        found = find_root(os.getcwd())
-        root = os.fspath(found) if found is not None else None
-    spec = Told(told.inputs, told.outputs, told.config, root).spec(imported_code=False)
+    spec = told.spec(imported_code=False)
     run_ = Run(spec, program, command[1:])
     code = 0
     try:
