@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai.libvmaf import FULL_FEATURES
+from ai.features.libvmaf import FULL_FEATURES
 from provenance import atomic_write, validate
 
 ROOT = Path(__file__).resolve().parents[1]

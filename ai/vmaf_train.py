@@ -19,10 +19,12 @@ import numpy as np
 import pyarrow as pa
 import typer
 
-from ai import fit_config
-from ai.files import InputError, read_json_object, read_parquet, write_json, write_parquet
-from ai.libvmaf import FULL_FEATURES, Cache, parse_features
-from ai.mos_head import (
+from ai.common.files import InputError, read_json_object, read_parquet, write_json, write_parquet
+from ai.corpus.scores import SCALE_RANGES, read_corpus_scores, read_scores
+from ai.features.libvmaf import FULL_FEATURES, Cache, parse_features
+from ai.features.tables import clip_stats, per_clip_schema
+from ai.mos import fit_config
+from ai.mos.mos_head import (
     INPUTS,
     MOS_SCALES,
     Dataset,
@@ -36,9 +38,7 @@ from ai.mos_head import (
     rmse,
     srocc,
 )
-from ai.registry import register as add_to_registry
-from ai.scores import SCALE_RANGES, read_corpus_scores, read_scores
-from ai.tables import clip_stats, per_clip_schema
+from ai.release.registry import register as add_to_registry
 from provenance import atomic_write, current_run, recorded_run
 
 PROG = "vmaf-train"
@@ -195,7 +195,9 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset, 13 to 21")] = 17,
 ) -> int:
     """Export a checkpoint to ONNX; the report is the model's sidecar."""
-    from ai import onnx_head  # onnx takes seconds to import: only export and eval --onnx need it
+    from ai.mos import (
+        onnx_head,  # onnx takes seconds to import: only export and eval --onnx need it
+    )
 
     model_id = model_id or checkpoint.stem
     try:
@@ -244,7 +246,7 @@ def evaluate(
         x, y = data.x[held_out], data.y[held_out]
         by_onnx = None
         if onnx is not None:
-            from ai import onnx_head
+            from ai.mos import onnx_head
 
             exported = {p.key: p.value for p in onnx_head.load(onnx).metadata_props}
             if exported.get("features", "").split(",") != list(features):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ai.corpora import CORPUS_ROW_KEYS, NATURAL_KEY, SCALES
+from ai.corpus.corpora import CORPUS_ROW_KEYS, NATURAL_KEY, SCALES
 from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
 
 SHARDS = ("konvid-1k", "lsvq", "waterloo-ivc-4k", "chug", "ugc-misc")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ai.corpora import CORPUS_ROW_KEYS
-from ai.libvmaf import FULL_FEATURES
+from ai.corpus.corpora import CORPUS_ROW_KEYS
+from ai.features.libvmaf import FULL_FEATURES
 from tests.conftest import FAKES, block_of, load_sidecar, run_script, sidecar_of
 
 CHUG_FEATURES = ",".join(f for f in FULL_FEATURES if f != "ssimulacra2")

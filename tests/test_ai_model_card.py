@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from ai.demo import steps
-from ai.model_card import code
+from ai.release.model_card import code
 from tests.conftest import load_sidecar, run_script, sidecar_of
 
 CARD = "cards/konvid_mos_head.md"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ai.files import InputError
-from ai.registry import read_registry
+from ai.common.files import InputError
+from ai.release.registry import read_registry
 from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
 
 STATIC = "konvid_mos_head.int8_static"

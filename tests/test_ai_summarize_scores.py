@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ai.scores import ScoreTableError, read_scores, summarise
+from ai.corpus.scores import ScoreTableError, read_scores, summarise
 from tests.conftest import ROOT, load_sidecar, run_python, sidecar_of
 
 SAMPLE = ROOT / "ai/sample/scores.csv"
@@ -24,7 +24,7 @@ def test_sample_run_passes_its_gate(tmp_path):
     assert document["clips"] == 24
     block = document["run_provenance"]
     assert block["entrypoint"]["path"] == "ai/scripts/summarize_scores.py"
-    assert "ai/scores.py" in block["code"]
+    assert "ai/corpus/scores.py" in block["code"]
     assert block["inputs"]["scores"]["path"] == "ai/sample/scores.csv"
     assert block["outcome"]["gates"]["mos_spread"]["passed"] is True
     assert json.loads(out.read_text())["run_provenance"]["outcome"] == block["outcome"]

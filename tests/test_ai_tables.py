@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ai.tables import motion_fps_weight
+from ai.features.tables import motion_fps_weight
 from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
 
 

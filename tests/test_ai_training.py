@@ -12,7 +12,7 @@ import onnx
 import pyarrow.parquet as pq
 import pytest
 
-from ai.mos_head import INPUTS, load_checkpoint
+from ai.mos.mos_head import INPUTS, load_checkpoint
 from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
 
 KONVID = "ai/scripts/train_konvid_mos_head.py"
@@ -54,7 +54,7 @@ def test_konvid_head_passes_the_real_gate_and_embeds_its_provenance(demo, tmp_pa
         block["outputs"]["model"]["sha256"]
         == hashlib.sha256((tmp_path / "head.npz").read_bytes()).hexdigest()
     )
-    assert "ai/mos_head.py" in block["code"]
+    assert "ai/mos/mos_head.py" in block["code"]
     # The checkpoint is the model the JSON describes: it predicts the table's MOS well.
     head, features = load_checkpoint(tmp_path / "head.npz")
     assert features == INPUTS

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ai.bvi_dvc import parse_stem
-from ai.corpora import SCALES
-from ai.files import InputError, jsonl_bytes
-from ai.libvmaf import Cache, Pair, load, parse_features, vmaf_command
-from ai.mos_head import Head, checkpoint_bytes, fit, load_checkpoint, plcc, rankdata, srocc
-from ai.tables import content_name, motion_fps_weight, output_order, split_of
+from ai.common.files import InputError, jsonl_bytes
+from ai.corpus.bvi_dvc import parse_stem
+from ai.corpus.corpora import SCALES
+from ai.features.libvmaf import Cache, Pair, load, parse_features, vmaf_command
+from ai.features.tables import content_name, motion_fps_weight, output_order, split_of
+from ai.mos.mos_head import Head, checkpoint_bytes, fit, load_checkpoint, plcc, rankdata, srocc
 
 
 @pytest.mark.parametrize(

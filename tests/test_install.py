@@ -232,3 +232,18 @@ class TestInstalledCommand:
         assert shown.returncode == 0, shown.stderr
         assert "count_rows.py" in shown.stdout
         assert "out/rows.txt" in shown.stdout
+
+
+def test_the_pipeline_distribution_lists_every_ai_package() -> None:
+    """A folder of ai/ missing from pipeline/pyproject.toml would be left out of its install."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pipeline" / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "packages"
+        ]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "ai").rglob("__init__.py")
+    }
+    assert listed == found

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ai.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
-from ai.libvmaf import FULL_FEATURES, metric_keys
+from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
+from ai.features.libvmaf import FULL_FEATURES, metric_keys
 
 INGESTED_AT = "2026-05-01T00:00:00Z"  # a fixed stamp: the sample must not depend on the clock
 VMAF_VERSION = "3.0.0"

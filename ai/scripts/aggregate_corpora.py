@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.corpora import MOS_ROW_KEYS, SCALE_TOLERANCE, aggregate, parse_override
-from ai.files import InputError, write_jsonl
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_jsonl
+from ai.corpus.corpora import MOS_ROW_KEYS, SCALE_TOLERANCE, aggregate, parse_override
 from provenance import current_run, recorded_run
 
 

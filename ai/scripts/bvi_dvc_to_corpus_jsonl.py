@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.bvi_dvc import corpus_row, find_source, parse_stem
-from ai.cli import add_manifest_out, fail
-from ai.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
-from ai.files import InputError, write_jsonl
-from ai.libvmaf import load
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_jsonl
+from ai.corpus.bvi_dvc import corpus_row, find_source, parse_stem
+from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
+from ai.features.libvmaf import load
 from provenance import current_run, recorded_run
 from provenance.measure.hashing import sha256_file
 

@@ -16,10 +16,10 @@ import hashlib
 import sys
 from pathlib import Path
 
-from ai import onnx_head
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, write_json
-from ai.nr_threshold import (
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_json
+from ai.mos import onnx_head
+from ai.tune.nr_threshold import (
     actual_corpus,
     choose,
     markdown,

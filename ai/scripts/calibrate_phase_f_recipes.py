@@ -14,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, write_json
-from ai.recipes import calibrate, read_capped
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_json
+from ai.tune.recipes import calibrate, read_capped
 from provenance import current_run, recorded_run
 
 

@@ -15,9 +15,9 @@ import hashlib
 import sys
 from pathlib import Path
 
-from ai.chug import FAIL, PASS, AuditRules, audit, read_clips, split_map, split_parameters
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, write_json
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_json
+from ai.features.chug import FAIL, PASS, AuditRules, audit, read_clips, split_map, split_parameters
 from provenance import current_run, recorded_run
 
 

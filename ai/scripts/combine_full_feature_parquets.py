@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet, write_parquet
-from ai.tables import Labelled, combine
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_parquet
+from ai.features.tables import Labelled, combine
 from provenance import current_run, recorded_run
 
 

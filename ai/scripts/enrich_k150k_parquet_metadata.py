@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet, require_columns, write_parquet
-from ai.tables import ENRICHED_COLUMNS, enrich, read_metadata
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, require_columns, write_parquet
+from ai.features.tables import ENRICHED_COLUMNS, enrich, read_metadata
 from provenance import current_run, recorded_run
 
 UNMATCHED_SHOWN = 50

@@ -15,14 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai import onnx_head
-from ai.cli import add_manifest_out, fail
-from ai.ensemble import PROMOTE
-from ai.files import InputError, read_parquet, write_json
-from ai.fr_regressor import ENSEMBLE_ID, KIND, fit_member, load_frames, read_verdict
-from ai.fr_regressor import member_sidecar as describe
-from ai.libvmaf import CANONICAL_6, parse_features
-from ai.registry import register
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.features.libvmaf import CANONICAL_6, parse_features
+from ai.fr.ensemble import PROMOTE
+from ai.fr.fr_regressor import ENSEMBLE_ID, KIND, fit_member, load_frames, read_verdict
+from ai.fr.fr_regressor import member_sidecar as describe
+from ai.mos import onnx_head
+from ai.release.registry import register
 from provenance import atomic_write, current_run, recorded_run
 
 

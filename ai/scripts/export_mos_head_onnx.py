@@ -10,11 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai import onnx_head
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, write_json
-from ai.mos_head import load_checkpoint
-from ai.registry import register
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_json
+from ai.mos import onnx_head
+from ai.mos.mos_head import load_checkpoint
+from ai.release.registry import register
 from provenance import atomic_write, current_run, recorded_run
 
 

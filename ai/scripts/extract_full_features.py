@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ai.cli import add_features, add_manifest_out, fail
-from ai.files import InputError, write_parquet
-from ai.libvmaf import Cache, Pair
-from ai.tables import per_frame_schema
+from ai.common.cli import add_features, add_manifest_out, fail
+from ai.common.files import InputError, write_parquet
+from ai.features.libvmaf import Cache, Pair
+from ai.features.tables import per_frame_schema
 from provenance import current_run, recorded_run
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ai.cli import add_features, add_manifest_out, fail
-from ai.files import InputError, UnreadableFile, write_parquet
-from ai.libvmaf import Cache
-from ai.scores import SCALE_RANGES, read_corpus_scores, read_scores
-from ai.tables import clip_stats, per_clip_schema, split_of
+from ai.common.cli import add_features, add_manifest_out, fail
+from ai.common.files import InputError, UnreadableFile, write_parquet
+from ai.corpus.scores import SCALE_RANGES, read_corpus_scores, read_scores
+from ai.features.libvmaf import Cache
+from ai.features.tables import clip_stats, per_clip_schema, split_of
 from provenance import current_run, recorded_run
 
 

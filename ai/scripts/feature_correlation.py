@@ -13,9 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.correlation import RANK_BY, rank
-from ai.files import InputError, read_parquet, write_json
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.features.correlation import RANK_BY, rank
 from provenance import current_run, recorded_run
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out
+from ai.common.cli import add_manifest_out
 from ai.sample.generator import generate
 from provenance import current_run, recorded_run
 

@@ -13,10 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_features, add_manifest_out, fail
-from ai.files import InputError, write_parquet
-from ai.fr_pairs import extract, pair_of, select_clips
-from ai.libvmaf import CACHE_POLICIES, Cache
+from ai.common.cli import add_features, add_manifest_out, fail
+from ai.common.files import InputError, write_parquet
+from ai.corpus.fr_pairs import extract, pair_of, select_clips
+from ai.features.libvmaf import CACHE_POLICIES, Cache
 from provenance import current_run, recorded_run
 
 

@@ -13,10 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai import onnx_head, quant
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet, write_json
-from ai.mos_head import MOS_SCALES, holdout_mask, load_dataset
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.mos import onnx_head
+from ai.mos.mos_head import MOS_SCALES, holdout_mask, load_dataset
+from ai.quantization import quant
 from provenance import current_run, recorded_run
 
 

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ai import quant
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet, write_json
-from ai.mos_head import MOS_SCALES, holdout_mask, load_dataset
-from ai.registry import read_registry
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.mos.mos_head import MOS_SCALES, holdout_mask, load_dataset
+from ai.quantization import quant
+from ai.release.registry import read_registry
 from provenance import atomic_write, current_run, recorded_run
 
 

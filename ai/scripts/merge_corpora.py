@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.corpora import CORPUS_ROW_KEYS, NATURAL_KEY, SCHEMA_VERSION, merge
-from ai.files import InputError, write_jsonl
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_jsonl
+from ai.corpus.corpora import CORPUS_ROW_KEYS, NATURAL_KEY, SCHEMA_VERSION, merge
 from provenance import current_run, recorded_run
 
 

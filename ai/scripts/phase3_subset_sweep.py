@@ -13,9 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet, write_json
-from ai.subset_sweep import Subset, parse_subset, sweep
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.features.subset_sweep import Subset, parse_subset, sweep
 from provenance import current_run, recorded_run
 
 

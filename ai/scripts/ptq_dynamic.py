@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ai import onnx_head, ptq
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError
+from ai.mos import onnx_head
+from ai.quantization import ptq
 from provenance import current_run, recorded_run
 
 SETTINGS = ("weight_type", "per_channel", "reduce_range")

@@ -16,11 +16,12 @@ import hashlib
 import sys
 from pathlib import Path
 
-from ai import onnx_head, ptq, quant
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet
-from ai.mos_head import MOS_SCALES, load_dataset
-from ai.tables import SPLITS
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet
+from ai.features.tables import SPLITS
+from ai.mos import onnx_head
+from ai.mos.mos_head import MOS_SCALES, load_dataset
+from ai.quantization import ptq, quant
 from provenance import current_run, recorded_run
 
 SETTINGS = (

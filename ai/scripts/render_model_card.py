@@ -20,9 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError
-from ai.model_card import build
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError
+from ai.release.model_card import build
 from provenance import atomic_write, current_run, recorded_run
 from provenance.stores.digest_cache import DigestCache
 

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.scores import ScoreTableError, read_scores, summarise
+from ai.common.cli import add_manifest_out, fail
+from ai.corpus.scores import ScoreTableError, read_scores, summarise
 from provenance import atomic_write, current_run, recorded_run
 
 

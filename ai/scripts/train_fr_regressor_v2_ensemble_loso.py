@@ -13,11 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.ensemble import seed_report
-from ai.files import InputError, read_parquet, write_json
-from ai.fr_regressor import load_frames, loso
-from ai.libvmaf import CANONICAL_6, parse_features
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.features.libvmaf import CANONICAL_6, parse_features
+from ai.fr.ensemble import seed_report
+from ai.fr.fr_regressor import load_frames, loso
 from provenance import current_run, recorded_run
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet, write_json
-from ai.mos_head import (
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.mos.mos_head import (
     GATES,
     INPUTS,
     MOS_SCALES,

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.ensemble import HOLD, PROMOTE, SeedGate, common_corpus, read_seed, seed_report
-from ai.files import InputError, write_json
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_json
+from ai.fr.ensemble import HOLD, PROMOTE, SeedGate, common_corpus, read_seed, seed_report
 from provenance import current_run, recorded_run
 
 

@@ -13,9 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, write_json
-from ai.registry import MAX_MODEL_BYTES, read_registry, validate_registry
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, write_json
+from ai.release.registry import MAX_MODEL_BYTES, read_registry, validate_registry
 from provenance import current_run, recorded_run
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ai import onnx_head
-from ai.cli import add_manifest_out, fail
-from ai.files import InputError, read_parquet, write_json
-from ai.mos_head import (
+from ai.common.cli import add_manifest_out, fail
+from ai.common.files import InputError, read_parquet, write_json
+from ai.mos import onnx_head
+from ai.mos.mos_head import (
     MOS_SCALES,
     holdout_mask,
     load_checkpoint,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ai.files import InputError, read_json_object
+from ai.common.files import InputError, read_json_object
 
 PROMOTE, HOLD = "PROMOTE", "HOLD"
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai.files import InputError, read_json_object
+from ai.common.files import InputError, read_json_object
 
 FULL_FEATURES: tuple[str, ...] = (
     "adm2",

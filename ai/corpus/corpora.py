@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ai.files import InputError, iter_jsonl
+from ai.common.files import InputError, iter_jsonl
 
 # -- MOS corpora -------------------------------------------------------------------------------
 

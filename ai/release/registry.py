@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ai.files import InputError, read_json_object, write_json
+from ai.common.files import InputError, read_json_object, write_json
 from provenance import records
 
 SCHEMA_VERSION = 1

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai.libvmaf import FULL_FEATURES, parse_features
+from ai.features.libvmaf import FULL_FEATURES, parse_features
 
 
 def add_manifest_out(parser: argparse.ArgumentParser, beside: str) -> None:

@@ -31,12 +31,12 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from ai import onnx_head
-from ai.files import InputError, read_json_object, write_json
-from ai.mos_head import Dataset
-from ai.quant import features_of, onnxruntime_version, sizes
-from ai.registry import register
-from ai.tables import split_of
+from ai.common.files import InputError, read_json_object, write_json
+from ai.features.tables import split_of
+from ai.mos import onnx_head
+from ai.mos.mos_head import Dataset
+from ai.quantization.quant import features_of, onnxruntime_version, sizes
+from ai.release.registry import register
 from provenance import atomic_write
 
 DYNAMIC, STATIC = "dynamic", "static"

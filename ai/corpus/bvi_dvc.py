@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ai.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION, VMAF_STAT_FEATURES
-from ai.files import InputError
-from ai.libvmaf import VmafResult
+from ai.common.files import InputError
+from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION, VMAF_STAT_FEATURES
+from ai.features.libvmaf import VmafResult
 
 # Name_1920x1080_60fps[_encoder][_preset][_crfNN]
 _STEM = re.compile(

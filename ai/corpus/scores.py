@@ -8,7 +8,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ai.files import InputError, iter_jsonl
+from ai.common.files import InputError, iter_jsonl
 
 ACR_RANGE = (1.0, 5.0)
 SCALE_RANGES = {"1-5": ACR_RANGE, "0-100": (0.0, 100.0)}

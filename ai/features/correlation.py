@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ai.files import InputError, require_columns
-from ai.mos_head import rankdata
-from ai.tables import KEY_COLUMNS, PER_CLIP_HEAD
+from ai.common.files import InputError, require_columns
+from ai.features.tables import KEY_COLUMNS, PER_CLIP_HEAD
+from ai.mos.mos_head import rankdata
 
 RANK_BY = ("plcc", "srocc")
 # Keys, labels and clip metadata: not features, so not ranked unless asked for by name.

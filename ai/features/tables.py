@@ -15,8 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ai.files import InputError, iter_jsonl
-from ai.libvmaf import FULL_FEATURES, VmafResult
+from ai.common.files import InputError, iter_jsonl
+from ai.features.libvmaf import FULL_FEATURES, VmafResult
 
 PER_CLIP_HEAD: tuple[tuple[str, pa.DataType], ...] = (
     ("clip_name", pa.string()),

@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ai.files import InputError
-from ai.mos_head import plcc, rmse, srocc
-from ai.registry import (
+from ai.common.files import InputError
+from ai.mos.mos_head import plcc, rmse, srocc
+from ai.release.registry import (
     MAX_MODEL_BYTES,
     MAX_SIDECAR_BYTES,
     SCHEMA_VERSION,

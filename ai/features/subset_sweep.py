@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ai.correlation import column_values
-from ai.files import InputError
-from ai.mos_head import fold_of, holdout_mask, plcc, rmse
-from ai.tables import KEY_COLUMNS
+from ai.common.files import InputError
+from ai.features.correlation import column_values
+from ai.features.tables import KEY_COLUMNS
+from ai.mos.mos_head import fold_of, holdout_mask, plcc, rmse
 
 
 @dataclass(frozen=True)

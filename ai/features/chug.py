@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ai.files import InputError, iter_jsonl
-from ai.tables import HDR_TRANSFERS, SPLITS, content_name, split_of
+from ai.common.files import InputError, iter_jsonl
+from ai.features.tables import HDR_TRANSFERS, SPLITS, content_name, split_of
 
 PASS, FAIL = "pass", "fail"
 _BIT_DEPTH = re.compile(r"^(?:p0|yuva?\d{3}p|gbrp|gray)(\d*)(?:le|be)?$")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ai.files import InputError
-from ai.libvmaf import Cache, Pair
-from ai.tables import per_frame_schema
+from ai.common.files import InputError
+from ai.features.libvmaf import Cache, Pair
+from ai.features.tables import per_frame_schema
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
 

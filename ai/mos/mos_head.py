@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ai.files import InputError
-from ai.libvmaf import CANONICAL_6
-from ai.tables import content_name, split_fraction, split_of
+from ai.common.files import InputError
+from ai.features.libvmaf import CANONICAL_6
+from ai.features.tables import content_name, split_fraction, split_of
 
 EXTRAS = (
     "saliency_mean",

@@ -17,11 +17,11 @@ import numpy as np
 import onnx
 import pyarrow as pa
 
-from ai import onnx_head
-from ai.ensemble import HOLD, PROMOTE
-from ai.files import InputError, read_json_object, require_columns
-from ai.mos_head import Head, fit, plcc, rmse
-from ai.tables import content_name
+from ai.common.files import InputError, read_json_object, require_columns
+from ai.features.tables import content_name
+from ai.fr.ensemble import HOLD, PROMOTE
+from ai.mos import onnx_head
+from ai.mos.mos_head import Head, fit, plcc, rmse
 
 VMAF_RANGE = (0.0, 100.0)
 KIND = "fr_regressor_v2"

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ai.files import InputError, read_json_object
-from ai.libvmaf import FULL_FEATURES, load
+from ai.common.files import InputError, read_json_object
+from ai.features.libvmaf import FULL_FEATURES, load
 
 _CRF = re.compile(r"(?:^|_)crf(\d+)(?:_|$)")
 

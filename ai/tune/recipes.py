@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ai.files import InputError
+from ai.common.files import InputError
 
 NEEDED = ("src_sha256", "encoder", "crf", "vmaf_score", "motion2_mean")
 

@@ -11,12 +11,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ai.files import InputError
-from ai.mos_head import MOS_RANGE, Head
+from ai.common.files import InputError
+from ai.mos.mos_head import MOS_RANGE, Head
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "mos"
-PRODUCER = "ai.onnx_head"
+PRODUCER = "ai.mos.onnx_head"
 
 
 def build(head: Head, features: tuple[str, ...], opset: int, model_id: str) -> onnx.ModelProto:

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from ai.files import InputError
-from ai.mos_head import GATES, INPUTS, MOS_SCALES, Gate
+from ai.common.files import InputError
+from ai.mos.mos_head import GATES, INPUTS, MOS_SCALES, Gate
 
 GATE_KEYS = ("preset", "min_plcc", "min_srocc", "max_rmse", "max_plcc_spread")
 KEYS = (

@@ -1,0 +1,1 @@
+"""The MOS head: its ridge model, its ONNX graph and the vmaf-train fit config."""

@@ -1,0 +1,1 @@
+"""What ships: the model registry and the model card."""

@@ -1,0 +1,1 @@
+"""Encoder tuning: Phase F CRF recipes and the NR threshold calibration."""
