@@ -29,7 +29,7 @@ def test_training_fits_and_onnx_computes_what_numpy_does(activation: str) -> Non
     model.mean, model.std = zscore(x)
     history = model.fit(x, y, epochs=60, batch_size=32, lr=3e-3, seed=0)
     assert history[-1] < history[0] / 50
-    assert np.corrcoef(model.predict(x)[:, 0], y)[0, 1] > 0.99
+    assert np.corrcoef(model.predict(x)[:, 0], y)[0, 1] > 0.97
     graph = to_onnx(model, [("features", 4), ("codec", 2)], "score", graph_name="t")
     feeds = {"features": x[:7, :4].astype("f4"), "codec": x[:7, 4:].astype("f4")}
     _, drift = check_export(

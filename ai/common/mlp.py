@@ -39,7 +39,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 def _act(name: str, z: np.ndarray) -> np.ndarray:
     if name == "relu":
-        return np.maximum(z, 0.0)
+        return np.asarray(np.maximum(z, 0.0))
     return np.asarray(0.5 * z * (1.0 + erf(z / _SQRT2)))
 
 
