@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,8 @@ class Step:
         return self.sidecar or f"{self.artifact}.manifest.json"
 
 
-def steps(out: str) -> list[Step]:
+def chain_steps(out: str) -> list[Step]:
+    """From the sample data to the shipped KonViD head and the FR ensemble, one after another."""
     s, c, t, m, r = (f"{out}/{d}" for d in ("sample", "corpora", "tables", "models", "reports"))
     shards = " ".join(f"{s}/mos/{n}.jsonl" for n in MOS_SHARDS)
     chain = [
@@ -150,11 +152,31 @@ def steps(out: str) -> list[Step]:
             f"{m}/ensemble/fr_regressor_v2_ensemble_v1.json",
         ),
     ]
-    chain += quantization_and_registry_steps(out)
-    chain += audit_steps(s, c, t, m, r)
-    chain += vmaf_train_steps(out)
-    chain += card_steps(out)
     return chain
+
+
+def lanes(out: str) -> list[list[Step]]:
+    """Families that only read what the chain made: each lane runs in order, lanes side by side.
+
+    A lane writes only under its own names (its own registry file too), so lanes running at
+    once cannot change each other's records.
+    """
+    s, c, t, m, r = (f"{out}/{d}" for d in ("sample", "corpora", "tables", "models", "reports"))
+    return [
+        quantization_and_registry_steps(out),
+        audit_steps(s, c, t, m, r),
+        vmaf_train_steps(out),
+    ]
+
+
+def stages(out: str) -> list[list[list[Step]]]:
+    """The demo in order: the chain, then the family lanes together, then the cards."""
+    return [[chain_steps(out)], lanes(out), [card_steps(out)]]
+
+
+def steps(out: str) -> list[Step]:
+    """Every step, in an order that runs them one at a time."""
+    return [step for stage in stages(out) for lane in stage for step in lane]
 
 
 # -- vmaf-train: the same pipeline as one command, its fit driven by a YAML config ------------
@@ -348,24 +370,44 @@ def gates_of(sidecar: dict[str, object]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="runs/demo", help="folder for every artifact")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, min(4, os.cpu_count() or 1)),
+        help="family lanes run side by side (default: the machine's cores, at most 4)",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     if any(ch.isspace() for ch in args.out):
         parser.error("--out must not contain whitespace: the steps are written as shell words")
     started = time.monotonic()
     config = ROOT / fit_config_path(args.out)
     config.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(config, FIT_CONFIG.encode("utf-8"))
+    results: dict[int, dict[str, object]] = {}
+    plan = stages(args.out)
+    order = [step for stage in plan for lane in stage for step in lane]
+    index = {id(step): i for i, step in enumerate(order)}
+
+    def run_lane(lane: list[Step]) -> None:
+        for step in lane:
+            results[index[id(step)]] = run_step(step)[1]
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for stage in plan:
+            for future in [pool.submit(run_lane, lane) for lane in stage]:
+                future.result()  # the first failed lane stops the demo, as one step did
     rows = []
-    for step in steps(args.out):
-        _, sidecar = run_step(step)
-        outcome = sidecar["run_provenance"]["outcome"]  # type: ignore[index]
+    for i, step in enumerate(order):
+        outcome = results[i]["run_provenance"]["outcome"]  # type: ignore[index]
         rows.append(
             (
                 step.script,
                 step.artifact,
                 Path(step.sidecar_path).name,
                 outcome["status"],
-                gates_of(sidecar),
+                gates_of(results[i]),
             )
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
