@@ -18,6 +18,8 @@ from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
     EXIT_USAGE,
+    HelpFormatter,
+    Parser,
     diff,
     export,
     lineage,
@@ -66,20 +68,34 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from provenance import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="provenance",
         description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  provenance show model.onnx\n  provenance verify model.onnx\n"
+        "  provenance lineage model.onnx\n  provenance COMMAND --help",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"provenance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for command in (show, verify, diff, lineage, replay):
         command.register(commands)
-    schema = commands.add_parser("schema", help="print the JSON Schema of the sidecar")
-    schema.set_defaults(func=_cmd_schema)
-    check = commands.add_parser("validate", help="check sidecars against the schema")
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the sidecar",
+        description="Print the JSON Schema (draft 2020-12) every sidecar is checked against.",
+        epilog="examples:\n  provenance schema > manifest-v1.schema.json",
+        formatter_class=HelpFormatter,
+    )
+    schema.set_defaults(func=_cmd_schema, command_parser=schema)
+    check = commands.add_parser(
+        "validate",
+        help="check sidecars against the schema",
+        description="Check each sidecar against the schema: exit 1 if one is invalid.",
+        epilog="examples:\n  provenance validate runs/demo/models/*.manifest.json",
+        formatter_class=HelpFormatter,
+    )
     check.add_argument("files", nargs="+", help="artifacts or their sidecars")
-    check.set_defaults(func=_cmd_validate)
+    check.set_defaults(func=_cmd_validate, command_parser=check)
     export.register(commands)
     run.register(commands)
     return parser
@@ -103,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. This is the boundary where anything a record did to a command becomes
     one line on stderr and exit 2: never a traceback."""
     with _tolerant(sys.stdout, sys.stderr):
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser, with its own usage
+            args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
         try:
             return int(args.func(args))
         except UnreadableRecord as err:

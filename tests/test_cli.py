@@ -74,3 +74,61 @@ def test_the_command_starts_without_the_decorators_machinery():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_mistyped_command_or_choice_gets_a_suggestion():
+    done = cli("shwo", "x")
+    assert done.returncode == 2
+    assert "did you mean 'show'?" in done.stderr
+    done = cli("export", "x", "--format", "slas")
+    assert done.returncode == 2
+    assert "did you mean 'slsa'?" in done.stderr
+    assert "did you mean" not in cli("zzzzzz").stderr  # nothing close: no guess
+
+
+def test_a_bad_flag_is_reported_with_the_commands_own_usage():
+    for command in ("show", "verify", "lineage", "validate"):
+        done = cli(command, "--bogus", "x")
+        assert done.returncode == 2
+        assert done.stderr.startswith(f"usage: provenance {command} ")
+        assert f"provenance {command}: error: unrecognized arguments: --bogus" in done.stderr
+
+
+def test_every_command_has_a_description_examples_and_shown_defaults():
+    top = cli("--help").stdout
+    commands = [
+        "show",
+        "verify",
+        "diff",
+        "lineage",
+        "replay",
+        "schema",
+        "validate",
+        "export",
+        "run",
+    ]
+    for command in commands:
+        assert command in top
+        text = cli(command, "--help").stdout
+        description = text.split("\n\n")[1]
+        assert len(description.split()) >= 5, command
+        assert f"examples:\n  provenance {command}" in text, command
+    verify_help = " ".join(cli("verify", "--help").stdout.split())
+    assert "(default 1T)" in verify_help
+    assert "(default: 1000000)" in verify_help
+
+
+def test_sizes_are_taken_and_refused_as_a_person_types_them():
+    from provenance.commands import human_size, size_arg, size_default
+
+    assert [size_arg(s) for s in ("1G", "512M", "64k", "1.5T", "100", "2GiB")] == [
+        2**30, 512 * 2**20, 64 * 2**10, int(1.5 * 2**40), 100, 2**31,
+    ]  # fmt: skip
+    assert [human_size(n) for n in (0, 812, 1536, 2**40, 5 * 2**30 + 1)] == [
+        "0 B", "812 B", "1.5 KiB", "1 TiB", "5 GiB",
+    ]  # fmt: skip
+    assert size_default(2**40) == "1T"
+    assert size_default(1000) == "1000"
+    done = cli("verify", "--max-bytes", "5Q", "x")
+    assert done.returncode == 2
+    assert "not a size: '5Q'" in done.stderr

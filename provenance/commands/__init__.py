@@ -7,12 +7,13 @@ where asked), 2 a usage error or a record that cannot be read.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 MAX_MESSAGE = 400  # characters of one line on stderr: a hostile value can be megabytes long
@@ -30,22 +31,59 @@ def plain(docstring: str | None) -> str:
     return (docstring or "").replace("``", "`")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples kept as written; each option's default shown after its help,
+    unless the help already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, [], argparse.SUPPRESS)
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean" for a mistyped command or choice."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            close = difflib.get_close_matches(match.group(1), choices, n=1)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+        super().error(message)
+
+
 def add_command(
-    commands: Any, name: str, summary: str, doc: str | None, run: Callable[[Any], int]
+    commands: Any,
+    name: str,
+    summary: str,
+    doc: str | None,
+    run: Callable[[Any], int],
+    *,
+    examples: Iterable[str] = (),
 ) -> argparse.ArgumentParser:
-    """A subcommand described by its module's docstring, with the options every command has
-    (``--root``) and ``run`` as what it does."""
+    """A subcommand described by its module's docstring and ``examples`` (shell lines), with the
+    options every command has (``--root``) and ``run`` as what it does."""
+    lines = list(examples)
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
         help=summary,
         description=plain(doc),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=("examples:\n" + "\n".join(f"  {line}" for line in lines)) if lines else None,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--root",
         help="the project root relative paths resolve from (default: found from the record)",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, command_parser=parser)
     return parser
 
 
@@ -55,6 +93,46 @@ def add_outside_root(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also read paths outside the project root that a record names",
     )
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+
+
+def size_arg(text: str) -> int:
+    """A size as a person types it: ``1G``, ``512M``, ``64K``, ``1.5T`` (powers of 1024), or
+    bytes; the type of every option that takes a size."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (say 1G, 512M, 64K or bytes)")
+    value = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"too large: {text!r}")
+    return int(value)
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes as a person reads it: ``0 B``, ``812 B``, ``1.5 KiB``, ``1 TiB``."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            break
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+def size_default(n: int) -> str:
+    """A default size as the option takes it (``1T``), for help text."""
+    for unit in ("P", "T", "G", "M", "K"):
+        if n % _UNITS[unit] == 0:
+            return f"{n // _UNITS[unit]}{unit}"
+    return str(n)
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``0 records``; ``words`` where adding "s" is wrong."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
 
 
 def short(digest: object, width: int = 12) -> str:

@@ -36,7 +36,17 @@ ENTRY_KEYS = ("path", "exists", "kind", "size_bytes", "blake3", "sha256", "file_
 
 
 def register(commands: Any) -> None:
-    parser = add_command(commands, "diff", "what differs between two runs", __doc__, run)
+    parser = add_command(
+        commands,
+        "diff",
+        "what differs between two runs",
+        __doc__,
+        run,
+        examples=[
+            "provenance diff models/seed0.npz models/seed1.npz",
+            "provenance diff old/model.onnx.manifest.json model.onnx --json",
+        ],
+    )
     parser.add_argument("a", help="an artifact or sidecar")
     parser.add_argument("b", help="another artifact or sidecar")
     parser.add_argument("--json", action="store_true", help="print the differences as JSON")

@@ -51,7 +51,15 @@ TREE_DIGEST = "provenanceTreeV1"  # a folder's provenance.tree/v1 digest, not a 
 
 def register(commands: Any) -> None:
     parser = add_command(
-        commands, "export", "a record as SLSA provenance or OpenLineage", __doc__, run
+        commands,
+        "export",
+        "a record as SLSA provenance or OpenLineage",
+        __doc__,
+        run,
+        examples=[
+            "provenance export model.onnx --format slsa --out model.intoto.json",
+            "provenance export model.onnx --format openlineage",
+        ],
     )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--format", required=True, choices=("slsa", "openlineage"))

@@ -52,7 +52,17 @@ DEFAULT_MAX_DEPTH, MAX_DEPTH = 100, 250
 
 
 def register(commands: Any) -> None:
-    parser = add_command(commands, "lineage", "trace a file back to its raw inputs", __doc__, run)
+    parser = add_command(
+        commands,
+        "lineage",
+        "trace a file back to its raw inputs",
+        __doc__,
+        run,
+        examples=[
+            "provenance lineage models/konvid_mos_head.onnx",
+            "provenance lineage model.onnx --search runs/ --dot | dot -Tsvg > lineage.svg",
+        ],
+    )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument(
         "--search",

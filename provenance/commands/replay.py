@@ -50,7 +50,15 @@ Environment = dict[str, str | None]
 
 def register(commands: Any) -> None:
     parser = add_command(
-        commands, "replay", "print (or run) the command that made a file", __doc__, run
+        commands,
+        "replay",
+        "print (or run) the command that made a file",
+        __doc__,
+        run,
+        examples=[
+            "provenance replay models/konvid_mos_head.onnx",
+            "provenance replay model.onnx --run --python .venv/bin/python",
+        ],
     )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--run", action="store_true", help="run it, then diff the new record")

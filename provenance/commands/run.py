@@ -42,7 +42,15 @@ _FORWARDED = tuple(
 
 def register(commands: Any) -> None:
     parser = add_command(
-        commands, "run", "run a command and record it, with no change to its code", __doc__, run
+        commands,
+        "run",
+        "run a command and record it, with no change to its code",
+        __doc__,
+        run,
+        examples=[
+            "provenance run --input data=data/ --output model=model.pt -- python train.py",
+            "provenance run --output out=ckpt/ -- torchrun --nproc-per-node 4 train.py",
+        ],
     )
     parser.add_argument(
         "--input",

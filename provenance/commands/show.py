@@ -43,7 +43,18 @@ STATES = {
 
 
 def register(commands: Any) -> None:
-    parser = add_command(commands, "show", "summarise the run that produced a file", __doc__, run)
+    parser = add_command(
+        commands,
+        "show",
+        "summarise the run that produced a file",
+        __doc__,
+        run,
+        examples=[
+            "provenance show models/konvid_mos_head.onnx",
+            "provenance show model.onnx --json | jq .outcome",
+            "provenance show model.onnx --check-outcome && deploy model.onnx",
+        ],
+    )
     parser.add_argument("file", help="an artifact or its sidecar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(

@@ -34,9 +34,12 @@ from provenance.commands import (
     add_command,
     add_outside_root,
     declared_entries,
+    human_size,
     lines_text,
     print_json,
     short,
+    size_arg,
+    size_default,
     warn,
 )
 from provenance.measure.hashing import HashPolicy, Progress, TreeEntry, describe_path, hash_file
@@ -72,15 +75,26 @@ DEFAULT_MAX_ENTRIES = 1_000_000  # entries of one folder walked before it is ski
 
 def register(commands: Any) -> None:
     parser = add_command(
-        commands, "verify", "re-hash what records name; report drift", __doc__, run
+        commands,
+        "verify",
+        "re-hash what records name; report drift",
+        __doc__,
+        run,
+        examples=[
+            "provenance verify models/konvid_mos_head.onnx",
+            "provenance verify runs/demo/models/*.onnx",
+            "provenance verify model.onnx --max-bytes 10G --json",
+        ],
     )
     parser.add_argument("files", nargs="+", help="artifacts or their sidecars")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        type=size_arg,
         default=DEFAULT_MAX_BYTES,
-        help="skip files, and folders holding, larger than this",
+        metavar="SIZE",
+        help="skip files, and folders holding, larger than this: 1G, 512M, 64K or bytes "
+        f"(default {size_default(DEFAULT_MAX_BYTES)})",
     )
     parser.add_argument(
         "--max-entries",
@@ -140,7 +154,7 @@ class _FolderBounds:
         self.files += 1
         self.size += entry.stat.st_size
         if self.size > self.max_bytes:
-            raise _Stopped(SKIPPED, f"larger than --max-bytes (over {self.max_bytes} B)")
+            raise _Stopped(SKIPPED, f"larger than --max-bytes (over {human_size(self.max_bytes)})")
         if isinstance(self.recorded_files, int) and self.files > self.recorded_files:
             raise _Stopped(CHANGED, f"more files than the {self.recorded_files} recorded")
         if isinstance(self.recorded_bytes, int) and self.size > self.recorded_bytes:
