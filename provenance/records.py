@@ -337,17 +337,28 @@ def load(
     with the stat taken after reading it, passed the schema check unchanged (the lineage
     index); the check is then not made again. The strict JSON reader always is."""
     source = locate(given)
-    document, st = _read_json(source)
-    embedded = False
-    if not is_sidecar_name(source.name):
+    if not is_sidecar_name(Path(given).name) and not os.path.lexists(source):
+        raise UnreadableRecord(
+            f"no record for {given}: neither it nor {sidecar_path_for(Path(given)).name} exists"
+        )
+    embedded = not is_sidecar_name(source.name)
+    no_record = (
+        f"no record for {given} (looked for {sidecar_path_for(source).name} and an embedded "
+        "run_provenance block)"
+    )
+    try:
+        document, st = _read_json(source)
+    except UnreadableRecord as err:
+        if not embedded:
+            raise
+        # An artifact that is not a JSON document holding a record has no record: that is
+        # the finding, not how its bytes failed to be JSON.
+        raise UnreadableRecord(no_record) from err
+    if embedded:
         block = document.get("run_provenance") if isinstance(document, dict) else None
         if not isinstance(block, dict):
-            raise UnreadableRecord(
-                f"{given}: no sidecar beside it ({sidecar_path_for(source).name}) and no "
-                "run_provenance inside it"
-            )
+            raise UnreadableRecord(no_record)
         document = {"schema": "provenance.manifest/v1", "run_provenance": block}
-        embedded = True
     if declared_count(document) > MAX_DECLARED:
         raise UnreadableRecord(f"{source}: declares over {MAX_DECLARED:,} paths: not a sidecar")
     if embedded or vouched is None or not vouched(source, st):

@@ -1344,3 +1344,30 @@ class TestDiffReadsPerKey:
             "  command  command: vmaf-train fit -> None",
             "  config   trainer.epochs: 5 -> (absent)",
         ]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"plain text\n", b"\x00\x01binary", b'{"a": 1}', b"[1, 2]", b"{not json"],
+    ids=["text", "binary", "json-without-block", "json-list", "broken-json"],
+)
+@pytest.mark.parametrize("command", ["show", "verify", "lineage", "replay", "export"])
+def test_an_artifact_without_a_record_says_so_in_words(tmp_path, content, command):
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(content)
+    extra = ["--format", "slsa"] if command == "export" else []
+    proc = cli(command, artifact, *extra, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"provenance: no record for {artifact} (looked for model.bin.manifest.json and an "
+        "embedded run_provenance block)\n"
+    )
+
+
+def test_a_missing_artifact_without_a_record_says_neither_exists(tmp_path):
+    proc = cli("show", tmp_path / "gone.onnx", timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"provenance: no record for {tmp_path / 'gone.onnx'}: neither it nor "
+        "gone.onnx.manifest.json exists\n"
+    )
