@@ -376,3 +376,21 @@ class TestRanks:
         assert self.launch(out) == [0, 0]
         assert running_records(sidecar_of(out)) == []
         assert verified(out)[0] == 0
+
+
+def test_a_lost_runs_own_record_reads_as_lost_not_as_under_way(tmp_path):
+    """With no final record, show and verify describe the lost run itself: no outcome
+    "running", no output "pending" as if it could still be measured."""
+    model = tmp_path / "model.bin"
+    left = lost_run(model, "lost", write=False)
+    shown = run_cli("show", left)
+    assert shown.code == 0, shown.err
+    assert "outcome         lost (the run never ended: no outcome, no exit code)" in shown.out
+    assert "never measured: the run was lost before it ended" in shown.out
+    assert "pending" not in shown.out
+    assert "running" not in shown.out.split("\n", 1)[1]
+    result = run_cli("verify", "--json", "--outside-root", "--no-code", left)
+    (report,) = json.loads(result.out)
+    statuses = {c["group"]: c["status"] for c in report["checks"]}
+    assert statuses == {"record": "lost", "output": "skipped"}
+    assert result.code == 1

@@ -218,11 +218,13 @@ def _launch_line(launch: dict[str, Any], states: list[dict[str, Any]]) -> str:
     return f"  launch          {launch['launcher']}, {launch['world_size']} ranks: {how}"
 
 
-def _entry_line(name: str, entry: Any) -> str:
+def _entry_line(name: str, entry: Any, state: str | None = None) -> str:
     if not isinstance(entry, dict):
         return f"    {name:<14} (malformed entry)"
     path = entry.get("path", "?")
     if entry.get("pending"):
+        if state == LOST:
+            return f"    {name:<14} {path}  (never measured: the run was lost before it ended)"
         return f"    {name:<14} {path}  (pending: not measured until the run ends)"
     if not entry.get("exists"):
         return f"    {name:<14} {path}  (missing)"
@@ -267,7 +269,10 @@ def render(info: dict[str, Any]) -> str:
         )
         code = "" if outcome["exit_code"] is None else f" (exit {outcome['exit_code']})"
         rank = f" on rank {outcome['rank']}" if isinstance(outcome.get("rank"), int) else ""
-        lines.append(f"  outcome         {outcome['status']}{code}{rank}{error}")
+        status = outcome["status"]
+        if info["state"] == LOST and status == "running":
+            status = "lost (the run never ended: no outcome, no exit code)"
+        lines.append(f"  outcome         {status}{code}{rank}{error}")
         for gate, verdict in outcome["gates"].items():
             values = ", ".join(
                 f"{k}={v}" for k, v in verdict.items() if k != "passed" and v is not None
@@ -281,7 +286,9 @@ def render(info: dict[str, Any]) -> str:
     lines += attempt_lines(info["record"], info["attempts"])
     for title in ("inputs", "outputs"):
         lines.append(f"  {title}")
-        lines += [_entry_line(n, e) for n, e in info[title].items()] or ["    (none)"]
+        lines += [_entry_line(n, e, info["state"]) for n, e in info[title].items()] or [
+            "    (none)"
+        ]
     if info.get("declaration_errors"):
         lines.append("  declaration errors  (unresolved at exit; the run went on)")
         lines += [

@@ -245,6 +245,10 @@ class Verifier:
             return Check(group, name, "?", SKIPPED, "malformed entry")
         shown = entry["path"]
         if entry.get("pending"):
+            if record.running and job_state(record) == LOST:
+                return Check(
+                    group, name, shown, SKIPPED, "never measured: the run was lost before it ended"
+                )
             return Check(group, name, shown, PENDING, "not measured until the run ends")
         if entry.get("embedded_here"):
             return Check(
