@@ -715,6 +715,33 @@ class TestReplayRun:
         assert "it wrote no record" in report["problems"]
         assert report["reproduced"] is False
 
+    def test_a_script_that_cannot_import_suggests_python(self, proj, tmp_path):
+        """An interpreter without the run's packages (here: the same one, with no site
+        packages and no PYTHONPATH) fails on its first import: replay says to give --python."""
+        table = built_table(proj)
+        python = tmp_path / "python-without-packages"
+        python.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S "$@"\n')
+        python.chmod(0o755)
+        result = run_cli("replay", "--run", "--json", "--python", python, table)
+        assert result.code == 1, result
+        report = json.loads(result.out)
+        hint = (
+            f"it could not import provenance with {python}: give the interpreter the run used "
+            "with --python (a virtual environment's bin/python, say)"
+        )
+        assert hint in report["problems"]
+        assert "ModuleNotFoundError: No module named 'provenance'" in result.err
+        plain = run_cli("replay", "--run", "--python", python, table)
+        assert hint in plain.out
+
+    def test_a_script_failing_otherwise_gets_no_import_hint(self, proj):
+        copy_fake("outcomes", proj)
+        run_in(
+            proj, "outcomes.py", "--mode", "exit-int", "--code", "3", "--write", "--out", "o.txt"
+        )
+        report = json.loads(run_cli("replay", "--run", "--json", proj / "o.txt").out)
+        assert not any("--python" in p for p in report["problems"])
+
     def test_a_nonzero_exit_is_a_finding_even_when_the_record_is_the_same(self, proj):
         copy_fake("outcomes", proj)
         proc = run_in(

@@ -482,6 +482,43 @@ def _announce(left: list[str], wanted: Environment) -> None:
         )
 
 
+_TAIL_BYTES = 64 * 1024
+_MISSING_MODULE = re.compile(
+    rb"^(?:ModuleNotFoundError|ImportError): No module named '([^'\n]{1,200})'", re.M
+)
+
+
+def _run_teed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes]:
+    """Run the replay with its output (stdout and stderr both) passed on to stderr as it
+    comes, kept off the result on stdout; its exit code and the last bytes it printed."""
+    tail = bytearray()
+    out = sys.stderr.buffer if hasattr(sys.stderr, "buffer") else None
+    sys.stderr.flush()
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            if out is not None:
+                out.write(chunk)
+                out.flush()
+            tail += chunk
+            del tail[:-_TAIL_BYTES]
+    return proc.returncode, bytes(tail)
+
+
+def _missing_module(tail: bytes) -> str | None:
+    """The module a failed replay could not import, from the traceback it printed last."""
+    found = _MISSING_MODULE.findall(tail)
+    return found[-1].decode("utf-8", "replace") if found else None
+
+
+def argv_python(argv: list[str]) -> str:
+    """The interpreter a replay's words start (after a launcher such as ``mpirun -n 4``)."""
+    return next((w for w in argv if Path(w).name.startswith("python")), argv[0])
+
+
 def run(args: argparse.Namespace) -> int:
     record = load(args.file, args.root)
     bad = [name for name in args.env if not ENV_NAME.fullmatch(name)]
@@ -543,16 +580,15 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="provenance-replay-") as folder:
         log = Path(folder) / "records"
         log.touch()
-        done = subprocess.run(
-            argv,
-            cwd=record.root,
-            env={**env, RECORD_LOG: str(log)},
-            stdin=subprocess.DEVNULL,
-            stdout=2,  # the script's own output, kept off the result on stdout
-            check=False,
-        )
+        returncode, tail = _run_teed(argv, record.root, {**env, RECORD_LOG: str(log)})
         chosen = _judged(record, _written(log))
-    problems = [] if done.returncode == 0 else [f"it exited {done.returncode}"]
+    problems = [] if returncode == 0 else [f"it exited {returncode}"]
+    missing = _missing_module(tail) if returncode != 0 and chosen is None else None
+    if missing is not None:
+        problems.append(
+            f"it could not import {missing} with {argv_python(argv)}: give the interpreter "
+            "the run used with --python (a virtual environment's bin/python, say)"
+        )
     new = None
     if chosen is None:
         problems.append("it wrote no record")
@@ -578,7 +614,7 @@ def run(args: argparse.Namespace) -> int:
                 "argv": argv,
                 "environment": wanted,
                 "not_set": left,
-                "exit_code": done.returncode,
+                "exit_code": returncode,
                 "record": str(chosen) if chosen is not None else None,
                 "reproduced": not problems,
                 "problems": problems,
@@ -588,7 +624,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         wrote = f"new record {chosen}" if chosen is not None else "it wrote no record"
-        lines = [f"replayed: exit {done.returncode}; {wrote}"]
+        lines = [f"replayed: exit {returncode}; {wrote}"]
         print(lines_text(lines))
         if differences:
             print(render_differences(read))
