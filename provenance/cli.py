@@ -20,6 +20,7 @@ from provenance.commands import (
     EXIT_USAGE,
     HelpFormatter,
     Parser,
+    add_color,
     diff,
     export,
     lineage,
@@ -29,6 +30,7 @@ from provenance.commands import (
     replay,
     run,
     show,
+    style,
     verify,
     warn,
 )
@@ -58,10 +60,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             warn(f"unreadable: {err}")
             status = max(status, EXIT_USAGE)
         except ProvenanceError as err:
-            print(f"{printable(str(sidecar))}: invalid: {one_line(str(err))}")
+            print(f"{printable(str(sidecar))}: {style.paint('invalid')}: {one_line(str(err))}")
             status = max(status, EXIT_FINDING)
         else:
-            print(printable(f"{sidecar}: valid"))
+            print(f"{printable(str(sidecar))}: {style.paint('valid')}")
     return status
 
 
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     check.add_argument("files", nargs="+", help="artifacts or their sidecars")
+    add_color(check)
     check.set_defaults(func=_cmd_validate, command_parser=check)
     export.register(commands)
     run.register(commands)
@@ -123,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the command's own parser, with its own usage
             args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        style.configure(getattr(args, "color", "auto"), sys.stdout)
         try:
             return int(args.func(args))
         except UnreadableRecord as err:

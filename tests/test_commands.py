@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance.record.sidecar import running_record_path, side_record_path
+from provenance.record.sidecar import running_record_path, side_record_path, sidecar_path_for
 from tests.conftest import ROOT, block_of, load_sidecar, run_fake, run_script, sidecar_of
 from tests.handmade import (
     HEX,
@@ -100,7 +100,7 @@ def test_show_can_fail_on_a_failed_outcome(tmp_path):
 def test_show_of_nothing_is_exit_2(tmp_path):
     proc = cli("show", tmp_path / "nothing.bin")
     assert proc.returncode == 2
-    assert "nothing.bin.manifest.json: no such file" in proc.stderr
+    assert "neither it nor nothing.bin.manifest.json exists" in proc.stderr
 
 
 # -- verify ------------------------------------------------------------------------------------
@@ -609,14 +609,17 @@ class TestRunningRecords:
         for given in (lost, proj / "t.tsv"):
             shown = run_cli("show", given)
             assert shown.code == 0, shown
-            assert "running" in shown.out
-            assert "pending" in shown.out
+            assert "outcome         lost (the run never ended" in shown.out
+            assert "never measured: the run was lost before it ended" in shown.out
             verified = run_cli("verify", "--json", "--no-code", given)
             assert verified.code == 1, verified
             assert "Traceback" not in verified.err
         with open(live) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            assert "(running" in run_cli("show", live).out
+            held = run_cli("show", live).out
+            assert "(running" in held
+            assert "outcome         running" in held
+            assert "(pending: not measured until the run ends)" in held
             assert "(lost" in run_cli("show", lost).out
 
 
@@ -1398,3 +1401,72 @@ def test_a_missing_artifact_without_a_record_says_neither_exists(tmp_path):
         f"provenance: no record for {tmp_path / 'gone.onnx'}: neither it nor "
         "gone.onnx.manifest.json exists\n"
     )
+
+
+def _on_a_terminal(folder, *argv, env=None):
+    """The command's stdout as a terminal shows it: run with a pseudo-terminal as stdout."""
+    import pty
+
+    leader, follower = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provenance", *map(str, argv)],
+        cwd=folder,
+        env={**environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", **(env or {})},
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=60) in (0, 1)
+    return b"".join(chunks).decode()
+
+
+class TestVerifyForPeople:
+    def test_colour_on_a_terminal_unless_no_color_or_never(self, proj):
+        table = built_table(proj)
+        painted = _on_a_terminal(proj, "verify", table)
+        assert "\x1b[32munchanged\x1b[0m" in painted
+        assert "\x1b[" not in _on_a_terminal(proj, "verify", table, env={"NO_COLOR": "1"})
+        assert "\x1b[" not in _on_a_terminal(proj, "verify", table, "--color", "never")
+        assert "\x1b[" not in _on_a_terminal(proj, "verify", table, env={"TERM": "dumb"})
+        assert "\x1b[" not in run_cli("verify", table).out  # a pipe
+        forced = run_cli("verify", "--color", "always", table).out
+        assert "\x1b[32munchanged\x1b[0m" in forced
+
+    def test_a_record_cannot_paint_the_terminal_even_with_colour_on(self, proj):
+        table = built_table(proj)
+        sidecar = sidecar_path_for(table)
+        doc = json.loads(sidecar.read_text())
+        doc["run_provenance"]["outputs"]["table"]["path"] = "t.tsv\x1b[31mFAKE"
+        sidecar.write_text(json.dumps(doc))
+        out = run_cli("verify", "--color", "always", table).out
+        assert "\x1b[31mFAKE" not in out
+        assert "\\x1b[31mFAKE" in out
+
+    def test_quiet_prints_only_findings_and_a_total_across_records(self, proj, tmp_path):
+        table = built_table(proj)
+        other = built_table(project(tmp_path / "other"))
+        other.write_text("changed\n")
+        result = run_cli("verify", "--quiet", table, other, proj / "README-none.txt")
+        assert result.code == 2
+        lines = result.out.splitlines()
+        assert not [line for line in lines if line.lstrip().startswith("unchanged")]
+        assert any(line.lstrip().startswith("changed") and "t.tsv" in line for line in lines)
+        assert lines[-1].startswith(
+            "2 records verified (1 without a finding), 1 record unreadable: "
+        )
+        assert " 1 changed," in lines[-1]
+        one = run_cli("verify", table).out.splitlines()
+        assert "records verified" not in one[-1]  # a total only across several
+        assert any(line.endswith(" files") or line.endswith(" file") for line in one)
+        assert not any("(s)" in line for line in one)

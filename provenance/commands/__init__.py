@@ -83,8 +83,18 @@ def add_command(
         "--root",
         help="the project root relative paths resolve from (default: found from the record)",
     )
+    add_color(parser)
     parser.set_defaults(func=run, command_parser=parser)
     return parser
+
+
+def add_color(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour verdicts: auto is on a terminal unless NO_COLOR is set (default: auto)",
+    )
 
 
 def add_outside_root(parser: argparse.ArgumentParser) -> None:
@@ -171,9 +181,15 @@ def shell_join(words: Iterable[str]) -> str:
     return " ".join(shell_quote(word) for word in words)
 
 
+class Escaped(str):
+    """A line already made printable piece by piece (around a painted verdict): kept as is."""
+
+    __slots__ = ()
+
+
 def lines_text(lines: Iterable[str]) -> str:
     """Rendered lines as printed text, each kept to one line whatever a record put in it."""
-    return "\n".join(printable(line) for line in lines)
+    return "\n".join(line if isinstance(line, Escaped) else printable(line) for line in lines)
 
 
 def one_line(message: str, limit: int = MAX_MESSAGE) -> str:

@@ -13,13 +13,18 @@ from typing import Any
 from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
+    Escaped,
     add_command,
     declared_entries,
+    human_size,
     lines_text,
     one_line,
+    plural,
     print_json,
+    printable,
     shell_quote,
     short,
+    style,
 )
 from provenance.commands.diff import seed_text
 from provenance.commands.replay import command_line
@@ -232,9 +237,10 @@ def _entry_line(name: str, entry: Any, state: str | None = None) -> str:
         return f"    {name:<14} {path}  (this file: the block is embedded in it)"
     notes = []
     if entry.get("kind") == "directory":
-        notes.append(f"{entry.get('file_count')} files")
-    if "size_bytes" in entry:
-        notes.append(f"{entry['size_bytes']} B")
+        count = entry.get("file_count")
+        notes.append(plural(count, "file") if isinstance(count, int) else f"{count} files")
+    if isinstance(entry.get("size_bytes"), int):
+        notes.append(human_size(entry["size_bytes"]))
     if entry.get("blake3"):
         notes.append(f"blake3 {short(entry['blake3'])}")
     if entry.get("error") or entry.get("errors"):
@@ -272,13 +278,25 @@ def render(info: dict[str, Any]) -> str:
         status = outcome["status"]
         if info["state"] == LOST and status == "running":
             status = "lost (the run never ended: no outcome, no exit code)"
-        lines.append(f"  outcome         {status}{code}{rank}{error}")
+        word, _, said = status.partition(" ")
+        lines.append(
+            Escaped(
+                f"  outcome         {style.paint(printable(word))}"
+                + printable(f"{' ' if said else ''}{said}{code}{rank}{error}")
+            )
+        )
         for gate, verdict in outcome["gates"].items():
             values = ", ".join(
                 f"{k}={v}" for k, v in verdict.items() if k != "passed" and v is not None
             )
             state = "pass" if verdict.get("passed") else "FAIL"
-            lines.append(f"    gate {gate}: {state}" + (f"  ({values})" if values else ""))
+            lines.append(
+                Escaped(
+                    printable(f"    gate {gate}: ")
+                    + style.paint(state)
+                    + printable(f"  ({values})" if values else "")
+                )
+            )
     if "launch" in info:
         lines.append(_launch_line(info["launch"], info["rank_states"]))
     for other in info["running"]:
@@ -305,7 +323,9 @@ def render(info: dict[str, Any]) -> str:
             for name, value in info["environment"].items()
         ]
     lines += _seed_lines(info)
-    lines.append(f"  code            {info['code_files']} project files with their digests")
+    lines.append(
+        f"  code            {plural(info['code_files'], 'project file')} with their digests"
+    )
     if "volatile" in info:
         lines.append(_volatile_line(info["volatile"]))
     lines += _left_out_lines(info.get("left_out"))

@@ -35,11 +35,13 @@ from provenance.commands import (
     add_outside_root,
     declared_entries,
     human_size,
-    lines_text,
+    plural,
     print_json,
+    printable,
     short,
     size_arg,
     size_default,
+    style,
     warn,
 )
 from provenance.measure.hashing import HashPolicy, Progress, TreeEntry, describe_path, hash_file
@@ -82,12 +84,19 @@ def register(commands: Any) -> None:
         run,
         examples=[
             "provenance verify models/konvid_mos_head.onnx",
-            "provenance verify runs/demo/models/*.onnx",
+            "provenance verify runs/demo/models/*.onnx --quiet",
             "provenance verify model.onnx --max-bytes 10G --json",
         ],
     )
     parser.add_argument("files", nargs="+", help="artifacts or their sidecars")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only what is a finding (changed, missing, appeared, skipped, lost) and "
+        "each record's counts",
+    )
     parser.add_argument(
         "--max-bytes",
         type=size_arg,
@@ -375,22 +384,36 @@ def _stat(path: Path) -> tuple[os.stat_result | None, str | None]:
     return st, None
 
 
-def render(source: str, checks: list[Check]) -> str:
-    lines = [source]
-    quiet_code = [c for c in checks if c.group == "code" and c.status == UNCHANGED]
-    for check in checks:
-        if check in quiet_code:
-            continue
-        detail = f"  ({check.detail})" if check.detail else ""
-        lines.append(f"  {check.status:<9} {check.group:<6} {check.name:<14} {check.path}{detail}")
-    if quiet_code:
-        lines.append(f"  {UNCHANGED:<9} code   {len(quiet_code)} file(s)")
+def counts_of(checks: list[Check]) -> dict[str, int]:
+    """How many checks had each status: the five always, the others where there are any."""
     counts = {s: sum(c.status == s for c in checks) for s in STATUSES}
     for other in (LOST, LIVE, PENDING, ATTEMPT):  # named only where a record has them
         if any(c.status == other for c in checks):
             counts[other] = sum(c.status == other for c in checks)
-    lines.append("  " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    return lines_text(lines)
+    return counts
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(
+        f"{n:,} {style.paint(s) if n and s not in QUIET else s}" for s, n in counts.items()
+    )
+
+
+def render(source: str, checks: list[Check], *, quiet: bool = False) -> str:
+    """A record's checks, one line each (with ``quiet``, only those that are a finding), and
+    its counts. Only the verdict words are painted; the rest is escaped as a record's text."""
+    lines = [printable(source)]
+    quiet_code = [c for c in checks if c.group == "code" and c.status == UNCHANGED]
+    for check in checks:
+        if check in quiet_code or (quiet and check.status in QUIET):
+            continue
+        detail = f"  ({check.detail})" if check.detail else ""
+        rest = printable(f"{check.group:<6} {check.name:<14} {check.path}{detail}")
+        lines.append(f"  {style.paint(check.status, 9)} {rest}")
+    if quiet_code and not quiet:
+        lines.append(f"  {style.paint(UNCHANGED, 9)} code   {plural(len(quiet_code), 'file')}")
+    lines.append("  " + counts_line(counts_of(checks)))
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -398,6 +421,7 @@ def run(args: argparse.Namespace) -> int:
     verifier = Verifier(args.max_bytes, args.max_entries, cache, args.outside_root)
     status = EXIT_OK
     reports: list[dict[str, Any]] = []
+    verified: list[list[Check]] = []
     try:
         for given in args.files:
             try:
@@ -411,12 +435,22 @@ def run(args: argparse.Namespace) -> int:
             if any(c.status not in QUIET for c in checks):
                 status = max(status, EXIT_FINDING)
             reports.append({"record": str(record.source), "checks": [c.as_dict() for c in checks]})
+            verified.append(checks)
             if not args.json:
-                print(render(str(record.source), checks))
+                print(render(str(record.source), checks, quiet=args.quiet))
     finally:
         verifier.progress.close()
         if cache is not None:
             cache.close()
     if args.json:
         print_json(reports)
+    elif len(args.files) > 1:
+        unread = len(args.files) - len(verified)
+        total = counts_of([c for checks in verified for c in checks])
+        clean = sum(not any(c.status not in QUIET for c in checks) for checks in verified)
+        print(
+            f"{plural(len(verified), 'record')} verified ({clean:,} without a finding)"
+            + (f", {plural(unread, 'record')} unreadable" if unread else "")
+            + f": {counts_line(total)}"
+        )
     return status
