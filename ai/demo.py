@@ -166,6 +166,7 @@ def lanes(out: str) -> list[list[Step]]:
         quantization_and_registry_steps(out),
         audit_steps(s, c, t, m, r),
         vmaf_train_steps(out),
+        legacy_eval_steps(out),
     ]
 
 
@@ -177,6 +178,38 @@ def stages(out: str) -> list[list[list[Step]]]:
 def steps(out: str) -> list[Step]:
     """Every step, in an order that runs them one at a time."""
     return [step for stage in stages(out) for lane in stage for step in lane]
+
+
+def legacy_eval_steps(out: str) -> list[Step]:
+    """Per-fold tiny models of three architectures and two baselines, then both LOSO evals.
+
+    The fork's recipe trains each fold for 90 epochs of 256-row batches on tens of thousands
+    of frames; on the sample's 192 frames a fold gets shorter, smaller batches instead.
+    """
+    data, m, r = f"{out}/sample/netflix_loso", f"{out}/models/legacy", f"{out}/reports/legacy"
+    runs = f"{m}/training_runs"
+    return [
+        Step(
+            "train_loso_fold_models",
+            f"--data-root {data} --archs mlp_small,mlp_medium,linear --training-runs-dir {runs} "
+            f"--mlp-small-baseline {m}/vmaf_tiny_v1.onnx "
+            f"--mlp-medium-baseline {m}/vmaf_tiny_v1_medium.onnx "
+            f"--epochs 40 --batch-size 8 --lr 0.05 --out-json {m}/loso_fold_training.json",
+            f"{m}/loso_fold_training.json",
+        ),
+        Step(
+            "eval_loso_mlp_small",
+            f"--data-root {data} --loso-dir {runs}/loso_mlp_small "
+            f"--mlp-small-baseline {m}/vmaf_tiny_v1.onnx "
+            f"--mlp-medium-baseline {m}/vmaf_tiny_v1_medium.onnx --out {r}",
+            f"{r}/loso_mlp_small_eval.json",
+        ),
+        Step(
+            "eval_loso_3arch",
+            f"--data-root {data} --training-runs-dir {runs} --out {r}",
+            f"{r}/loso_3arch_eval.json",
+        ),
+    ]
 
 
 # -- vmaf-train: the same pipeline as one command, its fit driven by a YAML config ------------

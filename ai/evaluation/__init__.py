@@ -1,0 +1,1 @@
+"""The legacy LOSO evaluations: per-fold tiny VMAF models scored on their held-out Netflix clips."""
