@@ -167,6 +167,7 @@ def lanes(out: str) -> list[list[Step]]:
         audit_steps(s, c, t, m, r),
         vmaf_train_steps(out),
         legacy_eval_steps(out),
+        tables_steps(out),
     ]
 
 
@@ -347,6 +348,49 @@ def audit_steps(s: str, c: str, t: str, m: str, r: str) -> list[Step]:
             f"--corpus-dir {s}/bvi_dvc --model {m}/konvid_mos_head.onnx --crf-grid 22,27,32,37 "
             f"--out-json {m}/nr_metric_v1.json --report-md {r}/nr_threshold.md",
             f"{m}/nr_metric_v1.json",
+        ),
+    ]
+
+
+def tables_steps(out: str) -> list[Step]:
+    """The predictor's CV gate, the derived tables beside the chain's, and their signal mix."""
+    s, c, t, m = (f"{out}/{d}" for d in ("sample", "corpora", "tables", "models"))
+    d, r = f"{t}/derived", f"{out}/reports/tables"
+    codecs = " ".join(f"--codec {codec}" for codec in ("libx264", "libx265", "libsvtav1"))
+    signals = " ".join(
+        f"--signal {name}={d}/{name}.parquet"
+        for name in ("mos_labels", "saliency", "second_opinion")
+    )
+    return [
+        Step(
+            "train_predictor_v2_realcorpus",
+            f"--corpus-root {s}/predictor {codecs} --epochs 60 "
+            f"--report-out {r}/predictor_v2_realcorpus.json",
+            f"{r}/predictor_v2_realcorpus.json",
+        ),
+        Step(
+            "materialize_mos_labels",
+            f"--table {t}/k150k_enriched.parquet --labels {c}/mos_aggregated.jsonl "
+            f"--corpus konvid-150k --out {d}/mos_labels.parquet --report-out {r}/mos_labels.json",
+            f"{d}/mos_labels.parquet",
+        ),
+        Step(
+            "materialize_saliency_features",
+            f"--table {t}/k150k_enriched.parquet --cache-dir {s}/k150k/vmaf_cache "
+            f"--out {d}/saliency.parquet --report-out {r}/saliency.json",
+            f"{d}/saliency.parquet",
+        ),
+        Step(
+            "materialize_second_opinion_features",
+            f"--table {t}/chug_enriched.parquet --mos-scale 0-100 "
+            f"--model {m}/konvid_mos_head.onnx --out {d}/second_opinion.parquet "
+            f"--report-out {r}/second_opinion.json",
+            f"{d}/second_opinion.parquet",
+        ),
+        Step(
+            "signal_mix_audit",
+            f"--table {t}/combined.parquet {signals} --out-json {r}/signal_mix.json",
+            f"{r}/signal_mix.json",
         ),
     ]
 

@@ -66,10 +66,77 @@ def test_the_ranking_is_each_columns_correlation_with_the_target(demo):
         "top_k": 8,
         "min_abs_corr": 0.5,
         "redundancy_threshold": 0.95,
+        "mi_bins": 10,
+        "ridge_alpha": 1.0,
+        "importance_repeats": 5,
+        "importance_seed": 0,
     }
     assert manifest["top_k_columns"] == top
     assert manifest["columns_ranked"] == len(columns)
     assert manifest["source"].endswith("tables/k150k_enriched.parquet")
+
+
+def binned_mi(a: np.ndarray, b: np.ndarray, bins: int) -> float:
+    """I(a; b) in nats over equal-count bins, counted cell by cell."""
+
+    def binned(v: np.ndarray) -> np.ndarray:
+        return np.minimum(((ranks(v) - 1) * bins / len(v)).astype(int), bins - 1)
+
+    ba, bb = binned(a), binned(b)
+    total = 0.0
+    for i in range(bins):
+        for j in range(bins):
+            pij = np.mean((ba == i) & (bb == j))
+            if pij:
+                total += pij * np.log(pij / (np.mean(ba == i) * np.mean(bb == j)))
+    return total
+
+
+def test_mutual_information_and_importance_see_what_correlation_misses(tmp_path):
+    rng = np.random.default_rng(7)
+    y = rng.uniform(0.0, 1.0, 400)
+    columns = {
+        "linear": y + rng.normal(0, 0.05, 400),
+        "fold": (y - 0.5) ** 2 + rng.normal(0, 0.002, 400),  # no linear trend, fully dependent
+        "noise": rng.normal(0, 1, 400),
+        "copy": y + rng.normal(0, 0.05, 400),
+    }
+    source = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"mos": y, **columns}), source)
+    out = tmp_path / "r.json"
+    proc = run_script("feature_correlation", "--table", source, "--out-json", out,
+                      "--top-k", "1", "--mi-bins", "8", "--importance-seed", "3")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    by = {e["column"]: e for e in report["ranking"]}
+    for name, values in columns.items():
+        assert by[name]["mutual_information"] == pytest.approx(binned_mi(values, y, 8), abs=1e-6)
+    assert abs(by["fold"]["plcc"]) < 0.1
+    assert by["fold"]["mutual_information"] > 5 * by["noise"]["mutual_information"]
+    # A ridge fit cannot use "fold"; "noise" carries nothing; "linear" and "copy" share the load.
+    assert by["noise"]["permutation_importance"] < 0.01
+    assert by["fold"]["permutation_importance"] < 0.01
+    assert by["linear"]["permutation_importance"] > 0.1
+    assert by["copy"]["permutation_importance"] > 0.1
+    # The same numbers, recomputed from the ridge fit the report describes.
+    names = list(columns)  # the table's order, the fit's order
+    x = np.column_stack([columns[n] for n in names])
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    centred = y - y.mean()
+    coef = np.linalg.solve(z.T @ z + np.eye(len(names)), z.T @ centred)
+    base = np.mean((z @ coef - centred) ** 2)
+    shuffle = np.random.default_rng(3)
+    for j, name in enumerate(names):
+        rises = []
+        for _ in range(5):
+            moved = z.copy()
+            moved[:, j] = z[shuffle.permutation(400), j]
+            rises.append(np.mean((moved @ coef - centred) ** 2) - base)
+        assert by[name]["permutation_importance"] == pytest.approx(
+            np.mean(rises) / np.var(y), abs=2e-6
+        )
+    assert (report["importance_seed"], report["mi_bins"]) == (3, 8)
+    assert block_of(out)["args"]["mi_bins"] == 8
 
 
 def correlate(demo: Path, out: Path, *extra: object):

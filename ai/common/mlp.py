@@ -98,9 +98,17 @@ class MLP:
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             z = h @ w + b
             pre.append(z)
-            h = z if i == len(self.weights) - 1 else _act(self.activation, z)
+            h = self._output(z) if i == len(self.weights) - 1 else _act(self.activation, z)
             inputs.append(h)
         return inputs, pre
+
+    def _output(self, z: np.ndarray) -> np.ndarray:
+        """The last layer's output from its pre-activation: linear; a subclass may squash it."""
+        return z
+
+    def _output_grad(self, out: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """The loss gradient by the last pre-activation, from the one by the output ``out``."""
+        return grad
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``[N, out]`` for ``[N, in]`` raw inputs (standardised here when the model says so)."""
@@ -157,6 +165,7 @@ class MLP:
                     grad = np.concatenate(
                         [(mu - t) * inv, 0.5 * (1.0 - (t - mu) ** 2 * inv)], axis=1
                     ) / len(idx)
+                grad = self._output_grad(out, grad)
                 grads_w: list[np.ndarray] = [np.empty(0)] * len(self.weights)
                 grads_b: list[np.ndarray] = [np.empty(0)] * len(self.weights)
                 for layer in range(len(self.weights) - 1, -1, -1):

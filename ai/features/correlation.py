@@ -1,4 +1,11 @@
-"""Feature-correlation audits: every feature column ranked by its correlation with a target."""
+"""Feature-correlation audits: every feature column ranked by its correlation with a target.
+
+Beside PLCC and SROCC each column gets its mutual information with the target (binned into
+equal-count bins, in nats) and its permutation importance in a ridge fit of the target on
+every ranked column (the rise of the mean squared error when that column alone is shuffled,
+as a fraction of the target's variance), so a column that matters without being linear with
+the target, or one whose signal another column already carries, shows.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +48,56 @@ def column_values(path: Path, table: pa.Table, column: str) -> np.ndarray:
     return values
 
 
+def quantile_bins(values: np.ndarray, bins: int) -> np.ndarray:
+    """Each value's bin among ``bins`` of about equal count; equal values share their bin."""
+    ranks = rankdata(values)
+    return np.minimum(((ranks - 1.0) * bins / len(values)).astype(np.int64), bins - 1)
+
+
+def mutual_information(a: np.ndarray, b: np.ndarray, bins: int) -> float:
+    """I(a; b) in nats, of ``a`` and ``b`` each cut into ``bins`` equal-count bins."""
+    joint = np.zeros((bins, bins))
+    np.add.at(joint, (quantile_bins(a, bins), quantile_bins(b, bins)), 1.0)
+    joint /= joint.sum()
+    pa_, pb = joint.sum(axis=1, keepdims=True), joint.sum(axis=0, keepdims=True)
+    nz = joint > 0
+    return round(float(np.sum(joint[nz] * np.log(joint[nz] / (pa_ @ pb)[nz]))), 6) + 0.0
+
+
+def permutation_importance(
+    x: np.ndarray, y: np.ndarray, *, alpha: float, repeats: int, seed: int
+) -> list[float]:
+    """Per column of ``x``: the mean rise of a ridge fit's MSE over ``repeats`` shuffles of
+    that column (``numpy.random.default_rng(seed)``), divided by the variance of ``y``."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std < 1e-12, 1.0, std)
+    z = (x - mean) / std
+    centred = y - y.mean()
+    coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ centred)
+    base = float(np.mean((z @ coef - centred) ** 2))
+    variance = float(np.var(y))
+    rng = np.random.default_rng(seed)
+    out = []
+    for j in range(z.shape[1]):
+        rises = []
+        for _ in range(repeats):
+            shuffled = z.copy()
+            shuffled[:, j] = z[rng.permutation(len(z)), j]
+            rises.append(float(np.mean((shuffled @ coef - centred) ** 2)) - base)
+        out.append(round(float(np.mean(rises)) / variance, 6) + 0.0)  # never -0.0
+    return out
+
+
+@dataclass(frozen=True)
+class Extras:
+    """How the mutual information and the permutation importance are measured."""
+
+    mi_bins: int = 10
+    ridge_alpha: float = 1.0
+    importance_repeats: int = 5
+    importance_seed: int = 0
+
+
 def correlation(a: np.ndarray, b: np.ndarray) -> float | None:
     """Pearson's r, or None when either side is constant (it has no correlation)."""
     if np.std(a) == 0 or np.std(b) == 0:
@@ -71,8 +128,10 @@ def rank(
     rank_by: str,
     top_k: int,
     redundancy: float,
+    extras: Extras = Extras(),
 ) -> Ranking:
-    """PLCC and SROCC of each column with ``target``, ranked by ``|rank_by|`` (ties by name)."""
+    """PLCC, SROCC, mutual information and permutation importance of each column with
+    ``target``, ranked by ``|rank_by|`` (ties by name)."""
     require_columns(path, table, [target, *(columns or ())])
     chosen = list(columns) if columns else feature_columns_of(table, target)
     if not chosen:
@@ -94,6 +153,17 @@ def rank(
         )
     if not scored:
         raise InputError(f"{path}: {target} or every column is constant: nothing to rank")
+    x = np.column_stack([values[entry["column"]] for entry in scored])
+    importance = permutation_importance(
+        x,
+        y,
+        alpha=extras.ridge_alpha,
+        repeats=extras.importance_repeats,
+        seed=extras.importance_seed,
+    )
+    for entry, weight in zip(scored, importance, strict=True):
+        entry["mutual_information"] = mutual_information(values[entry["column"]], y, extras.mi_bins)
+        entry["permutation_importance"] = weight
     scored.sort(key=lambda e: (-abs(e[rank_by]), e["column"]))
     ranking: list[dict[str, Any]] = [
         {"rank": i, **entry} for i, entry in enumerate(scored, start=1)

@@ -2,7 +2,11 @@
 
 Every numeric feature column of --table (or the --columns named) gets its PLCC and SROCC with
 --target; they are ranked by the absolute value of --rank-by, and the top --top-k are checked
-for redundancy (pairs whose own PLCC reaches --redundancy-threshold). The gate: every top-k
+for redundancy (pairs whose own PLCC reaches --redundancy-threshold). Each column also gets
+its mutual information with --target (--mi-bins equal-count bins, in nats) and its permutation
+importance in a ridge fit (--ridge-alpha) of --target on every ranked column: the rise of the
+fit's MSE when that column is shuffled (--importance-repeats times, --importance-seed), over
+the target's variance. The gate: every top-k
 column's |correlation| is at least --min-abs-corr. A failed gate exits 1 with the report
 written; an input error exits 2 with none.
 """
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from ai.common.cli import add_manifest_out, fail
 from ai.common.files import InputError, read_parquet, write_json
-from ai.features.correlation import RANK_BY, rank
+from ai.features.correlation import RANK_BY, Extras, rank
 from provenance import current_run, recorded_run
 
 
@@ -37,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--redundancy-threshold", type=float, default=0.95, help="|PLCC| of a redundant pair"
     )
+    parser.add_argument("--mi-bins", type=int, default=10, help="bins of mutual information")
+    parser.add_argument(
+        "--ridge-alpha", type=float, default=1.0, help="ridge of the importance fit"
+    )
+    parser.add_argument("--importance-repeats", type=int, default=5, help="shuffles per column")
+    parser.add_argument("--importance-seed", type=int, default=0, help="seed of the shuffles")
     parser.add_argument("--out-json", type=Path, required=True, help="the ranking report")
     add_manifest_out(parser, "<out-json>")
     return parser
@@ -48,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
+    if args.mi_bins < 2:
+        parser.error("--mi-bins must be at least 2")
+    if args.importance_repeats < 1:
+        parser.error("--importance-repeats must be at least 1")
+    if args.ridge_alpha < 0:
+        parser.error("--ridge-alpha must not be negative")
+    extras = Extras(args.mi_bins, args.ridge_alpha, args.importance_repeats, args.importance_seed)
     try:
         ranked = rank(
             args.table,
@@ -57,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             args.rank_by,
             args.top_k,
             args.redundancy_threshold,
+            extras,
         )
     except InputError as err:
         return fail(parser.prog, err)
@@ -68,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         "top_k": args.top_k,
         "min_abs_corr": args.min_abs_corr,
         "redundancy_threshold": args.redundancy_threshold,
+        "mi_bins": args.mi_bins,
+        "ridge_alpha": args.ridge_alpha,
+        "importance_repeats": args.importance_repeats,
+        "importance_seed": args.importance_seed,
     }
     run = current_run()
     run.gate(
@@ -85,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         constant_columns=ranked.constant_columns,
         top_k_columns=ranked.top_k,
         redundant_pairs=len(ranked.redundant_pairs),
+        most_informative=max(ranked.ranking, key=lambda e: e["mutual_information"])["column"],
+        most_important=max(ranked.ranking, key=lambda e: e["permutation_importance"])["column"],
     )
     write_json(
         args.out_json,
