@@ -59,9 +59,9 @@ def _parquet(columns: dict[str, list[object]]) -> bytes:
 
 
 def write_tiny(tree: Tree, rng: np.random.Generator) -> None:
-    """``tiny/netflix_frames.parquet`` (source, frame_index, canonical-6, vmaf) and
+    """``tiny/netflix_frames.parquet`` (source, corpus, frame_index, canonical-6, vmaf) and
     ``tiny/ugc_frames.parquet`` (source, canonical-6, vmaf: no corpus column, as the fork's)."""
-    netflix: dict[str, list[object]] = {"source": [], "frame_index": []}
+    netflix: dict[str, list[object]] = {"source": [], "corpus": [], "frame_index": []}
     for source in NETFLIX_SOURCES:
         motion = float(rng.uniform(2.0, 16.0))
         offset = float(rng.normal(0.0, 0.03))
@@ -70,6 +70,7 @@ def write_tiny(tree: Tree, rng: np.random.Generator) -> None:
             for name, values in _rows(rng, q, motion).items():
                 netflix.setdefault(name, []).extend(values)
             netflix["source"] += [source] * FRAMES
+            netflix["corpus"] += ["netflix"] * FRAMES
             netflix["frame_index"] += list(range(FRAMES))
     ugc: dict[str, list[object]] = {"source": []}
     for source in UGC_SOURCES:
