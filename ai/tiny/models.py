@@ -16,14 +16,16 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 
 from ai.common.files import InputError
 from ai.common.mlp import MLP, to_onnx, zscore
 from ai.features.libvmaf import CANONICAL_6
+
+if TYPE_CHECKING:
+    import onnx
 
 ARCHS: dict[str, tuple[int, ...]] = {
     "mlp_small": (6, 16, 8, 1),
@@ -149,5 +151,7 @@ def export(model: MLP, model_id: str) -> onnx.ModelProto:
         model, [(INPUT_NAME, len(CANONICAL_6))], OUTPUT_NAME, graph_name=model_id,
         opset=OPSET, batch_dim="N",
     )  # fmt: skip
-    onnx.helper.set_model_props(graph, {"features": ",".join(CANONICAL_6)})
+    from onnx import helper
+
+    helper.set_model_props(graph, {"features": ",".join(CANONICAL_6)})
     return graph
