@@ -168,6 +168,7 @@ def lanes(out: str) -> list[list[Step]]:
         vmaf_train_steps(out),
         legacy_eval_steps(out),
         tables_steps(out),
+        tiny_steps(out),
     ]
 
 
@@ -304,6 +305,63 @@ def quantization_and_registry_steps(out: str) -> list[Step]:
             f"{r}/registry/int8_registry.json",
         ),
     ]
+
+
+def tiny_steps(out: str) -> list[Step]:
+    """The vmaf_tiny family on the sample's per-frame tables: train, export, validate, LOSO.
+
+    Few epochs, small batches and a larger step than the fork's defaults, so the lane stays a
+    demo; the LOSO reports train on even fewer, and the multi-seed one on two seeds.
+    """
+    tables, m, r = f"{out}/sample/tiny", f"{out}/models/tiny", f"{out}/reports/tiny"
+    netflix, ugc = f"{tables}/netflix_frames.parquet", f"{tables}/ugc_frames.parquet"
+    fit = "--epochs 40 --batch-size 32 --lr 0.01"
+    quick = "--epochs 12 --batch-size 32 --lr 0.01"
+    steps = [
+        Step(f"train_vmaf_tiny_{v}", f"--parquet {netflix} --out-ckpt {m}/vmaf_tiny_{v}.npz "
+             f"--out-stats {m}/vmaf_tiny_{v}.stats.json {fit}", f"{m}/vmaf_tiny_{v}.npz")
+        for v in ("v2", "v3", "v4")
+    ]  # fmt: skip
+    steps.append(
+        Step(
+            "train_vmaf_tiny_v5",
+            f"--parquet-base {netflix} --parquet-extra {ugc} --out-ckpt {m}/vmaf_tiny_v5.npz "
+            f"--out-stats {m}/vmaf_tiny_v5.stats.json {fit}",
+            f"{m}/vmaf_tiny_v5.npz",
+        )
+    )
+    steps += [
+        Step(f"export_vmaf_tiny_{v}", f"--ckpt {m}/vmaf_tiny_{v}.npz --out-onnx "
+             f"{m}/vmaf_tiny_{v}.onnx --out-sidecar {m}/vmaf_tiny_{v}.json",
+             f"{m}/vmaf_tiny_{v}.onnx")
+        for v in ("v2", "v3", "v4")
+    ]  # fmt: skip
+    older = {"v2": "", "v3": f"--v2-onnx {m}/vmaf_tiny_v2.onnx",
+             "v4": f"--v2-onnx {m}/vmaf_tiny_v2.onnx --v3-onnx {m}/vmaf_tiny_v3.onnx"}  # fmt: skip
+    steps += [
+        Step(f"validate_vmaf_tiny_{v}", f"--onnx {m}/vmaf_tiny_{v}.onnx --parquet {netflix} "
+             f"{older[v]} --out-json {r}/validate_{v}.json", f"{r}/validate_{v}.json")
+        for v in ("v2", "v3", "v4")
+    ]  # fmt: skip
+    steps += [
+        Step(f"eval_loso_vmaf_tiny_{v}", f"--parquet {netflix} --out-json {r}/loso_{v}.json "
+             f"{quick}", f"{r}/loso_{v}.json")
+        for v in ("v3", "v4")
+    ]  # fmt: skip
+    steps += [
+        Step(
+            "eval_loso_vmaf_tiny_v5",
+            f"--parquet-base {netflix} --parquet-extra {ugc} --out-json {r}/loso_v5.json {quick}",
+            f"{r}/loso_v5.json",
+        ),
+        Step(
+            "eval_multiseed_v3_v4",
+            f"--arch mlp_large --parquet {netflix} --seeds 0 1 --label demo "
+            f"--out-json {r}/multiseed_mlp_large.json --epochs 6 --batch-size 32 --lr 0.01",
+            f"{r}/multiseed_mlp_large.json",
+        ),
+    ]
+    return steps
 
 
 # The canonical six, the six with the SSIM/PSNR family, and every FULL feature: Phase-3's subsets.

@@ -17,10 +17,12 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:  # onnx takes a while to import; training alone does not need it
+    import onnx
 
 ACTIVATIONS = ("relu", "gelu")
 _SQRT2 = math.sqrt(2.0)
@@ -234,6 +236,9 @@ def to_onnx(
     may append nodes from the network's raw output name to ``output`` (a ``Sigmoid`` scaled to
     0-100, say); it is given the node list, the raw name and the final name.
     """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     if sum(width for _, width in inputs) != model.sizes[0]:
         raise ValueError(f"inputs {list(inputs)} do not add up to the model's {model.sizes[0]}")
     f32 = np.float32
@@ -307,6 +312,8 @@ def _gelu_nodes(
     nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto], z: str, out: str
 ) -> str:
     """``0.5 · z · (1 + erf(z / √2))`` from opset-17 operators."""
+    from onnx import helper, numpy_helper
+
     if not any(t.name == "gelu.sqrt2" for t in inits):
         inits += [
             numpy_helper.from_array(np.array(_SQRT2, dtype=np.float32), "gelu.sqrt2"),

@@ -27,6 +27,7 @@ from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
 from ai.features.libvmaf import FULL_FEATURES, metric_keys
 from ai.sample.evaluation import write_netflix_loso
 from ai.sample.predictor import write_predictor_corpora
+from ai.sample.tiny import write_tiny
 
 INGESTED_AT = "2026-05-01T00:00:00Z"  # a fixed stamp: the sample must not depend on the clock
 VMAF_VERSION = "3.0.0"
@@ -483,6 +484,7 @@ def generate(out: Path, seed: int) -> dict[str, int]:
         write_konvid(tree, np.random.default_rng([seed, 1]))  # its own stream: the rest stays
         write_netflix_loso(tree, np.random.default_rng([seed, 17]))
         write_predictor_corpora(tree, np.random.default_rng([seed, 15]))
+        write_tiny(tree, np.random.default_rng([seed, 12]))
         _replace_tree(staging, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
