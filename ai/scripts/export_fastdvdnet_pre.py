@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "kind": "filter",
         "onnx": Path(args.output).name,
         "opset": args.opset,
+        "sha256": export.sha256_bytes(data),  # the registry validator matches it
         "input_name": fastdvdnet.INPUT,
         "output_name": fastdvdnet.OUTPUT,
         "frame_window": fastdvdnet.FRAMES,

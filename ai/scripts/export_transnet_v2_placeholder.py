@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "kind": "shot_detector",
         "onnx": Path(args.output).name,
         "opset": args.opset,
+        "sha256": export.sha256_bytes(data),  # the registry validator matches it
         "input_name": transnet.INPUT,
         "output_name": transnet.OUTPUT,
         "frame_window": transnet.WINDOW,
