@@ -169,6 +169,7 @@ def lanes(out: str) -> list[list[Step]]:
         legacy_eval_steps(out),
         tables_steps(out),
         tiny_steps(out),
+        dnn_steps(out),
     ]
 
 
@@ -263,6 +264,61 @@ def vmaf_train_command() -> str:
             "(pip install -e pipeline, the ai/ pipeline's own distribution)"
         )
     return str(found)
+
+
+# The digest of sample/dnn/fastdvdnet/model.npz (seed 0): the pin the demo gives the exporter,
+# as the fork pins upstream's model.pth.
+FASTDVDNET_SAMPLE_SHA256 = "01992501721e6fdc64308eef0cf1c4feaa84a28dc97c6964f9f6ac1acdd8ee0a"
+EMPTY_REGISTRY = b'{\n  "schema_version": 1,\n  "models": []\n}\n'
+
+
+def dnn_registry_path(out: str) -> Path:
+    return Path(out) / "models" / "dnn" / "registry.json"
+
+
+def dnn_steps(out: str) -> list[Step]:
+    """The DNN feature-model exporters, small frames, into their own registry.
+
+    The registry must exist (the fork's exporters refuse a missing one): the demo starts it
+    empty. The placeholders go first and the real exporters then take over their ids, as the
+    real weights took over from the placeholders in the fork.
+    """
+    s, d, r = f"{out}/sample/dnn", f"{out}/models/dnn", f"{out}/reports"
+    reg = f"--registry {d}/registry.json"
+    return [
+        Step(
+            "export_fastdvdnet_pre_placeholder",
+            f"--output {d}/fastdvdnet_pre_placeholder.onnx --height 32 --width 32 {reg}",
+            f"{d}/fastdvdnet_pre_placeholder.onnx",
+        ),
+        Step(
+            "export_transnet_v2_placeholder",
+            f"--output {d}/transnet_v2_placeholder.onnx {reg}",
+            f"{d}/transnet_v2_placeholder.onnx",
+        ),
+        Step(
+            "export_fastdvdnet_pre",
+            f"--upstream-dir {s}/fastdvdnet --weights-sha256 {FASTDVDNET_SAMPLE_SHA256} "
+            f"--output {d}/fastdvdnet_pre.onnx --height 32 --width 32 {reg}",
+            f"{d}/fastdvdnet_pre.onnx",
+        ),
+        Step(
+            "export_transnet_v2",
+            f"--upstream-dir {s}/transnetv2 --output {d}/transnet_v2.onnx {reg}",
+            f"{d}/transnet_v2.onnx",
+        ),
+        Step(
+            "export_tiny_models",
+            f"--c2-ckpt {s}/c2_konvid/last.npz --c3-ckpt {s}/c3_konvid/last.npz "
+            f"--out-dir {d} --frame-size 64 {reg}",
+            f"{d}/nr_metric_v1.onnx",
+        ),
+        Step(
+            "validate_model_registry",
+            f"--registry {d}/registry.json --out-json {r}/registry/dnn_registry.json",
+            f"{r}/registry/dnn_registry.json",
+        ),
+    ]
 
 
 def quantization_and_registry_steps(out: str) -> list[Step]:
@@ -520,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     config = ROOT / fit_config_path(args.out)
     config.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(config, FIT_CONFIG.encode("utf-8"))
+    registry = ROOT / dnn_registry_path(args.out)
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(registry, EMPTY_REGISTRY)
     results: dict[int, dict[str, object]] = {}
     plan = stages(args.out)
     order = [step for stage in plan for lane in stage for step in lane]

@@ -20,8 +20,17 @@ from provenance import records
 SCHEMA_VERSION = 1
 
 
-def register(registry: Path, sidecar: dict[str, Any], onnx: Path, sidecar_path: Path) -> None:
-    """Add or replace the entry of ``sidecar['id']``; paths are relative to the registry."""
+def register(
+    registry: Path,
+    sidecar: dict[str, Any],
+    onnx: Path,
+    sidecar_path: Path,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Add or replace the entry of ``sidecar['id']``; paths are relative to the registry.
+
+    ``extra`` adds the fields a family's rows carry beyond the common ones (never the paths).
+    """
     document: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "models": []}
     if registry.exists():
         document = read_json_object(registry)
@@ -38,6 +47,7 @@ def register(registry: Path, sidecar: dict[str, Any], onnx: Path, sidecar_path: 
         "sidecar": Path(os.path.relpath(sidecar_path.resolve(), base)).as_posix(),
         "opset": sidecar["opset"],
     }
+    entry.update({k: v for k, v in (extra or {}).items() if k not in ("onnx", "sidecar")})
     models = [
         m for m in document["models"] if not (isinstance(m, dict) and m.get("id") == entry["id"])
     ]

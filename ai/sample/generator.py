@@ -28,6 +28,7 @@ from ai.features.libvmaf import FULL_FEATURES, metric_keys
 from ai.sample.evaluation import write_netflix_loso
 from ai.sample.predictor import write_predictor_corpora
 from ai.sample.tiny import write_tiny
+from ai.sample.dnn import write_dnn
 
 INGESTED_AT = "2026-05-01T00:00:00Z"  # a fixed stamp: the sample must not depend on the clock
 VMAF_VERSION = "3.0.0"
@@ -485,6 +486,7 @@ def generate(out: Path, seed: int) -> dict[str, int]:
         write_netflix_loso(tree, np.random.default_rng([seed, 17]))
         write_predictor_corpora(tree, np.random.default_rng([seed, 15]))
         write_tiny(tree, np.random.default_rng([seed, 12]))
+        write_dnn(tree, np.random.default_rng([seed, 13]))
         _replace_tree(staging, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
