@@ -1,7 +1,9 @@
 """The demo pipeline: sample data to gate verdict, every step a recorded script run for real.
 
 ``python -m ai.demo [--out runs/demo]`` runs each step as its own process, checks each exit
-code and each sidecar against the schema, and prints a table of artifacts and outcomes.
+code, each sidecar against the schema and each gate it recorded (a trainer whose gate failed
+exits 0, as the fork's does, so the gate is what stops the demo), and prints a table of
+artifacts and outcomes.
 """
 
 from __future__ import annotations
@@ -548,6 +550,13 @@ def run_step(step: Step) -> tuple[int, dict[str, object]]:
         raise SystemExit(f"demo: {step.script} exited with {done.returncode}")
     sidecar = json.loads((ROOT / step.sidecar_path).read_text("utf-8"))
     validate(sidecar)
+    # A trainer whose gate failed exits 0, as the fork's does: the gate, not the exit code,
+    # is what stops the demo from building on a model that did not pass.
+    failed = [name for name, gate in sidecar["run_provenance"]["outcome"]["gates"].items()
+              if not gate.get("passed")]  # fmt: skip
+    if failed:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"demo: {step.script}: gate {', '.join(failed)} failed")
     return done.returncode, sidecar
 
 

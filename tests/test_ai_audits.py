@@ -190,7 +190,7 @@ def test_a_constant_target_is_exit_2_since_nothing_correlates_with_it(demo, tmp_
 
 
 def fraction(seed: int, content: str) -> float:
-    digest = hashlib.sha256(f"{seed}:{content}".encode()).digest()
+    digest = hashlib.blake2s(f"{seed}\0{content}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 

@@ -112,6 +112,42 @@ def test_the_demo_exported_every_promoted_seed_with_the_verdict_digest(demo):
     assert block["outputs"]["member_seed1"]["sha256"] == sha256(out / f"{ENSEMBLE}_seed1.onnx")
 
 
+def test_each_seed_sidecar_carries_the_run_provenance_of_its_export(demo, tmp_path):
+    verdict = demo / "reports/gate/PROMOTE.json"
+    corpus = demo / "tables/konvid_pairs.parquet"
+    out = tmp_path / "ensemble"
+    registry = out / "registry.json"
+    proc = export(demo, verdict, out, "--seeds", "0", "2", "--registry", registry)
+    assert proc.returncode == 0, proc.stderr
+    sidecars = [out / f"{ENSEMBLE}_seed{s}.json" for s in (0, 2)]
+    first = [p.read_bytes() for p in sidecars]
+    for path in sidecars:
+        sidecar = json.loads(path.read_text())
+        assert sidecar["ensemble_manifest"] == f"{ENSEMBLE}.json"
+        assert sidecar["verdict"] == {"path": "PROMOTE.json", "verdict": "PROMOTE",
+                                      "sha256": sha256(verdict)}  # fmt: skip
+        block = sidecar["run_provenance"]
+        assert block["entrypoint"]["path"] == "ai/scripts/export_ensemble_v2_seeds.py"
+        assert block["inputs"]["corpus"]["sha256"] == sha256(corpus)
+        assert block["inputs"]["verdict"]["sha256"] == sha256(verdict)
+        assert block["argv"][block["argv"].index("--verdict") + 1] == str(verdict)
+        assert block["args"]["seeds"] == [0, 2]
+        assert sorted(block["outputs"]) == ["member_seed0", "member_seed2", "registry"]
+        for seed in (0, 2):  # every seed's target, hashed as shipped
+            onnx_path = out / f"{ENSEMBLE}_seed{seed}.onnx"
+            assert block["outputs"][f"member_seed{seed}"]["sha256"] == sha256(onnx_path)
+        assert block["outputs"]["registry"]["sha256"] == sha256(registry)
+    # The same command writes the same sidecars again, over its own output.
+    assert export(demo, verdict, out, "--seeds", "0", "2", "--registry", registry).returncode == 0
+    assert [p.read_bytes() for p in sidecars] == first
+    # Without --registry the block says so, and names no registry file.
+    bare = tmp_path / "bare"
+    assert export(demo, verdict, bare, "--seeds", "1").returncode == 0
+    block = json.loads((bare / f"{ENSEMBLE}_seed1.json").read_text())["run_provenance"]
+    assert block["args"]["registry"] is None
+    assert "registry" not in block["outputs"] or block["outputs"]["registry"] is None
+
+
 def test_a_hold_verdict_is_a_failed_promotion_exit_1_and_exports_nothing(demo, tmp_path):
     verdict = json.loads((demo / "reports/gate/PROMOTE.json").read_text())
     hold = tmp_path / "HOLD.json"

@@ -71,6 +71,17 @@ def restored(folder: Path) -> Iterator[None]:
                 path.write_bytes(data)
 
 
+@contextmanager
+def absent(path: Path) -> Iterator[None]:
+    """``path`` moved away for the block, as a local corpus is absent where the card is made."""
+    away = path.with_name(path.name + ".away")
+    path.rename(away)
+    try:
+        yield
+    finally:
+        away.rename(path)
+
+
 def section(card: str, title: str) -> str:
     return card.split(f"### {title}\n", 1)[1].split("\n### ", 1)[0]
 
@@ -161,7 +172,12 @@ def test_the_card_is_recorded_and_the_same_bytes_twice_with_no_machine_path(out,
     block = record["run_provenance"]
     assert block["outputs"]["card"]["sha256"] == sha256(card)
     assert block["inputs"]["model"]["sha256"] == sha256(out / "models/konvid_mos_head.onnx")
-    assert block["outcome"]["gates"]["evidence_complete"] == {"passed": True, "problems": 0}
+    assert block["outcome"]["gates"]["evidence_complete"] == {
+        "passed": True,
+        "problems": 0,
+        "local_only": 0,
+    }
+    assert record["local_only"] == []
     assert {r["path"]: r["sha256"] for r in record["records_read"]} == {
         p.relative_to(out).as_posix(): sha256(p) for p in chain_records(out)
     }
@@ -192,15 +208,21 @@ def test_a_failed_gate_upstream_is_on_the_card(out, tmp_path):
     with restored(out):
         trainer = next(s for s in steps(str(out)) if s.artifact == f"{out}/models/konvid_seed0.npz")
         proc = run_script(trainer.script, *shlex.split(trainer.command), "--min-plcc", "0.9999")
-        assert proc.returncode == 1  # the checkpoint's bytes are the same; its gate failed
+        # The fork's exit code: 0, the gate's verdict in the records; the checkpoint's bytes
+        # are the same, so only the gate tells the card the model did not pass.
+        assert proc.returncode == 0, proc.stderr
         top = failing(out, tmp_path / "card.md")
         assert "The gate `mos_head` of `ai/scripts/train_konvid_mos_head.py` (record " in top
-        assert "did not succeed: its status is `failed`, exit code 1." in top
+        assert "did not succeed" not in top  # the run itself succeeded
         runs = section((tmp_path / "card.md").read_text("utf-8"), "Runs and gates")
         row = next(x for x in runs.splitlines() if "`models/konvid_seed0.npz.manifest.json`" in x)
-        assert "**`failed`**" in row
+        assert "| `succeeded` |" in row
         assert "`mos_head` **FAIL**: " in row
         assert "`min_plcc` 0.9999" in row
+        with absent(out / "sample"):  # a failed gate fails the card with the corpus absent too
+            top = failing(out, tmp_path / "card2.md")
+        assert "The gate `mos_head` of `ai/scripts/train_konvid_mos_head.py` (record " in top
+        assert "sample" not in top
 
 
 def test_a_deleted_upstream_record_is_on_the_card(out, tmp_path):
@@ -368,3 +390,78 @@ def test_a_record_linked_in_from_outside_the_root_is_on_the_card(out, tmp_path):
         "The record `models/konvid_mos_head.onnx.manifest.json` (a link to a record outside "
         "the root) of `ai/scripts/export_mos_head_onnx.py` is read from outside the root."
     ) in top
+
+
+LOCAL_ONLY = "not present here (local-only evidence)"
+
+
+def test_a_local_corpus_absent_here_is_local_only_evidence_and_the_card_passes(out, tmp_path):
+    sample = out / "sample"
+    recorded = {
+        p.relative_to(out).as_posix(): sha256(p)
+        for p in [sample / "mos/konvid-150k.jsonl", sample / "k150k/metadata.jsonl"]
+    }
+    folder = load_sidecar(sidecar_of(sample))["run_provenance"]["outputs"]["sample"]
+    card = tmp_path / "card.md"
+    with absent(sample):
+        proc = render(out, card)
+    assert proc.returncode == 0, proc.stderr
+    text = card.read_text("utf-8")
+    assert "EVIDENCE INCOMPLETE" not in text
+    assert text.split("\n")[2].startswith("**Evidence: complete.**")
+    assert "9 recorded artifacts are not present here (local-only evidence)" in text
+    artifacts = section(text, "Artifacts")
+    for relative, digest in recorded.items():  # the digest recorded, though the file is gone
+        line = next(x for x in artifacts.splitlines() if f"| `{relative}` |" in x)
+        assert line.endswith(f"| sha256 `{digest}` | {LOCAL_ONLY} |")
+    line = next(x for x in artifacts.splitlines() if x.startswith("| `sample` |"))
+    assert f"blake3 `{folder['blake3']}`" in line
+    assert line.endswith(f"| {LOCAL_ONLY} |")
+    corpus = section(text, "Corpus").rstrip()
+    assert corpus.endswith(f"(record `sample.manifest.json`), {LOCAL_ONLY}")
+    # Everything that is present is still checked: the table the trainer read is unchanged.
+    assert next(
+        x for x in artifacts.splitlines() if "| `tables/k150k_enriched.parquet` |" in x
+    ).endswith("| unchanged |")
+    record = load_sidecar(sidecar_of(card))
+    assert record["run_provenance"]["outcome"]["gates"]["evidence_complete"] == {
+        "passed": True,
+        "problems": 0,
+        "local_only": 9,
+    }
+    shown = {e["path"]: e["sha256"] for e in record["local_only"]}
+    assert len(shown) == 9
+    assert all(shown[k] == v for k, v in recorded.items())
+    assert shown["sample"] is None
+    assert {e["path"]: e["blake3"] for e in record["local_only"]}["sample"] == folder["blake3"]
+    again = tmp_path / "again.md"
+    with absent(sample):
+        assert render(out, again).returncode == 0
+    assert again.read_bytes() == card.read_bytes()
+
+
+def test_with_the_local_corpus_absent_a_changed_artifact_still_fails_the_card(out, tmp_path):
+    with restored(out), absent(out / "sample"):
+        table = out / "tables/k150k_enriched.parquet"
+        table.write_bytes(table.read_bytes().replace(b"PAR1", b"PAR2", 1))
+        top = failing(out, tmp_path / "card.md")
+    assert "1 problem.**" in top
+    assert "The artifact `tables/k150k_enriched.parquet` is changed since it was recorded" in top
+    assert "sample" not in top  # the absent corpus is not one of the problems
+
+
+def test_with_the_local_corpus_absent_a_missing_record_still_fails_the_card(out, tmp_path):
+    with restored(out), absent(out / "sample"):
+        sidecar_of(out / "sample").unlink()  # nothing now vouches for the corpus's digests
+        top = failing(out, tmp_path / "card.md")
+    assert "No record accounts for `sample/mos/konvid-150k.jsonl`" in top
+    assert "The chain does not lead back to a corpus." in top
+
+
+def test_an_artifact_present_again_with_other_bytes_is_not_local_only(out, tmp_path):
+    # Absent is local-only; present with other bytes contradicts the record, even in the corpus.
+    with restored(out):
+        shard = out / "sample/mos/konvid-150k.jsonl"
+        shard.write_bytes(shard.read_bytes() + b"\n")
+        top = failing(out, tmp_path / "card.md")
+    assert "The artifact `sample/mos/konvid-150k.jsonl` is changed since it was recorded" in top

@@ -29,7 +29,7 @@ def sha256(path: Path) -> str:
 def split(seed: int, clip: str) -> str:
     """The content split, worked out here from its definition, not through ai.features.tables."""
     content = clip.rsplit("/", 1)[-1].rsplit(".", 1)[0].split("__", 1)[0]
-    digest = hashlib.sha256(f"{seed}:{content}".encode()).digest()
+    digest = hashlib.blake2s(f"{seed}\0{content}".encode()).digest()
     fraction = int.from_bytes(digest[:8], "big") / 2.0**64
     return "train" if fraction < 0.8 else "val" if fraction < 0.9 else "test"
 

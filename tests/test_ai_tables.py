@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ai.features.tables import motion_fps_weight
+from ai.features.tables import motion_fps_weight, per_clip_schema
 from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
 
 
@@ -162,3 +162,30 @@ def test_combine_refuses_a_label_given_twice_and_a_table_without_a_key(tmp_path)
     assert proc.returncode == 2
     assert f"{keyless}: no clip key column" in proc.stderr
     assert not out.exists()
+
+
+def test_enrich_takes_the_forks_overwrite_metadata_flag_and_the_short_one_alike(tmp_path):
+    table = tmp_path / "k150k.parquet"
+    head = {"mos": 3.0, "width": 640, "height": 360, "fps": 30.0, "is_hdr": False,
+            "motion_fps_weight": 1.0}  # fmt: skip
+    rows = [{"clip_name": "a.mp4", **head}, {"clip_name": "b.mp4", **head, "width": None}]
+    pq.write_table(pa.Table.from_pylist(rows, schema=per_clip_schema(["adm2"])), table)
+    metadata = tmp_path / "metadata.jsonl"
+    metadata.write_text(
+        "".join(json.dumps({"src": f"clips/{c}", "width": 1920, "height": 1080, "framerate": 60})
+                + "\n" for c in ("a.mp4", "b.mp4"))
+    )  # fmt: skip
+    outs = {flag: tmp_path / f"{flag.strip('-')}.parquet"
+            for flag in ("", "--overwrite-metadata", "--overwrite")}  # fmt: skip
+    for flag, out in outs.items():
+        proc = enrich(table, metadata, out, *([flag] if flag else []))
+        assert proc.returncode == 0, proc.stderr
+    widths = {f: pq.read_table(o).column("width").to_pylist() for f, o in outs.items()}
+    assert widths == {"": [640, 1920], "--overwrite-metadata": [1920, 1920],
+                      "--overwrite": [1920, 1920]}  # fmt: skip
+    assert outs["--overwrite"].read_bytes() == outs["--overwrite-metadata"].read_bytes()
+    for flag in ("--overwrite-metadata", "--overwrite"):
+        record = load_sidecar(sidecar_of(outs[flag]))
+        assert (record["overwrite"], record["policy"]) == (True, "overwrite every matched cell")
+        assert record["run_provenance"]["args"]["overwrite"] is True
+        assert flag in record["run_provenance"]["argv"]

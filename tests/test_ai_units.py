@@ -15,7 +15,13 @@ from ai.common.files import InputError, jsonl_bytes
 from ai.corpus.bvi_dvc import parse_stem
 from ai.corpus.corpora import SCALES
 from ai.features.libvmaf import Cache, Pair, load, parse_features, vmaf_command
-from ai.features.tables import content_name, motion_fps_weight, output_order, split_of
+from ai.features.tables import (
+    content_name,
+    motion_fps_weight,
+    output_order,
+    split_fraction,
+    split_of,
+)
 from ai.mos.mos_head import Head, checkpoint_bytes, fit, load_checkpoint, plcc, rankdata, srocc
 
 
@@ -55,6 +61,26 @@ def test_the_split_depends_on_the_seed_and_follows_its_fractions():
     assert zero != [split_of(1, c) for c in clips]
     assert 0.77 < zero.count("train") / 4000 < 0.83
     assert 0.08 < zero.count("val") / 4000 < 0.12
+
+
+# The fork's rule, BLAKE2s over b"<seed>\0<content>", worked out outside Python with
+# `printf '<seed>\0<content>' | openssl dgst -blake2s256`: the digest's first 8 bytes, as hex.
+FORK_SPLIT = [
+    (0, "chug_c07__2160p.mp4", "2be4eda946e9bf4b", "train"),
+    (7, "chug_c07__540p.mp4", "226fc32ad27927ad", "train"),
+    (0, "k150k_0001.mp4", "adb1393da71f44c8", "train"),
+    (0, "konvid_42.mp4", "d3536b75fd66f4d6", "val"),
+    (7, "konvid_42.mp4", "43b916ddbbcf74f5", "train"),
+    (0, "clip_14.mp4", "d5efebd04b34d400", "val"),
+    (0, "clip_7.mp4", "e7264b9739896ced", "test"),
+    (0, "clip_10__1080p.mp4", "f7297f8291b9690e", "test"),
+]
+
+
+@pytest.mark.parametrize(("seed", "clip", "prefix", "expected"), FORK_SPLIT)
+def test_the_content_split_is_the_forks_blake2s_rule(seed, clip, prefix, expected):
+    assert split_fraction(seed, content_name(clip)) == int(prefix, 16) / 2.0**64
+    assert split_of(seed, clip) == expected
 
 
 def test_rankdata_gives_ties_their_average_rank():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ai.common.files import InputError, iter_jsonl
-from ai.features.tables import HDR_TRANSFERS, SPLITS, content_name, split_of
+from ai.features.tables import HDR_TRANSFERS, SPLIT_HASH, SPLITS, content_name, split_of
 
 PASS, FAIL = "pass", "fail"
 _BIT_DEPTH = re.compile(r"^(?:p0|yuva?\d{3}p|gbrp|gray)(\d*)(?:le|be)?$")
@@ -68,7 +68,7 @@ def split_parameters(seed: int) -> dict[str, Any]:
     for split, upper in SPLITS:
         bounds[split] = [low, upper]
         low = upper
-    return {"seed": seed, "by": "content", "hash": "sha256(seed:content)", "bounds": bounds}
+    return {"seed": seed, "by": "content", "hash": SPLIT_HASH, "bounds": bounds}
 
 
 def bit_depth(pix_fmt: object) -> int | None:

@@ -61,8 +61,14 @@ def content_name(clip_name: str) -> str:
     return stem.split("__", 1)[0]
 
 
+# The fork's content split: BLAKE2s of the seed in decimal, a NUL byte, and the content name
+# (UTF-8); its first 8 bytes, big-endian, over 2**64. A split made by the fork lines up here.
+SPLIT_HASH = "blake2s(seed\\0content)"
+
+
 def split_fraction(seed: int, content: str) -> float:
-    digest = hashlib.sha256(f"{seed}:{content}".encode()).digest()
+    """Where ``content`` falls in [0, 1) for ``seed``: the same for every clip of one content."""
+    digest = hashlib.blake2s(f"{seed}\0{content}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 

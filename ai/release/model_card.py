@@ -6,6 +6,11 @@ digest, re-checked on disk (by ``provenance verify``'s own code). Whatever is wr
 chain (a run that did not succeed, a failed gate, a record missing or unreadable, an artifact
 changed since it was recorded) is listed at the top of the card.
 
+An artifact that was recorded but is not present where the card is rendered (a gitignored local
+corpus, a cache kept on one machine) contradicts nothing: it is local-only evidence, shown with
+its recorded digest and marked as not present, and it does not fail the card. Only evidence
+that disagrees with the record fails it, so the local corpus never becomes a CI contract.
+
 Every value taken from a record is untrusted: it goes into the card as a code span, with
 control and bidirectional characters written as escapes, cut to ``MAX_FIELD`` characters, so
 it can neither end its line, nor open a link, image or HTML tag, nor reorder the text around it.
@@ -28,6 +33,7 @@ from provenance.commands.lineage import MAX_DEPTH, Walk, index_for, trace
 from provenance.commands.verify import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
+    MISSING,
     SKIPPED,
     UNCHANGED,
     Verifier,
@@ -44,6 +50,7 @@ _UNSAFE = re.compile(
 )
 _HEX64 = re.compile("[0-9a-f]{64}")
 SUCCEEDED = "succeeded"
+LOCAL_ONLY = "not present here (local-only evidence)"
 
 
 def code(value: object, *, cell: bool = False, limit: int = MAX_FIELD) -> str:
@@ -83,6 +90,7 @@ class Card:
     problems: list[str]
     records: list[dict[str, Any]]  # each record read: path (relative to the root), sha256
     model_id: str | None
+    local_only: list[dict[str, Any]] = field(default_factory=list)  # recorded, not present here
 
 
 @dataclass
@@ -92,6 +100,7 @@ class _Builder:
     corpora: list[Path]
     verifier: Verifier
     problems: list[str] = field(default_factory=list)
+    local_only: list[dict[str, Any]] = field(default_factory=list)  # path, recorded digest
     walk: Walk | None = None
     corpus: list[tuple[Record, Any]] = field(default_factory=list)  # the folders it begins at
     _roots: tuple[str, ...] = ()
@@ -236,18 +245,27 @@ def _heading(model_id: str | None) -> str:
 def _finish(
     b: _Builder, lines: list[str], records: list[dict[str, Any]], model_id: str | None
 ) -> Card:
-    status = _status(b.problems)
+    status = _status(b.problems, len(b.local_only))
     body = [lines[0], "", *status, *lines[2:]]
     while body and body[-1] == "":
         body.pop()
-    return Card("\n".join(body) + "\n", list(b.problems), records, model_id)
+    return Card("\n".join(body) + "\n", list(b.problems), records, model_id, list(b.local_only))
 
 
-def _status(problems: list[str]) -> list[str]:
-    if not problems:
+def _status(problems: list[str], local_only: int) -> list[str]:
+    if not problems and not local_only:
         return [
             "**Evidence: complete.** Every record on the chain was read, every run on it "
             "succeeded, every gate passed, and every artifact still has its recorded digest.",
+            "",
+        ]
+    if not problems:
+        noun = "artifact is" if local_only == 1 else "artifacts are"
+        return [
+            "**Evidence: complete.** Every record on the chain was read, every run on it "
+            "succeeded, every gate passed, and every artifact present still has its recorded "
+            f"digest. {local_only} recorded {noun} not present here (local-only evidence): "
+            "the card shows the digest each was recorded with.",
             "",
         ]
     noun = "problem" if len(problems) == 1 else "problems"
@@ -389,9 +407,10 @@ def _corpus_section(b: _Builder, trees: list[dict[str, Any]]) -> list[str]:
                 if item.get("link") == "part of":
                     producer = b.walk.records[item["produced_by"]["record"]]
                     folder = _output_named(producer, item["via"])
+                    absent = "" if _present(b, producer, item["via"]) else f", {LOCAL_ONLY}"
                     line = (
                         f"- {b.path(producer, item['via'])}, {_digest_of(folder)}, written by "
-                        f"{_run_name(producer)} (record {b.source(producer)})"
+                        f"{_run_name(producer)} (record {b.source(producer)}){absent}"
                     )
                     if folder is not None and line not in seen:
                         b.corpus.append((producer, folder))
@@ -406,6 +425,11 @@ def _corpus_section(b: _Builder, trees: list[dict[str, Any]]) -> list[str]:
         lines.append("- none found: no input on the chain is part of a recorded corpus")
         b.problems.append("The chain does not lead back to a corpus.")
     return [*lines, ""]
+
+
+def _present(b: _Builder, record: Record, shown: object) -> bool:
+    absolute = b.written(record, shown)
+    return absolute is not None and os.path.lexists(absolute)
 
 
 def _output_named(record: Record, shown: object) -> dict[str, Any] | None:
@@ -488,7 +512,9 @@ def _artifacts_section(b: _Builder, record: Record, evidence: list[Record]) -> l
     lines = [
         "### Artifacts",
         "",
-        "Each artifact with its recorded digest, checked against the file on disk now.",
+        "Each artifact with its recorded digest, checked against the file on disk now. One that",
+        f"is recorded but absent here is {LOCAL_ONLY}: its recorded digest is what the card",
+        "vouches for, and it is no problem; one that disagrees with its record is.",
         "",
         "| artifact | kind | digest | now |",
         "|---|---|---|---|",
@@ -504,10 +530,21 @@ def _artifacts_section(b: _Builder, record: Record, evidence: list[Record]) -> l
         check = b.verifier.entry(owner, b.walk.index.boundary, group, "", entry)
         kind = entry.get("kind", "missing" if not entry.get("exists") else "?")
         shown_digest = _digest_of(entry, cell=True)
+        where = b.path(owner, entry.get("path"), cell=True)
+        if check.status == MISSING:
+            # Recorded as present, absent here: nothing on disk contradicts the record.
+            lines.append(f"| {where} | {code(kind, cell=True)} | {shown_digest} | {LOCAL_ONLY} |")
+            b.local_only.append(
+                {
+                    "path": b.relative(key[0]) or Path(key[0]).name if key[0] else None,
+                    "sha256": entry.get("sha256"),
+                    "blake3": entry.get("blake3"),
+                }
+            )
+            continue
         now = check.status if check.status == UNCHANGED else f"**{check.status}**"
         if check.detail:
             now += f" ({code(check.detail, cell=True)})"
-        where = b.path(owner, entry.get("path"), cell=True)
         lines.append(f"| {where} | {code(kind, cell=True)} | {shown_digest} | {now} |")
         if check.status != UNCHANGED:
             verb = "could not be checked" if check.status == SKIPPED else f"is {check.status}"

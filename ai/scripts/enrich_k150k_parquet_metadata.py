@@ -1,7 +1,8 @@
 """Fill a per-clip table's clip columns (width, height, fps, is_hdr) from metadata (ADR-0668).
 
 Clips match a metadata row when ``clip_name`` equals the basename of its ``src``. Only null
-cells are filled unless --overwrite; motion_fps_weight follows the frame rate. The enriched
+cells are filled unless --overwrite-metadata (the fork's name; --overwrite is accepted too);
+motion_fps_weight follows the frame rate. The enriched
 table goes to --out, never over its input, so the extracted table and its sidecar stay intact.
 """
 
@@ -24,7 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--table", type=Path, required=True, help="the per-clip parquet")
     parser.add_argument("--metadata", type=Path, required=True, help="clip metadata JSONL")
-    parser.add_argument("--overwrite", action="store_true", help="replace cells already set")
+    parser.add_argument(
+        "--overwrite-metadata",
+        "--overwrite",
+        dest="overwrite",
+        action="store_true",
+        help="replace cells already set (--overwrite is the same flag, kept for older commands)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the enriched parquet")
     add_manifest_out(parser, "<out>")
     return parser

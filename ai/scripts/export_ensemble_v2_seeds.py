@@ -4,9 +4,12 @@ Only a PROMOTE verdict from validate_ensemble_seeds, for the same corpus, is exp
 each seed's member is fit on the whole --corpus the way its LOSO folds were, written as
 <out-dir>/fr_regressor_v2_ensemble_v1_seed{N}.onnx with its model sidecar (.json), and listed
 in <out-dir>/fr_regressor_v2_ensemble_v1.json with the corpus, the verdict's digest, the
-registry target and the run's provenance. A HOLD verdict is a failed promotion gate: exit 1,
-nothing exported. A verdict that cannot be read, is neither, names other seeds or judged
-another corpus is an input error: exit 2, nothing exported.
+registry target and the run's provenance. Each member's sidecar carries the run_provenance block
+too (ADR-0661), so a seed refresh read alone names what justified it: the corpus and the verdict
+(hashed), the argv, every seed's ONNX target and the registry target (hashed once written); the
+PROMOTE verdict (path, value, SHA-256) sits beside the block. A HOLD verdict is a failed
+promotion gate: exit 1, nothing exported. A verdict that cannot be read, is neither, names other
+seeds or judged another corpus is an input error: exit 2, nothing exported.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ai.common.cli import add_manifest_out, fail
 from ai.common.files import InputError, read_parquet, write_json
@@ -23,7 +27,7 @@ from ai.fr.fr_regressor import ENSEMBLE_ID, KIND, fit_member, load_frames, read_
 from ai.fr.fr_regressor import member_sidecar as describe
 from ai.mos import onnx_head
 from ai.release.registry import register
-from provenance import atomic_write, current_run, recorded_run
+from provenance import atomic_write, build_run_provenance, current_run, recorded_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +55,27 @@ def member_path(out_dir: Path, seed: int) -> Path:
     return out_dir / f"{ENSEMBLE_ID}_seed{seed}.onnx"
 
 
+def seed_provenance(
+    args: argparse.Namespace, argv: list[str] | None, seeds: list[int]
+) -> dict[str, Any]:
+    """The run_provenance block each member's sidecar carries (ADR-0661): the corpus and the
+    verdict read (hashed), the argv and arguments, every seed's ONNX target and the registry
+    (hashed, all written by then). The run has not ended when it is built, so the block has no
+    outcome: the verdict it was exported on sits beside it in the sidecar, and the sidecars and
+    the ensemble manifest, written after it, are named by ``args`` rather than hashed."""
+    outputs: dict[str, Any] = {
+        f"member_seed{seed}": member_path(args.out_dir, seed) for seed in seeds
+    }
+    outputs["registry"] = args.registry
+    return build_run_provenance(
+        entrypoint=__file__,
+        argv=list(sys.argv[1:] if argv is None else argv),
+        args=vars(args),
+        inputs={"corpus": args.corpus, "verdict": args.verdict},
+        outputs=outputs,
+    )
+
+
 @recorded_run(
     inputs={"corpus": "corpus", "verdict": "verdict"},
     outputs={"ensemble_manifest": manifest_path, "registry": "registry"},
@@ -76,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{parser.prog}: {args.verdict} is {verdict.verdict}: nothing exported", file=sys.stderr
         )
         return 1
-    members = []
+    members: list[dict[str, Any]] = []
+    sidecars: list[tuple[Path, dict[str, Any]]] = []
     for seed in seeds:
         head = fit_member(frames.x, frames.y, seed, args.ridge, args.bag_fraction)
         model_id = f"{ENSEMBLE_ID}_seed{seed}"
@@ -88,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         sidecar_path = onnx_path.with_suffix(".json")
         atomic_write(onnx_path, data)
         sidecar = describe(model_id, seed, onnx_path, data, model, head, args.features)
-        write_json(sidecar_path, {**sidecar, "ensemble_manifest": manifest_path(args).name})
+        sidecars.append((sidecar_path, sidecar))
         run.add_output(f"member_seed{seed}", onnx_path)
         run.add_output(f"member_seed{seed}_sidecar", sidecar_path)
         if args.registry is not None:
@@ -103,6 +129,20 @@ def main(argv: list[str] | None = None) -> int:
                 "onnx": onnx_path.name,
                 "sha256": sidecar["sha256"],
                 "sidecar": sidecar_path.name,
+            },
+        )
+    # Every member and the registry are written before any sidecar, so each sidecar's block
+    # hashes the same final files: the same inputs give the same bytes, run after run.
+    block = seed_provenance(args, argv, seeds)
+    verdict_of = {"path": args.verdict.name, "verdict": verdict.verdict, "sha256": verdict.sha256}
+    for sidecar_path, sidecar in sidecars:
+        write_json(
+            sidecar_path,
+            {
+                **sidecar,
+                "ensemble_manifest": manifest_path(args).name,
+                "verdict": verdict_of,
+                "run_provenance": block,
             },
         )
     document = {

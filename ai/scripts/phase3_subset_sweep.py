@@ -16,6 +16,7 @@ from pathlib import Path
 from ai.common.cli import add_manifest_out, fail
 from ai.common.files import InputError, read_parquet, write_json
 from ai.features.subset_sweep import Subset, parse_subset, sweep
+from ai.features.tables import SPLIT_HASH
 from provenance import current_run, recorded_run
 
 
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "standardize": args.standardize,
         "split_seed": args.split_seed,
     }
-    seed_policy = {"seeds": args.seeds, "folds_by": "sha256(seed:content)"}
+    seed_policy = {"seeds": args.seeds, "folds_by": SPLIT_HASH}
     run = current_run()
     run.gate("best_subset", passed, subset=done.best, mean_plcc=best["mean_plcc"],
              min_plcc=args.min_plcc)  # fmt: skip

@@ -10,7 +10,9 @@ relative to --root, where records are looked for; the card holds no time.
 Exit 0 when the evidence is complete; 1 when the chain has a problem (a run that did not
 succeed, a failed gate, a missing or unreadable record, an artifact changed since it was
 recorded), with the card still written and the problems at its top; 2 on an input error (no
-model file, --root not a folder, the model outside it), with no card written.
+model file, --root not a folder, the model outside it), with no card written. An artifact that
+was recorded but is absent here (a local corpus not kept where the card is rendered) is
+local-only evidence: the card shows its recorded digest and says it is not present, and exits 0.
 """
 
 from __future__ import annotations
@@ -76,8 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     card = build(args.model, args.root, args.evidence, args.corpus, DigestCache.from_environment())
     atomic_write(args.out, card.text.encode("utf-8"))
     run = current_run()
-    run.record(model_id=card.model_id, records_read=card.records, problems=len(card.problems))
-    run.gate("evidence_complete", not card.problems, problems=len(card.problems))
+    run.record(
+        model_id=card.model_id,
+        records_read=card.records,
+        problems=len(card.problems),
+        local_only=card.local_only,
+    )
+    run.gate(
+        "evidence_complete",
+        not card.problems,
+        problems=len(card.problems),
+        local_only=len(card.local_only),
+    )
     if card.problems:
         print(
             f"{parser.prog}: {args.out}: the evidence has {len(card.problems)} problem(s), "

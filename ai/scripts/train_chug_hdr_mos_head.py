@@ -2,7 +2,9 @@
 
 CHUG MOS arrives on 0-100 (mapped onto 1-5) and every row must be marked HDR unless
 --allow-sdr. Every other option is the KonViD trainer's. The run's sidecar names this script
-as its entrypoint and the KonViD trainer as the shared implementation it delegated to.
+as its entrypoint and the KonViD trainer as the shared implementation it delegated to. Its exit
+codes are the KonViD trainer's: 0 whether the gate passed or failed (the verdict is in the model
+JSON's ``gate.passed`` and the sidecar's gate), 2 on an input error.
 """
 
 from __future__ import annotations
