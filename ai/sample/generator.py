@@ -25,10 +25,10 @@ import numpy as np
 
 from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
 from ai.features.libvmaf import FULL_FEATURES, metric_keys
+from ai.sample.dnn import write_dnn
 from ai.sample.evaluation import write_netflix_loso
 from ai.sample.predictor import write_predictor_corpora
 from ai.sample.tiny import write_tiny
-from ai.sample.dnn import write_dnn
 
 INGESTED_AT = "2026-05-01T00:00:00Z"  # a fixed stamp: the sample must not depend on the clock
 VMAF_VERSION = "3.0.0"
