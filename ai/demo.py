@@ -172,6 +172,7 @@ def lanes(out: str) -> list[list[Step]]:
         tables_steps(out),
         tiny_steps(out),
         dnn_steps(out),
+        saliency_steps(out),
     ]
 
 
@@ -507,6 +508,40 @@ def tables_steps(out: str) -> list[Step]:
             "signal_mix_audit",
             f"--table {t}/combined.parquet {signals} --out-json {r}/signal_mix.json",
             f"{r}/signal_mix.json",
+def saliency_steps(out: str) -> list[Step]:
+    """Both saliency students on the sample's DUTS root (tiny crops, two epochs), the v1
+    validation against the chain's registry, its masks and their per-block IoU."""
+    duts, m, r = f"{out}/sample/saliency/duts", f"{out}/models/saliency", f"{out}/reports/saliency"
+    small = "--epochs 2 --batch-size 4 --crop-size 32 --min-val-images 2 --parity-size 32"
+    steps = [
+        Step(
+            script,
+            f"--duts-root {duts} --output {m}/{name}.onnx --metrics-out {m}/{name}.json {small}",
+            f"{m}/{name}.onnx",
+        )
+        for script, name in (
+            ("train_saliency_student", "saliency_student_v1"),
+            ("train_saliency_student_v2", "saliency_student_v2"),
+        )
+    ]
+    return [
+        *steps,
+        Step(
+            "validate_saliency_student",
+            f"--onnx {m}/saliency_student_v1.onnx --parity-size 32 "
+            f"--registry {out}/models/registry.json --out-json {r}/validation.json",
+            f"{r}/validation.json",
+        ),
+        Step(
+            "predict_saliency_masks",
+            f"--onnx {m}/saliency_student_v1.onnx --duts-root {duts} --out-dir {r}/masks",
+            f"{r}/masks",
+        ),
+        Step(
+            "eval_saliency_per_mb",
+            f"--pred-dir {r}/masks/pred --gt-dir {r}/masks/gt --block-size 8 "
+            f"--out-json {r}/per_mb.json",
+            f"{r}/per_mb.json",
         ),
     ]
 
