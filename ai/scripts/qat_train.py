@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError, read_parquet, write_json
+from ai.common.files import InputError, write_json
 from ai.common.mlp import MLP, to_onnx
-from ai.mos.mos_head import INPUTS, load_dataset
 from ai.quantization import qat
+from ai.quantization.checks import feature_matrix
 from provenance import atomic_write, current_run, recorded_run
 
 
@@ -90,13 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         if not smoke:
             assert cfg.cache is not None
             run.add_input("cache", cfg.cache)
-            data = load_dataset(cfg.cache, read_parquet(cfg.cache), "1-5")
-            x = data.x[:, [INPUTS.index(f) for f in features]]
+            x, mos = feature_matrix(cfg.cache, features)
+            if mos is None:
+                raise InputError(f"{cfg.cache}: no mos column to train on")
+            keep = np.isfinite(mos)
+            x, y = x[keep], mos[keep]
             parts = qat.split(len(x), cfg.val_frac, cfg.test_frac, args.seed)
             rows = {k: len(v) for k, v in parts.items()}
             train = parts["train"]
             history = qat.train(
-                model, x[train], data.y[train], epochs_fp32=epochs_fp32, epochs_qat=epochs_qat,
+                model, x[train], y[train], epochs_fp32=epochs_fp32, epochs_qat=epochs_qat,
                 lr=cfg.lr, lr_qat=lr_qat, batch_size=cfg.batch_size, seed=args.seed,
             )  # fmt: skip
         fresh = MLP.create(model.sizes, args.seed)
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         for part in ("val", "test"):
             idx = parts[part]
             if len(idx):
-                err_ = fresh.predict(x[idx]).reshape(-1) - data.y[idx]
+                err_ = fresh.predict(x[idx]).reshape(-1) - y[idx]
                 metrics[f"{part}_rmse"] = round(float(np.sqrt(np.mean(err_**2))), 6)
     summary = {
         "model": cfg.model,
