@@ -173,6 +173,7 @@ def lanes(out: str) -> list[list[Step]]:
         tiny_steps(out),
         dnn_steps(out),
         saliency_steps(out),
+        quant_steps(out),
     ]
 
 
@@ -238,6 +239,77 @@ gate: real
 
 def fit_config_path(out: str) -> Path:
     return Path(out) / "configs" / "konvid_fit.yaml"
+
+
+# The QAT driver's config: a small MLP on the canonical six, trained on the enriched K150K table.
+QAT_CONFIG = """\
+model: mos_mlp
+model_args: {lr: 0.01, hidden: 16, features: [adm2, vif_scale0, vif_scale1, vif_scale2,
+                                              vif_scale3, motion2]}
+cache: ../tables/k150k_enriched.parquet
+batch_size: 32
+val_frac: 0.1
+test_frac: 0.1
+qat: {input_name: input, output_name: output}
+"""
+
+
+def qat_config_path(out: str) -> Path:
+    return Path(out) / "configs" / "qat_mos_mlp.yaml"
+
+
+def quant_steps(out: str) -> list[Step]:
+    """vmaf-train's model checks and the QAT driver, once each, over the chain's KonViD head
+    and the sample's learned filter. profile runs with --iters 0: it starts and runs each
+    provider and shape but times nothing, since measured times would change its report, and so
+    its record, from one demo run to the next."""
+    s, t, m = (f"{out}/{d}" for d in ("sample", "tables", "models"))
+    q, r = f"{out}/models/quant", f"{out}/reports/vmaf_train"
+    head, table = f"{m}/konvid_mos_head.onnx", f"{t}/k150k_enriched.parquet"
+    cpu = "--provider CPUExecutionProvider"
+    return [
+        Step(
+            "qat_train",
+            f"--config {qat_config_path(out)} --output {q}/mos_mlp.int8.onnx --epochs-fp32 5 "
+            f"--epochs-qat 2 --report-out {r}/qat_train.json",
+            f"{q}/mos_mlp.int8.onnx",
+        ),
+        Step(
+            VMAF_TRAIN,
+            f"validate-norm --model {head} --features {table} --json {r}/validate_norm.json",
+            f"{r}/validate_norm.json",
+        ),
+        Step(
+            VMAF_TRAIN,
+            f"profile --model {head} {cpu} --shape 1,11 --shape 64,11 --warmup 1 --iters 0 "
+            f"--json {r}/profile.json",
+            f"{r}/profile.json",
+        ),
+        Step(
+            VMAF_TRAIN,
+            f"audit-learned-filter --model {s}/filter/learned_filter.onnx "
+            f"--frames {s}/filter/frames.npy --json {r}/audit_learned_filter.json",
+            f"{r}/audit_learned_filter.json",
+        ),
+        Step(
+            VMAF_TRAIN,
+            f"quantize-int8 --fp32 {head} --output {q}/konvid_mos_head.int8.onnx "
+            f"--calibration {table} --n-calibration 128 --json {r}/quantize_int8.json",
+            f"{q}/konvid_mos_head.int8.onnx",
+        ),
+        Step(
+            VMAF_TRAIN,
+            f"cross-backend --model {head} --features {table} {cpu} "
+            f"--provider CUDAExecutionProvider --json {r}/cross_backend.json",
+            f"{r}/cross_backend.json",
+        ),
+        Step(
+            VMAF_TRAIN,
+            f"bisect-model-quality {head} {q}/konvid_mos_head.int8.onnx --features {table} "
+            f"--min-plcc 0.9 --input-name features --json {r}/bisect_model_quality.json",
+            f"{r}/bisect_model_quality.json",
+        ),
+    ]
 
 
 def vmaf_train_steps(out: str) -> list[Step]:
@@ -623,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = ROOT / dnn_registry_path(args.out)
     registry.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(registry, EMPTY_REGISTRY)
+    atomic_write(ROOT / qat_config_path(args.out), QAT_CONFIG.encode("utf-8"))
     results: dict[int, dict[str, object]] = {}
     plan = stages(args.out)
     order = [step for stage in plan for lane in stage for step in lane]

@@ -102,7 +102,7 @@ def test_every_subcommand_passes_and_names_its_command_path(work):
     ]:
         block = report_of(top / report)["run_provenance"]
         assert block["command"] == f"vmaf-train {command}"
-        assert block["entrypoint"]["path"] == "ai/vmaf_train.py"
+        assert block["entrypoint"]["path"] == "ai/vmaf_train/cli.py"
         assert block["outcome"]["status"] == "succeeded"
 
 

@@ -158,8 +158,14 @@ def _quiet_quantizer() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize(fp32: Path, config: QuantConfig, reader: SliceReader | None = None) -> bytes:
-    """The int8 model of ``fp32``, serialized deterministically."""
+def quantize(
+    fp32: Path,
+    config: QuantConfig,
+    reader: CalibrationDataReader | None = None,
+    op_types: list[str] | None = None,
+) -> bytes:
+    """The int8 model of ``fp32``, serialized deterministically; ``op_types`` limits which
+    operators are quantized (all the quantizer can, by default)."""
     with tempfile.TemporaryDirectory(prefix="ptq-") as scratch, _quiet_quantizer():
         target = Path(scratch) / "int8.onnx"
         common: dict[str, Any] = {
@@ -167,6 +173,8 @@ def quantize(fp32: Path, config: QuantConfig, reader: SliceReader | None = None)
             "reduce_range": config.reduce_range,
             "weight_type": TYPES[config.weight_type],
         }
+        if op_types is not None:
+            common["op_types_to_quantize"] = op_types
         try:
             if config.method == DYNAMIC:
                 quantize_dynamic(fp32, target, **common)

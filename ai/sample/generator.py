@@ -30,6 +30,7 @@ from ai.sample.evaluation import write_netflix_loso
 from ai.sample.predictor import write_predictor_corpora
 from ai.sample.tiny import write_tiny
 from ai.sample.saliency import write_saliency
+from ai.sample.quantization import write_quantization
 
 INGESTED_AT = "2026-05-01T00:00:00Z"  # a fixed stamp: the sample must not depend on the clock
 VMAF_VERSION = "3.0.0"
@@ -489,6 +490,7 @@ def generate(out: Path, seed: int) -> dict[str, int]:
         write_tiny(tree, np.random.default_rng([seed, 12]))
         write_dnn(tree, np.random.default_rng([seed, 13]))
         write_saliency(tree, np.random.default_rng([seed, 14]))
+        write_quantization(tree, np.random.default_rng([seed, 16]))
         _replace_tree(staging, out)
     finally:
         with contextlib.suppress(FileNotFoundError):

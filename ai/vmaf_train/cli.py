@@ -1,4 +1,4 @@
-"""``vmaf-train``: the MOS-head pipeline as one command with subcommands.
+"""``vmaf-train``'s pipeline subcommands: the MOS head from features to registry.
 
 ``extract-features`` (libvmaf cache and scores to a per-clip table), ``fit --config fit.yaml``
 (cross-validate, gate and fit a head), ``export`` (to ONNX), ``eval`` (held-out rows, numpy and
@@ -42,10 +42,16 @@ from ai.release.registry import register as add_to_registry
 from provenance import atomic_write, current_run, recorded_run
 
 PROG = "vmaf-train"
+HELP = (
+    "The MOS-head pipeline and the checks of a model before it ships, one subcommand each; "
+    "every subcommand is a recorded run that writes its --json report with the run's "
+    "provenance embedded, and exits 0 (pass), 1 (a gate failed, the report still written) "
+    "or 2 (an input error)."
+)
 
 app = typer.Typer(
     name=PROG,
-    help=(__doc__ or "").replace("``", "`"),
+    help=HELP,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -332,7 +338,3 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return 130  # Ctrl-C: the run's record says interrupted
     return result if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
