@@ -580,6 +580,10 @@ def tables_steps(out: str) -> list[Step]:
             "signal_mix_audit",
             f"--table {t}/combined.parquet {signals} --out-json {r}/signal_mix.json",
             f"{r}/signal_mix.json",
+        ),
+    ]
+
+
 def saliency_steps(out: str) -> list[Step]:
     """Both saliency students on the sample's DUTS root (tiny crops, two epochs), the v1
     validation against the chain's registry, its masks and their per-block IoU."""

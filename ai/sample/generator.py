@@ -28,9 +28,9 @@ from ai.features.libvmaf import FULL_FEATURES, metric_keys
 from ai.sample.dnn import write_dnn
 from ai.sample.evaluation import write_netflix_loso
 from ai.sample.predictor import write_predictor_corpora
-from ai.sample.tiny import write_tiny
-from ai.sample.saliency import write_saliency
 from ai.sample.quantization import write_quantization
+from ai.sample.saliency import write_saliency
+from ai.sample.tiny import write_tiny
 
 INGESTED_AT = "2026-05-01T00:00:00Z"  # a fixed stamp: the sample must not depend on the clock
 VMAF_VERSION = "3.0.0"
