@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def loso_summary(rows: Rows, training: Training) -> dict[str, Any]:
-    folds = []
+    folds: list[dict[str, Any]] = []
     for source, n_train, n_val, predicted, target in loso(
         rows.sources, rows.x, rows.y, rows.codec, training
     ):
