@@ -62,10 +62,8 @@ CODEC_VOCAB_V1: tuple[str, ...] = ("x264", "x265", "libsvtav1", "libvvenc", "lib
 CODEC_ALIASES_V1 = {
     "h264": "x264",
     "avc": "x264",
-    "libx264": "x264",
     "hevc": "x265",
     "h265": "x265",
-    "libx265": "x265",
     "av1": "libsvtav1",
     "vp9": "libvpx-vp9",
     "vvc": "libvvenc",
@@ -245,10 +243,12 @@ def train(
     seed: int | None = None,
     epochs: int | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    standardised: bool = False,
 ) -> Fitted:
-    """Standardise the features on these rows, then fit a fresh regressor on them."""
+    """Standardise the features on these rows (unless the caller did), then fit a fresh
+    regressor on them."""
     seed = training.seed if seed is None else seed
-    mean, std = zscore_stats(x)
+    mean, std = (np.zeros(x.shape[1]), np.ones(x.shape[1])) if standardised else zscore_stats(x)
     model = fr_regressor(x.shape[1], 0 if codec is None else codec.shape[1], training, seed)
     history = model.fit(
         joined(standardise(x, mean, std), codec),

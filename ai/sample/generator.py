@@ -25,6 +25,7 @@ import numpy as np
 
 from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
 from ai.features.libvmaf import FULL_FEATURES, metric_keys
+from ai.sample.fr import write_fr_tables
 
 INGESTED_AT = "2026-05-01T00:00:00Z"  # a fixed stamp: the sample must not depend on the clock
 VMAF_VERSION = "3.0.0"
@@ -479,6 +480,7 @@ def generate(out: Path, seed: int) -> dict[str, int]:
         write_bvi_dvc(tree, rng)
         write_grid(tree, rng)
         write_konvid(tree, np.random.default_rng([seed, 1]))  # its own stream: the rest stays
+        write_fr_tables(tree, np.random.default_rng([seed, 11]))
         _replace_tree(staging, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
