@@ -166,6 +166,7 @@ def lanes(out: str) -> list[list[Step]]:
         quantization_and_registry_steps(out),
         audit_steps(s, c, t, m, r),
         vmaf_train_steps(out),
+        fr_steps(out),
     ]
 
 
@@ -314,6 +315,50 @@ def audit_steps(s: str, c: str, t: str, m: str, r: str) -> list[Step]:
             f"--corpus-dir {s}/bvi_dvc --model {m}/konvid_mos_head.onnx --crf-grid 22,27,32,37 "
             f"--out-json {m}/nr_metric_v1.json --report-md {r}/nr_threshold.md",
             f"{m}/nr_metric_v1.json",
+        ),
+    ]
+
+
+def fr_steps(out: str) -> list[Step]:
+    """The FR regressors v1, v2 and v3, the v2 deep ensemble and its interval coverage; small
+    epochs, their own registry."""
+    s, c, t = (f"{out}/{d}" for d in ("sample", "corpora", "tables"))
+    m, r = f"{out}/models/fr", f"{out}/reports/fr"
+    reg = f"{m}/registry.json"
+    grid = f"{c}/encode_grid.jsonl"
+    return [
+        Step(
+            "train_fr_regressor",
+            f"--parquet {t}/netflix_frames.parquet --epochs 150 --batch-size 16 --lr 0.005 "
+            f"--out-onnx {m}/fr_regressor_v1.onnx --out-sidecar {m}/fr_regressor_v1.json "
+            f"--registry {reg} --metrics-out {r}/fr_regressor_v1_metrics.json",
+            f"{r}/fr_regressor_v1_metrics.json",
+        ),
+        Step(
+            "train_fr_regressor_v2",
+            f"--corpus {grid} --epochs 120 --batch-size 16 --lr 0.005 "
+            f"--out-onnx {m}/fr_regressor_v2.onnx --out-sidecar {m}/fr_regressor_v2.json "
+            f"--registry {reg} --metrics-out {r}/fr_regressor_v2_metrics.json",
+            f"{r}/fr_regressor_v2_metrics.json",
+        ),
+        Step(
+            "train_fr_regressor_v3",
+            f"--corpus {grid} --epochs 100 --batch-size 16 --lr 0.002 "
+            f"--out-onnx {m}/fr_regressor_v3.onnx --out-sidecar {m}/fr_regressor_v3.json "
+            f"--registry {reg}",
+            f"{m}/fr_regressor_v3.onnx",
+        ),
+        Step(
+            "train_fr_regressor_v2_ensemble",
+            f"--corpus {s}/fr/ensemble_train.parquet --ensemble-size 3 --epochs 80 "
+            f"--batch-size 32 --conformal-calibration-frac 0.2 --out-dir {m} --registry {reg}",
+            f"{m}/fr_regressor_v2_ensemble_v1.json",
+        ),
+        Step(
+            "eval_probabilistic_proxy",
+            f"--manifest {m}/fr_regressor_v2_ensemble_v1.json "
+            f"--parquet {s}/fr/ensemble_eval.parquet --metrics-out {r}/probabilistic_proxy.json",
+            f"{r}/probabilistic_proxy.json",
         ),
     ]
 
