@@ -335,8 +335,12 @@ class TestEnsembleAndCoverage:
             "--registry", tmp_path / "m/registry.json",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-        assert not list((tmp_path / "m").glob("*.onnx")) if (tmp_path / "m").exists() else True
-        proc = run_script("train_fr_regressor_v2_ensemble", "--smoke", "--ensemble-size", "0")
+        assert not list(tmp_path.rglob("*.onnx"))
+        assert not (tmp_path / "m/registry.json").exists()
+        proc = run_script(
+            "train_fr_regressor_v2_ensemble", "--smoke", "--ensemble-size", "0",
+            "--out-dir", tmp_path / "bad", "--registry", tmp_path / "bad/registry.json",
+        )  # fmt: skip
         assert proc.returncode == 2
         assert "--ensemble-size must be at least 1" in proc.stderr
 
