@@ -174,6 +174,7 @@ def lanes(out: str) -> list[list[Step]]:
         dnn_steps(out),
         saliency_steps(out),
         quant_steps(out),
+        fr_steps(out),
     ]
 
 
@@ -618,6 +619,51 @@ def saliency_steps(out: str) -> list[Step]:
             f"--pred-dir {r}/masks/pred --gt-dir {r}/masks/gt --block-size 8 "
             f"--out-json {r}/per_mb.json",
             f"{r}/per_mb.json",
+        ),
+    ]
+
+
+def fr_steps(out: str) -> list[Step]:
+    """The FR regressors v1, v2 and v3, the v2 deep ensemble and its interval coverage; small
+    epochs. Each writes a registry of its own: one shared by several would make a run's record
+    depend on what the later steps left in it the time before."""
+    s, c, t = (f"{out}/{d}" for d in ("sample", "corpora", "tables"))
+    m, r = f"{out}/models/fr", f"{out}/reports/fr"
+    grid = f"{c}/encode_grid.jsonl"
+    return [
+        Step(
+            "train_fr_regressor",
+            f"--parquet {t}/netflix_frames.parquet --epochs 150 --batch-size 16 --lr 0.005 "
+            f"--out-onnx {m}/fr_regressor_v1.onnx --out-sidecar {m}/fr_regressor_v1.json "
+            f"--registry {m}/registry.json --metrics-out {r}/fr_regressor_v1_metrics.json",
+            f"{r}/fr_regressor_v1_metrics.json",
+        ),
+        Step(
+            "train_fr_regressor_v2",
+            f"--corpus {grid} --epochs 120 --batch-size 16 --lr 0.005 "
+            f"--out-onnx {m}/fr_regressor_v2.onnx --out-sidecar {m}/fr_regressor_v2.json "
+            f"--registry {m}/registry_v2.json --metrics-out {r}/fr_regressor_v2_metrics.json",
+            f"{r}/fr_regressor_v2_metrics.json",
+        ),
+        Step(
+            "train_fr_regressor_v3",
+            f"--corpus {grid} --epochs 100 --batch-size 16 --lr 0.002 "
+            f"--out-onnx {m}/fr_regressor_v3.onnx --out-sidecar {m}/fr_regressor_v3.json "
+            f"--registry {m}/registry_v3.json",
+            f"{m}/fr_regressor_v3.onnx",
+        ),
+        Step(
+            "train_fr_regressor_v2_ensemble",
+            f"--corpus {s}/fr/ensemble_train.parquet --ensemble-size 3 --epochs 80 "
+            f"--batch-size 32 --conformal-calibration-frac 0.2 --out-dir {m} "
+            f"--registry {m}/registry_ensemble.json",
+            f"{m}/fr_regressor_v2_ensemble_v1.json",
+        ),
+        Step(
+            "eval_probabilistic_proxy",
+            f"--manifest {m}/fr_regressor_v2_ensemble_v1.json "
+            f"--parquet {s}/fr/ensemble_eval.parquet --metrics-out {r}/probabilistic_proxy.json",
+            f"{r}/probabilistic_proxy.json",
         ),
     ]
 

@@ -118,7 +118,7 @@ def recorded_run(
     inputs: Declarations | None = None,
     outputs: Declarations | None = None,
     manifest: ManifestDeclaration = "manifest_out",
-    embed_into: str | None = None,
+    embed_into: str | tuple[str, ...] | None = None,
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
@@ -136,7 +136,7 @@ def recorded_run(
     inputs: Declarations | None = None,
     outputs: Declarations | None = None,
     manifest: ManifestDeclaration = "manifest_out",
-    embed_into: str | None = None,
+    embed_into: str | tuple[str, ...] | None = None,
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
@@ -151,7 +151,8 @@ def recorded_run(
     declaration of the wrong type is a ``DeclarationError`` here, before anything runs.
     The sidecar goes to ``--manifest-out`` (the ``manifest`` dest or
     callable) when given, else beside the first declared output. ``embed_into`` names an
-    output JSON object that also receives the block. ``redact`` adds secret option names.
+    output JSON object (or a tuple of them) that also receives the block. ``redact`` adds
+    secret option names.
     ``environment`` (True, or names of environment variables) records the environment too.
     ``config`` names the option (or callable) giving a config file the script reads, recorded
     with its digests like the config files a framework reads. ``volatile`` (True, or some of
@@ -171,8 +172,13 @@ def recorded_run(
             "manifest names the option giving the sidecar's path (a dest or a callable), "
             f"not {type(manifest).__name__}"
         )
-    if embed_into is not None and not isinstance(embed_into, str):
-        raise DeclarationError(f"embed_into names an output, not {type(embed_into).__name__}")
+    if embed_into is not None and not (
+        isinstance(embed_into, str)
+        or (isinstance(embed_into, tuple) and all(isinstance(n, str) for n in embed_into))
+    ):
+        raise DeclarationError(
+            f"embed_into names an output or a tuple of them, not {type(embed_into).__name__}"
+        )
     spec = RunSpec(
         inputs=checked_inputs,
         outputs=checked_outputs,

@@ -96,7 +96,7 @@ class RunSpec:
     outputs: Declarations = field(default_factory=dict)
     entrypoint: str | None = None
     manifest: ManifestDeclaration = "manifest_out"
-    embed_into: str | None = None
+    embed_into: str | tuple[str, ...] | None = None
     redact: tuple[str, ...] = ()
     hash_policy: HashPolicy = field(default_factory=HashPolicy)
     root: str | None = None

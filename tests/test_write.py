@@ -287,6 +287,41 @@ class TestEmbedding:
         told.write(embed_into="weights")
         assert any("embed_into='weights' names no output" in note for note in told.notes)
 
+    def test_the_block_goes_into_each_of_several_json_outputs(self, tmp_path):
+        told = declared(tmp_path, "model.json", "metrics.json")
+        model, metrics = tmp_path / "model.json", tmp_path / "metrics.json"
+        model.write_text(json.dumps({"weights": [1]}))
+        metrics.write_text(json.dumps({"plcc": 0.9}))
+        told.write(embed_into=("model.json", "metrics.json"))
+        blocks = [json.loads(p.read_text("utf-8"))["run_provenance"] for p in (model, metrics)]
+        assert blocks[0] == blocks[1]
+        for name in ("model.json", "metrics.json"):  # neither copy can hold a host's digest
+            assert blocks[0]["outputs"][name]["embedded_here"] is True
+            assert "blake3" not in blocks[0]["outputs"][name]
+        sidecar = load_sidecar(sidecar_of(model))["run_provenance"]
+        assert sidecar["outputs"]["metrics.json"]["blake3"], "the sidecar has the final digests"
+        assert json.loads(metrics.read_text("utf-8"))["plcc"] == 0.9
+
+    def test_of_several_hosts_only_those_the_run_wrote_get_the_block(self, tmp_path):
+        model = tmp_path / "model.json"
+        model.write_text("{}")
+        told = declared(tmp_path, "model.json", "metrics.json")
+        (tmp_path / "metrics.json").write_text("{}")
+        told.write(embed_into=("model.json", "metrics.json"))
+        assert model.read_text("utf-8") == "{}"
+        block = json.loads((tmp_path / "metrics.json").read_text("utf-8"))["run_provenance"]
+        assert "embedded_here" not in block["outputs"]["model.json"]
+
+    def test_when_the_sidecar_fails_every_host_gets_its_bytes_back(self, tmp_path):
+        told = declared(tmp_path, "model.json", "metrics.json")
+        model, metrics = tmp_path / "model.json", tmp_path / "metrics.json"
+        model.write_text('{"weights": [1]}')
+        metrics.write_text('{"plcc": 0.9}')
+        sidecar_of(model).mkdir()
+        told.write(embed_into=("model.json", "metrics.json"))
+        assert model.read_text("utf-8") == '{"weights": [1]}'
+        assert metrics.read_text("utf-8") == '{"plcc": 0.9}'
+
     def test_when_the_sidecar_cannot_be_written_the_block_is_taken_back_out(self, tmp_path):
         told = declared(tmp_path, "model.json")
         model = tmp_path / "model.json"

@@ -27,6 +27,7 @@ from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
 from ai.features.libvmaf import FULL_FEATURES, metric_keys
 from ai.sample.dnn import write_dnn
 from ai.sample.evaluation import write_netflix_loso
+from ai.sample.fr import write_fr_tables
 from ai.sample.predictor import write_predictor_corpora
 from ai.sample.quantization import write_quantization
 from ai.sample.saliency import write_saliency
@@ -491,6 +492,7 @@ def generate(out: Path, seed: int) -> dict[str, int]:
         write_dnn(tree, np.random.default_rng([seed, 13]))
         write_saliency(tree, np.random.default_rng([seed, 14]))
         write_quantization(tree, np.random.default_rng([seed, 16]))
+        write_fr_tables(tree, np.random.default_rng([seed, 11]))
         _replace_tree(staging, out)
     finally:
         with contextlib.suppress(FileNotFoundError):

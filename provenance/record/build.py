@@ -64,8 +64,8 @@ class RunFacts:
     baselines: dict[str, Fingerprint] = field(default_factory=dict)
     outcome: Outcome | None = None
     gates: dict[str, Any] = field(default_factory=dict)
-    # A file whose copy of the block is being built: its own entry cannot carry its digest.
-    embedded_in: str | None = None
+    # Files whose copy of the block is being built: their own entries cannot carry their digest.
+    embedded_in: frozenset[str] = frozenset()
     # Digests of unchanged files from earlier runs; None hashes everything afresh.
     cache: DigestCache | None = None
     # Paths declared after the run started (add_output, or resolved only at exit): whether the
@@ -270,7 +270,7 @@ def unmeasured(path: str, shown: str) -> dict[str, Any]:
 
 
 def _output_entry(facts: RunFacts, path: str) -> dict[str, Any]:
-    if path == facts.embedded_in:
+    if path in facts.embedded_in:
         return {
             "path": facts.shown(path),
             "exists": True,
@@ -336,7 +336,7 @@ def _environment(facts: RunFacts) -> dict[str, Any]:
 
 def _volatile(facts: RunFacts) -> dict[str, Any]:
     names = volatile_evidence.requested(facts.volatile)
-    if not names or facts.embedded_in is not None:  # the artifact's bytes stay the work's own
+    if not names or facts.embedded_in:  # the artifact's bytes stay the work's own
         return {}
     if facts._volatile is None:  # once: the block is built again to embed it or re-decide
         facts._volatile = volatile_evidence.evidence(names, facts.started_ns, time.time_ns())

@@ -97,7 +97,7 @@ class WriteFacts:
     fields: Mapping[str, Any] = field(default_factory=dict)  # what the script recorded
     manifest_out: str | None = None  # the script's own JSON, where the record goes if given
     first_output: str | None = None  # else the record goes beside this output
-    embed_into: str | None = None  # the declared output to put the block into too
+    embed_into: str | tuple[str, ...] | None = None  # the declared output(s) to put it into too
     # The names beside each output when it was declared: what appeared since is told.
     beside: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # The running records whose runs were gone when this one started (see superseded_runs);
@@ -277,7 +277,7 @@ class RecordWriter:
             self._warn_undeclared_beside()
             self._write_rank(target, build_block(facts))
             return
-        embedded = None
+        embedded: list[tuple[Path, bytes]] = []
         try:
             embedded = self._embed()
         except SidecarWriteError as err:
@@ -329,9 +329,9 @@ class RecordWriter:
             self._warn(note)
         return path
 
-    def _write_failed(self, path: Path, embedded: tuple[Path, bytes] | None, err: OSError) -> None:
-        if embedded is not None:
-            undo_embed(*embedded, self._warn)
+    def _write_failed(self, path: Path, embedded: list[tuple[Path, bytes]], err: OSError) -> None:
+        for host in embedded:
+            undo_embed(*host, self._warn)
         self._trouble(SidecarWriteError(f"could not write the sidecar {path}: {err}"))
 
     def _interrupted_while_recording(self) -> Outcome:
@@ -373,9 +373,9 @@ class RecordWriter:
                 if str(target) in facts.outputs_paths():
                     # The manifest is also a declared output: like embed_into, its own entry
                     # cannot hold the digest of the bytes that will contain it.
-                    facts.embedded_in = str(target)
+                    facts.embedded_in = frozenset({str(target)})
                     block = {**block, **build_block(facts, OUTPUTS_STEPS)}
-                    facts.embedded_in = None
+                    facts.embedded_in = frozenset()
                 block = redact_block(block, facts.secrets, self._known())
                 merged_data, refused = embedding(merged, block)
                 if refused is None:
@@ -476,41 +476,56 @@ class RecordWriter:
                     'it, e.g. outputs={"data": Glob("{out}.data")}'
                 )
 
-    def _embed(self) -> tuple[Path, bytes] | None:
-        """Put the block into the ``embed_into`` output if this run wrote it as a JSON object."""
+    def _embed(self) -> list[tuple[Path, bytes]]:
+        """Put the block into each ``embed_into`` output this run wrote as a JSON object; the
+        hosts and their bytes before, to take the block back out if the sidecar fails."""
         facts, embed_into = self.facts, self.told.embed_into
-        if embed_into is None:
-            return None
-        if embed_into not in facts.outputs:
-            self._warn(f"did not embed run_provenance: embed_into={embed_into!r} names no output")
-            return None
-        declared = facts.outputs[embed_into]
-        if declared is None:
-            return None
-        host = declared.paths[0]
-        if not facts.written_by_run(host):
-            return None
-        found = read_json_object(host)
-        if found is None:
-            self._warn(f"did not embed run_provenance into {host}: it does not hold a JSON object")
-            return None
-        original, document = found
-        facts.embedded_in = host
-        block = redact_block(build_block(facts), facts.secrets, self._known())
-        facts.embedded_in = None
-        data, refused = embedding(document, block)
-        if refused is not None:
-            self._warn(
-                f"did not embed run_provenance into {host}: with it, a reader would refuse the "
-                f"file ({refused}); the sidecar holds the record"
-            )
-            return None
-        facts.forget(host)
-        try:
-            atomic_write(host, data)
-        except OSError as err:
-            raise SidecarWriteError(f"could not embed run_provenance into {host}: {err}") from err
-        return Path(host), original
+        names = (embed_into,) if isinstance(embed_into, str) else embed_into or ()
+        hosts: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        for name in names:
+            if name not in facts.outputs:
+                self._warn(f"did not embed run_provenance: embed_into={name!r} names no output")
+                continue
+            declared = facts.outputs[name]
+            if declared is None or not facts.written_by_run(declared.paths[0]):
+                continue
+            host = declared.paths[0]
+            found = read_json_object(host)
+            if found is None:
+                self._warn(
+                    f"did not embed run_provenance into {host}: it does not hold a JSON object"
+                )
+                continue
+            hosts[host] = found
+        while hosts:
+            # Every host's own entry says "embedded here": none can hold the digest of bytes
+            # the block is about to change, its own or another host's.
+            facts.embedded_in = frozenset(hosts)
+            block = redact_block(build_block(facts), facts.secrets, self._known())
+            facts.embedded_in = frozenset()
+            prepared = {host: embedding(document, block) for host, (_, document) in hosts.items()}
+            refused = {host: why for host, (_, why) in prepared.items() if why is not None}
+            if not refused:
+                break
+            for host, why in refused.items():
+                self._warn(
+                    f"did not embed run_provenance into {host}: with it, a reader would refuse "
+                    f"the file ({why}); the sidecar holds the record"
+                )
+                del hosts[host]
+        done: list[tuple[Path, bytes]] = []
+        for host, (original, _) in hosts.items():
+            facts.forget(host)
+            try:
+                atomic_write(host, prepared[host][0])
+            except OSError as err:
+                for written in done:
+                    undo_embed(*written, self._warn)
+                raise SidecarWriteError(
+                    f"could not embed run_provenance into {host}: {err}"
+                ) from err
+            done.append((Path(host), original))
+        return done
 
 
 def _placement_at(
