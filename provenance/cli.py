@@ -1,9 +1,9 @@
 """The ``provenance`` command: show, verify, diff, lineage, runs, replay, schema, validate, export,
 run.
 
-Every command but run takes an artifact or its sidecar. Exit codes: 0 fine, 1 a finding (drift,
-a difference, an invalid record, a failed outcome where asked), 2 a usage error or unreadable
-input; run exits as the command it records does.
+Every command but run and runs takes an artifact or its sidecar (runs takes folders). Exit
+codes: 0 fine, 1 a finding (drift, a difference, an invalid record, a failed outcome where
+asked), 2 a usage error or unreadable input; run exits as the command it records does.
 """
 
 from __future__ import annotations
