@@ -1,7 +1,9 @@
 """Deterministic provenance sidecars for every run of a script.
 
 The names below are imported when first used (PEP 562), so the ``provenance`` command and the
-modules it reads records with start without the decorator's machinery (wrapt, the run).
+modules it reads records with start without the decorator's machinery (wrapt, the run). Reading
+records from Python (``record_of``, ``verify``, ``lineage``, ``find_runs``) is
+``provenance.read``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,22 @@ if TYPE_CHECKING:
     )
     from provenance.measure.hashing import HashPolicy
     from provenance.measure.paths import Glob
+    from provenance.read import (
+        Boundary,
+        Check,
+        Checker,
+        Entry,
+        Lineage,
+        Record,
+        RunSummary,
+        UnreadableRecord,
+        Verdict,
+        find_runs,
+        lineage,
+        read_json,
+        record_of,
+        verify,
+    )
     from provenance.record.build import build_run_provenance
     from provenance.record.schema import load_schema, validate
     from provenance.record.sidecar import atomic_write
@@ -28,39 +46,67 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _WHERE = {
+    "Boundary": "read",
+    "Check": "read",
+    "Checker": "read",
     "DeclarationError": "errors",
+    "Entry": "read",
     "Glob": "measure.paths",
     "HashPolicy": "measure.hashing",
+    "Lineage": "read",
     "NoActiveRunError": "errors",
     "NoSidecarTargetError": "errors",
     "ProvenanceError": "errors",
+    "Record": "read",
     "RecordedRun": "decorator",
     "Run": "run",
+    "RunSummary": "read",
     "SidecarWriteError": "errors",
+    "UnreadableRecord": "read",
+    "Verdict": "read",
     "atomic_write": "record.sidecar",
     "build_run_provenance": "record.build",
     "current_run": "run",
+    "find_runs": "read",
+    "lineage": "read",
     "load_schema": "record.schema",
+    "read_json": "read",
+    "record_of": "read",
     "recorded_run": "decorator",
     "validate": "record.schema",
+    "verify": "read",
 }
 
 __all__ = [
+    "Boundary",
+    "Check",
+    "Checker",
     "DeclarationError",
+    "Entry",
     "Glob",
     "HashPolicy",
+    "Lineage",
     "NoActiveRunError",
     "NoSidecarTargetError",
     "ProvenanceError",
+    "Record",
     "RecordedRun",
     "Run",
+    "RunSummary",
     "SidecarWriteError",
+    "UnreadableRecord",
+    "Verdict",
     "atomic_write",
     "build_run_provenance",
     "current_run",
+    "find_runs",
+    "lineage",
     "load_schema",
+    "read_json",
+    "record_of",
     "recorded_run",
     "validate",
+    "verify",
 ]
 
 

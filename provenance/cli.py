@@ -1,8 +1,9 @@
-"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export, run.
+"""The ``provenance`` command: show, verify, diff, lineage, runs, replay, schema, validate, export,
+run.
 
-Every command but run takes an artifact or its sidecar. Exit codes: 0 fine, 1 a finding (drift,
-a difference, an invalid record, a failed outcome where asked), 2 a usage error or unreadable
-input; run exits as the command it records does.
+Every command but run and runs takes an artifact or its sidecar (runs takes folders). Exit
+codes: 0 fine, 1 a finding (drift, a difference, an invalid record, a failed outcome where
+asked), 2 a usage error or unreadable input; run exits as the command it records does.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from provenance.commands import (
     printable,
     replay,
     run,
+    runs,
     show,
     style,
     verify,
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"provenance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (show, verify, diff, lineage, replay):
+    for command in (show, verify, diff, lineage, runs, replay):
         command.register(commands)
     schema = commands.add_parser(
         "schema",

@@ -32,6 +32,7 @@ from provenance.commands import (
     warn,
 )
 from provenance.record.sidecar import SIDECAR_SUFFIX, sidecar_path_for
+from provenance.record.summary import stored_text, summarize
 from provenance.records import (
     Boundary,
     Place,
@@ -448,7 +449,8 @@ class Index:
             store.forget([real])
         elif key is not None:
             entrypoint = record.block["entrypoint"]["path"]
-            store.put(real, key, entrypoint, outputs_of(record), walk_began_ns=began)
+            summary = stored_text(summarize(record.block))
+            store.put(real, key, entrypoint, outputs_of(record), summary, walk_began_ns=began)
 
 
 def _held(store: LineageIndex, entries: bytes) -> dict[bytes, bytes]:

@@ -2,9 +2,10 @@
 
 Each record that passed the strict reader is kept as one row of its real path, its folder, its
 stat key (device, inode, size, mtime_ns, ctime_ns, as the digest cache keys files) and its
-entrypoint, with one row per output it wrote: name, path as shown, blake3, and whether it is a
-folder. Each folder's stored records are summed up in one more row: their names and stat keys,
-as ``provenance.stores.scan`` reads a folder, so a folder none of whose records changed, came or
+entrypoint, with one row per output it wrote (name, path as shown, blake3, whether it is a
+folder) and one row of its run's summary (what ``provenance runs`` shows and filters on).
+Each folder's stored records are summed up in one more row: their names and stat keys, as
+``provenance.stores.scan`` reads a folder, so a folder none of whose records changed, came or
 went is one comparison. A row is used only while the record's stat key is unchanged; a record that
 changed, is new, or cannot be read is parsed again, and a record never read is never in it. A
 record whose mtime or ctime lies within the racy window of the walk is parsed but not stored,
@@ -30,7 +31,7 @@ from provenance.stores.scan import join_entries, parse_entries
 from provenance.stores.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
-SCHEMA_VERSION = 2  # 2: folder rows
+SCHEMA_VERSION = 3  # 2: folder rows; 3: run summaries
 # Text a record holds is kept as JSON (ASCII, escaped): a lone surrogate a hostile record can
 # hold is no UTF-8 SQLite could store.
 _SCHEMA = (
@@ -56,6 +57,12 @@ _SCHEMA = (
     ) WITHOUT ROWID""",
     "CREATE INDEX outputs_by_digest ON outputs (blake3) WHERE blake3 IS NOT NULL",
     "CREATE INDEX outputs_folders ON outputs (directory) WHERE directory = 1",
+    """CREATE TABLE runs (
+        path BLOB NOT NULL PRIMARY KEY,
+        folder BLOB NOT NULL,
+        summary TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX runs_by_folder ON runs (folder)",
 )
 
 
@@ -92,7 +99,7 @@ class LineageIndex(SqliteStore):
     """One command's view of the store: stat keys read per walked folder, writes in one batch."""
 
     SCHEMA_VERSION = SCHEMA_VERSION
-    TABLES = ("folders", "outputs", "records")
+    TABLES = ("folders", "outputs", "records", "runs")
     SCHEMA = _SCHEMA
     NAME = "the lineage index"
     WITHOUT_IT = "reading every record instead"
@@ -106,7 +113,7 @@ class LineageIndex(SqliteStore):
         busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
         super().__init__(location, racy_window_ns=racy_window_ns, busy_timeout=busy_timeout)
-        self._put: list[tuple[bytes, bytes, str, tuple[Output, ...]]] = []
+        self._put: list[tuple[bytes, bytes, str, tuple[Output, ...], str]] = []
         self._forget: list[bytes] = []
 
     @classmethod
@@ -148,6 +155,22 @@ class LineageIndex(SqliteStore):
             self._give_up(err)
             return None
 
+    def summaries_under(self, folder: bytes) -> dict[bytes, dict[bytes, str]] | None:
+        """``{real folder: {name: summary}}`` of the stored records at or below ``folder``, each
+        summary as stored (JSON text); None if broken."""
+        rows = self._query(
+            "SELECT folder, path, summary FROM runs "
+            "WHERE folder = ? OR (folder >= ? AND folder < ?)",
+            (folder, folder + b"/", folder + b"0"),
+        )
+        if rows is None:
+            return None
+        found: dict[bytes, dict[bytes, str]] = {}
+        for where, path, summary in rows:
+            where, path = bytes(where), bytes(path)
+            found.setdefault(where, {})[path[len(where) + 1 :]] = summary
+        return found
+
     def by_digest(self, blake3: str) -> list[StoredOutput] | None:
         """The stored outputs with this digest, whichever record; None if broken."""
         return self._outputs("o.blake3 = ?", (blake3,))
@@ -185,18 +208,20 @@ class LineageIndex(SqliteStore):
         key: bytes,
         entrypoint: str,
         outputs: Iterable[Output],
+        summary: str,
         *,
         walk_began_ns: int,
     ) -> bool:
         """Remember what a record just read says (``key``: its stat key, taken before it was
-        read); a racy record is not remembered."""
+        read; ``summary``: its run's, as ``provenance.record.summary.stored_text`` gives it); a
+        racy record is not remembered."""
         if self.broken:
             return False
         _, _, _, mtime_ns, ctime_ns = STAT_KEY.unpack(key)
         if walk_began_ns - max(mtime_ns, ctime_ns) < self.racy_window_ns:
             self._forget.append(path)
             return False
-        self._put.append((path, key, entrypoint, tuple(outputs)))
+        self._put.append((path, key, entrypoint, tuple(outputs), summary))
         return True
 
     def forget(self, paths: Iterable[bytes]) -> None:
@@ -217,7 +242,7 @@ class LineageIndex(SqliteStore):
         paths = [(p,) for p in gone] + [(p,) for p, *_ in put]
         outputs = [
             (p, o.position, _text(o.name), _text(o.shown), o.blake3, int(o.directory))
-            for p, _, _, written in put
+            for p, _, _, written, _ in put
             for o in written
         ]
         touched = sorted({_folder_of(p) for (p,) in paths})
@@ -225,9 +250,14 @@ class LineageIndex(SqliteStore):
             with immediate(db):
                 db.executemany("DELETE FROM outputs WHERE path = ?", paths)
                 db.executemany("DELETE FROM records WHERE path = ?", paths)
+                db.executemany("DELETE FROM runs WHERE path = ?", paths)
                 db.executemany(
                     "INSERT INTO records VALUES (?, ?, ?, ?)",
-                    [(p, _folder_of(p), key, _text(ep)) for p, key, ep, _ in put],
+                    [(p, _folder_of(p), key, _text(ep)) for p, key, ep, _, _ in put],
+                )
+                db.executemany(
+                    "INSERT INTO runs VALUES (?, ?, ?)",
+                    [(p, _folder_of(p), summary) for p, _, _, _, summary in put],
                 )
                 db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs)
                 for folder in touched:  # each folder's row, made again from its records' rows

@@ -4,7 +4,8 @@
 and one stat a record, nothing parsed. A folder's regular records come as one ``entries``
 value (each name, NUL, its stat key, in name order), so a folder none of whose records changed
 is one comparison with what the index holds. Records that are links, or could not be stat-ed,
-are named apart and looked at one by one.
+are named apart and looked at one by one, and so are the records kept beside a sidecar
+(``X.manifest.failed.json``, ``X.manifest.running.<token>.json``), which ``runs`` lists.
 
 On a large tree the stats are shared with one forked process: a stat is a system call, and a
 second core makes them in half the time. The walk is the full scan's (``os.walk``, top down,
@@ -58,6 +59,9 @@ class Folder:
     real: str  # its real path
     entries: bytes  # its regular records: name, NUL, stat key, in name order
     others: tuple[str, ...]  # its records that are links, or could not be stat-ed, by name
+    # The records kept beside its sidecars (``X.manifest.<kind>.json``: running, failed, ...),
+    # by name: never stored in the index (a running one's state is its process's, not its bytes').
+    sides: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -140,6 +144,7 @@ def _list(pending: _Pending, found: list[Folder]) -> list[_Pending]:
         with os.scandir(fd) as listing:
             records = []
             folders = []
+            sides = []
             for entry in listing:
                 name = entry.name
                 try:
@@ -151,8 +156,10 @@ def _list(pending: _Pending, found: list[Folder]) -> list[_Pending]:
                         folders.append(name)
                 elif name.endswith(SIDECAR_SUFFIX):
                     records.append((name, entry))
-            if records:
-                found.append(_folder(pending, records))
+                elif ".manifest." in name and name.endswith(".json"):
+                    sides.append(name)
+            if records or sides:
+                found.append(_folder(pending, records, sorted(sides)))
     except OSError:
         return []
     finally:
@@ -163,7 +170,9 @@ def _list(pending: _Pending, found: list[Folder]) -> list[_Pending]:
     return [_Pending((*pending.order, name), prefix + name, real + name) for name in folders]
 
 
-def _folder(pending: _Pending, records: list[tuple[str, os.DirEntry[str]]]) -> Folder:
+def _folder(
+    pending: _Pending, records: list[tuple[str, os.DirEntry[str]]], sides: list[str]
+) -> Folder:
     records.sort(key=lambda pair: pair[0])
     pack = STAT_KEY.pack  # stat_key, inlined: this loop runs once per record of the tree
     parts = []
@@ -178,7 +187,9 @@ def _folder(pending: _Pending, records: list[tuple[str, os.DirEntry[str]]]) -> F
             continue
         key = pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         parts.append(name.encode(*_FS) + b"\0" + key)
-    return Folder(pending.order, pending.shown, pending.real, b"".join(parts), tuple(others))
+    return Folder(
+        pending.order, pending.shown, pending.real, b"".join(parts), tuple(others), tuple(sides)
+    )
 
 
 class _Orphaned(Exception):
@@ -253,7 +264,7 @@ def _may_fork() -> bool:
 
 
 def _send(fd: int, found: list[Folder]) -> None:
-    data = marshal.dumps([(f.order, f.shown, f.real, f.entries, f.others) for f in found])
+    data = marshal.dumps([(f.order, f.shown, f.real, f.entries, f.others, f.sides) for f in found])
     view = memoryview(struct.pack("<Q", len(data)) + data)
     while view:
         view = view[os.write(fd, view) :]

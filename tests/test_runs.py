@@ -1,0 +1,287 @@
+"""``provenance runs`` and ``provenance.find_runs``: every recorded run under some folders."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import provenance
+from provenance.stores.digest_cache import ENVIRONMENT, RACY_WINDOW_NS
+from provenance.stores.lineage_index import FILE_NAME
+from tests.handmade import document, project, run_cli, write
+
+
+def run_doc(
+    script: str,
+    args: dict[str, Any],
+    *,
+    status: str = "succeeded",
+    gates: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    exit_code: int | None = 0,
+) -> dict[str, Any]:
+    doc = document(script, status=status, exit_code=exit_code, gates=gates)
+    doc["run_provenance"]["args"] = args
+    if config is not None:
+        doc["run_provenance"]["config"] = {"files": [], "resolved": config}
+    return doc
+
+
+def sweep(proj: Path) -> Path:
+    """Three training runs of a sweep, and an evaluation."""
+    runs = proj / "runs"
+    write(
+        runs / "a" / "model.bin.manifest.json",
+        run_doc(
+            "train.py",
+            {"lr": 0.01, "seed": 1},
+            gates={"plcc": {"passed": True, "plcc": 0.9}},
+            config={"trainer": {"epochs": 5}},
+        ),
+    )
+    write(
+        runs / "b" / "model.bin.manifest.json",
+        run_doc(
+            "train.py",
+            {"lr": 0.1, "seed": 1},
+            gates={"plcc": {"passed": False, "plcc": 0.2}},
+            config={"trainer": {"epochs": 5}},
+        ),
+    )
+    write(
+        runs / "c" / "model.bin.manifest.json",
+        run_doc(
+            "train.py",
+            {"lr": 0.01, "seed": 2},
+            status="failed",
+            exit_code=1,
+            config={"trainer": {"epochs": 7}},
+        ),
+    )
+    write(runs / "eval.json.manifest.json", run_doc("eval.py", {"seed": 1}))
+    return runs
+
+
+def aged(folder: Path) -> None:
+    """Wait until the records just written are old enough to be stored (not racy)."""
+    newest = max(p.lstat().st_ctime_ns for p in folder.rglob("*"))
+    time.sleep(max(0.0, (newest + RACY_WINDOW_NS - time.time_ns()) / 1e9 + 0.05))
+
+
+@pytest.fixture
+def proj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(ENVIRONMENT, str(tmp_path / "cache" / "digests.sqlite3"))
+    proj = project(tmp_path / "proj")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def runs(*argv: object) -> tuple[int, str, str]:
+    result = run_cli("runs", *argv)
+    return result.code, result.out, result.err
+
+
+class TestRunsCommand:
+    def test_one_line_a_run_with_the_arguments_that_differ(self, proj):
+        sweep(proj)
+        code, out, err = runs("runs")
+        assert (code, err) == (0, "")
+        assert out.splitlines() == [
+            "runs/a/model.bin  train.py  succeeded   plcc:pass  "
+            "lr=0.01 seed=1 config.trainer.epochs=5",
+            "runs/b/model.bin  train.py  succeeded   plcc:FAIL  "
+            "lr=0.1 seed=1 config.trainer.epochs=5",
+            "runs/c/model.bin  train.py  failed (1)  -          "
+            "lr=0.01 seed=2 config.trainer.epochs=7",
+            "runs/eval.json    eval.py   succeeded   -          seed=1",
+        ]
+
+    def test_filters(self, proj):
+        sweep(proj)
+
+        def listed(*flags: str) -> list[str]:
+            code, out, _ = runs("runs", *flags)
+            assert code == 0
+            return [line.split()[0] for line in out.splitlines()]
+
+        assert listed("--where", "lr=0.01") == ["runs/a/model.bin", "runs/c/model.bin"]
+        assert listed("--where", "args.lr=0.01", "--where", "seed=2") == ["runs/c/model.bin"]
+        assert listed("--where", "trainer.epochs=5") == ["runs/a/model.bin", "runs/b/model.bin"]
+        assert listed("--where", "config.trainer.epochs=7") == ["runs/c/model.bin"]
+        assert listed("--where", 'lr="0.01"') == []  # a string is not a number
+        assert listed("--gate", "plcc=pass") == ["runs/a/model.bin"]
+        assert listed("--gate", "plcc=fail") == ["runs/b/model.bin"]
+        assert listed("--status", "failed") == ["runs/c/model.bin"]
+        assert listed("--script", "eval.py") == ["runs/eval.json"]
+        assert listed("--script", "nothing.py") == []
+
+    def test_the_differing_columns_are_those_of_the_runs_listed(self, proj):
+        sweep(proj)
+        _, out, _ = runs("runs", "--where", "lr=0.01", "--where", "trainer.epochs=5")
+        assert out == "runs/a/model.bin  train.py  succeeded  plcc:pass\n"
+
+    def test_bad_filters_are_one_line_and_exit_2(self, proj):
+        for flags in (["--where", "lr"], ["--gate", "plcc=maybe"], ["--status", "odd"]):
+            code, out, err = runs("runs", *flags)
+            assert code == 2
+            assert out == ""
+            assert "Traceback" not in err
+        code, _, err = runs("nowhere")
+        assert code == 2
+        assert err == "provenance: nowhere: no such file or folder\n"
+
+    def test_json(self, proj):
+        sweep(proj)
+        _, out, _ = runs("runs", "--json", "--status", "failed")
+        assert json.loads(out) == {
+            "differing": [],
+            "runs": [
+                {
+                    "record": "runs/c/model.bin.manifest.json",
+                    "artifact": "runs/c/model.bin",
+                    "script": "train.py",
+                    "command": None,
+                    "status": "failed",
+                    "exit_code": 1,
+                    "gates": {},
+                    "params": {"args.lr": 0.01, "args.seed": 2, "config.trainer.epochs": 7},
+                }
+            ],
+        }
+
+    def test_the_output_is_the_same_bytes_cold_warm_and_without_the_index(self, proj, monkeypatch):
+        sweep(proj)
+        aged(proj)
+        cold = runs("runs", "--json"), runs("runs")
+        warm = runs("runs", "--json"), runs("runs")
+        monkeypatch.setenv(ENVIRONMENT, "off")
+        off = runs("runs", "--json"), runs("runs")
+        assert cold == warm == off
+        assert len(cold[1][1].splitlines()) == 4
+
+
+class TestTheIndex:
+    def stored(self, tmp_path: Path) -> int:
+        with sqlite3.connect(tmp_path / "cache" / FILE_NAME) as db:
+            count: int = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+        return count
+
+    def test_a_warm_call_parses_no_unchanged_record(self, proj, tmp_path, monkeypatch):
+        from provenance import records
+
+        sweep(proj)
+        aged(proj)
+        first = runs("runs")
+        assert self.stored(tmp_path) == 4
+        parsed: list[str] = []
+        real = records.load
+
+        def counting(given: Any, *a: Any, **k: Any) -> Any:
+            parsed.append(str(given))
+            return real(given, *a, **k)
+
+        monkeypatch.setattr(records, "load", counting)
+        assert runs("runs") == first
+        assert parsed == []
+
+    def test_a_record_changed_between_two_calls_is_read_again(self, proj, tmp_path):
+        folder = sweep(proj)
+        aged(proj)
+        runs("runs")
+        record = folder / "b" / "model.bin.manifest.json"
+        write(record, run_doc("train.py", {"lr": 0.5, "seed": 1}, status="interrupted"))
+        aged(proj)
+        _, out, _ = runs("runs", "--where", "lr=0.5")
+        assert out.split()[:3] == ["runs/b/model.bin", "train.py", "interrupted"]
+        assert runs("runs", "--where", "lr=0.1")[1] == ""
+        record.unlink()
+        assert "runs/b/" not in runs("runs")[1]
+
+    def test_the_index_turned_off_is_never_written(self, proj, tmp_path, monkeypatch):
+        sweep(proj)
+        aged(proj)
+        monkeypatch.setenv(ENVIRONMENT, "off")
+        assert len(runs("runs")[1].splitlines()) == 4
+        assert not (tmp_path / "cache").exists()
+
+    def test_lineage_and_runs_share_the_index(self, proj, tmp_path):
+        folder = sweep(proj)
+        aged(proj)
+        assert run_cli("lineage", folder / "a" / "model.bin").code == 0
+        assert self.stored(tmp_path) == 4  # lineage stored the summaries runs reads
+
+
+class TestRunStates:
+    def test_a_lost_and_a_running_run_show_as_such(self, proj):
+        folder = sweep(proj)
+        lost = folder / "d" / "model.bin.manifest.running.0000000a.json"
+        live = folder / "e" / "model.bin.manifest.running.0000000b.json"
+        for path in (lost, live):
+            write(path, run_doc("train.py", {"lr": 1}, status="running", exit_code=None))
+        with open(live, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # what a run under way holds
+            _, out, _ = runs("runs", "--where", "lr=1")
+        assert [line.split()[:3] for line in out.splitlines()] == [
+            ["runs/d/model.bin", "train.py", "lost"],
+            ["runs/e/model.bin", "train.py", "running"],
+        ]
+        # Once its process lets go, the same record is of a lost run: not an answer kept.
+        found = provenance.find_runs(["runs"], status="lost")
+        assert [r.record for r in found] == [str(p.relative_to(proj)) for p in (lost, live)]
+
+    def test_a_failed_attempt_beside_a_sidecar_is_a_run_too(self, proj):
+        folder = sweep(proj)
+        write(
+            folder / "a" / "model.bin.manifest.failed.json",
+            run_doc("train.py", {"lr": 3}, status="failed", exit_code=2),
+        )
+        write(folder / "a" / "model.bin.manifest.previous.json", run_doc("train.py", {"lr": 4}))
+        _, out, _ = runs("runs", "--script", "train.py")
+        assert "failed (2)" in out
+        assert "lr=3" in out
+        assert "lr=4" not in out  # a superseded record is not another run
+
+
+class TestHostileRecords:
+    def test_markup_controls_and_huge_values_stay_one_escaped_line(self, proj):
+        hostile = {"name": "<b>x</b>\x1b[31m\nnext\u202e", "blob": "y" * 1_000_000}
+        write(
+            proj / "runs" / "x.manifest.json",
+            run_doc("evil\n.py", hostile, gates={"g\x07ate": {"passed": True}}),
+        )
+        write(proj / "runs" / "y.manifest.json", run_doc("ok.py", {}))
+        (proj / "runs" / "broken.manifest.json").write_text('{"schema": ')
+        code, out, err = runs("runs")
+        assert code == 0
+        lines = out.splitlines()
+        assert len(lines) == 2
+        assert "\x1b" not in out
+        assert "\u202e" not in out
+        assert "\x07" not in out
+        assert "evil\\x0a.py" in lines[0]
+        assert "g\\x07ate:pass" in lines[0]
+        assert "<b>x</b>\\x1b[31m\\x0anext\\u202e" in lines[0]
+        assert len(lines[0]) < 400
+        assert err.count("\n") == 1
+        assert "skipped" in err
+        assert "broken.manifest.json" in err
+        _, as_json, _ = runs("runs", "--json")
+        [run] = [r for r in json.loads(as_json)["runs"] if r["script"] == "evil\n.py"]
+        assert run["params"]["args.blob"] == "y" * 1_000_000
+
+
+class TestFindRuns:
+    def test_the_api_filters_as_the_command_does(self, proj):
+        sweep(proj)
+        found = provenance.find_runs(["runs"], where={"lr": 0.01}, gate={"plcc": True})
+        assert [(r.artifact, r.status, r.gates) for r in found] == [
+            ("runs/a/model.bin", "succeeded", {"plcc": True})
+        ]
+        assert found[0].params == {"args.lr": 0.01, "args.seed": 1, "config.trainer.epochs": 5}
+        assert provenance.find_runs(["runs"], status="failed", index=False)[0].exit_code == 1
