@@ -1,4 +1,5 @@
-"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export, run.
+"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export, run,
+report.
 
 Every command but run takes an artifact or its sidecar. Exit codes: 0 fine, 1 a finding (drift,
 a difference, an invalid record, a failed outcome where asked), 2 a usage error or unreadable
@@ -28,6 +29,7 @@ from provenance.commands import (
     plain,
     printable,
     replay,
+    report,
     run,
     show,
     style,
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_validate, command_parser=check)
     export.register(commands)
     run.register(commands)
+    report.register(commands)
     return parser
 
 
