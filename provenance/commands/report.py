@@ -199,7 +199,7 @@ def _gates(record: Record) -> list[dict[str, Any]]:
         {
             "name": name,
             "passed": bool(verdict.get("passed")),
-            "values": ", ".join(
+            "detail": ", ".join(
                 f"{k}={_text(v)}" for k, v in verdict.items() if k != "passed" and v is not None
             ),
         }
