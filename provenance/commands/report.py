@@ -173,7 +173,8 @@ def _text(value: Any) -> str:
 
 def differing_arguments(records: list[Record]) -> dict[int, list[str]]:
     """For each record, ``name=value`` for each argument whose value is not the same across the
-    runs of its script (the parsed arguments, else the argument list as a whole)."""
+    runs of its script, among those it has (the parsed arguments, else the argument list as a
+    whole)."""
     by_script: dict[str, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         by_script[_script(record)].append(i)
@@ -185,7 +186,7 @@ def differing_arguments(records: list[Record]) -> dict[int, list[str]]:
         varying = [k for k in keys if len({_text(a.get(k, "(absent)")) for a in table}) > 1]
         argvs = {_text(records[i].block.get("argv")) for i in places}
         for i, args in zip(places, table, strict=True):
-            shown = [f"{k}={_text(args.get(k, '(absent)'))}" for k in varying]
+            shown = [f"{k}={_text(args[k])}" for k in varying if k in args]
             if not shown and len(argvs) > 1:
                 argv = records[i].block.get("argv")
                 shown = [" ".join(map(str, argv)) if isinstance(argv, list) else _text(argv)]
