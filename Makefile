@@ -33,6 +33,7 @@ docs: $(STAMP)
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/python -m ai.demo --out $(DEMO)
+	$(BIN)/python -m provenance report $(DEMO) --html $(DEMO)/site
 
 # Benchmarks print measured ratios; they are not tests. b3sum and openssl are compared when
 # installed; DVC is installed into a throwaway environment under build/bench/ on first use.

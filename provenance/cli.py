@@ -1,9 +1,10 @@
 """The ``provenance`` command: show, verify, diff, lineage, runs, replay, schema, validate, export,
-run.
+run, report.
 
-Every command but run and runs takes an artifact or its sidecar (runs takes folders). Exit
-codes: 0 fine, 1 a finding (drift, a difference, an invalid record, a failed outcome where
-asked), 2 a usage error or unreadable input; run exits as the command it records does.
+Every command but run, runs and report takes an artifact or its sidecar (runs and report take
+folders). Exit codes: 0 fine, 1 a finding (drift, a difference, an invalid record, a failed
+outcome where asked), 2 a usage error or unreadable input; run exits as the command it records
+does.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from provenance.commands import (
     plain,
     printable,
     replay,
+    report,
     run,
     runs,
     show,
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_validate, command_parser=check)
     export.register(commands)
     run.register(commands)
+    report.register(commands)
     return parser
 
 

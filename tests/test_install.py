@@ -173,7 +173,10 @@ class TestInstalledPackage:
             *(p.relative_to(ROOT) for p in package.glob("commands/*.py")),
             *(p.relative_to(ROOT) for p in package.glob("capture/*.py")),
             *(p.relative_to(ROOT) for p in package.glob("schemas/*.json")),
+            # the report's templates and its bundled layout library, with its license
+            *(p.relative_to(ROOT) for p in package.glob("emit/report/*") if p.is_file()),
         }
+        assert Path("provenance/emit/report/dagre.LICENSE") in expected
         assert len(expected) > 3
         assert expected <= files
 

@@ -1,0 +1,288 @@
+"""provenance report --html: the site of real recorded runs, as a browser shows it.
+
+The pages are loaded from disk by headless Chromium (Debian's ``chromium``), which runs their
+scripts: --dump-dom gives the DOM after the filter and the graph's layout ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from provenance.emit.report import MARKER
+from tests.conftest import project_with
+from tests.handmade import cli_in, run_in
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+)
+HOSTILE_NAME = "models/<img src=x onerror=alert(1)>.txt"
+HOSTILE_NOTE = (
+    '</script><script>document.title="PWNED"</script><svg onload=alert(1)>'
+    "<a href=javascript:alert(1)>x</a></style><style>body{display:none}</style>"
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose real runs are a prep stage, two trainings, a failed one and one whose
+    argv, recorded value and output path hold markup."""
+    folder = project_with(tmp_path_factory.mktemp("report") / "proj", "report_stage")
+    for name in ("prep.py", "train.py"):
+        shutil.copy(folder / "report_stage.py", folder / name)
+    (folder / "report_stage.py").unlink()
+    (folder / "raw.csv").write_text("a,b\n1,2\n")
+    runs = [
+        ("prep.py", "--data", "raw.csv", "--out", "data/table.csv"),
+        ("train.py", "--data", "data/table.csv", "--out", "models/m3.txt", "--epochs", "3"),
+        ("train.py", "--data", "data/table.csv", "--out", "models/m5.txt", "--epochs", "5"),
+        ("train.py", "--data", "data/table.csv", "--out", "models/bad.txt", "--fail"),
+        ("train.py", "--data", "data/table.csv", "--out", HOSTILE_NAME, "--note", HOSTILE_NOTE),
+    ]
+    for argv in runs:
+        proc = run_in(folder, *argv)
+        assert proc.returncode == (1 if "--fail" in argv else 0), proc.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def site(pipeline: Path) -> Path:
+    proc = cli_in(pipeline, "report", ".", "--html", "site")
+    assert proc.returncode == 0, proc.stderr
+    assert "5 runs" in proc.stdout
+    return pipeline / "site"
+
+
+class _Dom(HTMLParser):
+    """The elements of a page (tag and attributes), and its text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def having(self, tag: str, **wanted: str) -> list[dict[str, str | None]]:
+        return [
+            attrs
+            for name, attrs in self.elements
+            if name == tag and all(wanted[k] in (attrs.get(k) or "").split() for k in wanted)
+        ]
+
+
+def parse(html: str) -> _Dom:
+    dom = _Dom()
+    dom.feed(html)
+    return dom
+
+
+def browse(
+    page: Path, tmp_path: Path, fragment: str = "", *, screenshot: Path | None = None
+) -> str:
+    """The DOM of ``page`` once Chromium loaded it and ran its scripts, from ``file://``."""
+    assert CHROMIUM is not None
+    argv = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ]
+    url = page.resolve().as_uri() + fragment
+    if screenshot is not None:
+        argv += [f"--screenshot={screenshot}", "--window-size=1400,1100"]
+    else:
+        argv.append("--dump-dom")
+    proc = subprocess.run(
+        [*argv, url], capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _no_injection(dom: _Dom) -> None:
+    """Nothing a record said became an element, a handler or a script link."""
+    assert dom.having("img") == []
+    sources = [a.get("src") for a in dom.having("script")]
+    assert set(sources) <= {None, "assets/dagre.min.js"}
+    assert len(dom.having("script")) == 3  # the graph's JSON, dagre, the page's own
+    assert len(dom.having("style")) == 1
+    assert len(dom.having("svg")) <= 1
+    for tag, attrs in dom.elements:
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        href = (attrs.get("href") or "").strip().lower()
+        assert not href.startswith("javascript:"), (tag, attrs)
+
+
+@needs_chromium
+class TestInTheBrowser:
+    def test_the_table_lists_every_run_and_the_graph_every_run_and_artifact(self, site, tmp_path):
+        dom = parse(browse(site / "index.html", tmp_path))
+        rows = dom.having("tr", **{"class": "run-row"})
+        assert len(rows) == 5
+        assert not any("hidden" in row for row in rows)
+        runs = dom.having("g", **{"data-kind": "run"})
+        artifacts = dom.having("g", **{"data-kind": "artifact"})
+        assert len(runs) == 5
+        # raw.csv, data/table.csv and the four models the trainings were told to write
+        assert len(artifacts) == 6
+        failed = dom.having("g", **{"class": "failed"})
+        assert len(failed) == 1
+        # every node is a link to a page of the site that exists
+        links = [a["href"] for a in dom.having("a") if (a.get("href") or "").startswith("art")]
+        assert len(links) >= 11 + 5  # the graph's nodes and the table's rows
+        assert all((site / str(link)).is_file() for link in links)
+        # an edge per read and per write, and the trainings' input made by prep
+        assert len(dom.having("path", **{"class": "edge"})) == 10
+
+    def test_the_filter_from_the_address_narrows_the_table(self, site, tmp_path):
+        dom = parse(browse(site / "index.html", tmp_path, "#filter=failed"))
+        rows = dom.having("tr", **{"class": "run-row"})
+        assert len(rows) == 5
+        shown = [row for row in rows if "hidden" not in row]
+        assert len(shown) == 1
+        text = "".join(dom.text)
+        assert "1 of 5 shown" in text
+        several = parse(browse(site / "index.html", tmp_path, "#filter=train.py%20succeeded"))
+        shown = [r for r in several.having("tr", **{"class": "run-row"}) if "hidden" not in r]
+        assert len(shown) == 3
+
+    def test_the_hostile_record_stays_text(self, site, tmp_path):
+        dom = parse(browse(site / "index.html", tmp_path))
+        _no_injection(dom)
+        text = "".join(dom.text)
+        assert HOSTILE_NAME in text
+        assert "onload=alert(1)" in text
+        assert "PWNED" in text  # as text of the table, never run as script
+        pages = sorted((site / "artifacts").glob("*.html"))
+        hostile = [p for p in pages if "onerror" in p.read_text()]
+        assert len(hostile) == 1
+        page = parse(browse(hostile[0], tmp_path))
+        _no_injection_on_artifact_page(page)
+        assert HOSTILE_NAME in "".join(page.text)
+
+    def test_a_screenshot_of_the_index(self, site, tmp_path):
+        shot = tmp_path / "index.png"
+        browse(site / "index.html", tmp_path, screenshot=shot)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        keep = os.environ.get("PROVENANCE_REPORT_SCREENSHOT")
+        if keep:
+            shutil.copy(shot, keep)
+
+
+def _no_injection_on_artifact_page(dom: _Dom) -> None:
+    assert dom.having("img") == []
+    assert dom.having("script") == []
+    assert dom.having("svg") == []
+    assert len(dom.having("style")) == 1
+    for tag, attrs in dom.elements:
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        assert not (attrs.get("href") or "").lower().startswith("javascript:"), (tag, attrs)
+
+
+class TestPages:
+    def test_an_artifact_page_says_show_verify_gates_and_the_diff(self, site, pipeline):
+        pages = {p: p.read_text() for p in (site / "artifacts").glob("*.html")}
+        (m5,) = [t for t in pages.values() if "<title>models/m5.txt</title>" in t]
+        dom = parse(m5)
+        text = "".join(dom.text)
+        show = cli_in(pipeline, "show", "models/m5.txt", "--color", "never")
+        assert show.returncode == 0, show.stderr
+        assert show.stdout.strip().splitlines()[1] in text  # the entrypoint line, as show says it
+        assert "no finding" in text
+        assert "score" in text
+        assert "threshold=0.0, value=1.0" in text
+        assert "epochs" in text  # the argument that changed since m3's run
+        assert "Compared with" in text
+        (first,) = [t for t in pages.values() if "<title>data/table.csv</title>" in t]
+        assert "nothing to compare with" in first
+
+    def test_a_changed_artifact_is_a_finding_on_its_page(self, pipeline, tmp_path):
+        copy = tmp_path / "proj"
+        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+        (copy / "models/m3.txt").write_text("tampered\n")
+        proc = cli_in(copy, "report", ".", "--html", "site")
+        assert proc.returncode == 0, proc.stderr
+        (m3,) = [
+            p.read_text()
+            for p in (copy / "site/artifacts").glob("*.html")
+            if "<title>models/m3.txt</title>" in p.read_text()
+        ]
+        assert "1 finding(s)" in m3
+        assert ">changed<" in m3
+
+    def test_every_record_value_is_escaped_in_the_files(self, site):
+        for page in [site / "index.html", *(site / "artifacts").glob("*.html")]:
+            html = page.read_text()
+            assert "<img" not in html
+            assert "<svg" not in html  # the graph is drawn by script, never written as markup
+            assert html.count("<script") in (0, 3)
+            assert "</style><style>" not in html
+
+    def test_the_same_records_give_the_same_site(self, pipeline, tmp_path):
+        out = [tmp_path / "one", tmp_path / "two"]
+        for dest in out:
+            proc = cli_in(pipeline, "report", ".", "--html", dest)
+            assert proc.returncode == 0, proc.stderr
+        files = sorted(p.relative_to(out[0]) for p in out[0].rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(out[1]) for p in out[1].rglob("*") if p.is_file())
+        assert all((out[0] / f).read_bytes() == (out[1] / f).read_bytes() for f in files)
+
+
+class TestTheSiteFolder:
+    def test_a_new_site_replaces_the_old_one_whole(self, pipeline, tmp_path):
+        dest = tmp_path / "site"
+        assert cli_in(pipeline, "report", "models/m3.txt", "--html", dest).returncode == 0
+        old = {p.name for p in (dest / "artifacts").iterdir()}
+        assert len(old) == 1
+        assert cli_in(pipeline, "report", "models/m5.txt", "--html", dest).returncode == 0
+        new = {p.name for p in (dest / "artifacts").iterdir()}
+        assert len(new) == 1
+        assert new != old
+        assert (dest / MARKER).is_file()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no staging left
+
+    def test_a_folder_that_is_not_a_report_is_never_replaced(self, pipeline, tmp_path):
+        dest = tmp_path / "results"
+        dest.mkdir()
+        (dest / "evidence.txt").write_text("keep me\n")
+        proc = cli_in(pipeline, "report", ".", "--html", dest)
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1
+        assert "not replaced" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert sorted(p.name for p in dest.iterdir()) == ["evidence.txt"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+    def test_a_missing_path_is_a_usage_error(self, pipeline, tmp_path):
+        proc = cli_in(pipeline, "report", "nowhere", "--html", tmp_path / "site")
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("provenance: nowhere")
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "site").exists()
+
+    def test_an_unreadable_record_is_skipped_with_a_line(self, pipeline, tmp_path):
+        copy = tmp_path / "proj"
+        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+        (copy / "models/m3.txt.manifest.json").write_text("{not json")
+        proc = cli_in(copy, "report", ".", "--html", "site")
+        assert proc.returncode == 0, proc.stderr
+        assert "4 runs" in proc.stdout
+        assert "skipped" in proc.stderr
+        assert "m3.txt.manifest.json" in proc.stderr
+        assert "could not be read" in (copy / "site/index.html").read_text()
