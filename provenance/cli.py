@@ -1,4 +1,5 @@
-"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export, run.
+"""The ``provenance`` command: show, verify, diff, lineage, replay, schema, validate, export,
+attest, run.
 
 Every command but run takes an artifact or its sidecar. Exit codes: 0 fine, 1 a finding (drift,
 a difference, an invalid record, a failed outcome where asked), 2 a usage error or unreadable
@@ -21,6 +22,7 @@ from provenance.commands import (
     HelpFormatter,
     Parser,
     add_color,
+    attest,
     diff,
     export,
     lineage,
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_color(check)
     check.set_defaults(func=_cmd_validate, command_parser=check)
     export.register(commands)
+    attest.register(commands)
     run.register(commands)
     return parser
 
