@@ -200,6 +200,21 @@ class TestVerify:
         assert "signed by the key given, 1 subject" in proc.stdout
         assert "unchanged output model" in proc.stdout
 
+    def test_json_stays_one_document_with_the_verdict_on_stderr(self, signed, keys, project):
+        proc = provenance(
+            "verify",
+            "models/a.onnx",
+            "--json",
+            "--attestation",
+            "models/a.onnx.intoto.jsonl",
+            "--public-key",
+            keys["plain"][1],
+            cwd=project,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)[0]["checks"]
+        assert "signed by the key given" in proc.stderr
+
     def test_a_folder_verifies(self, signed_folder, keys, project):
         proc = provenance(
             "verify",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,7 @@ def check_attestation(args: argparse.Namespace) -> int | None:
         return EXIT_USAGE
     from provenance.emit import attestation
 
+    out = sys.stderr if args.json else sys.stdout  # --json keeps stdout one JSON document
     try:
         record = load(args.files[0], args.root)
         count = attestation.verify(
@@ -150,11 +152,12 @@ def check_attestation(args: argparse.Namespace) -> int | None:
         warn(f"attestation: {err}")
         return EXIT_USAGE
     except attestation.Mismatch as err:
-        print(f"{style.paint(CHANGED)} attestation: {printable(str(err))}")
+        print(f"{style.paint(CHANGED)} attestation: {printable(str(err))}", file=out)
         return EXIT_FINDING
     print(
         f"{style.paint(UNCHANGED)} attestation: "
-        + printable(f"{args.attestation}: signed by the key given, {plural(count, 'subject')}")
+        + printable(f"{args.attestation}: signed by the key given, {plural(count, 'subject')}"),
+        file=out,
     )
     return None
 
