@@ -10,11 +10,11 @@ WORKERS ?= 2
 
 .PHONY: test lint docs demo bench clean
 
-# The framework with its extras, then the ai/ pipeline's own distribution (pipeline/), which
+# The framework with its extras (sign: attestations, tested with the ecosystem's verifiers), then the ai/ pipeline's own distribution (pipeline/), which
 # gives the vmaf-train command; the framework's wheel carries neither.
 $(STAMP): pyproject.toml pipeline/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ai]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ai,sign]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -e pipeline
 	touch $@
 

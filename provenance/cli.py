@@ -1,5 +1,5 @@
 """The ``provenance`` command: show, verify, diff, lineage, runs, replay, schema, validate, export,
-run, report.
+attest, run, report.
 
 Every command but run, runs and report takes an artifact or its sidecar (runs and report take
 folders). Exit codes: 0 fine, 1 a finding (drift, a difference, an invalid record, a failed
@@ -23,6 +23,7 @@ from provenance.commands import (
     HelpFormatter,
     Parser,
     add_color,
+    attest,
     diff,
     export,
     lineage,
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_color(check)
     check.set_defaults(func=_cmd_validate, command_parser=check)
     export.register(commands)
+    attest.register(commands)
     run.register(commands)
     report.register(commands)
     return parser

@@ -125,6 +125,7 @@ def recorded_run(
     environment: EnvironmentDeclaration = None,
     config: Declaration | None = None,
     volatile: VolatileDeclaration = None,
+    sign_with: str | os.PathLike[str] | None = None,
 ) -> RecordedRun: ...
 
 
@@ -143,6 +144,7 @@ def recorded_run(
     environment: EnvironmentDeclaration = None,
     config: Declaration | None = None,
     volatile: VolatileDeclaration = None,
+    sign_with: str | os.PathLike[str] | None = None,
 ) -> Callable[P, R] | RecordedRun:
     """Record every run of a script's ``main`` in a provenance sidecar.
 
@@ -157,6 +159,9 @@ def recorded_run(
     ``config`` names the option (or callable) giving a config file the script reads, recorded
     with its digests like the config files a framework reads. ``volatile`` (True, or some of
     ``time``, ``host``, ``user``) records what differs from run to run; off by default.
+    ``sign_with`` (else ``$PROVENANCE_SIGNING_KEY``) names an elliptic-curve PEM key that
+    attests each output once a run succeeds (``provenance attest``; the sign extra); its
+    password, if any, is read from ``$PROVENANCE_SIGNING_PASSWORD``. Neither enters a record.
     """
     # A mistake in a declaration is said now, in one line, not after the script's work.
     checked_inputs = check_declarations("input", inputs)
@@ -191,6 +196,7 @@ def recorded_run(
         environment=declared(environment),
         config=config,
         volatile=declared_volatile(volatile),
+        sign_with=os.fspath(sign_with) if sign_with is not None else None,
     )
     declaration = RecordedRun(spec)
     return declaration(func) if func is not None else declaration

@@ -108,6 +108,10 @@ class RunSpec:
     imported_code: bool = True
     # What recorded the run from outside its code ("provenance run"); None: its own decorator.
     recorded_by: str | None = None
+    sign_with: str | None = None  # a PEM key that signs each output after a successful run
+
+
+SIGNING_KEY_ENV = "PROVENANCE_SIGNING_KEY"  # a PEM key's path: sign every run's outputs
 
 
 def _warn(message: str, run: Run | None = None) -> None:
@@ -616,8 +620,21 @@ class Run:
             self._trouble(NoSidecarTargetError(self._no_target_reason()))
         else:
             self._write()
+            self._sign()
         if self._flipped is not None:
             raise self._flipped
+
+    def _sign(self) -> None:
+        """Attest each output once the record of a successful run is written, when a key is
+        given; a signature that could not be made is said, and changes no exit code."""
+        key = self.spec.sign_with or os.environ.get(SIGNING_KEY_ENV)
+        if not key or self._outcome.status != SUCCEEDED or self._written is None:
+            return
+        from provenance.emit.attestation import attest_outputs
+
+        paths = [p for n in self._output_order() if (d := self.outputs.get(n)) for p in d.paths]
+        for problem in attest_outputs(self._written[0], paths, key):
+            _warn(problem, self)
 
     def _no_target_reason(self) -> str:
         where = f"no sidecar was written for {self.entrypoint}"

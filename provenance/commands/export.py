@@ -1,10 +1,12 @@
-"""``provenance export --format slsa|openlineage FILE``: a record in other tools' formats.
+"""``provenance export --format slsa|openlineage|prov FILE``: a record in other tools' formats.
 
 - ``slsa``: an in-toto Statement v1 whose predicate is SLSA Provenance v1. Its subjects are the
   run's outputs (sha256 where recorded, blake3 beside it); the entrypoint, shared trainer, code
   and inputs are resolved dependencies; argv and args are external parameters.
 - ``openlineage``: OpenLineage run events, START then COMPLETE or FAIL, one per line (START
   alone for the record of a run still under way).
+- ``prov``: W3C PROV-JSON, made with the ``prov`` library (the sign extra): the run an activity
+  associated with its entrypoint, which used the inputs and generated the outputs.
 
 Both are derived from the record alone, so the same record exports to the same bytes, except the
 OpenLineage event time: a record holds no time, so it is the record file's modification time
@@ -35,7 +37,7 @@ from provenance.commands import (
     json_for_terminal,
     warn,
 )
-from provenance.emit import openlineage
+from provenance.emit import openlineage, prov
 from provenance.record.redact import SecretMatcher, redact_block, redact_text
 from provenance.record.sidecar import atomic_write, canonical_bytes
 from provenance.records import Record, load
@@ -53,16 +55,17 @@ def register(commands: Any) -> None:
     parser = add_command(
         commands,
         "export",
-        "a record as SLSA provenance or OpenLineage",
+        "a record as SLSA provenance, OpenLineage or W3C PROV",
         __doc__,
         run,
         examples=[
             "provenance export model.onnx --format slsa --out model.intoto.json",
             "provenance export model.onnx --format openlineage",
+            "provenance export model.onnx --format prov --out model.prov.json",
         ],
     )
     parser.add_argument("file", help="an artifact or its sidecar")
-    parser.add_argument("--format", required=True, choices=("slsa", "openlineage"))
+    parser.add_argument("--format", required=True, choices=("slsa", "openlineage", "prov"))
     parser.add_argument("--out", help="write here (atomically) instead of to stdout")
     parser.add_argument(
         "--namespace",
@@ -206,6 +209,12 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_FINDING
         data = canonical_bytes(statement)
+    elif args.format == "prov":
+        try:
+            data = canonical_bytes(prov.document(_block(record), run_id(record)))
+        except prov.MissingProv as err:
+            warn(str(err))
+            return EXIT_USAGE
     else:
         events = openlineage_events(record, args.namespace, _event_time(record, args.event_time))
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events).encode("utf-8")

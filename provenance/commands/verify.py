@@ -16,6 +16,11 @@ asks (a symlink out of it counts as outside), FIFOs, sockets and devices are nev
 file whose size already differs is not read, a file over --max-bytes is skipped, a folder is
 walked only as far as --max-entries, --max-bytes and what the record says it held, and a
 malformed entry is skipped.
+
+With --attestation (an ``X.intoto.jsonl`` that ``attest`` wrote) and --public-key, the DSSE
+envelope's signature, the statement's subjects against the artifact's bytes now, and its
+predicate against the artifact's record are checked first: the first that does not hold is
+named, and is a finding. The attestation is read as hostile input too.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +119,47 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="read every file afresh")
     parser.add_argument("--no-code", action="store_true", help="leave the code digests out")
+    parser.add_argument(
+        "--attestation",
+        metavar="FILE",
+        help="also check this signed statement (from attest) for the one artifact given",
+    )
+    parser.add_argument(
+        "--public-key", metavar="PEM", help="the public key the attestation must be signed by"
+    )
     add_outside_root(parser)
+
+
+def check_attestation(args: argparse.Namespace) -> int | None:
+    """The exit code when ``--attestation`` fails (or is misused), else None."""
+    if args.attestation is None and args.public_key is None:
+        return None
+    if args.attestation is None or args.public_key is None or len(args.files) != 1:
+        warn("--attestation and --public-key go together, with one artifact")
+        return EXIT_USAGE
+    from provenance.emit import attestation
+
+    out = sys.stderr if args.json else sys.stdout  # --json keeps stdout one JSON document
+    try:
+        record = load(args.files[0], args.root)
+        count = attestation.verify(
+            record, Path(args.files[0]), Path(args.attestation), args.public_key
+        )
+    except UnreadableRecord as err:
+        warn(str(err))
+        return EXIT_USAGE
+    except (attestation.MissingExtra, attestation.KeyError_, attestation.BadAttestation) as err:
+        warn(f"attestation: {err}")
+        return EXIT_USAGE
+    except attestation.Mismatch as err:
+        print(f"{style.paint(CHANGED)} attestation: {printable(str(err))}", file=out)
+        return EXIT_FINDING
+    print(
+        f"{style.paint(UNCHANGED)} attestation: "
+        + printable(f"{args.attestation}: signed by the key given, {plural(count, 'subject')}"),
+        file=out,
+    )
+    return None
 
 
 @dataclass(frozen=True)
@@ -417,6 +463,9 @@ def render(source: str, checks: list[Check], *, quiet: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    failed = check_attestation(args)
+    if failed is not None:
+        return failed
     cache = None if args.no_cache else DigestCache.from_environment()
     verifier = Verifier(args.max_bytes, args.max_entries, cache, args.outside_root)
     status = EXIT_OK
