@@ -525,6 +525,7 @@ def audit_steps(s: str, c: str, t: str, m: str, r: str) -> list[Step]:
         Step(
             "chug_extract_features",
             f"--chug-jsonl {s}/chug/metadata.jsonl --cache-dir {s}/chug/vmaf_cache "
+            f"--features {CHUG_FEATURES} --out {t}/chug_features.parquet "
             f"--split-out {t}/chug_split.json --audit-out {a}/chug_hdr_audit.json",
             f"{t}/chug_split.json",
         ),

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import statistics
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from ai.features.libvmaf import FULL_FEATURES
 from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
 
+CHUG_FEATURES = ",".join(f for f in FULL_FEATURES if f != "ssimulacra2")
 CHECKS = ["transfer_function", "color_primaries", "bit_depth", "peak_luminance", "in_cache"]
 
 
@@ -77,7 +82,8 @@ def test_the_split_map_is_the_content_hash_split_with_its_digests(demo):
 def preflight(tmp_path: Path, jsonl: Path, cache: Path, *extra: object):
     return run_script("chug_extract_features", "--chug-jsonl", jsonl, "--cache-dir", cache,
                       "--split-out", tmp_path / "split.json", "--audit-out",
-                      tmp_path / "audit.json", *extra)  # fmt: skip
+                      tmp_path / "audit.json", "--out", tmp_path / "chug.parquet",
+                      "--features", CHUG_FEATURES, *extra)  # fmt: skip
 
 
 def test_an_sdr_clip_fails_the_audit_exit_1_with_both_files_written(sample, tmp_path):
@@ -118,3 +124,80 @@ def test_an_unreadable_row_is_exit_2_and_writes_neither_file(sample, tmp_path, r
     assert len(lines) == 1
     assert lines[0].startswith(f"chug_extract_features.py: error: {jsonl}:65:")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chug.jsonl", "split.json.manifest.json"]
+
+
+def test_the_feature_table_is_the_cache_s_statistics_with_the_rows_clip_columns(demo):
+    source = demo / "sample/chug/metadata.jsonl"
+    table_path = demo / "tables/chug_features.parquet"
+    table = pq.read_table(table_path)
+    features = CHUG_FEATURES.split(",")
+    head = ["clip_name", "mos", "width", "height", "fps", "is_hdr", "motion_fps_weight"]
+    assert table.column_names == head + [f"{f}_{s}" for f in features for s in ("mean", "std")]
+    rows = table.to_pylist()
+    assert [r["clip_name"] for r in rows] == sorted(clips_of(source))
+    clip = rows[9]
+    meta = next(
+        json.loads(line)
+        for line in source.read_text().splitlines()
+        if json.loads(line)["src"].endswith("/" + clip["clip_name"])
+    )
+    assert (clip["width"], clip["height"], clip["fps"]) == (
+        meta["width"], meta["height"], meta["framerate"]
+    )  # fmt: skip
+    assert clip["is_hdr"] is True
+    fps = meta["framerate"]
+    assert clip["motion_fps_weight"] == (1.0 if 24 <= fps <= 32 else min(4.0, max(0.25, 30 / fps)))
+    assert clip["mos"] is None  # the sample's rows carry no MOS
+    document = json.loads((demo / f"sample/chug/vmaf_cache/{clip['clip_name']}.json").read_text())
+    cambi = [f["metrics"]["cambi"] for f in document["frames"]]
+    assert clip["cambi_mean"] == pytest.approx(statistics.fmean(cambi))
+    assert clip["cambi_std"] == pytest.approx(statistics.pstdev(cambi))
+    manifest = load_sidecar(sidecar_of(demo / "tables/chug_split.json"))
+    assert (manifest["row_count"], manifest["failed"]) == (len(rows), [])
+    assert manifest["columns"] == table.column_names
+    assert manifest["backends"]["libvmaf-cache"]["clips_read"] == len(rows)
+    assert manifest["extractor_split"]["cambi"] == {
+        "extractor": "cambi", "backend": "libvmaf-cache", "metric_keys": {"cambi": len(rows)}
+    }  # fmt: skip
+    block = manifest["run_provenance"]
+    assert block["outputs"]["table"]["sha256"] == sha256(table_path)
+    assert sorted(block["inputs"]) == ["cache", "chug_jsonl", "clips"]
+
+
+def test_a_clip_missing_from_the_cache_is_left_out_named_and_exit_1(sample, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(sample / "chug/vmaf_cache", cache)
+    victim = sorted(cache.iterdir())[2]
+    victim.unlink()
+    clip = victim.name.removesuffix(".json")
+    proc = preflight(tmp_path, sample / "chug/metadata.jsonl", cache)
+    assert proc.returncode == 1
+    assert "not in the libvmaf cache" in proc.stderr
+    names = pq.read_table(tmp_path / "chug.parquet").column("clip_name").to_pylist()
+    assert clip not in names
+    assert len(names) == len(clips_of(sample / "chug/metadata.jsonl")) - 1
+    manifest = load_sidecar(sidecar_of(tmp_path / "split.json"))
+    assert [f["clip_name"] for f in manifest["failed"]] == [clip]
+    assert manifest["failed_count"] == 1
+    audit = json.loads((tmp_path / "audit.json").read_text())
+    assert audit["checks"]["in_cache"]["failing"] == [{"clip": clip, "value": False}]
+
+
+def test_a_row_s_mos_fills_the_table_and_an_off_scale_one_is_exit_2(sample, tmp_path):
+    rows = [json.loads(line) for line in (sample / "chug/metadata.jsonl").read_text().splitlines()]
+    rows[0]["mos"] = 61.5
+    jsonl = tmp_path / "chug.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = preflight(tmp_path, jsonl, sample / "chug/vmaf_cache")
+    assert proc.returncode == 0, proc.stderr
+    by_clip = {
+        r["clip_name"]: r["mos"] for r in pq.read_table(tmp_path / "chug.parquet").to_pylist()
+    }
+    assert by_clip[rows[0]["src"].rsplit("/", 1)[-1]] == 61.5
+    rows[0]["mos"] = 4.2e2
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "chug.parquet").unlink()
+    proc = preflight(tmp_path, jsonl, sample / "chug/vmaf_cache")
+    assert proc.returncode == 2
+    assert "mos must be a number on the 0-100 scale, got 420.0" in proc.stderr
+    assert not (tmp_path / "chug.parquet").exists()

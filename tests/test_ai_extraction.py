@@ -238,7 +238,18 @@ def test_per_clip_table_matches_the_cache_and_the_scores(sample, tmp_path):
     assert split["train"] + split["val"] + split["test"] == len(scores)
     assert split["train"] > split["val"] > 0
     assert split["test"] > 0
-    assert manifest["workers"] == 4
+    backend = {"workers": 4, "features": list(FULL_FEATURES), "clips_read": len(scores),
+               "restarts": 0}  # fmt: skip
+    assert manifest["backends"] == {"libvmaf-cache": backend}
+    assert manifest["resumed"] is None
+    split_of = manifest["extractor_split"]
+    assert sorted(split_of) == sorted(FULL_FEATURES)
+    assert split_of["adm2"] == {"extractor": "adm", "backend": "libvmaf-cache",
+                                "metric_keys": {"integer_adm2": len(scores)}}  # fmt: skip
+    assert split_of["psnr_y"]["extractor"] == "psnr"
+    assert split_of["ciede2000"] == {"extractor": "ciede", "backend": "libvmaf-cache",
+                                     "metric_keys": {"ciede2000": len(scores)}}  # fmt: skip
+    assert not (tmp_path / "k150k.parquet.done").exists()
     assert manifest["run_provenance"]["inputs"]["scores"]["path"].endswith("k150k/scores.csv")
 
 

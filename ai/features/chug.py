@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ai.common.files import InputError, iter_jsonl
-from ai.features.tables import HDR_TRANSFERS, SPLIT_HASH, SPLITS, content_name, split_of
+from ai.features.tables import (
+    HDR_TRANSFERS,
+    SPLIT_HASH,
+    SPLITS,
+    content_name,
+    metadata_cells,
+    motion_fps_weight,
+    split_of,
+)
 
 PASS, FAIL = "pass", "fail"
 _BIT_DEPTH = re.compile(r"^(?:p0|yuva?\d{3}p|gbrp|gray)(\d*)(?:le|be)?$")
@@ -42,6 +50,31 @@ def read_clips(path: Path) -> list[Clip]:
     if not clips:
         raise InputError(f"{path}: no rows")
     return [clips[name] for name in sorted(clips)]
+
+
+MOS_RANGE = (0.0, 100.0)  # CHUG's native scale
+
+
+def clip_columns(path: Path, clip: Clip) -> dict[str, Any]:
+    """The table's clip columns from the clip's row: mos (0-100) where the row has one,
+    width, height, fps, is_hdr as enrichment reads them, and the frame-rate weight."""
+    where = f"{path}: clip {clip.name}"
+    mos = clip.row.get("mos")
+    if mos is not None and (
+        isinstance(mos, bool)
+        or not isinstance(mos, (int, float))
+        or not MOS_RANGE[0] <= mos <= MOS_RANGE[1]
+    ):
+        raise InputError(f"{where}: mos must be a number on the 0-100 scale, got {mos!r}")
+    cells = metadata_cells(clip.row, where)
+    return {
+        "mos": None if mos is None else float(mos),
+        "width": cells.get("width"),
+        "height": cells.get("height"),
+        "fps": cells.get("fps"),
+        "is_hdr": cells.get("is_hdr"),
+        "motion_fps_weight": motion_fps_weight(cells.get("fps")),
+    }
 
 
 def ids_sha256(names: Sequence[str]) -> str:
