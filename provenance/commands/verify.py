@@ -240,6 +240,8 @@ class Verifier:
             return Check("code", name, shown, SKIPPED, "not a file")
         if st.st_size > self.max_bytes:
             return Check("code", name, shown, SKIPPED, f"larger than --max-bytes ({st.st_size} B)")
+        self.progress.expect(st.st_size)
+        self.progress.begin(shown)
         now = hash_file(place.path, self.with_sha256, self.cache, progress=self.progress)
         if now.error:
             return Check("code", name, shown, SKIPPED, f"unreadable: {now.error}")
@@ -337,6 +339,18 @@ class Verifier:
         return Check(group, name, shown, CHANGED, detail)
 
 
+def planned(record: Record) -> int:
+    """The bytes verifying ``record``'s inputs and outputs hashes at most, as it recorded them:
+    the progress bar's total."""
+    total = 0
+    for table in (record.block["inputs"], record.block["outputs"]):
+        for _, entry in declared_entries(table):
+            size = entry.get("size_bytes") if isinstance(entry, dict) else None
+            if isinstance(size, int) and size > 0 and entry.get("exists"):
+                total += size
+    return total
+
+
 def attempt_check(attempt: Attempt) -> Check:
     """A newer run's record beside this one (or one that cannot be read): what ``show`` of the
     artifact does not show, said where the reader looks."""
@@ -422,13 +436,20 @@ def run(args: argparse.Namespace) -> int:
     status = EXIT_OK
     reports: list[dict[str, Any]] = []
     verified: list[list[Check]] = []
+    loaded: list[tuple[str, Record | UnreadableRecord]] = []
+    for given in args.files:
+        try:
+            loaded.append((given, load(given, args.root)))
+        except UnreadableRecord as err:
+            loaded.append((given, err))
+    for _, record in loaded:  # the bar's total: every record's, known before any is hashed
+        if isinstance(record, Record):
+            verifier.progress.expect(planned(record))
     try:
-        for given in args.files:
-            try:
-                record = load(given, args.root)
-            except UnreadableRecord as err:
-                warn(str(err))
-                reports.append({"record": str(given), "error": str(err)})
+        for given, record in loaded:
+            if isinstance(record, UnreadableRecord):
+                warn(str(record))
+                reports.append({"record": str(given), "error": str(record)})
                 status = EXIT_USAGE
                 continue
             checks = verifier.record(record, code=not args.no_code)

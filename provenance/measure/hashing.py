@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import blake3
 
@@ -334,26 +334,65 @@ def _answer_of(pid: int, readable: int) -> tuple[bytes, int]:
 
 
 class Progress:
-    """A progress bar on stderr for long hashing, shown only on a terminal and after a second."""
+    """A progress bar on stderr for long hashing, shown only on a terminal and after a second:
+    bytes hashed, out of the total where the caller knows it (with the time left), files done
+    and the path being hashed."""
 
-    def __init__(self, description: str) -> None:
+    PATH_WIDTH = 40  # characters of the current path shown: its end, which names the file
+
+    def __init__(
+        self, description: str, *, stream: TextIO | None = None, delay: float = 1.0
+    ) -> None:
         self._bar: Any = None
-        if sys.stderr.isatty():
+        self._files = 0
+        self._within = self._label = ""
+        stream = sys.stderr if stream is None else stream
+        if stream.isatty():
             with contextlib.suppress(ImportError):
                 from tqdm import tqdm
 
                 self._bar = tqdm(
                     desc=description,
+                    total=None,
                     unit="B",
                     unit_scale=True,
-                    delay=1.0,
+                    delay=delay,
                     leave=False,
-                    file=sys.stderr,
+                    file=stream,
                 )
 
+    def expect(self, n: int) -> None:
+        """``n`` more bytes to hash, as a record says: the total grows, and with it an ETA."""
+        if self._bar is not None and n > 0:
+            self._bar.total = (self._bar.total or 0) + n
+
+    def begin(self, shown: str) -> None:
+        """A declared path is being hashed: the files of a folder read as below it."""
+        self._within = shown
+        self._now(shown)
+
+    def file(self, relpath: str) -> None:
+        """A file of the folder begun is being hashed."""
+        self._now(f"{self._within}/{relpath}" if self._within else relpath)
+
     def advance(self, n: int) -> None:
+        """One more file hashed, of ``n`` bytes."""
         if self._bar is not None:
+            self._files += 1
+            self._postfix()
             self._bar.update(n)
+
+    def _now(self, path: str) -> None:
+        if self._bar is not None:
+            label = "".join(c if c.isprintable() else "?" for c in path)
+            if len(label) > self.PATH_WIDTH:
+                label = "…" + label[-(self.PATH_WIDTH - 1) :]
+            self._label = label
+            self._postfix()
+
+    def _postfix(self) -> None:
+        files = f"{self._files:,} file" + ("" if self._files == 1 else "s")
+        self._bar.set_postfix_str(f"{files}, {self._label}", refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -459,6 +498,8 @@ def hash_tree(
         if kind == "f":
             assert st is not None  # only an entry with an error has no stat
             size = st.st_size
+            if progress is not None:
+                progress.file(_shown(relpath))
             # The walk's lstat is the file's stat: a cache hit needs no open at all.
             b3 = cached(top_key + relpath, st) if cached is not None else None
             if b3 is None:
@@ -519,6 +560,8 @@ def describe_path(
         return {"path": shown_as, "exists": False}
     except OSError as err:
         return {"path": shown_as, "exists": True, "kind": "other", "error": describe_error(err)}
+    if progress is not None:
+        progress.begin(shown_as)
     if stat.S_ISREG(st.st_mode):
         digest = hash_file(path, policy, cache, progress=progress)
         entry: dict[str, Any] = {
