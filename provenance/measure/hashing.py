@@ -35,6 +35,7 @@ from typing import Any, NamedTuple, TextIO
 
 import blake3
 
+from provenance.record.limits import MAX_LISTED, MAX_LISTING_BYTES
 from provenance.stores.digest_cache import DigestCache, stat_key
 
 TREE_FORMAT = "provenance.tree/v1"
@@ -80,6 +81,9 @@ class TreeDigest:
     file_count: int
     size_bytes: int
     errors: list[str] = field(default_factory=list)
+    # What the digest was taken of, where asked for and within the listing's bounds: the
+    # folder's listing (docs/commands/verify.md), whose BLAKE3 is the digest itself.
+    listing: bytes | None = None
 
 
 class _Changed(Exception):
@@ -473,12 +477,16 @@ def hash_tree(
     cache: DigestCache | None = None,
     progress: Progress | None = None,
     observe: Callable[[TreeEntry], None] | None = None,
+    *,
+    keep_listing: bool = False,
 ) -> TreeDigest:
     """Deterministic digest of a directory: entries sorted by path, symlinks recorded, not followed.
 
     Each entry contributes ``kind NUL relpath NUL payload NUL`` to one BLAKE3 stream, where the
     payload is ``size:blake3`` for a file, the link text for a symlink and empty otherwise. The
-    stream is fed as the walk goes, so memory does not grow with the number of files.
+    stream is fed as the walk goes, so memory does not grow with the number of files; with
+    ``keep_listing`` the stream is kept too, up to ``MAX_LISTED`` entries and
+    ``MAX_LISTING_BYTES``, as the folder's listing.
     """
     began = time.time_ns()  # one moment for the whole walk: earlier is the cautious side
     top_key = os.fsencode(os.path.abspath(top)) + b"/"
@@ -488,6 +496,8 @@ def hash_tree(
     records: list[bytes] = []  # fed to the digest in batches: one call per record costs more
     errors: list[str] = []
     file_count = size_bytes = 0
+    kept: list[bytes] | None = [TREE_FORMAT.encode() + b"\0"] if keep_listing else None
+    kept_entries = kept_bytes = 0
     for entry in walk_tree(top):
         if observe is not None:
             observe(entry)
@@ -530,12 +540,29 @@ def hash_tree(
         else:
             records.append(b"%s\0%s\0\0" % (kind.encode(), relpath))
         if len(records) >= 4096:
+            kept, kept_entries, kept_bytes = _keep(kept, records, kept_entries, kept_bytes)
             tree.update(b"".join(records))
             records.clear()
+    kept, kept_entries, kept_bytes = _keep(kept, records, kept_entries, kept_bytes)
     tree.update(b"".join(records))
     if errors:
         return TreeDigest(None, file_count, size_bytes, sorted(errors))
-    return TreeDigest(tree.hexdigest(), file_count, size_bytes)
+    listing = b"".join(kept) if kept is not None else None
+    return TreeDigest(tree.hexdigest(), file_count, size_bytes, listing=listing)
+
+
+def _keep(
+    kept: list[bytes] | None, records: list[bytes], entries: int, size: int
+) -> tuple[list[bytes] | None, int, int]:
+    """The listing so far with ``records`` added, or None once it is past its bounds."""
+    if kept is None:
+        return None, entries, size
+    entries += len(records)
+    size += sum(map(len, records))
+    if entries > MAX_LISTED or size > MAX_LISTING_BYTES:
+        return None, entries, size
+    kept.append(b"".join(records))
+    return kept, entries, size
 
 
 def _shown(relpath: bytes) -> str:
@@ -549,9 +576,11 @@ def describe_path(
     cache: DigestCache | None = None,
     progress: Progress | None = None,
     observe: Callable[[TreeEntry], None] | None = None,
+    listings: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
     """The sidecar entry for one declared path, as it is on disk now. For a directory,
-    ``observe`` is shown every entry of the walk that hashes it."""
+    ``observe`` is shown every entry of the walk that hashes it, and with ``listings`` its
+    listing is kept there, by its digest, and the entry says whether it was (``listed``)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -576,7 +605,7 @@ def describe_path(
             entry["error"] = digest.error
         return entry
     if stat.S_ISDIR(st.st_mode):
-        tree = hash_tree(path, policy, cache, progress, observe)
+        tree = hash_tree(path, policy, cache, progress, observe, keep_listing=listings is not None)
         entry = {
             "path": shown_as,
             "exists": True,
@@ -587,6 +616,10 @@ def describe_path(
         }
         if tree.errors:
             entry["errors"] = tree.errors
+        elif listings is not None and tree.blake3 is not None:
+            entry["listed"] = tree.listing is not None
+            if tree.listing is not None:
+                listings[tree.blake3] = tree.listing
         return entry
     # FIFOs, sockets and devices are never opened: reading one could block forever.
     return {"path": shown_as, "exists": True, "kind": "other"}
