@@ -1161,16 +1161,24 @@ class TestDiffReadsPerKey:
         lines = self.lines(proj, document(argv=before), document(argv=after))
         assert lines == [
             "  command  argv[3] (--seed): 0 -> 1",
-            "  command  argv[5] (--out, --debug): m0.npz -> m1.npz --debug",
+            "  command  argv[5] (--out, --debug):",
+            "           - m0.npz",
+            "           + m1.npz --debug",
         ]
 
     def test_an_inserted_or_removed_token_reads_as_such(self, proj):
         lines = self.lines(
             proj, document(argv=["fit", "--config", "c.yaml"]), document(argv=["fit", "-v"])
         )
-        assert lines == ["  command  argv[1:3] (--config, -v): --config c.yaml -> -v"]
+        assert lines == [
+            "  command  argv[1:3] (--config, -v):",
+            "           - --config c.yaml",
+            "           + -v",
+        ]
         lines = self.lines(proj, document(argv=["fit"]), document(argv=["fit", "--dry-run"]))
-        assert lines == ["  command  argv[1] (--dry-run): (none) -> --dry-run"]
+        assert lines == ["  command  argv[1] (--dry-run):", "           + --dry-run"]
+        lines = self.lines(proj, document(argv=["fit", "-v", "x"]), document(argv=["fit", "x"]))
+        assert lines == ["  command  argv[1] (-v):", "           - -v"]
 
     @pytest.mark.parametrize(
         ("before", "after", "line"),
@@ -1254,7 +1262,7 @@ class TestDiffReadsPerKey:
         a = document(gates={"plcc": {"passed": True, "plcc": 0.91, "min_plcc": 0.85}})
         b = document(gates={"plcc": {"passed": False, "plcc": 0.80, "min_plcc": 0.85}})
         assert self.lines(proj, a, b) == [
-            "  gates    plcc.passed: True -> False",
+            "  gates    plcc.passed: true -> false",
             "  gates    plcc.plcc: 0.91 -> 0.8",
         ]
 
@@ -1262,7 +1270,7 @@ class TestDiffReadsPerKey:
         a = document(fields={"rows": {"total": 600, "train": 533}, "model_id": "m"})
         b = document(fields={"rows": {"total": 600, "train": 500, "held_out": 100}})
         assert self.lines(proj, a, b) == [
-            "  fields   model_id: m -> None",
+            '  fields   model_id: "m" -> null',
             "  fields   rows.held_out: (absent) -> 100",
             "  fields   rows.train: 533 -> 500",
         ]
@@ -1347,7 +1355,9 @@ class TestDiffReadsPerKey:
     def test_the_command_path_is_a_difference(self, proj):
         a = self.with_config({}, command="vmaf-train fit")
         b = self.with_config({}, command="vmaf-train eval")
-        assert self.lines(proj, a, b) == ["  command  command: vmaf-train fit -> vmaf-train eval"]
+        assert self.lines(proj, a, b) == [
+            '  command  command: "vmaf-train fit" -> "vmaf-train eval"'
+        ]
 
     @pytest.mark.parametrize("config", [[1, 2], "text", {"files": {}, "resolved": {}}])
     def test_a_config_of_another_shape_is_one_line_and_exit_2(self, proj, config):
@@ -1363,17 +1373,72 @@ class TestDiffReadsPerKey:
         a["n"] = b["n"] = None
         a["r"], b["r"] = {"x": True}, {"x": 1}
         assert self.lines(proj, a, b) == [
-            "  config   flag: True -> 1",
+            "  config   flag: true -> 1",
             "  config   n: 1 -> 1.0",
-            "  fields   r.x: True -> 1",
+            "  fields   r.x: true -> 1",
         ]
 
     def test_against_a_record_without_config_each_key_is_added(self, proj):
         a = self.with_config({"trainer": {"epochs": 5}})
         assert self.lines(proj, a, document()) == [
-            "  command  command: vmaf-train fit -> None",
+            '  command  command: "vmaf-train fit" -> null',
             "  config   trainer.epochs: 5 -> (absent)",
         ]
+
+    def test_a_long_list_reads_as_the_items_that_changed_not_a_shared_prefix(self, proj):
+        before = list(range(40))
+        after = [*range(25), -1, *range(26, 38), 38.5, 39, 40, 41]
+        a = document(fields={"scores": before})
+        b = document(fields={"scores": after})
+        assert self.lines(proj, a, b) == [
+            "  fields   scores[25]: 25 -> -1",
+            "  fields   scores[38]: 38 -> 38.5",
+            "  fields   scores[40]:",
+            "           + 40, 41",
+        ]
+        result = run_cli("diff", "--json", *self.pair(proj, a, b))
+        (item,) = json.loads(result.out)["differences"]
+        assert (item["a"], item["b"]) == (before, after)  # the whole values, as before
+
+    def test_list_items_removed_and_added_inside_a_mapping_and_an_argument(self, proj):
+        a = document(fields={"run": {"tags": ["base", "fp16", "small"]}})
+        b = document(fields={"run": {"tags": ["base", "large", "bf16", "small", "x"]}})
+        a["run_provenance"]["args"] = {"inputs": ["a.csv", "b.csv", "c.csv"]}
+        b["run_provenance"]["args"] = {"inputs": ["a.csv", "c.csv"]}
+        assert self.lines(proj, a, b) == [
+            "  args     inputs[1]:",
+            '           - "b.csv"',
+            "  fields   run.tags[1]:",
+            '           - "fp16"',
+            '           + "large", "bf16"',
+            "  fields   run.tags[3]:",
+            '           + "x"',
+        ]
+
+    def test_values_read_as_json_not_as_python(self, proj):
+        a = document(fields={"k": {"on": True, "none": None, "s": "1", "l": [True, None, "a b"]}})
+        b = document(fields={"k": {"on": False, "none": 0, "s": 1, "l": [False, None, "a b"]}})
+        assert self.lines(proj, a, b) == [
+            "  fields   k.l[0]: true -> false",
+            "  fields   k.none: null -> 0",
+            "  fields   k.on: true -> false",
+            '  fields   k.s: "1" -> 1',
+        ]
+        lines = self.lines(proj, document(fields={"m": {"x": 1}}), document(fields={"m": "x"}))
+        assert lines == ['  fields   m: {"x": 1} -> "x"']
+
+    def test_the_markers_alone_are_painted_and_record_text_stays_escaped(self, proj):
+        a = document(argv=["fit", "--config", "c.yaml"])
+        b = document(argv=["fit", "-v", "x", "\x1b[32mok"])
+        painted = run_cli("diff", "--color", "always", *self.pair(proj, a, b)).out
+        assert "           \x1b[1;31m-\x1b[0m --config c.yaml\n" in painted
+        assert "           \x1b[32m+\x1b[0m -v x '\\x1b[32mok'\n" in painted
+        assert painted.count("\x1b[") == 4  # the two markers, each opened and closed
+        plain = run_cli("diff", "--color", "never", *self.pair(proj, a, b)).out
+        assert "\x1b" not in plain
+        assert "           - --config c.yaml\n" in plain
+        on_terminal = _on_a_terminal(proj, "diff", *self.pair(proj, a, b))
+        assert "\x1b[1;31m-\x1b[0m" in on_terminal
 
 
 @pytest.mark.parametrize(

@@ -112,11 +112,11 @@ class TestDiff:
         proj = runs["proj"]
         proc = cli_in(proj, "diff", "red.manifest.json", "blue.manifest.json")
         assert proc.returncode == 1, proc.stderr
-        assert "  environment $FAKE_COLOR: red -> blue" in proc.stdout.splitlines()
+        assert '  environment $FAKE_COLOR: "red" -> "blue"' in proc.stdout.splitlines()
         proc = cli_in(proj, "diff", "red.manifest.json", "numpy.manifest.json")
         import numpy
 
-        assert f"  environment numpy: None -> {numpy.__version__}" in proc.stdout.splitlines()
+        assert f'  environment numpy: null -> "{numpy.__version__}"' in proc.stdout.splitlines()
         assert cli_in(proj, "diff", "red.manifest.json", "red.manifest.json").returncode == 0
 
     def test_diff_shows_a_version_change(self, runs, tmp_path):
@@ -130,7 +130,7 @@ class TestDiff:
         write(a, document_a)
         b = write(tmp_path / "b.manifest.json", document)
         proc = cli_in(runs["proj"], "diff", a, b)
-        assert "  environment numpy: 1.26.4 -> 2.1.0" in proc.stdout.splitlines()
+        assert '  environment numpy: "1.26.4" -> "2.1.0"' in proc.stdout.splitlines()
 
 
 def with_variables(sidecar: Path, **variables: str | None) -> Path:

@@ -241,6 +241,72 @@ def test_the_progress_bar_shows_only_on_a_terminal_and_only_when_slow(monkeypatc
     shown.close()
 
 
+class TestProgress:
+    """What the bar says, read from tqdm's own rendering of it: no timing involved."""
+
+    def bar(self):
+        terminal = _Terminal()
+        return hashing.Progress("hashing", stream=terminal, delay=0), terminal
+
+    def test_a_known_total_gives_the_bytes_out_of_it_and_the_time_left(self, tmp_path):
+        (tmp_path / "out" / "sub").mkdir(parents=True)
+        (tmp_path / "out" / "a.bin").write_bytes(b"a" * 3000)
+        (tmp_path / "out" / "sub" / "b.bin").write_bytes(b"b" * 2000)
+        progress, terminal = self.bar()
+        progress.expect(10_000)
+        describe_path(str(tmp_path / "out"), "runs/out", HashPolicy(), progress=progress)
+        line = str(progress._bar)
+        assert "5.00k/10.0k " in line
+        assert "<" in line.split("[", 1)[1]  # elapsed<remaining: the ETA
+        assert line.endswith("2 files, runs/out/sub/b.bin]")
+        assert terminal.getvalue()  # drawn on the stream it was given
+        progress.close()
+
+    def test_an_unknown_total_gives_the_bytes_and_files_without_an_eta(self, tmp_path):
+        (tmp_path / "model.bin").write_bytes(b"m" * 1500)
+        progress, _ = self.bar()
+        describe_path(str(tmp_path / "model.bin"), "model.bin", HashPolicy(), progress=progress)
+        line = str(progress._bar)
+        assert "1.50kB " in line
+        assert "/" not in line.split("[", 1)[0]  # no total to be a fraction of
+        assert line.endswith("1 file, model.bin]")
+        progress.begin("next.bin")  # named while it is hashed, before it is done
+        assert str(progress._bar).endswith("1 file, next.bin]")
+        progress.close()
+
+    def test_a_long_or_odd_path_shows_its_end_on_one_line(self):
+        progress, _ = self.bar()
+        progress.begin("runs/" + "deep/" * 20 + "last\x1b[2J\n.bin")
+        line = str(progress._bar)
+        assert "\x1b" not in line
+        assert "\n" not in line
+        assert line.endswith("…" + ("deep/" * 20 + "last?[2J?.bin")[-39:] + "]")
+        progress.close()
+
+    def test_verify_totals_what_the_records_hold_before_it_hashes(self, tmp_path, monkeypatch):
+        from provenance.commands.verify import Verifier, planned
+        from provenance.records import load
+        from tests.handmade import document, file_entry, project, write
+
+        proj = project(tmp_path / "p")
+        (proj / "in.csv").write_bytes(b"x" * 700)
+        (proj / "o.bin").write_bytes(b"y" * 300)
+        doc = document(
+            inputs={"table": file_entry(proj / "in.csv", "in.csv")},
+            outputs={"model": file_entry(proj / "o.bin", "o.bin"), "none": None},
+        )
+        record = load(str(write(proj / "o.bin.manifest.json", doc)), None)
+        assert planned(record) == 1000
+        monkeypatch.setattr(sys, "stderr", _Terminal())
+        verifier = Verifier(2**40, 10, None, outside_root=False)
+        verifier.progress.expect(planned(record))
+        checks = verifier.record(record, code=False)
+        assert [c.status for c in checks] == ["unchanged", "unchanged"]
+        assert verifier.progress._bar.total == 1000
+        assert verifier.progress._bar.n == 1000
+        verifier.progress.close()
+
+
 def test_the_forked_hasher_answers_while_another_process_holds_its_pipe(tmp_path, monkeypatch):
     """A process another thread forks while the child hashes inherits the pipe's write end and
     may live on: the answer is the child's, taken when the child ends, not at the pipe's end."""

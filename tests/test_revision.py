@@ -332,7 +332,7 @@ class TestReaders:
             ("revision", "diff_blake3"),
         }
         proc = run_python("-m", "provenance", "diff", before, folder / "out.txt")
-        assert f"revision diff_blake3: None -> {after['diff_blake3'][:12]}" in proc.stdout
+        assert f'revision diff_blake3: null -> "{after["diff_blake3"][:12]}' in proc.stdout
 
 
 class TestVolatile:

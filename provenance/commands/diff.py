@@ -4,8 +4,11 @@ Volatile evidence (start, end, duration, host, user: docs/revision.md) differs b
 runs: it is listed apart, after the differences, and never counts as one.
 
 Read per key: a changed argv as the tokens that changed, a gate or a recorded field that holds
-a mapping as the metrics in it that changed, and the resolved config as the keys that changed
-(``config trainer.epochs: 50 -> 5``). ``--json`` gives one item per gate, field and config.
+a mapping as the metrics in it that changed, the resolved config as the keys that changed
+(``config trainer.epochs: 50 -> 5``), and a list as the items that changed, were removed or were
+added. Values read as JSON (``true``, ``null``, ``"text"``). A span of argv or of a list whose
+counts differ reads as what it removed, after ``-``, and what it added, after ``+``, aligned on
+lines of their own. ``--json`` gives one item per gate, field and config.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ import re
 import shlex
 from collections.abc import Iterator
 from itertools import zip_longest
-from typing import Any
+from typing import Any, NamedTuple
 
 from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
+    Escaped,
     add_command,
     declared_entries,
     lines_text,
     print_json,
+    printable,
     short,
+    style,
 )
 from provenance.measure import environment, volatile
 from provenance.records import Record, load
@@ -178,6 +184,19 @@ class _Absent:
         return "(absent)"
 
 
+NONE = "(none)"  # the side of a span that holds no item
+
+
+class Line(NamedTuple):
+    """One difference as it reads: its key, the text of each side, and whether it is a span
+    (items removed or added, not one item for another)."""
+
+    key: str
+    a: str
+    b: str
+    span: bool = False
+
+
 # A token that starts with a dash but is a number (``-1``, ``-.5``, ``-1e3``) is a value.
 _NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 POSITIONAL = "positional"
@@ -227,52 +246,87 @@ def labels(argv: list[str], args: Any = None) -> list[str]:
     return found
 
 
-def _tokens(
-    a: list[str], b: list[str], args_a: Any = None, args_b: Any = None
-) -> list[tuple[str, str, str]]:
-    """Each changed token of two argument lists (a span where the counts differ): ``argv[i]``
-    with what the token is (see ``labels``), the tokens before and the tokens after, as a
-    shell would read them."""
+def _tokens(a: list[str], b: list[str], args_a: Any = None, args_b: Any = None) -> list[Line]:
+    """Each changed token of two argument lists: ``argv[i]`` with what the token is (see
+    ``labels``), the token before and the token after, as a shell would read them; a span
+    where the counts differ reads as the words removed and the words added."""
     found = []
     la, lb = labels(a, args_a), labels(b, args_b)
-    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
+    for tag, i1, i2, j1, j2 in _opcodes(a, b):
         if tag == "replace" and i2 - i1 == j2 - j1:
             for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
                 names = list(dict.fromkeys([la[i], lb[j]]))
                 found.append(
-                    (f"argv[{i}] ({', '.join(names)})", shlex.quote(a[i]), shlex.quote(b[j]))
+                    Line(f"argv[{i}] ({', '.join(names)})", shlex.quote(a[i]), shlex.quote(b[j]))
                 )
             continue
-        where = f"argv[{i1}]" if i2 - i1 <= 1 else f"argv[{i1}:{i2}]"
         names = list(dict.fromkeys([*la[i1:i2], *lb[j1:j2]]))
         found.append(
-            (
-                f"{where} ({', '.join(names)})",
-                shlex.join(a[i1:i2]) or "(none)",
-                shlex.join(b[j1:j2]) or "(none)",
+            Line(
+                f"{_where('argv', i1, i2)} ({', '.join(names)})",
+                shlex.join(a[i1:i2]) or NONE,
+                shlex.join(b[j1:j2]) or NONE,
+                span=True,
             )
         )
     return found
 
 
-def _lines_of(
-    item: dict[str, Any], args: tuple[Any, Any] = (None, None)
-) -> list[tuple[str, str, str]]:
+def _opcodes(a: list[Any], b: list[Any]) -> Iterator[tuple[str, int, int, int, int]]:
+    """The spans that differ between two sequences, as ``difflib`` finds them."""
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    return (op for op in matcher.get_opcodes() if op[0] != "equal")
+
+
+def _where(key: str, i1: int, i2: int) -> str:
+    return f"{key}[{i1}]" if i2 - i1 <= 1 else f"{key}[{i1}:{i2}]"
+
+
+def _items(key: str, a: list[Any], b: list[Any]) -> list[Line]:
+    """Two lists as the items that changed, were added or were removed, by the index on the
+    first side: an item replaced by one item reads on its own line, any other span as the
+    items removed and the items added."""
+    ja = [json.dumps(x, sort_keys=True) for x in a]
+    jb = [json.dumps(x, sort_keys=True) for x in b]
+    found = []
+    for tag, i1, i2, j1, j2 in _opcodes(ja, jb):
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            found += [
+                Line(f"{key}[{i}]", _show(a[i]), _show(b[j]))
+                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+            ]
+        else:
+            found.append(
+                Line(
+                    _where(key, i1, i2),
+                    ", ".join(_show(x) for x in a[i1:i2]) or NONE,
+                    ", ".join(_show(x) for x in b[j1:j2]) or NONE,
+                    span=True,
+                )
+            )
+    return found
+
+
+def _pair(key: str, a: Any, b: Any) -> list[Line]:
+    """One changed value: two lists by their items, anything else whole."""
+    if isinstance(a, list) and isinstance(b, list):
+        return _items(key, a, b)
+    return [Line(key, _show(a), _show(b))]
+
+
+def _lines_of(item: dict[str, Any], args: tuple[Any, Any] = (None, None)) -> list[Line]:
     """One difference as the ``(key, a, b)`` lines it reads as; ``args``: each record's parsed
     arguments, which tell what each argv token is."""
     section, key, a, b = item["section"], item["key"], item["a"], item["b"]
     if section == "command" and key == "argv" and _strings(a) and _strings(b):
         return _tokens(a, b, *args)
     if section == "seeds" and key != "left_out":
-        return [(key, _show(seed_text(a)), _show(seed_text(b)))]
+        return [Line(key, _cut(seed_text(a)), _cut(seed_text(b)))]
     nested = section in ("gates", "fields") or (section, key) == ("config", "resolved")
     if nested and isinstance(a, dict) and isinstance(b, dict):
         prefix = "" if section == "config" else key
-        return [(k, _show(x), _show(y)) for k, x, y in _per_key(a, b, prefix)]
-    return [(key, _show(a), _show(b))]
+        return [line for k, x, y in _per_key(a, b, prefix) for line in _pair(k, x, y)]
+    return _pair(key, a, b)
 
 
 def _strings(value: Any) -> bool:
@@ -299,12 +353,19 @@ def _config(a: Any, b: Any) -> list[dict[str, Any]]:
 
 
 def _show(value: Any) -> str:
+    """A recorded value as JSON reads it (``true``, ``null``, ``"text"``); a path's entry as its
+    path and digest; a key one side lacks as ``(absent)``."""
+    if isinstance(value, _Absent):
+        return str(value)
     if isinstance(value, dict) and ("blake3" in value or "sha256" in value or "exists" in value):
         if not value.get("exists", True):
             return f"{value.get('path')} (missing)"
         digest = value.get("blake3") or value.get("sha256")
         return f"{value.get('path')} ({short(digest)})"
-    text = str(value)
+    return _cut(json.dumps(value, sort_keys=True, ensure_ascii=False))
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
@@ -314,14 +375,33 @@ def readings(
     """The differences as the lines they read as, one ``{section, key, a, b}`` (texts) each:
     what the text prints, and what the count of differences counts."""
     return [
-        {"section": item["section"], "key": key, "a": a, "b": b}
+        {"section": item["section"], "key": line.key, "a": line.a, "b": line.b}
+        | ({"span": True} if line.span else {})
         for item in differences
-        for key, a, b in _lines_of(item, args)
+        for line in _lines_of(item, args)
     ]
 
 
-def render_differences(lines: list[dict[str, str]]) -> str:
-    return lines_text(f"  {x['section']:<8} {x['key']}: {x['a']} -> {x['b']}" for x in lines)
+def render_differences(lines: list[dict[str, Any]]) -> str:
+    """One line per difference, ``key: a -> b``; a span as its key, then what it removed and
+    what it added on lines of their own, aligned, each after its marker (the markers alone
+    painted where colour is on)."""
+    out: list[str] = []
+    for x in lines:
+        head = f"  {x['section']:<8} {x['key']}"
+        if not x.get("span"):
+            out.append(f"{head}: {x['a']} -> {x['b']}")
+            continue
+        out.append(f"{head}:")
+        indent = " " * 11
+        for sign, side in (("-", x["a"]), ("+", x["b"])):
+            if side != NONE:
+                out.append(Escaped(f"{indent}{style.mark(sign)} {printable(str(side))}"))
+    return lines_text(out)
+
+
+def render_volatile(items: list[dict[str, Any]]) -> str:
+    return render_differences([x | {"a": _show(x["a"]), "b": _show(x["b"])} for x in items])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -349,5 +429,5 @@ def run(args: argparse.Namespace) -> int:
             print(lines_text([str(a.source), str(b.source), "no differences"]))
         if apart:
             print(lines_text(["volatile, as expected of two runs (not a difference):"]))
-            print(render_differences(apart))
+            print(render_volatile(apart))
     return EXIT_FINDING if differences else EXIT_OK

@@ -2,7 +2,8 @@
 
 On only when stdout is a terminal, ``NO_COLOR`` is unset or empty (https://no-color.org) and
 ``TERM`` is not ``dumb``; ``--color always`` or ``never`` decides instead. Only the verdict
-words a command chooses are painted, never text from a record.
+words a command chooses and the ``-`` and ``+`` markers of a diff are painted, never text from a
+record.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def configure(mode: str, stream: TextIO) -> None:
 
 def enabled() -> bool:
     return _enabled
+
+
+_MARKS = {"-": "bad", "+": "good"}
+
+
+def mark(sign: str) -> str:
+    """A diff's side marker, ``-`` or ``+``, painted where colour is on."""
+    return f"\x1b[{_CODES[_MARKS[sign]]}m{sign}\x1b[0m" if _enabled else sign
 
 
 def paint(word: str, width: int = 0) -> str:

@@ -51,7 +51,10 @@ from provenance.commands import (
     warn,
 )
 from provenance.measure.hashing import HashPolicy, Progress, TreeEntry, describe_path, hash_file
+from provenance.record import listing
+from provenance.record.listing import BadListing, Changes
 from provenance.record.redact import REDACTED
+from provenance.record.sidecar import is_sidecar_name, listing_path
 from provenance.records import (
     LIVE,
     LOST,
@@ -64,6 +67,7 @@ from provenance.records import (
     load,
     rank_states,
     running_beside,
+    sidecar_target,
 )
 from provenance.stores.digest_cache import DigestCache
 
@@ -79,6 +83,7 @@ STATUSES = (UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED)
 QUIET = frozenset({UNCHANGED, LIVE, PENDING, ATTEMPT})  # what is no finding
 DEFAULT_MAX_BYTES = 1024**4  # 1 TiB: a file bigger than that recorded in a sidecar is suspect
 DEFAULT_MAX_ENTRIES = 1_000_000  # entries of one folder walked before it is skipped
+NAMED = 5  # files of a folder named in the text; --json names them all
 
 
 def register(commands: Any) -> None:
@@ -169,15 +174,19 @@ class Check:
     path: str
     status: str
     detail: str = ""
+    files: Changes | None = None  # a listed folder's files that changed, were added or removed
 
-    def as_dict(self) -> dict[str, str]:
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
             "group": self.group,
             "name": self.name,
             "path": self.path,
             "status": self.status,
             "detail": self.detail,
         }
+        if self.files is not None:
+            found["files"] = self.files.as_dict()
+        return found
 
 
 class _Stopped(Exception):
@@ -286,6 +295,8 @@ class Verifier:
             return Check("code", name, shown, SKIPPED, "not a file")
         if st.st_size > self.max_bytes:
             return Check("code", name, shown, SKIPPED, f"larger than --max-bytes ({st.st_size} B)")
+        self.progress.expect(st.st_size)
+        self.progress.begin(shown)
         now = hash_file(place.path, self.with_sha256, self.cache, progress=self.progress)
         if now.error:
             return Check("code", name, shown, SKIPPED, f"unreadable: {now.error}")
@@ -360,10 +371,15 @@ class Verifier:
             if isinstance(size, int) and size > self.max_bytes:
                 detail = f"larger than --max-bytes ({size} B recorded): not walked"
                 return Check(group, name, shown, SKIPPED, detail)
+            if entry.get("listed"):  # a folder that grew is walked on, to name what it gained
+                files = size = None
             bounds = _FolderBounds(self.max_entries, self.max_bytes, files, size)
         policy = self.with_sha256 if entry.get("sha256") else self.blake3_only
+        listings: dict[str, bytes] | None = {} if entry.get("listed") else None
         try:
-            now = describe_path(str(path), shown, policy, self.cache, self.progress, bounds)
+            now = describe_path(
+                str(path), shown, policy, self.cache, self.progress, bounds, listings
+            )
         except _Stopped as stopped:
             return Check(group, name, shown, stopped.status, stopped.detail)
         if now.get("kind") != recorded_kind:
@@ -380,7 +396,61 @@ class Verifier:
         detail = f"blake3 {short(entry.get('blake3'))} now {short(now.get('blake3'))}"
         if recorded_kind == "directory":
             detail += f"; {entry.get('file_count')} files, now {now.get('file_count')}"
+            if listings is not None:
+                files, why = _folder_changes(record, entry, str(now.get("blake3")), listings)
+                if files is not None:
+                    return Check(group, name, shown, CHANGED, files_text(files), files)
+                detail += f"; {why}"
         return Check(group, name, shown, CHANGED, detail)
+
+
+def _folder_changes(
+    record: Record, entry: dict[str, Any], digest_now: str, listings: dict[str, bytes]
+) -> tuple[Changes | None, str]:
+    """A listed folder's files that changed, were added or removed, from the listing its record
+    names and the one the walk just took (``listings``, by digest); or None and why they
+    cannot be named."""
+    if not is_sidecar_name(record.source.name):
+        return None, "its listing is kept beside a sidecar, not read from an embedded record"
+    if digest_now not in listings:
+        return None, "too many files now to list them"
+    digest = str(entry["blake3"])
+    try:
+        before = listing.read(listing_path(sidecar_target(record.source), digest), digest)
+        after = listing.parse(listings[digest_now], digest_now)
+    except BadListing as err:
+        return None, str(err)
+    return listing.compare(before, after), ""
+
+
+def files_text(files: Changes) -> str:
+    """``2 files changed (a.bin, b.bin), 1 added (c.bin)``: the first ``NAMED`` names."""
+    parts: list[str] = []
+    left = NAMED
+    for word, names in (
+        ("changed", files.changed),
+        ("added", files.added),
+        ("removed", files.removed),
+    ):
+        if not names:
+            continue
+        shown = ", ".join(names[:left]) + (", …" if len(names) > left else "")
+        left = max(0, left - len(names))
+        noun = plural(len(names), "file") if not parts else f"{len(names):,}"
+        parts.append(f"{noun} {word}" + (f" ({shown})" if shown and shown != ", …" else ""))
+    return ", ".join(parts) or "the same files, another digest"
+
+
+def planned(record: Record) -> int:
+    """The bytes verifying ``record``'s inputs and outputs hashes at most, as it recorded them:
+    the progress bar's total."""
+    total = 0
+    for table in (record.block["inputs"], record.block["outputs"]):
+        for _, entry in declared_entries(table):
+            size = entry.get("size_bytes") if isinstance(entry, dict) else None
+            if isinstance(size, int) and size > 0 and entry.get("exists"):
+                total += size
+    return total
 
 
 def attempt_check(attempt: Attempt) -> Check:
@@ -471,13 +541,20 @@ def run(args: argparse.Namespace) -> int:
     status = EXIT_OK
     reports: list[dict[str, Any]] = []
     verified: list[list[Check]] = []
+    loaded: list[tuple[str, Record | UnreadableRecord]] = []
+    for given in args.files:
+        try:
+            loaded.append((given, load(given, args.root)))
+        except UnreadableRecord as err:
+            loaded.append((given, err))
+    for _, record in loaded:  # the bar's total: every record's, known before any is hashed
+        if isinstance(record, Record):
+            verifier.progress.expect(planned(record))
     try:
-        for given in args.files:
-            try:
-                record = load(given, args.root)
-            except UnreadableRecord as err:
-                warn(str(err))
-                reports.append({"record": str(given), "error": str(err)})
+        for given, record in loaded:
+            if isinstance(record, UnreadableRecord):
+                warn(str(record))
+                reports.append({"record": str(given), "error": str(record)})
                 status = EXIT_USAGE
                 continue
             checks = verifier.record(record, code=not args.no_code)

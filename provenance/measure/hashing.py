@@ -31,10 +31,11 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import blake3
 
+from provenance.record.limits import MAX_LISTED, MAX_LISTING_BYTES
 from provenance.stores.digest_cache import DigestCache, stat_key
 
 TREE_FORMAT = "provenance.tree/v1"
@@ -80,6 +81,9 @@ class TreeDigest:
     file_count: int
     size_bytes: int
     errors: list[str] = field(default_factory=list)
+    # What the digest was taken of, where asked for and within the listing's bounds: the
+    # folder's listing (docs/commands/verify.md), whose BLAKE3 is the digest itself.
+    listing: bytes | None = None
 
 
 class _Changed(Exception):
@@ -334,26 +338,65 @@ def _answer_of(pid: int, readable: int) -> tuple[bytes, int]:
 
 
 class Progress:
-    """A progress bar on stderr for long hashing, shown only on a terminal and after a second."""
+    """A progress bar on stderr for long hashing, shown only on a terminal and after a second:
+    bytes hashed, out of the total where the caller knows it (with the time left), files done
+    and the path being hashed."""
 
-    def __init__(self, description: str) -> None:
+    PATH_WIDTH = 40  # characters of the current path shown: its end, which names the file
+
+    def __init__(
+        self, description: str, *, stream: TextIO | None = None, delay: float = 1.0
+    ) -> None:
         self._bar: Any = None
-        if sys.stderr.isatty():
+        self._files = 0
+        self._within = self._label = ""
+        stream = sys.stderr if stream is None else stream
+        if stream.isatty():
             with contextlib.suppress(ImportError):
                 from tqdm import tqdm
 
                 self._bar = tqdm(
                     desc=description,
+                    total=None,
                     unit="B",
                     unit_scale=True,
-                    delay=1.0,
+                    delay=delay,
                     leave=False,
-                    file=sys.stderr,
+                    file=stream,
                 )
 
+    def expect(self, n: int) -> None:
+        """``n`` more bytes to hash, as a record says: the total grows, and with it an ETA."""
+        if self._bar is not None and n > 0:
+            self._bar.total = (self._bar.total or 0) + n
+
+    def begin(self, shown: str) -> None:
+        """A declared path is being hashed: the files of a folder read as below it."""
+        self._within = shown
+        self._now(shown)
+
+    def file(self, relpath: str) -> None:
+        """A file of the folder begun is being hashed."""
+        self._now(f"{self._within}/{relpath}" if self._within else relpath)
+
     def advance(self, n: int) -> None:
+        """One more file hashed, of ``n`` bytes."""
         if self._bar is not None:
+            self._files += 1
+            self._postfix()
             self._bar.update(n)
+
+    def _now(self, path: str) -> None:
+        if self._bar is not None:
+            label = "".join(c if c.isprintable() else "?" for c in path)
+            if len(label) > self.PATH_WIDTH:
+                label = "…" + label[-(self.PATH_WIDTH - 1) :]
+            self._label = label
+            self._postfix()
+
+    def _postfix(self) -> None:
+        files = f"{self._files:,} file" + ("" if self._files == 1 else "s")
+        self._bar.set_postfix_str(f"{files}, {self._label}", refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -434,12 +477,16 @@ def hash_tree(
     cache: DigestCache | None = None,
     progress: Progress | None = None,
     observe: Callable[[TreeEntry], None] | None = None,
+    *,
+    keep_listing: bool = False,
 ) -> TreeDigest:
     """Deterministic digest of a directory: entries sorted by path, symlinks recorded, not followed.
 
     Each entry contributes ``kind NUL relpath NUL payload NUL`` to one BLAKE3 stream, where the
     payload is ``size:blake3`` for a file, the link text for a symlink and empty otherwise. The
-    stream is fed as the walk goes, so memory does not grow with the number of files.
+    stream is fed as the walk goes, so memory does not grow with the number of files; with
+    ``keep_listing`` the stream is kept too, up to ``MAX_LISTED`` entries and
+    ``MAX_LISTING_BYTES``, as the folder's listing.
     """
     began = time.time_ns()  # one moment for the whole walk: earlier is the cautious side
     top_key = os.fsencode(os.path.abspath(top)) + b"/"
@@ -449,6 +496,8 @@ def hash_tree(
     records: list[bytes] = []  # fed to the digest in batches: one call per record costs more
     errors: list[str] = []
     file_count = size_bytes = 0
+    kept: list[bytes] | None = [TREE_FORMAT.encode() + b"\0"] if keep_listing else None
+    kept_entries = kept_bytes = 0
     for entry in walk_tree(top):
         if observe is not None:
             observe(entry)
@@ -459,6 +508,8 @@ def hash_tree(
         if kind == "f":
             assert st is not None  # only an entry with an error has no stat
             size = st.st_size
+            if progress is not None:
+                progress.file(_shown(relpath))
             # The walk's lstat is the file's stat: a cache hit needs no open at all.
             b3 = cached(top_key + relpath, st) if cached is not None else None
             if b3 is None:
@@ -489,12 +540,29 @@ def hash_tree(
         else:
             records.append(b"%s\0%s\0\0" % (kind.encode(), relpath))
         if len(records) >= 4096:
+            kept, kept_entries, kept_bytes = _keep(kept, records, kept_entries, kept_bytes)
             tree.update(b"".join(records))
             records.clear()
+    kept, kept_entries, kept_bytes = _keep(kept, records, kept_entries, kept_bytes)
     tree.update(b"".join(records))
     if errors:
         return TreeDigest(None, file_count, size_bytes, sorted(errors))
-    return TreeDigest(tree.hexdigest(), file_count, size_bytes)
+    listing = b"".join(kept) if kept is not None else None
+    return TreeDigest(tree.hexdigest(), file_count, size_bytes, listing=listing)
+
+
+def _keep(
+    kept: list[bytes] | None, records: list[bytes], entries: int, size: int
+) -> tuple[list[bytes] | None, int, int]:
+    """The listing so far with ``records`` added, or None once it is past its bounds."""
+    if kept is None:
+        return None, entries, size
+    entries += len(records)
+    size += sum(map(len, records))
+    if entries > MAX_LISTED or size > MAX_LISTING_BYTES:
+        return None, entries, size
+    kept.append(b"".join(records))
+    return kept, entries, size
 
 
 def _shown(relpath: bytes) -> str:
@@ -508,9 +576,11 @@ def describe_path(
     cache: DigestCache | None = None,
     progress: Progress | None = None,
     observe: Callable[[TreeEntry], None] | None = None,
+    listings: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
     """The sidecar entry for one declared path, as it is on disk now. For a directory,
-    ``observe`` is shown every entry of the walk that hashes it."""
+    ``observe`` is shown every entry of the walk that hashes it, and with ``listings`` its
+    listing is kept there, by its digest, and the entry says whether it was (``listed``)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -519,6 +589,8 @@ def describe_path(
         return {"path": shown_as, "exists": False}
     except OSError as err:
         return {"path": shown_as, "exists": True, "kind": "other", "error": describe_error(err)}
+    if progress is not None:
+        progress.begin(shown_as)
     if stat.S_ISREG(st.st_mode):
         digest = hash_file(path, policy, cache, progress=progress)
         entry: dict[str, Any] = {
@@ -533,7 +605,7 @@ def describe_path(
             entry["error"] = digest.error
         return entry
     if stat.S_ISDIR(st.st_mode):
-        tree = hash_tree(path, policy, cache, progress, observe)
+        tree = hash_tree(path, policy, cache, progress, observe, keep_listing=listings is not None)
         entry = {
             "path": shown_as,
             "exists": True,
@@ -544,6 +616,10 @@ def describe_path(
         }
         if tree.errors:
             entry["errors"] = tree.errors
+        elif listings is not None and tree.blake3 is not None:
+            entry["listed"] = tree.listing is not None
+            if tree.listing is not None:
+                listings[tree.blake3] = tree.listing
         return entry
     # FIFOs, sockets and devices are never opened: reading one could block forever.
     return {"path": shown_as, "exists": True, "kind": "other"}

@@ -96,6 +96,8 @@ class RunFacts:
     # What recorded the run from outside its code (see RunSpec.recorded_by).
     recorded_by: str | None = None
     _progress: Progress | None = None
+    # Each hashed folder's listing, by its digest: written beside the record (write.py).
+    listings: dict[str, bytes] = field(default_factory=dict)
     _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     _after: dict[str, Fingerprint] = field(default_factory=dict)
     stopped: bool = False  # a signal stopped the hashing: some entries are not measured
@@ -123,7 +125,13 @@ class RunFacts:
             try:
                 with self.guard.hashing() if self.guard is not None else nullcontext():
                     self._entries[path] = describe_path(
-                        path, self.shown(path), self.policy, self.cache, self._progress, stats.add
+                        path,
+                        self.shown(path),
+                        self.policy,
+                        self.cache,
+                        self._progress,
+                        stats.add,
+                        self.listings,
                     )
             except StopHashing:
                 self.stopped = True

@@ -40,6 +40,10 @@ MAX_PATH_BYTES = 4096
 # Paths one record declares: checking each against the schema takes about half a millisecond,
 # so this keeps a record to seconds. A script with more files to name declares their folder.
 MAX_DECLARED = 20_000
+# A folder's listing (the files a run hashed in it, beside its record): the entries it names,
+# and its bytes. A folder with more is recorded without one (``listed: false``).
+MAX_LISTED = 100_000
+MAX_LISTING_BYTES = 32 * 1024 * 1024
 # A rank's part holds its record and the outputs it opened (no more than its record names).
 MAX_PART_BYTES = 2 * MAX_RECORD_BYTES + 1024 * 1024
 # Texts shorter than this are never replaced: a marker is about as long.

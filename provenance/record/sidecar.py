@@ -66,6 +66,13 @@ def side_record_path(target: Path, kind: str) -> Path:
     return target.with_name(f"{target.name.removesuffix('.json')}.{kind}.json")
 
 
+def listing_path(target: Path, digest: str) -> Path:
+    """Where the listing of a folder whose digest is ``digest`` is kept beside the sidecar
+    ``X.manifest.json``: ``X.manifest.files.<first 16 hex digits>``. Named by its content, so
+    a later run's listing never replaces one an earlier record names."""
+    return target.with_name(f"{target.name.removesuffix('.json')}.files.{digest[:16]}")
+
+
 def running_record_path(target: Path, token: str) -> Path:
     """Where a run still under way keeps its small record: ``X.manifest.running.<token>.json``."""
     return side_record_path(target, f"{RUNNING}.{token}")

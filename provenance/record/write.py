@@ -54,6 +54,7 @@ from provenance.record.sidecar import (
     is_live,
     is_sidecar_name,
     keep_last_good,
+    listing_path,
     read_json_object,
     read_own_record,
     record_outputs,
@@ -323,11 +324,27 @@ class RecordWriter:
         # A successful record another run wrote while this one ran is evidence too.
         if path == target and (self.outcome.status != SUCCEEDED or concurrent):
             keep_last_good(target)
+        self._write_listings(target, block)
         atomic_write(path, data, follow_symlinks=False)
         self.written = (path, data)
         if note:
             self._warn(note)
         return path
+
+    def _write_listings(self, target: Path, block: dict[str, Any]) -> None:
+        """Each listed folder's listing beside the sidecar, before the record that names it
+        (a listing already there under its name holds the same bytes, unless someone changed
+        it). One that cannot be written is said, and the folder is verified by its counts."""
+        for table in ("inputs", "outputs"):
+            for entry in table_entries(block.get(table)):
+                digest = entry.get("blake3")
+                if not entry.get("listed") or digest not in self.facts.listings:
+                    continue
+                listing = self.facts.listings[digest]
+                try:
+                    atomic_write(listing_path(target, digest), listing, follow_symlinks=False)
+                except OSError as err:
+                    self._warn(f"could not write the listing of {entry.get('path')}: {err}")
 
     def _write_failed(self, path: Path, embedded: list[tuple[Path, bytes]], err: OSError) -> None:
         for host in embedded:
