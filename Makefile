@@ -8,7 +8,7 @@ DEMO   := runs/demo
 # one worker, so a module's fixtures are built once.
 WORKERS ?= 2
 
-.PHONY: test lint docs demo bench clean
+.PHONY: test lint docs demo doc-examples bench clean
 
 # The framework with its extras, then the ai/ pipeline's own distribution (pipeline/), which
 # gives the vmaf-train command; the framework's wheel carries neither.
@@ -36,6 +36,10 @@ docs: $(STAMP)
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/python -m ai.demo --out $(DEMO)
+
+# The example outputs in docs/ rewritten from a fresh demo; make test fails when one is stale.
+doc-examples: demo
+	$(BIN)/python -m tools.doc_examples --update
 
 # Benchmarks print measured ratios; they are not tests. b3sum and openssl are compared when
 # installed; DVC is installed into a throwaway environment under build/bench/ on first use.
