@@ -8,11 +8,14 @@ DEMO   := runs/demo
 # one worker, so a module's fixtures are built once.
 WORKERS ?= 2
 
-.PHONY: test lint docs demo bench clean
+.PHONY: test lint docs demo doc-examples bench clean
 
 # The framework with its extras (sign: attestations, tested with the ecosystem's verifiers), then the ai/ pipeline's own distribution (pipeline/), which
 # gives the vmaf-train command; the framework's wheel carries neither.
+# Only a cold or stale .venv gets here: pip stays quiet, so say what the wait is for.
 $(STAMP): pyproject.toml pipeline/pyproject.toml
+	@echo "Building $(VENV): installing provenance with its dev and ai extras (numpy, pyarrow,"
+	@echo "onnx, onnxruntime, mkdocs, ...) and the pipeline; the first time takes a few minutes."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ai,sign]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -e pipeline
@@ -34,6 +37,10 @@ demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/python -m ai.demo --out $(DEMO)
 	$(BIN)/python -m provenance report $(DEMO) --html $(DEMO)/site
+
+# The example outputs in docs/ rewritten from a fresh demo; make test fails when one is stale.
+doc-examples: demo
+	$(BIN)/python -m tools.doc_examples --update
 
 # Benchmarks print measured ratios; they are not tests. b3sum and openssl are compared when
 # installed; DVC is installed into a throwaway environment under build/bench/ on first use.

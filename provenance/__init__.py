@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from provenance.record.sidecar import atomic_write
     from provenance.run import Run, current_run
 
-__version__ = "0.1.0"
+__version__ = "0.1.0.dev0"  # nothing is released yet: CHANGELOG.md has only [Unreleased]
 
 _WHERE = {
     "Boundary": "read",

@@ -251,3 +251,28 @@ def test_a_lone_small_file_never_opens_the_store(tmp_path):
     assert hash_file(path, POLICY, cache).blake3 == blake3.blake3(b"tiny").hexdigest()
     cache.close()
     assert not location.exists()
+
+
+def test_a_run_of_small_files_never_imports_sqlite3(tmp_path):
+    """A recorded run that only declares small files pays nothing for the store, not even the
+    import (docs/performance.md says so)."""
+    (tmp_path / "data.txt").write_text("rows\n")
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from provenance import recorded_run\n"
+        "@recorded_run(inputs={'data': Path('data.txt')}, outputs={'model': Path('model.txt')},"
+        " root='.')\n"
+        "def main():\n"
+        "    Path('model.txt').write_text(Path('data.txt').read_text())\n"
+        "main()\n"
+        "print('sqlite3' in sys.modules)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "model.txt.manifest.json").is_file()
+    assert done.stdout == "False\n"

@@ -184,11 +184,11 @@ class DigestCache(SqliteStore):
             self._close_store()
 
     def _write(self) -> None:
-        import sqlite3
-
         rows, self._pending = self._pending, []
         if not rows or self.broken:
             return
+        import sqlite3  # only now: a run of small files never needs it
+
         db = self._connect()
         if db is None:
             return
