@@ -407,11 +407,16 @@ def quantization_and_registry_steps(out: str) -> list[Step]:
     fp32, table = f"{m}/konvid_mos_head.onnx", f"{t}/k150k_enriched.parquet"
     dynamic, static = (f"{m}/konvid_mos_head.int8_{k}.onnx" for k in ("dynamic", "static"))
     return [
-        Step("ptq_dynamic", f"--fp32 {fp32} --out {dynamic}", dynamic),
+        Step(
+            "ptq_dynamic",
+            f"--fp32 {fp32} --out {dynamic} --report-out {r}/quant/ptq_dynamic.json",
+            dynamic,
+        ),
         Step(
             "ptq_static",
             f"--fp32 {fp32} --calibration-table {table} --calibration-rows 128 "
-            f"--out {static} --registry {m}/int8_registry.json",
+            f"--out {static} --registry {m}/int8_registry.json "
+            f"--report-out {r}/quant/ptq_static.json",
             static,
         ),
         Step(

@@ -6,7 +6,7 @@ import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
@@ -107,6 +107,45 @@ def _given_argv(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     return [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in given]
 
 
+def check_embed_into(
+    embed_into: object, outputs: Mapping[str, object]
+) -> str | tuple[str, ...] | None:
+    """``embed_into`` as the run uses it: one declared output's name, or a tuple of several
+    (a list is taken as a tuple); anything else is a one-line ``DeclarationError`` now."""
+    if embed_into is None:
+        return None
+    if isinstance(embed_into, str):
+        names: tuple[object, ...] = (embed_into,)
+    elif isinstance(embed_into, (tuple, list)):
+        names = tuple(embed_into)
+        if not names:
+            raise DeclarationError(
+                f"embed_into is an empty {type(embed_into).__name__}: name the output(s) to "
+                "embed into, or leave it out"
+            )
+    else:
+        raise DeclarationError(
+            f"embed_into names an output or a tuple of them, not {type(embed_into).__name__}"
+        )
+    for name in names:
+        if not isinstance(name, str):
+            raise DeclarationError(
+                f"embed_into names outputs by their names (strings), not {type(name).__name__} "
+                f"{name!r}"
+            )
+        if name not in outputs:
+            declared = ", ".join(sorted(outputs)) or "none"
+            raise DeclarationError(
+                f"embed_into={name!r} names no declared output (outputs: {declared})"
+            )
+    repeated = sorted({n for n in names if names.count(n) > 1}, key=str)
+    if repeated:
+        raise DeclarationError(f"embed_into names {', '.join(map(repr, repeated))} more than once")
+    if isinstance(embed_into, str):
+        return embed_into
+    return tuple(str(n) for n in names)
+
+
 @overload
 def recorded_run(func: Callable[P, R], /) -> Callable[P, R]: ...
 
@@ -118,7 +157,7 @@ def recorded_run(
     inputs: Declarations | None = None,
     outputs: Declarations | None = None,
     manifest: ManifestDeclaration = "manifest_out",
-    embed_into: str | tuple[str, ...] | None = None,
+    embed_into: str | tuple[str, ...] | list[str] | None = None,
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
@@ -137,7 +176,7 @@ def recorded_run(
     inputs: Declarations | None = None,
     outputs: Declarations | None = None,
     manifest: ManifestDeclaration = "manifest_out",
-    embed_into: str | tuple[str, ...] | None = None,
+    embed_into: str | tuple[str, ...] | list[str] | None = None,
     redact: Iterable[str] = (),
     hash_policy: HashPolicy | None = None,
     root: str | os.PathLike[str] | None = None,
@@ -177,13 +216,7 @@ def recorded_run(
             "manifest names the option giving the sidecar's path (a dest or a callable), "
             f"not {type(manifest).__name__}"
         )
-    if embed_into is not None and not (
-        isinstance(embed_into, str)
-        or (isinstance(embed_into, tuple) and all(isinstance(n, str) for n in embed_into))
-    ):
-        raise DeclarationError(
-            f"embed_into names an output or a tuple of them, not {type(embed_into).__name__}"
-        )
+    embed_into = check_embed_into(embed_into, checked_outputs)
     spec = RunSpec(
         inputs=checked_inputs,
         outputs=checked_outputs,

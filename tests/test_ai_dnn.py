@@ -16,6 +16,7 @@ from ai.dnn import fastdvdnet
 from ai.dnn.export import load_checkpoint
 from ai.sample.dnn import write_dnn
 from ai.sample.generator import Tree
+from provenance import validate
 from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
 
 
@@ -168,6 +169,12 @@ def test_tiny_models_export_both_and_refuse_a_bad_checkpoint(weights, out):
     gates = sidecar["run_provenance"]["outcome"]["gates"]
     assert gates["nr_metric_v1_checks"]["passed"]
     assert gates["learned_filter_v1_checks"]["passed"]
+    # ADR-0661: the C3 sidecar carries the same block as C2's, both marked as its hosts.
+    c3_sidecar = json.loads((out / "learned_filter_v1.json").read_text())
+    assert c3_sidecar["run_provenance"] == sidecar["run_provenance"]
+    hosts = sidecar["run_provenance"]["outputs"]["sidecar"]
+    assert [h["embedded_here"] for h in hosts] == [True, True]
+    validate({"schema": "provenance.manifest/v1", "run_provenance": c3_sidecar["run_provenance"]})
     ids = [m["id"] for m in json.loads((out / "registry.json").read_text())["models"]]
     assert ids == ["learned_filter_v1", "nr_metric_v1"]
     bad = out / "bad.npz"

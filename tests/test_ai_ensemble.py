@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pyarrow.parquet as pq
 import pytest
 
+from provenance import validate
 from tests.conftest import block_of, load_sidecar, run_python, run_script, sidecar_of
 
 ENSEMBLE = "fr_regressor_v2_ensemble_v1"
@@ -109,7 +110,10 @@ def test_the_demo_exported_every_promoted_seed_with_the_verdict_digest(demo):
     assert record["verdict_sha256"] == sha256(verdict)
     assert block["inputs"]["verdict"]["sha256"] == sha256(verdict)
     assert block["outcome"]["gates"]["promote_verdict"]["passed"] is True
-    assert block["outputs"]["member_seed1"]["sha256"] == sha256(out / f"{ENSEMBLE}_seed1.onnx")
+    assert block["outputs"]["members"][1]["sha256"] == sha256(out / f"{ENSEMBLE}_seed1.onnx")
+    seed_sidecars = sorted(out.glob("*_seed?.json"))
+    for entry, path in zip(block["outputs"]["member_sidecars"], seed_sidecars, strict=True):
+        assert entry["sha256"] == sha256(path), "the sidecar has each seed sidecar's final digest"
 
 
 def test_each_seed_sidecar_carries_the_run_provenance_of_its_export(demo, tmp_path):
@@ -132,11 +136,34 @@ def test_each_seed_sidecar_carries_the_run_provenance_of_its_export(demo, tmp_pa
         assert block["inputs"]["verdict"]["sha256"] == sha256(verdict)
         assert block["argv"][block["argv"].index("--verdict") + 1] == str(verdict)
         assert block["args"]["seeds"] == [0, 2]
-        assert sorted(block["outputs"]) == ["member_seed0", "member_seed2", "registry"]
-        for seed in (0, 2):  # every seed's target, hashed as shipped
-            onnx_path = out / f"{ENSEMBLE}_seed{seed}.onnx"
-            assert block["outputs"][f"member_seed{seed}"]["sha256"] == sha256(onnx_path)
+        # The run's own block, embedded when it ended: its outcome and the promotion gate too.
+        assert block["outcome"]["status"] == "succeeded"
+        assert block["outcome"]["gates"]["promote_verdict"] == {"passed": True,
+                                                                "verdict": "PROMOTE"}  # fmt: skip
+        assert sorted(block["outputs"]) == ["ensemble_manifest", "member_sidecars", "members",
+                                            "registry"]  # fmt: skip
+        members = block["outputs"]["members"]
+        assert [m["sha256"] for m in members] == [  # every seed's target, hashed as shipped
+            sha256(out / f"{ENSEMBLE}_seed{seed}.onnx") for seed in (0, 2)
+        ]
+        hosts = [*block["outputs"]["member_sidecars"], block["outputs"]["ensemble_manifest"]]
+        assert [h["path"] for h in hosts[:2]] == [str(p) for p in sidecars]
+        assert all(h["embedded_here"] for h in hosts), "no copy holds a host's digest"
         assert block["outputs"]["registry"]["sha256"] == sha256(registry)
+        validate({"schema": "provenance.manifest/v1", "run_provenance": block})
+        assert block == json.loads((out / f"{ENSEMBLE}.json").read_text())["run_provenance"]
+    # Each seed's sidecar read alone: show and verify take the embedded copy.
+    shown = run_python("-m", "provenance", "show", sidecars[1])
+    assert shown.returncode == 0, shown.stderr
+    assert "the block embedded in the artifact" in shown.stdout
+    assert "gate promote_verdict: pass" in shown.stdout
+    checked = run_python("-m", "provenance", "verify", "--json", "--outside-root", sidecars[1])
+    checks = json.loads(checked.stdout)[0]["checks"]
+    statuses = {(c["group"], c["name"]): c["status"] for c in checks}
+    assert statuses[("input", "verdict")] == statuses[("output", "members[1]")] == "unchanged"
+    assert statuses[("output", "member_sidecars[0]")] == "skipped", "an embedded host"
+    assert "changed" not in statuses.values()
+    assert "missing" not in statuses.values()
     # The same command writes the same sidecars again, over its own output.
     assert export(demo, verdict, out, "--seeds", "0", "2", "--registry", registry).returncode == 0
     assert [p.read_bytes() for p in sidecars] == first
@@ -145,7 +172,7 @@ def test_each_seed_sidecar_carries_the_run_provenance_of_its_export(demo, tmp_pa
     assert export(demo, verdict, bare, "--seeds", "1").returncode == 0
     block = json.loads((bare / f"{ENSEMBLE}_seed1.json").read_text())["run_provenance"]
     assert block["args"]["registry"] is None
-    assert "registry" not in block["outputs"] or block["outputs"]["registry"] is None
+    assert block["outputs"]["registry"] is None
 
 
 def test_a_hold_verdict_is_a_failed_promotion_exit_1_and_exports_nothing(demo, tmp_path):

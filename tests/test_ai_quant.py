@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pyarrow.parquet as pq
 import pytest
 
+from provenance import validate
 from tests.conftest import ROOT, block_of, load_sidecar, run_python, run_script, sidecar_of
 
 CANONICAL = ["adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "motion2"]
@@ -107,6 +108,34 @@ def test_the_dynamic_int8_sidecar_has_no_calibration(demo):
     assert "calibrate_method" not in sidecar["quantization"]
     assert sidecar["sha256"] == sha256(demo / "models/konvid_mos_head.int8_dynamic.onnx")
     assert sidecar["run_provenance"]["outputs"]["model_sidecar"]["embedded_here"] is True
+
+
+@pytest.mark.parametrize("kind", ["dynamic", "static"])
+def test_each_ptq_report_carries_the_run_provenance_block(demo, kind):
+    """ADR-0661: the --report-out report holds the same block as the int8 sidecar, outcome and
+    all, and names the fp32 model, the calibration table and both targets."""
+    models, fp32 = demo / "models", demo / "models/konvid_mos_head.onnx"
+    int8 = models / f"konvid_mos_head.int8_{kind}.onnx"
+    report_path = demo / f"reports/quant/ptq_{kind}.json"
+    report = json.loads(report_path.read_text())
+    sidecar = json.loads((models / f"konvid_mos_head.int8_{kind}.json").read_text())
+    assert report["sha256"] == sidecar["sha256"] == sha256(int8)
+    assert report["model_sidecar"] == f"konvid_mos_head.int8_{kind}.json"
+    block = report["run_provenance"]
+    assert block == sidecar["run_provenance"], "one block, in both hosts"
+    assert block["entrypoint"]["path"] == f"ai/scripts/ptq_{kind}.py"
+    assert block["argv"] == report["argv"]
+    assert block["outcome"]["status"] == "succeeded"
+    assert block["inputs"]["fp32"]["sha256"] == sha256(fp32)
+    if kind == "static":
+        calibration = block["inputs"]["calibration_table"]
+        assert calibration["sha256"] == sha256(demo / "tables/k150k_enriched.parquet")
+    assert block["outputs"]["int8"]["sha256"] == sha256(int8)
+    assert block["outputs"]["report"]["embedded_here"] is True
+    assert block["outputs"]["model_sidecar"]["embedded_here"] is True
+    validate({"schema": "provenance.manifest/v1", "run_provenance": block})
+    record = load_sidecar(sidecar_of(int8))["run_provenance"]
+    assert record["outputs"]["report"]["sha256"] == sha256(report_path), "the final bytes"
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,11 @@ Only a PROMOTE verdict from validate_ensemble_seeds, for the same corpus, is exp
 each seed's member is fit on the whole --corpus the way its LOSO folds were, written as
 <out-dir>/fr_regressor_v2_ensemble_v1_seed{N}.onnx with its model sidecar (.json), and listed
 in <out-dir>/fr_regressor_v2_ensemble_v1.json with the corpus, the verdict's digest, the
-registry target and the run's provenance. Each member's sidecar carries the run_provenance block
-too (ADR-0661), so a seed refresh read alone names what justified it: the corpus and the verdict
-(hashed), the argv, every seed's ONNX target and the registry target (hashed once written); the
-PROMOTE verdict (path, value, SHA-256) sits beside the block. A HOLD verdict is a failed
+registry target and the run's provenance. Each member's sidecar carries the same run_provenance
+block too (ADR-0661), embedded when the run ends, so a seed refresh read alone names what
+justified it: the corpus and the verdict (hashed), the argv, every seed's ONNX target and the
+registry target (hashed), and the outcome with the promote_verdict gate; the PROMOTE verdict
+(path, value, SHA-256) sits beside the block. A HOLD verdict is a failed
 promotion gate: exit 1, nothing exported. A verdict that cannot be read, is neither, names other
 seeds or judged another corpus is an input error: exit 2, nothing exported.
 """
@@ -27,7 +28,7 @@ from ai.fr.fr_regressor import ENSEMBLE_ID, KIND, fit_member, load_frames, read_
 from ai.fr.fr_regressor import member_sidecar as describe
 from ai.mos import onnx_head
 from ai.release.registry import register
-from provenance import atomic_write, build_run_provenance, current_run, recorded_run
+from provenance import atomic_write, current_run, recorded_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,31 +56,21 @@ def member_path(out_dir: Path, seed: int) -> Path:
     return out_dir / f"{ENSEMBLE_ID}_seed{seed}.onnx"
 
 
-def seed_provenance(
-    args: argparse.Namespace, argv: list[str] | None, seeds: list[int]
-) -> dict[str, Any]:
-    """The run_provenance block each member's sidecar carries (ADR-0661): the corpus and the
-    verdict read (hashed), the argv and arguments, every seed's ONNX target and the registry
-    (hashed, all written by then). The run has not ended when it is built, so the block has no
-    outcome: the verdict it was exported on sits beside it in the sidecar, and the sidecars and
-    the ensemble manifest, written after it, are named by ``args`` rather than hashed."""
-    outputs: dict[str, Any] = {
-        f"member_seed{seed}": member_path(args.out_dir, seed) for seed in seeds
-    }
-    outputs["registry"] = args.registry
-    return build_run_provenance(
-        entrypoint=__file__,
-        argv=list(sys.argv[1:] if argv is None else argv),
-        args=vars(args),
-        inputs={"corpus": args.corpus, "verdict": args.verdict},
-        outputs=outputs,
-    )
+def named_later(args: argparse.Namespace) -> None:
+    """The members and their sidecars: named from the body (add_output) once the seeds are
+    known, since by default they are the verdict's."""
+    return None
 
 
 @recorded_run(
     inputs={"corpus": "corpus", "verdict": "verdict"},
-    outputs={"ensemble_manifest": manifest_path, "registry": "registry"},
-    embed_into="ensemble_manifest",
+    outputs={
+        "ensemble_manifest": manifest_path,
+        "members": named_later,
+        "member_sidecars": named_later,
+        "registry": "registry",
+    },
+    embed_into=("ensemble_manifest", "member_sidecars"),
 )
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -101,22 +92,26 @@ def main(argv: list[str] | None = None) -> int:
             f"{parser.prog}: {args.verdict} is {verdict.verdict}: nothing exported", file=sys.stderr
         )
         return 1
+    onnx_paths = [member_path(args.out_dir, seed) for seed in seeds]
+    sidecar_paths = [p.with_suffix(".json") for p in onnx_paths]
+    run.add_output("members", onnx_paths)
+    run.add_output("member_sidecars", sidecar_paths)
+    verdict_of = {"path": args.verdict.name, "verdict": verdict.verdict, "sha256": verdict.sha256}
     members: list[dict[str, Any]] = []
-    sidecars: list[tuple[Path, dict[str, Any]]] = []
-    for seed in seeds:
+    for seed, onnx_path, sidecar_path in zip(seeds, onnx_paths, sidecar_paths, strict=True):
         head = fit_member(frames.x, frames.y, seed, args.ridge, args.bag_fraction)
         model_id = f"{ENSEMBLE_ID}_seed{seed}"
         model = onnx_head.build_linear(
             head, tuple(args.features), args.opset, model_id, "vmaf", (0.0, 100.0)
         )
         data = model.SerializeToString(deterministic=True)
-        onnx_path = member_path(args.out_dir, seed)
-        sidecar_path = onnx_path.with_suffix(".json")
         atomic_write(onnx_path, data)
         sidecar = describe(model_id, seed, onnx_path, data, model, head, args.features)
-        sidecars.append((sidecar_path, sidecar))
-        run.add_output(f"member_seed{seed}", onnx_path)
-        run.add_output(f"member_seed{seed}_sidecar", sidecar_path)
+        # The run_provenance block goes into each sidecar when the run ends (embed_into).
+        write_json(
+            sidecar_path,
+            {**sidecar, "ensemble_manifest": manifest_path(args).name, "verdict": verdict_of},
+        )
         if args.registry is not None:
             try:
                 register(args.registry, sidecar, onnx_path, sidecar_path)
@@ -131,31 +126,13 @@ def main(argv: list[str] | None = None) -> int:
                 "sidecar": sidecar_path.name,
             },
         )
-    # Every member and the registry are written before any sidecar, so each sidecar's block
-    # hashes the same final files: the same inputs give the same bytes, run after run.
-    block = seed_provenance(args, argv, seeds)
-    verdict_of = {"path": args.verdict.name, "verdict": verdict.verdict, "sha256": verdict.sha256}
-    for sidecar_path, sidecar in sidecars:
-        write_json(
-            sidecar_path,
-            {
-                **sidecar,
-                "ensemble_manifest": manifest_path(args).name,
-                "verdict": verdict_of,
-                "run_provenance": block,
-            },
-        )
     document = {
         "id": ENSEMBLE_ID,
         "kind": f"{KIND}_ensemble",
         "members": members,
         "member_outputs": [m["onnx"] for m in members],
         "corpus": {"path": args.corpus.name, "sha256": verdict.corpus_sha256},
-        "verdict": {
-            "path": args.verdict.name,
-            "verdict": verdict.verdict,
-            "sha256": verdict.sha256,
-        },
+        "verdict": verdict_of,
         "registry": None if args.registry is None else args.registry.name,
         "features": list(args.features),
         "training": {"ridge": args.ridge, "bag_fraction": args.bag_fraction},

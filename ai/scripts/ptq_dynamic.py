@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "registry": "registry",
         "report": "report_out",
     },
-    embed_into="model_sidecar",
+    embed_into=("model_sidecar", "report"),
 )
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()

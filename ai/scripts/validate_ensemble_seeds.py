@@ -34,8 +34,14 @@ def reports(args: argparse.Namespace) -> list[Path]:
     return [seed_report(args.loso_dir, seed) for seed in args.seeds]
 
 
+def verdict_later(args: argparse.Namespace) -> None:
+    """PROMOTE.json or HOLD.json: named from the body (add_output) once the verdict is known."""
+    return None
+
+
 @recorded_run(
     inputs={"seed_reports": reports},
+    outputs={"verdict": verdict_later},
     manifest=lambda a: a.manifest_out or a.out_dir / "verdict.manifest.json",
     embed_into="verdict",
 )

@@ -494,8 +494,9 @@ class RecordWriter:
                 )
 
     def _embed(self) -> list[tuple[Path, bytes]]:
-        """Put the block into each ``embed_into`` output this run wrote as a JSON object; the
-        hosts and their bytes before, to take the block back out if the sidecar fails."""
+        """Put the block into each ``embed_into`` output this run wrote as a JSON object (each
+        item of a list of outputs); the hosts and their bytes before, to take the block back
+        out if the sidecar fails."""
         facts, embed_into = self.facts, self.told.embed_into
         names = (embed_into,) if isinstance(embed_into, str) else embed_into or ()
         hosts: dict[str, tuple[bytes, dict[str, Any]]] = {}
@@ -504,16 +505,19 @@ class RecordWriter:
                 self._warn(f"did not embed run_provenance: embed_into={name!r} names no output")
                 continue
             declared = facts.outputs[name]
-            if declared is None or not facts.written_by_run(declared.paths[0]):
+            if declared is None:
                 continue
-            host = declared.paths[0]
-            found = read_json_object(host)
-            if found is None:
-                self._warn(
-                    f"did not embed run_provenance into {host}: it does not hold a JSON object"
-                )
-                continue
-            hosts[host] = found
+            # A list of outputs (a list, a Glob) is embedded into each item the run wrote.
+            for host in declared.paths if declared.many else declared.paths[:1]:
+                if host in hosts or not facts.written_by_run(host):
+                    continue
+                found = read_json_object(host)
+                if found is None:
+                    self._warn(
+                        f"did not embed run_provenance into {host}: it does not hold a JSON object"
+                    )
+                    continue
+                hosts[host] = found
         while hosts:
             # Every host's own entry says "embedded here": none can hold the digest of bytes
             # the block is about to change, its own or another host's.
