@@ -135,6 +135,15 @@ class Record:
         return place_of(self.base, shown, boundary)
 
 
+def holds_block(record: Record, shown: str) -> bool:
+    """Whether the path ``shown`` in ``record`` is the very file its block was read from (an
+    embedded copy), rather than another host of a copy of the same block."""
+    if not record.embedded:
+        return False
+    base = record.root if record.root is not None else Path.cwd()
+    return os.path.normpath(os.path.join(base, shown)) == os.path.abspath(record.source)
+
+
 def place_of(base: Path, shown: Any, boundary: Boundary) -> Place:
     """Where a path a record names, relative to ``base``, is, or why it is not to be touched.
     Nothing outside ``boundary`` is touched to find out: the path is checked as written, then

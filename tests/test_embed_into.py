@@ -201,3 +201,39 @@ def test_a_refused_embed_into_stops_a_script_before_its_work(tmp_path):
     assert "embed_into='reprot' names no declared output (outputs: report)" in proc.stderr
     assert "work" not in proc.stdout
     assert not list(tmp_path.glob("*.manifest*"))
+
+
+def test_show_and_verify_tell_the_file_read_from_the_other_hosts(tmp_path):
+    """Reading one host of several, show and verify say which entry is that very file and which
+    are other copies, each to be verified through the run's sidecar."""
+
+    @recorded_run(
+        outputs={"manifest": lambda a: a.out_dir / "all.json", "sidecars": sidecars},
+        embed_into=("manifest", "sidecars"),
+        root=tmp_path,
+    )
+    def main(argv: list[str]) -> int:
+        args = parser_of().parse_args(argv)
+        for path in [*sidecars(args), args.out_dir / "all.json"]:
+            path.write_text("{}")
+        return 0
+
+    assert main(["--out-dir", str(tmp_path), "--seeds", "0", "1"]) == 0
+    shown = run_python("-m", "provenance", "show", tmp_path / "seed1.json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines()[1:] if line.strip()}
+    assert lines["sidecars[1]"].endswith("(this file: the block is embedded in it)")
+    assert lines["sidecars[0]"].endswith("(a copy of the block is embedded in it)")
+    assert lines["manifest"].endswith("(a copy of the block is embedded in it)")
+    checked = run_python(
+        "-m", "provenance", "verify", "--json", tmp_path / "seed0.json", cwd=tmp_path
+    )
+    (report,) = json.loads(checked.stdout)
+    details = {c["name"]: c["detail"] for c in report["checks"] if c["group"] == "output"}
+    assert (
+        details["sidecars[0]"]
+        == "this copy of the block is embedded in it: verify the run's sidecar"
+    )
+    assert (
+        details["sidecars[1]"] == "a copy of the block is embedded in it: verify the run's sidecar"
+    )

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 @recorded_run(
     inputs={"chug_jsonl": "chug_jsonl", "cache": "cache_dir", "clips": "clip_dir"},
     outputs={"split": "split_out", "audit": "audit_out", "table": "out"},
-    embed_into="audit",
+    embed_into=("split", "audit"),
 )
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()

@@ -35,6 +35,7 @@ from provenance.records import (
     Attempt,
     Record,
     attempts,
+    holds_block,
     job_state,
     load,
     rank_states,
@@ -100,7 +101,9 @@ def summary(record: Record) -> dict[str, Any]:
         "command": command_line(record, {}),
         "outcome": outcome,
         "inputs": dict(declared_entries(block["inputs"])),
-        "outputs": dict(declared_entries(block["outputs"])),
+        "outputs": {
+            name: _marked(record, entry) for name, entry in declared_entries(block["outputs"])
+        },
         "config_files": list((block.get("config") or {}).get("files", [])),
         # Evidence of what the run had, never applied: replay sets a variable only when asked.
         "environment": recorded_variables(block.get("environment")),
@@ -114,6 +117,18 @@ def summary(record: Record) -> dict[str, Any]:
         **left_out,
         **optional,
     }
+
+
+def _marked(record: Record, entry: Any) -> Any:
+    """An output entry, with ``this_file`` where it is the file the block was read from."""
+    if (
+        isinstance(entry, dict)
+        and entry.get("embedded_here")
+        and isinstance(entry.get("path"), str)
+        and holds_block(record, entry["path"])
+    ):
+        return {**entry, "this_file": True}
+    return entry
 
 
 def attempt_summary(attempt: Attempt) -> dict[str, Any]:
@@ -234,7 +249,9 @@ def _entry_line(name: str, entry: Any, state: str | None = None) -> str:
     if not entry.get("exists"):
         return f"    {name:<14} {path}  (missing)"
     if entry.get("embedded_here"):
-        return f"    {name:<14} {path}  (this file: the block is embedded in it)"
+        if entry.get("this_file"):
+            return f"    {name:<14} {path}  (this file: the block is embedded in it)"
+        return f"    {name:<14} {path}  (a copy of the block is embedded in it)"
     notes = []
     if entry.get("kind") == "directory":
         count = entry.get("file_count")

@@ -63,6 +63,7 @@ from provenance.records import (
     Record,
     UnreadableRecord,
     attempts,
+    holds_block,
     job_state,
     load,
     rank_states,
@@ -317,13 +318,12 @@ class Verifier:
                 )
             return Check(group, name, shown, PENDING, "not measured until the run ends")
         if entry.get("embedded_here"):
-            return Check(
-                group,
-                name,
-                shown,
-                SKIPPED,
-                "this copy of the block is embedded in it: verify its sidecar",
+            what = (
+                "this copy of the block is embedded in it"
+                if holds_block(record, shown)
+                else "a copy of the block is embedded in it"
             )
+            return Check(group, name, shown, SKIPPED, f"{what}: verify the run's sidecar")
         place = record.place(shown, boundary)
         if place.path is None:
             return Check(group, name, shown, SKIPPED, place.refused or "")
