@@ -329,13 +329,17 @@ def load(
     root: str | os.PathLike[str] | None = None,
     *,
     vouched: Callable[[Path, os.stat_result], bool] | None = None,
+    roots: Roots | None = None,
 ) -> Record:
     """Read and check the record of ``given``; relative paths resolve from ``root``, else from
     the project root of the record (see ``root_for``).
 
     ``vouched(source, st)``: whether a store that keeps what records passed says this one,
     with the stat taken after reading it, passed the schema check unchanged (the lineage
-    index); the check is then not made again. The strict JSON reader always is."""
+    index); the check is then not made again. The strict JSON reader always is.
+
+    ``roots``: the ``Roots`` of a command reading many records, which looks at each folder
+    once."""
     source = locate(given)
     if not is_sidecar_name(Path(given).name) and not os.path.lexists(source):
         raise UnreadableRecord(
@@ -370,7 +374,7 @@ def load(
     base = (
         Path(os.path.abspath(root))
         if root is not None
-        else root_for(source, entrypoint["path"], entrypoint.get("sha256"))
+        else (roots or Roots()).root_for(source, entrypoint["path"], entrypoint.get("sha256"))
     )
     return Record(source, document, base, embedded)
 
