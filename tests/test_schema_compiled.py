@@ -287,6 +287,7 @@ SMALL_SCHEMAS = [
     {"properties": {"a": {"type": "integer"}}, "additionalProperties": False},
     {"properties": {"a": True}, "additionalProperties": {"type": "string"}},
     {"allOf": [{"required": ["a"]}, {"properties": {"a": {"minimum": 2}}}]},
+    {"$defs": {"t": {"type": "array", "items": {"$ref": "#/$defs/t"}}}, "$ref": "#/$defs/t"},
     True,
     False,
 ]
@@ -299,6 +300,9 @@ SMALL_VALUES: list[Any] = [
     [1, 2],
     [1, 2.0],
     [1, True],
+    [[]],
+    [[], [[]]],
+    [[[1]]],
     {"a": 1},
     {"a": 1.0},
     {"a": True},
@@ -324,6 +328,8 @@ def test_each_keyword_means_what_it_means_to_jsonschema(schema):
     [
         {"type": "object", "patternProperties": {"^a": {}}},
         {"$ref": "#/$defs/x"},
+        {"$defs": {"x": {}}, "properties": {"a": {"$ref": "#/$defs/x", "type": "string"}}},
+        {"$defs": {"x": {}}, "items": {"$ref": "other.json#/$defs/x"}},
         {"maxLength": 3},
         {"type": "date"},
         {"minimum": 0.5},
@@ -337,7 +343,7 @@ def test_what_it_does_not_know_it_does_not_compile(schema):
 
 
 def test_the_compiled_source_is_plain_python():
-    _, source = compile_schema(schema_module._inlined_schema())
+    _, source = compile_schema(load_schema())
     assert "import" not in source
     assert "eval" not in source
     assert re.fullmatch(r"(def _v\d+\(x\):\n(    .*\n)+\n)+", source + "\n"), source[:200]

@@ -66,8 +66,9 @@ def _unbool(value: Any, true: object = object(), false: object = object()) -> An
 class _Writer:
     """Writes one function per distinct subschema, each returning whether ``x`` is valid."""
 
-    def __init__(self) -> None:
-        self.functions: dict[str, str] = {}  # the subschema, as canonical JSON: its function
+    def __init__(self, defs: dict[str, Any]) -> None:
+        self.defs = defs
+        self.functions: dict[str, str] = {}  # by a subschema as JSON, or by its $ref
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
 
@@ -77,7 +78,13 @@ class _Writer:
         return name
 
     def function(self, schema: Any) -> str:
-        key = json.dumps(schema, sort_keys=True)
+        key = json.dumps(schema, sort_keys=True)  # small: a $ref is not followed
+        if isinstance(schema, dict) and "$ref" in schema:
+            key = schema["$ref"]
+            name = key.removeprefix("#/$defs/") if isinstance(key, str) else None
+            if set(schema) - _ANNOTATIONS != {"$ref"} or name is None or name not in self.defs:
+                raise NotCompilable(f"the reference {key!r}")  # only to a $def, alone
+            schema = self.defs[name]
         found = self.functions.get(key)
         if found is not None:
             return found
@@ -241,10 +248,11 @@ _KEYWORDS = frozenset(
 
 
 def compile_schema(schema: Any) -> tuple[Callable[[Any], bool], str]:
-    """A function telling whether a document is valid under ``schema`` (with no ``$ref`` left:
-    see ``provenance.record.schema``), and its source; ``NotCompilable`` for a schema using
-    anything else than the keywords above."""
-    writer = _Writer()
+    """A function telling whether a document is valid under ``schema``, and its source;
+    ``NotCompilable`` for a schema using anything else than the keywords above, or a ``$ref``
+    to anything but one of its own ``$defs`` (each of which becomes one function)."""
+    defs = schema.get("$defs", {}) if isinstance(schema, dict) else {}
+    writer = _Writer(defs if isinstance(defs, dict) else {})
     top = writer.function(schema)
     source = "\n".join(writer.lines)
     namespace: dict[str, Any] = {

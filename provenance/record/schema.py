@@ -47,7 +47,7 @@ def _inlined_schema() -> Any:
 def _compiled() -> Callable[[Any], bool] | None:
     """The schema as one generated function (``provenance.record.compiled``), built once."""
     try:
-        return compile_schema(_inlined_schema())[0]
+        return compile_schema(load_schema())[0]
     except NotCompilable:  # a keyword it does not know: jsonschema checks every record
         return None
 
