@@ -28,6 +28,7 @@ from provenance.record.limits import (
     Refused,
     declared_count,
     depth_over,
+    openings,
     refusal,
     size_text,
     strict_loads,
@@ -338,13 +339,17 @@ def load(
     root: str | os.PathLike[str] | None = None,
     *,
     vouched: Callable[[Path, os.stat_result], bool] | None = None,
+    roots: Roots | None = None,
 ) -> Record:
     """Read and check the record of ``given``; relative paths resolve from ``root``, else from
     the project root of the record (see ``root_for``).
 
     ``vouched(source, st)``: whether a store that keeps what records passed says this one,
     with the stat taken after reading it, passed the schema check unchanged (the lineage
-    index); the check is then not made again. The strict JSON reader always is."""
+    index); the check is then not made again. The strict JSON reader always is.
+
+    ``roots``: the ``Roots`` of a command reading many records, which looks at each folder
+    once."""
     source = locate(given)
     if not is_sidecar_name(Path(given).name) and not os.path.lexists(source):
         raise UnreadableRecord(
@@ -379,7 +384,7 @@ def load(
     base = (
         Path(os.path.abspath(root))
         if root is not None
-        else root_for(source, entrypoint["path"], entrypoint.get("sha256"))
+        else (roots or Roots()).root_for(source, entrypoint["path"], entrypoint.get("sha256"))
     )
     return Record(source, document, base, embedded)
 
@@ -490,13 +495,15 @@ def _read_json(
     try:
         # Non-blocking: a FIFO named as a sidecar must not hang the command waiting for a writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
+        try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise UnreadableRecord(f"{path}: not a regular file")
             # Its size says so without reading it; the read is bounded for one that grows.
-            data = b"" if st.st_size > limit else handle.read(limit + 1)
+            data = b"" if st.st_size > limit else _read_bounded(fd, st.st_size, limit)
             after = os.fstat(fd)  # a write while it was read changes its ctime
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise UnreadableRecord(f"{path}: no such file") from None
     except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
@@ -518,9 +525,25 @@ def _read_json(
         raise UnreadableRecord(f"{path}: nested too deeply to be a {kind}") from None
     except ValueError as err:
         raise UnreadableRecord(f"{path}: not JSON: {err}") from None
-    if depth_over(document, MAX_DEPTH):
+    if openings(data) > MAX_DEPTH and depth_over(document, MAX_DEPTH):
         raise UnreadableRecord(f"{path}: nested deeper than {MAX_DEPTH} levels: not a {kind}")
     return document, after
+
+
+def _read_bounded(fd: int, size: int, limit: int) -> bytes:
+    """The bytes of ``fd`` up to its end, at most ``limit + 1`` (one more than a reader takes,
+    to tell one over it): one read when the file is still the ``size`` fstat gave."""
+    chunks = []
+    left = limit + 1
+    want = size + 1
+    while left > 0:
+        chunk = os.read(fd, min(want, left))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+        want = 1 << 20  # it grew, or the read was short: on in chunks
+    return b"".join(chunks)
 
 
 def _reason(err: Exception) -> str:

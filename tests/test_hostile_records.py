@@ -272,3 +272,29 @@ def test_a_few_as_subprocesses(originals, env, commands):
         assert proc.returncode in (0, 1), (argv, proc.stderr)
         assert "Traceback" not in proc.stderr, (argv, proc.stderr)
         assert "\x1b" not in proc.stdout, argv
+
+
+def test_the_compiled_schema_judges_mutated_records_as_jsonschema_does(originals):
+    """The generated validator and jsonschema agree on every mutated record the reader takes."""
+    import jsonschema
+
+    from provenance import load_schema
+    from provenance.record.limits import strict_loads, unreadable
+    from provenance.record.schema import _compiled
+
+    _, documents, _ = originals
+    reference = jsonschema.Draft202012Validator(load_schema())
+    compiled = _compiled()
+    assert compiled is not None
+    rng = random.Random(SEED + 1)
+    judged = {True: 0, False: 0}
+    for _ in range(400):
+        data = mutated(rng, documents[rng.randrange(len(documents))])
+        if unreadable(data) is not None:
+            continue
+        doc = strict_loads(data.decode("utf-8"))
+        valid = reference.is_valid(doc)
+        assert compiled(doc) == valid, next(reference.iter_errors(doc), None)
+        judged[valid] += 1
+    assert judged[True] > 20, judged
+    assert judged[False] > 20, judged

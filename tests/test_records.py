@@ -16,6 +16,7 @@ from provenance.records import (
     MAX_DECLARED,
     MAX_DEPTH,
     UnreadableRecord,
+    _read_bounded,
     attempts,
     load,
     read_json,
@@ -61,6 +62,45 @@ class TestReadJson:
         path.write_text(text)
         with pytest.raises(UnreadableRecord, match=message):
             read_json(path)
+
+    @pytest.mark.parametrize("strings", [0, 50, 5000])
+    def test_the_depth_limit_is_exact_whatever_brackets_strings_hold(self, tmp_path, strings):
+        """The reader looks at the nesting only when the text could nest that deep: brackets
+        inside strings make it look, and change nothing of what it finds."""
+        path = tmp_path / "x.manifest.json"
+        padding = json.dumps("[{" * strings)
+        for depth in (MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1):
+            path.write_text("[" * (depth - 1) + f"[{padding}]" + "]" * (depth - 1))
+            if depth <= MAX_DEPTH:
+                found = read_json(path)
+                for _ in range(depth - 1):
+                    found = found[0]
+                assert found == ["[{" * strings]
+            else:
+                with pytest.raises(UnreadableRecord, match="nested deeper"):
+                    read_json(path)
+
+    @pytest.mark.parametrize("size", [0, 1, 5, 100_000])
+    def test_a_read_is_bounded_when_the_file_holds_more_than_its_size_said(self, size):
+        """A file that grew after its size was taken (a pipe stands in for one): read on to
+        its end, and never past one byte more than the limit."""
+        reader, writer = os.pipe()
+        data = bytes(range(256)) * 2000  # 512,000 bytes
+        try:
+            with os.fdopen(writer, "wb") as out:
+                out.write(data[:300])
+            assert _read_bounded(reader, size, 1000) == data[:300]
+        finally:
+            os.close(reader)
+        for limit in (10, 200_000):
+            reader, writer = os.pipe()
+            os.set_blocking(writer, False)
+            try:
+                with os.fdopen(writer, "wb", buffering=0) as out:
+                    out.write(data[:60_000])
+                assert _read_bounded(reader, size, limit) == data[: min(limit + 1, 60_000)]
+            finally:
+                os.close(reader)
 
     def test_refuses_bytes_that_are_not_utf8_even_when_json_could_guess(self, tmp_path):
         path = tmp_path / "x.manifest.json"

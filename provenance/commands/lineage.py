@@ -314,7 +314,9 @@ class Index:
         if row.path not in self._read:
             self.parsed += 1
             try:
-                self._read[row.path] = load(walked, self.root, vouched=self._vouched)
+                self._read[row.path] = load(
+                    walked, self.root, vouched=self._vouched, roots=self._finder
+                )
             except UnreadableRecord as err:  # changed since the walk: skipped, as a walk would
                 self.unreadable.append(str(err))
                 self._read[row.path] = None
@@ -349,7 +351,7 @@ class Index:
     def load(self, path: Path, order: Order | None = None) -> Record | None:
         self.parsed += 1
         try:
-            record = load(path, self.root)
+            record = load(path, self.root, roots=self._finder)
         except UnreadableRecord as err:
             self.unreadable.append(str(err))
             return None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from provenance.errors import ProvenanceError
+from provenance.record.compiled import NotCompilable, compile_schema
 
 SCHEMA_RESOURCE = "manifest-v1.schema.json"
 
@@ -36,18 +38,35 @@ def _inlined(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+def _inlined_schema() -> Any:
+    schema = load_schema()
+    return _inlined(schema, schema.get("$defs", {}))
+
+
+@cache
+def _compiled() -> Callable[[Any], bool] | None:
+    """The schema as one generated function (``provenance.record.compiled``), built once."""
+    try:
+        return compile_schema(load_schema())[0]
+    except NotCompilable:  # a keyword it does not know: jsonschema checks every record
+        return None
+
+
 @cache
 def _validator() -> Any:
     try:
         import jsonschema
     except ImportError as err:
         raise ProvenanceError("validating a sidecar needs the jsonschema package") from err
-    schema = load_schema()
-    return jsonschema.Draft202012Validator(_inlined(schema, schema.get("$defs", {})))
+    return jsonschema.Draft202012Validator(_inlined_schema())
 
 
 def validate(document: Any) -> None:
-    """Raise ``ProvenanceError`` unless ``document`` is a valid v1 sidecar (needs jsonschema)."""
+    """Raise ``ProvenanceError`` unless ``document`` is a valid v1 sidecar (needs jsonschema
+    to say why it is not)."""
+    compiled = _compiled()
+    if compiled is not None and compiled(document):
+        return
     # The first error found, not the first of all: a hostile record can hold millions of them.
     first = next(iter(_validator().iter_errors(document)), None)
     if first is not None:
