@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import tokenize
 
 from provenance import load_schema, recorded_run
-from tests.conftest import run_fake, run_python
+from tests.conftest import ROOT, run_fake, run_python
 
 
 def cli(*argv):
@@ -132,3 +133,21 @@ def test_sizes_are_taken_and_refused_as_a_person_types_them():
     done = cli("verify", "--max-bytes", "5Q", "x")
     assert done.returncode == 2
     assert "not a size: '5Q'" in done.stderr
+
+
+def test_counts_read_as_words_not_as_word_s():
+    from provenance.commands import plural
+
+    assert plural(1, "difference") == "1 difference"
+    assert plural(0, "run") == "0 runs"
+    assert plural(12_000, "record") == "12,000 records"
+    assert plural(2, "other record") == "2 other records"
+    assert plural(3, "child", "children") == "3 children"
+    said = [p.name for p in (ROOT / "provenance").rglob("*.j2") if "(s)" in p.read_text()]
+    for path in (ROOT / "provenance" / "commands").glob("*.py"):
+        with path.open("rb") as handle:
+            strings = [
+                t.string for t in tokenize.tokenize(handle.readline) if t.type == tokenize.STRING
+            ]
+        said += [f"{path.name}: {s}" for s in strings if "(s)" in s]
+    assert said == [], "a count said as word(s)"

@@ -1250,7 +1250,7 @@ class TestDiffReadsPerKey:
         )
         result = run_cli("diff", *self.pair(proj, a, b))
         header, *lines = result.out.splitlines()[2:]
-        assert header == f"{len(lines)} difference(s):"
+        assert header == f"{len(lines)} differences:"
         assert len(lines) == 6
         report = json.loads(run_cli("diff", "--json", *self.pair(proj, a, b)).out)
         assert report["count"] == len(report["lines"]) == len(lines)

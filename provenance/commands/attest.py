@@ -27,7 +27,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, add_command, printable, warn
+from provenance.commands import (
+    EXIT_FINDING,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_command,
+    plural,
+    printable,
+    warn,
+)
 from provenance.records import load
 
 
@@ -95,5 +103,9 @@ def run(args: argparse.Namespace) -> int:
         warn(f"not attested: {err}")
         return EXIT_FINDING
     print(printable(f"{done.signature}: model signature"))
-    print(printable(f"{done.attestation}: SLSA provenance, {done.subjects} subject(s), signed"))
+    print(
+        printable(
+            f"{done.attestation}: SLSA provenance, {plural(done.subjects, 'subject')}, signed"
+        )
+    )
     return EXIT_OK

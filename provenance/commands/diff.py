@@ -29,6 +29,7 @@ from provenance.commands import (
     add_command,
     declared_entries,
     lines_text,
+    plural,
     print_json,
     printable,
     short,
@@ -423,7 +424,9 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         if differences:
-            print(lines_text([str(a.source), str(b.source), f"{len(lines)} difference(s):"]))
+            print(
+                lines_text([str(a.source), str(b.source), f"{plural(len(lines), 'difference')}:"])
+            )
             print(render_differences(lines))
         else:
             print(lines_text([str(a.source), str(b.source), "no differences"]))

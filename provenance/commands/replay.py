@@ -28,6 +28,7 @@ from provenance.commands import (
     add_command,
     declared_entries,
     lines_text,
+    plural,
     print_json,
     shell_join,
     shell_quote,
@@ -606,7 +607,7 @@ def run(args: argparse.Namespace) -> int:
     if new is not None:
         problems += _not_rebuilt(record, new)
     if differences:
-        problems.append(f"{len(read)} difference(s)")
+        problems.append(plural(len(read), "difference"))
     if args.json:
         print_json(
             {

@@ -152,7 +152,8 @@ def attempt_lines(record: str, found: list[dict[str, Any]]) -> list[str]:
         return []
     newer = sum(a["newer"] is True for a in found)
     lines = [
-        f"  attempts        {len(found)} other record(s) beside it, {newer} newer; showing {record}"
+        f"  attempts        {plural(len(found), 'other record')} beside it, {newer} newer; "
+        f"showing {record}"
     ]
     for a in found:
         if a["unreadable"]:

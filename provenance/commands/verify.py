@@ -479,7 +479,9 @@ def left_out_checks(left_out: Any) -> list[Check]:
             Check(
                 group,
                 str(item.get("name")),
-                f"{item.get('left_out')} path(s)",
+                plural(item["left_out"], "path")
+                if isinstance(item.get("left_out"), int)
+                else f"{item.get('left_out')} paths",
                 SKIPPED,
                 f"left out of the record{rank}, past the {item.get('kept')} it kept: not verified",
             )
@@ -511,7 +513,8 @@ def counts_of(checks: list[Check]) -> dict[str, int]:
 
 def counts_line(counts: dict[str, int]) -> str:
     return ", ".join(
-        f"{n:,} {style.paint(s) if n and s not in QUIET else s}" for s, n in counts.items()
+        f"{n:,} {style.paint(word) if n and word not in QUIET else word}"
+        for word, n in counts.items()
     )
 
 

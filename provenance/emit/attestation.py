@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provenance.commands import plural
 from provenance.errors import ProvenanceError
 from provenance.measure.hashing import HashPolicy, hash_file
 from provenance.record.limits import Refused, depth_over, refusal, strict_loads
@@ -291,8 +292,8 @@ def vouchable(record: Record, artifact: Path, *, allow_failed: bool) -> dict[str
     failed = failed_gates(record)
     if failed and not allow_failed:
         raise Refusal(
-            f"{record.source}: gate(s) failed: {', '.join(failed)} (--allow-failed attests it, "
-            "saying so)"
+            f"{record.source}: {'gate' if len(failed) == 1 else 'gates'} failed: "
+            f"{', '.join(failed)} (--allow-failed attests it, saying so)"
         )
     entry = output_entry(record, artifact)
     if entry is None:
@@ -306,8 +307,8 @@ def vouchable(record: Record, artifact: Path, *, allow_failed: bool) -> dict[str
     if findings:
         first = findings[0]
         raise Refusal(
-            f"{record.source}: verify finds {len(findings)} problem(s), first: {first.status} "
-            f"{first.group} {first.path}"
+            f"{record.source}: verify finds {plural(len(findings), 'problem')}, first: "
+            f"{first.status} {first.group} {first.path}"
         )
     return entry
 

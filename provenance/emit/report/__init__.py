@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provenance.commands import plural
 from provenance.errors import ProvenanceError
 from provenance.record.sidecar import atomic_write
 
@@ -59,6 +60,7 @@ def render(pages: list[Page]) -> dict[str, bytes]:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters["plural"] = plural  # {{ n | plural('run') }}: 1 run, 2 runs
     files = {p.name: env.get_template(p.template).render(**p.context).encode() for p in pages}
     for asset in ASSETS:
         files[f"assets/{asset}"] = (HERE / asset).read_bytes()
