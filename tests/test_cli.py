@@ -151,3 +151,19 @@ def test_counts_read_as_words_not_as_word_s():
             ]
         said += [f"{path.name}: {s}" for s in strings if "(s)" in s]
     assert said == [], "a count said as word(s)"
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from provenance.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    silent = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
+    assert silent == []

@@ -65,7 +65,13 @@ def register(commands: Any) -> None:
         ],
     )
     parser.add_argument("file", help="an artifact or its sidecar")
-    parser.add_argument("--format", required=True, choices=("slsa", "openlineage", "prov"))
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=("slsa", "openlineage", "prov"),
+        help="slsa: an in-toto Statement with the SLSA v1 provenance predicate; openlineage: "
+        "a COMPLETE or FAIL RunEvent; prov: W3C PROV-JSON (the sign extra)",
+    )
     parser.add_argument("--out", help="write here (atomically) instead of to stdout")
     parser.add_argument(
         "--namespace",
