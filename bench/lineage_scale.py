@@ -1,11 +1,12 @@
-"""``provenance lineage`` of one artifact among N records: the full scan against the lineage index.
+"""``provenance lineage`` of one artifact, and ``provenance runs`` of the runs with one argument,
+among N records: the full scan against the lineage index.
 
 Generates N records (pipelines of four runs, one in fifty starting from a folder it wrote) in a
-temporary project, then times the command, each time its own process as a user runs it: with
-the index off (every record parsed), cold (parsing and filling the index), warm (the median of
---warm-runs calls), and warm again after 1% of the records were rewritten (the same bytes in
-new files, so the same answer). Every output must be the full scan's, byte for byte. The
-package's bytecode is compiled first, as an installed package's is.
+temporary project, then times each command, each time its own process as a user runs it: with
+the index off (every record parsed), cold (parsing and filling the index, each command its own),
+warm (the median of --warm-runs calls), and warm again after 1% of the records were rewritten
+(the same bytes in new files, so the same answer). Every output must be the full scan's, byte
+for byte. The package's bytecode is compiled first, as an installed package's is.
 
     python bench/lineage_scale.py [--records N] [--warm-runs K]
 """
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,21 +133,63 @@ class Timed:
     out: str
 
 
-def measure(artifact: Path, top: Path, cache: str) -> Timed:
+def measure(command: list[str], top: Path, cache: str) -> Timed:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PROVENANCE_DIGEST_CACHE=cache)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode
-    argv = [sys.executable, "-m", "provenance", "lineage", "--json", "--search", str(top)]
+    argv = [sys.executable, "-m", "provenance", *command]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    done = subprocess.run(
-        [*argv, str(artifact)], env=env, capture_output=True, text=True, check=False, cwd=top
-    )
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=top)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    if done.returncode != 0:
-        raise SystemExit(f"lineage failed ({done.returncode}): {done.stderr}")
+    if done.returncode != 0 or done.stderr:
+        raise SystemExit(f"{command[0]} failed ({done.returncode}): {done.stderr}")
     return Timed(wall, cpu, done.stdout)
+
+
+@dataclass(frozen=True)
+class Series:
+    full: Timed
+    cold: Timed
+    warms: list[Timed]  # fastest first
+    edited: Timed | None = None
+
+    @property
+    def warm(self) -> Timed:
+        return self.warms[len(self.warms) // 2]
+
+    def check(self, name: str) -> None:
+        assert self.cold.out == self.full.out, f"{name}: the index must answer as the full scan"
+        assert all(t.out == self.full.out for t in self.warms), name
+        assert self.edited is None or self.edited.out == self.full.out, name  # the same bytes
+
+    def rows(self, changed: int) -> list[list[str]]:
+        assert self.edited is not None
+        return [
+            [
+                label,
+                f"{t.wall:.2f} s",
+                f"{self.full.wall / t.wall:.1f}x",
+                f"{t.cpu:.2f} s",
+                f"{self.full.cpu / t.cpu:.1f}x",
+            ]
+            for label, t in [
+                ("full scan (index off)", self.full),
+                ("index, cold (filling it)", self.cold),
+                (f"index, warm (median of {len(self.warms)})", self.warm),
+                (f"index, warm, {changed:,} records rewritten", self.edited),
+            ]
+        ]
+
+
+def series(command: list[str], top: Path, location: str, warm_runs: int) -> Series:
+    full = measure(command, top, "off")
+    cold = measure(command, top, location)
+    warms = sorted(
+        (measure(command, top, location) for _ in range(warm_runs)), key=lambda t: t.wall
+    )
+    return Series(full, cold, warms)
 
 
 def rewrite(top: Path, share: int) -> int:
@@ -167,7 +210,8 @@ def main() -> None:
     parser.add_argument("--warm-runs", type=int, default=5, help="warm calls, the median shown")
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "provenance")], check=True)
-    print(f"lineage of one artifact among {args.records:,} records; {machine()}")
+    print(f"lineage of one artifact, runs of one argument, among {args.records:,} records")
+    print(f"  {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         top = Path(tmp) / "project"
         top.mkdir()
@@ -175,38 +219,33 @@ def main() -> None:
         artifact = generate(top, args.records)
         print(f"  (made {args.records:,} records in {time.perf_counter() - started:.1f} s)")
         time.sleep(RACY_WINDOW_NS / 1e9 + 0.1)  # records just written are racy: never stored
-        location = str(Path(tmp) / "cache" / "digests.sqlite3")
-        full = measure(artifact, top, "off")
-        cold = measure(artifact, top, location)
-        warms = sorted(
-            (measure(artifact, top, location) for _ in range(args.warm_runs)),
-            key=lambda t: t.wall,
-        )
-        warm = warms[len(warms) // 2]
+        # Each command its own index, so that each cold call fills one.
+        commands = {
+            "lineage --json": (
+                ["lineage", "--json", "--search", str(top), str(artifact)],
+                str(Path(tmp) / "lineage" / "digests.sqlite3"),
+            ),
+            "runs --json --where seed=0": (
+                ["runs", "--json", "--where", "seed=0", str(top)],
+                str(Path(tmp) / "runs" / "digests.sqlite3"),
+            ),
+        }
+        measured = {
+            name: series(command, top, location, args.warm_runs)
+            for name, (command, location) in commands.items()
+        }
         changed = rewrite(top, 100)
-        edited = measure(artifact, top, location)
-    assert json.loads(full.out)["inputs"], "the artifact has a lineage to follow"
-    assert cold.out == full.out, "the index must answer as the full scan does"
-    assert all(t.out == full.out for t in warms)
-    assert edited.out == full.out  # the same bytes rewritten: the same answer
-    rows = [
-        [
-            label,
-            f"{t.wall:.2f} s",
-            f"{full.wall / t.wall:.1f}x",
-            f"{t.cpu:.2f} s",
-            f"{full.cpu / t.cpu:.1f}x",
-        ]
-        for label, t in [
-            ("full scan (index off)", full),
-            ("index, cold (filling it)", cold),
-            (f"index, warm (median of {len(warms)})", warm),
-            (f"index, warm, {changed:,} records rewritten", edited),
-        ]
-    ]
-    table(rows, ["lineage --json", "wall time", "vs full", "CPU time", "vs full"])
-    walls = ", ".join(f"{t.wall:.2f}" for t in warms)
-    print(f"  warm calls, wall time in seconds: {walls}")
+        for name, (command, location) in commands.items():
+            measured[name] = replace(measured[name], edited=measure(command, top, location))
+    lineage, runs = measured["lineage --json"], measured["runs --json --where seed=0"]
+    assert json.loads(lineage.full.out)["inputs"], "the artifact has a lineage to follow"
+    found = json.loads(runs.full.out)["runs"]
+    assert len(found) == len(range(0, args.records, STAGES)), "every first stage's run is found"
+    for name, timed in measured.items():
+        timed.check(name)
+        table(timed.rows(changed), [name, "wall time", "vs full", "CPU time", "vs full"])
+        walls = ", ".join(f"{t.wall:.2f}" for t in timed.warms)
+        print(f"  warm calls, wall time in seconds: {walls}")
 
 
 if __name__ == "__main__":

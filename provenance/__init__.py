@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from provenance.measure.hashing import HashPolicy
     from provenance.measure.paths import Glob
     from provenance.read import (
+        MAX_LINEAGE_DEPTH,
         Boundary,
         Check,
         Checker,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     )
     from provenance.record.build import build_run_provenance
     from provenance.record.schema import load_schema, validate
-    from provenance.record.sidecar import atomic_write
+    from provenance.record.sidecar import atomic_write, sidecar_path_for
     from provenance.run import Run, current_run
 
 __version__ = "0.1.0.dev0"  # nothing is released yet: CHANGELOG.md has only [Unreleased]
@@ -54,6 +55,7 @@ _WHERE = {
     "Glob": "measure.paths",
     "HashPolicy": "measure.hashing",
     "Lineage": "read",
+    "MAX_LINEAGE_DEPTH": "read",
     "NoActiveRunError": "errors",
     "NoSidecarTargetError": "errors",
     "ProvenanceError": "errors",
@@ -72,12 +74,14 @@ _WHERE = {
     "load_schema": "record.schema",
     "read_json": "read",
     "record_of": "read",
+    "sidecar_path_for": "record.sidecar",
     "recorded_run": "decorator",
     "validate": "record.schema",
     "verify": "read",
 }
 
 __all__ = [
+    "MAX_LINEAGE_DEPTH",
     "Boundary",
     "Check",
     "Checker",
@@ -105,6 +109,7 @@ __all__ = [
     "read_json",
     "record_of",
     "recorded_run",
+    "sidecar_path_for",
     "validate",
     "verify",
 ]

@@ -37,6 +37,7 @@ from provenance.stores.lineage_index import LineageIndex
 from provenance.stores.scan import folder_key, parse_entries, scan
 
 __all__ = [
+    "MAX_LINEAGE_DEPTH",
     "Boundary",
     "Check",
     "Checker",
@@ -55,6 +56,8 @@ __all__ = [
 
 
 _AnyRecord = records.Record  # the reader's own, or the public one below
+
+MAX_LINEAGE_DEPTH = MAX_DEPTH  # the most runs deep ``lineage`` may follow (``max_depth``)
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,11 @@ class Lineage:
     def boundary(self) -> Boundary:
         """What the walk read records and paths inside of."""
         return self.walk.index.boundary
+
+    @property
+    def max_depth(self) -> int:
+        """How many runs deep the walk follows."""
+        return self.walk.max_depth
 
     def trace(self, record: _AnyRecord) -> dict[str, Any]:
         """The tree of another record traced through the same records (runs already on a

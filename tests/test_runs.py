@@ -285,3 +285,30 @@ class TestFindRuns:
         ]
         assert found[0].params == {"args.lr": 0.01, "args.seed": 1, "config.trainer.epochs": 5}
         assert provenance.find_runs(["runs"], status="failed", index=False)[0].exit_code == 1
+
+
+_VALUES = (
+    *(True, False, None, 0, 1, -1, 2**70, 0.0, -0.0, 1.0, 0.01, float("nan"), float("inf")),
+    *("", "1", "true", "null", "0.01", "\ud800", "é"),
+    *([], [1], (1,), [1.0], {}, {"a": 1}, {"a": 1.0}, {"b": [True]}),
+)
+
+
+class TestSameAsJson:
+    def test_values_match_exactly_when_they_are_written_the_same_as_json(self):
+        from provenance.record.summary import same
+
+        for a in _VALUES:
+            for b in _VALUES:
+                written = json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+                assert same(a, b) is written, (a, b)
+
+    def test_a_filter_tells_true_from_1_and_1_from_1_0(self, proj):
+        write(proj / "runs" / "t.bin.manifest.json", run_doc("t.py", {"flag": True, "n": 1}))
+        write(proj / "runs" / "o.bin.manifest.json", run_doc("o.py", {"flag": 1, "n": 1.0}))
+        where = provenance.find_runs
+        assert [r.script for r in where(["runs"], where={"flag": True})] == ["t.py"]
+        assert [r.script for r in where(["runs"], where={"flag": 1})] == ["o.py"]
+        assert [r.script for r in where(["runs"], where={"n": 1})] == ["t.py"]
+        assert [r.script for r in where(["runs"], where={"n": 1.0})] == ["o.py"]
+        assert where(["runs"], where={"n": "1"}) == []

@@ -6,6 +6,7 @@ or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -25,6 +26,15 @@ class InputError(ValueError):
 
 class UnreadableFile(InputError):
     """A file that is there but could not be read this time (an I/O error): worth a retry."""
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks; raises OSError as open() does."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_json(path: Path) -> Any:

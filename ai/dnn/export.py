@@ -103,14 +103,6 @@ def require(
             )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check(
     model: onnx.ModelProto,
     feeds: Mapping[str, np.ndarray],

@@ -28,19 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import declared_entries
-from provenance.commands.lineage import MAX_DEPTH, Walk, index_for, trace
-from provenance.commands.verify import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_ENTRIES,
-    MISSING,
-    SKIPPED,
-    UNCHANGED,
-    Verifier,
+from provenance import (
+    MAX_LINEAGE_DEPTH,
+    Boundary,
+    Checker,
+    Lineage,
+    Record,
+    UnreadableRecord,
+    lineage,
+    read_json,
+    record_of,
+    sidecar_path_for,
 )
-from provenance.record.sidecar import sidecar_path_for
-from provenance.records import Boundary, Record, UnreadableRecord, load, read_json
-from provenance.stores.digest_cache import DigestCache
 
 MAX_FIELD = 200  # characters of one value from a record shown on the card
 MAX_FIGURES = 12  # numbers a run recorded beside its block, shown with its gates
@@ -50,6 +49,7 @@ _UNSAFE = re.compile(
 )
 _HEX64 = re.compile("[0-9a-f]{64}")
 SUCCEEDED = "succeeded"
+UNCHANGED, MISSING, SKIPPED = "unchanged", "missing", "skipped"  # what a check finds
 LOCAL_ONLY = "not present here (local-only evidence)"
 
 
@@ -98,10 +98,11 @@ class _Builder:
     model: Path
     root: Path
     corpora: list[Path]
-    verifier: Verifier
+    checker: Checker
     problems: list[str] = field(default_factory=list)
     local_only: list[dict[str, Any]] = field(default_factory=list)  # path, recorded digest
-    walk: Walk | None = None
+    lineage: Lineage | None = None
+    records: dict[str, Record] = field(default_factory=dict)  # each run on it, by tree "record"
     corpus: list[tuple[Record, Any]] = field(default_factory=list)  # the folders it begins at
     _roots: tuple[str, ...] = ()
 
@@ -125,8 +126,8 @@ class _Builder:
 
     def written(self, record: Record, shown: object) -> str | None:
         """Where a path a record names is, absolute, from its text alone (or None)."""
-        place = record.place(shown, Boundary((), anywhere=True))
-        return None if place.written is None else str(place.written)
+        written = record.written(shown)
+        return None if written is None else str(written)
 
     def path(self, record: Record, shown: object, *, cell: bool = False) -> str:
         """A path a record names, as the card shows it: relative to the root."""
@@ -171,13 +172,13 @@ def _sha256(path: Path) -> str:
 
 
 def build(
-    model: Path, root: Path, evidence: list[Path], corpora: list[Path], cache: DigestCache | None
+    model: Path, root: Path, evidence: list[Path], corpora: list[Path], checker: Checker
 ) -> Card:
-    """The card of ``model``: its record, the lineage from it and from each evidence record."""
-    verifier = Verifier(DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, cache, outside_root=False)
-    b = _Builder(model, root, corpora, verifier)
+    """The card of ``model``: its record, the lineage from it and from each evidence record;
+    ``checker`` re-hashes the artifacts."""
+    b = _Builder(model, root, corpora, checker)
     try:
-        record = load(model)
+        record = record_of(model)
     except UnreadableRecord as err:
         beside = sidecar_path_for(model)
         b.problems.append(
@@ -187,9 +188,8 @@ def build(
         )
         shown = b.relative(os.path.abspath(model)) or model.name
         return _finish(b, [_heading(None), "", f"File: {code(shown)}", ""], [], None)
-    index = index_for(record, [str(root)], None)
-    walk = b.walk = Walk(index, MAX_DEPTH)
-    tree = trace(record, walk)
+    chain = b.lineage = lineage(record, search=[root], max_depth=MAX_LINEAGE_DEPTH)
+    tree = chain.tree
     entry = _model_entry(b, record)
     description = _description(b, record)
     model_id = description.get("id") if isinstance(description.get("id"), str) else None
@@ -198,42 +198,43 @@ def build(
     checked: list[tuple[Path, dict[str, Any]]] = []
     for path in evidence:
         try:
-            other = load(path)
+            other = record_of(path)
         except UnreadableRecord as err:
             b.problems.append(f"An evidence record cannot be read: {code(b.scrub(str(err)))}.")
             continue
-        index.add(other)
         if entry is not None and not any(
-            isinstance(e, dict) and e.get("blake3") and e.get("blake3") == entry.get("blake3")
-            for _, e in declared_entries(other.block["inputs"])
+            e.blake3 and e.blake3 == entry.get("blake3") for e in other.inputs
         ):
             b.problems.append(
                 f"The evidence {b.source(other)} did not read this model: none of its inputs has "
                 "the model's digest."
             )
-        checked.append((path, trace(other, walk)))
+        checked.append((path, chain.trace(other)))
+    b.records = chain.records
     trees = [tree, *(t for _, t in checked)]
     lines += _runs_section(b)
     lines += _corpus_section(b, trees)
     lines += _lineage_section(b, tree, checked)
-    lines += _artifacts_section(b, record, [walk.records[t["record"]] for _, t in checked])
-    for run in walk.records.values():
+    lines += _artifacts_section(b, record, [b.records[t["record"]] for _, t in checked])
+    for run in b.records.values():
         if b.outside(run):
             # The root is what the card vouches for: a record elsewhere (or a link to one
             # planted under the root) is a claim nobody keeping the root has checked.
             b.problems.append(
                 f"The record {b.source(run)} of {_run_name(run)} is read from outside the root."
             )
-    for problem in index.unreadable:
+    for problem in chain.unreadable:
         b.problems.append(f"A record under the root could not be read: {code(b.scrub(problem))}.")
-    if walk.cut_short:
-        b.problems.append(f"The lineage goes deeper than {MAX_DEPTH} runs: the rest is not shown.")
+    if chain.cut_short:
+        b.problems.append(
+            f"The lineage goes deeper than {chain.max_depth} runs: the rest is not shown."
+        )
     records = [
         {
             "path": b.relative(os.path.abspath(r.source)) or r.source.name,
             "sha256": _sha256(r.source),
         }
-        for r in walk.records.values()
+        for r in b.records.values()
     ]
     return _finish(b, lines, records, model_id)
 
@@ -281,9 +282,9 @@ def _status(problems: list[str], local_only: int) -> list[str]:
 def _model_entry(b: _Builder, record: Record) -> dict[str, Any] | None:
     """The output of the model's record that is the model file itself."""
     target = os.path.abspath(b.model)
-    for _, entry in declared_entries(record.block["outputs"]):
-        if isinstance(entry, dict) and b.written(record, entry.get("path")) == target:
-            return entry
+    for output in record.outputs:
+        if b.written(record, output.path) == target:
+            return dict(output.raw)
     b.problems.append(
         f"The record {b.source(record)} does not list the model as one of its outputs."
     )
@@ -342,7 +343,6 @@ def _model_section(
 
 
 def _runs_section(b: _Builder) -> list[str]:
-    assert b.walk is not None
     lines = [
         "## Evidence",
         "",
@@ -354,7 +354,7 @@ def _runs_section(b: _Builder) -> list[str]:
         "| run | record | record sha256 | status | gates | figures |",
         "|---|---|---|---|---|---|",
     ]
-    for record in b.walk.records.values():
+    for record in b.records.values():
         outcome = record.block.get("outcome") or {}
         status = outcome.get("status")
         if status != SUCCEEDED:
@@ -392,7 +392,6 @@ def _runs_section(b: _Builder) -> list[str]:
 
 
 def _corpus_section(b: _Builder, trees: list[dict[str, Any]]) -> list[str]:
-    assert b.walk is not None
     lines = [
         "### Corpus",
         "",
@@ -402,10 +401,10 @@ def _corpus_section(b: _Builder, trees: list[dict[str, Any]]) -> list[str]:
     seen: set[str] = set()
     for tree in trees:
         for node in _nodes(tree):
-            record = b.walk.records[node["record"]]
+            record = b.records[node["record"]]
             for item in node["inputs"]:
                 if item.get("link") == "part of":
-                    producer = b.walk.records[item["produced_by"]["record"]]
+                    producer = b.records[item["produced_by"]["record"]]
                     folder = _output_named(producer, item["via"])
                     absent = "" if _present(b, producer, item["via"]) else f", {LOCAL_ONLY}"
                     line = (
@@ -433,9 +432,9 @@ def _present(b: _Builder, record: Record, shown: object) -> bool:
 
 
 def _output_named(record: Record, shown: object) -> dict[str, Any] | None:
-    for _, entry in declared_entries(record.block["outputs"]):
-        if isinstance(entry, dict) and entry.get("path") == shown:
-            return entry
+    for output in record.outputs:
+        if output.raw.get("path") == shown:
+            return dict(output.raw)
     return None
 
 
@@ -464,12 +463,11 @@ def _lineage_section(
 
 
 def _tree(b: _Builder, tree: dict[str, Any], artifact: str) -> list[str]:
-    assert b.walk is not None
-    top = b.walk.records[tree["record"]]
+    top = b.records[tree["record"]]
     lines = [f"- {code(artifact)} ← {_run_name(top)} ({code(tree['status'])})"]
 
     def walk(node: dict[str, Any], depth: int) -> None:
-        record = b.walk.records[node["record"]] if b.walk else top
+        record = b.records[node["record"]]
         for item in node["inputs"]:
             head = f"{'  ' * depth}- {code(item['name'])} {b.path(record, item['path'])}"
             if item.get("raw"):
@@ -487,7 +485,7 @@ def _tree(b: _Builder, tree: dict[str, Any], artifact: str) -> list[str]:
                 lines.append(f"{head}: made by a run too deep to follow")
                 continue
             producer = item["produced_by"]
-            made = b.walk.records[producer["record"]] if b.walk else top
+            made = b.records[producer["record"]]
             via = f", part of {b.path(made, item['via'])}" if item["link"] == "part of" else ""
             more = " (see above)" if producer.get("repeated") else ""
             lines.append(f"{head} ← {_run_name(made)} ({code(producer['status'])}){via}{more}")
@@ -500,14 +498,11 @@ def _tree(b: _Builder, tree: dict[str, Any], artifact: str) -> list[str]:
 
 def _artifacts_section(b: _Builder, record: Record, evidence: list[Record]) -> list[str]:
     """Every file the chain read, the model's own outputs and the evidence's, re-checked."""
-    assert b.walk is not None
     entries: list[tuple[Record, str, Any]] = []
     for output_of in (record, *evidence):
-        entries += [
-            (output_of, "output", e) for _, e in declared_entries(output_of.block["outputs"])
-        ]
-    for run in b.walk.records.values():
-        entries += [(run, "input", e) for _, e in declared_entries(run.block["inputs"])]
+        entries += [(output_of, "output", dict(e.raw)) for e in output_of.outputs]
+    for run in b.records.values():
+        entries += [(run, "input", dict(e.raw)) for e in run.inputs]
     entries += [(producer, "output", folder) for producer, folder in b.corpus]
     lines = [
         "### Artifacts",
@@ -527,7 +522,8 @@ def _artifacts_section(b: _Builder, record: Record, evidence: list[Record]) -> l
         if key in seen:
             continue
         seen.add(key)
-        check = b.verifier.entry(owner, b.walk.index.boundary, group, "", entry)
+        assert b.lineage is not None
+        check = b.checker.check(owner, entry, group=group, boundary=b.lineage.boundary)
         kind = entry.get("kind", "missing" if not entry.get("exists") else "?")
         shown_digest = _digest_of(entry, cell=True)
         where = b.path(owner, entry.get("path"), cell=True)

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ai.common.files import InputError, read_json_object, write_json
-from provenance import records
+from provenance import UnreadableRecord, read_json
 
 SCHEMA_VERSION = 1
 
@@ -75,8 +75,8 @@ def shown(value: Any) -> str:
 def read_document(path: Path, kind: str, limit: int) -> dict[str, Any]:
     """A JSON object read as hostile input: strict, bounded, a regular file, never blocking."""
     try:
-        document = records.read_json(path, kind=kind, limit=limit)
-    except records.UnreadableRecord as err:
+        document = read_json(path, kind=kind, limit=limit)
+    except UnreadableRecord as err:
         raise InputError(str(err)) from None
     if not isinstance(document, dict):
         raise InputError(f"{path}: not a {kind}: expected a JSON object")

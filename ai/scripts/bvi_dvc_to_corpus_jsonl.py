@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError, write_jsonl
+from ai.common.files import InputError, sha256_file, write_jsonl
 from ai.corpus.bvi_dvc import corpus_row, find_source, parse_stem
 from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
 from ai.features.libvmaf import load
 from provenance import current_run, recorded_run
-from provenance.measure.hashing import sha256_file
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError
+from ai.common.files import InputError, sha256_file
 from ai.dnn import export, fastdvdnet
 from provenance import recorded_run
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not weights.is_file():
             raise export.FatalCheck(f"{weights}: no such weights file")
-        digest = export.sha256_file(weights)
+        digest = sha256_file(weights)
         if digest != args.weights_sha256:
             raise export.FatalCheck(
                 f"{weights}: sha256 {digest} is not the pinned {args.weights_sha256}"

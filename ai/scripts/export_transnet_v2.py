@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError
+from ai.common.files import InputError, sha256_file
 from ai.common.onnx_checks import ExportCheckError, check_export
 from ai.dnn import export, transnet
 from provenance import current_run, recorded_run
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not weights.is_file():
             raise export.FatalCheck(f"{weights}: no such weights file")
-        digest = export.sha256_file(weights)
+        digest = sha256_file(weights)
         if args.weights_sha256 is not None and digest != args.weights_sha256:
             raise export.FatalCheck(
                 f"{weights}: sha256 {digest} is not the pinned {args.weights_sha256}"

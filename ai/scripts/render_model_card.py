@@ -25,8 +25,7 @@ from pathlib import Path
 from ai.common.cli import add_manifest_out, fail
 from ai.common.files import InputError
 from ai.release.model_card import build
-from provenance import atomic_write, current_run, recorded_run
-from provenance.stores.digest_cache import DigestCache
+from provenance import Checker, atomic_write, current_run, recorded_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         check_inputs(args)
     except InputError as err:
         return fail(parser.prog, err)
-    card = build(args.model, args.root, args.evidence, args.corpus, DigestCache.from_environment())
+    with Checker() as checker:
+        card = build(args.model, args.root, args.evidence, args.corpus, checker)
     atomic_write(args.out, card.text.encode("utf-8"))
     run = current_run()
     run.record(
