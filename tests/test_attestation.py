@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -576,3 +577,28 @@ class TestWithoutTheExtra:
         assert self.run(project, "show", "models/a.onnx").returncode == 0
         assert self.run(project, "verify", "models/a.onnx").returncode == 0
         assert self.run(project, "--help").returncode == 0
+
+
+class TestAFolderChangedUnderItsSignature:
+    @pytest.mark.parametrize("intruder", ["symlink", "fifo"])
+    def test_a_link_or_pipe_in_a_signed_folder_is_a_finding_not_an_error(
+        self, tmp_path, keys, intruder
+    ):
+        project = project_with(tmp_path / "proj", "onnx_export")
+        (project / "data.txt").write_text("training data\n")
+        export(project, "--data", "data.txt", "--out", "models/folder", "--folder")
+        proc = provenance("attest", "models/folder", "--key", keys["plain"][0], cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        folder = project / "models" / "folder"
+        if intruder == "symlink":
+            (folder / "evil").symlink_to("/etc/passwd")
+        else:
+            os.mkfifo(folder / "pipe")
+        proc = verify_attestation(
+            project, "models/folder", folder.with_name("folder.intoto.jsonl"), keys["plain"][1]
+        )
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "internal error" not in proc.stderr
+        (line,) = [x for x in proc.stdout.splitlines() if "attestation:" in x]
+        assert line.startswith("changed attestation: ")
+        assert "not signed" not in line

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from provenance.emit.report import MARKER
-from tests.conftest import project_with
+from provenance.emit.report import MARKER, MARKER_TEXT
+from tests.conftest import ROOT, project_with
 from tests.handmade import cli_in, run_in
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -223,7 +224,7 @@ class TestPages:
             for p in (copy / "site/artifacts").glob("*.html")
             if "<title>models/m3.txt</title>" in p.read_text()
         ]
-        assert "1 finding(s)" in m3
+        assert "1 finding" in m3
         assert ">changed<" in m3
 
     def test_every_record_value_is_escaped_in_the_files(self, site):
@@ -286,3 +287,46 @@ class TestTheSiteFolder:
         assert "skipped" in proc.stderr
         assert "m3.txt.manifest.json" in proc.stderr
         assert "could not be read" in (copy / "site/index.html").read_text()
+
+
+class TestTextARecordCannotBreak:
+    def test_a_name_that_is_not_utf8_and_bidi_controls_are_shown_escaped(self, pipeline, tmp_path):
+        """A file name of non-UTF-8 bytes is recorded as lone surrogates, as an honest run
+        writes it: the site is still written, and it shows the escape the command shows; a
+        bidi control cannot reorder what a page shows."""
+        copy = tmp_path / "proj"
+        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+        odd = os.fsencode(str(copy / "models")) + b"/m\xff.txt"
+        proc = subprocess.run(
+            [os.fsencode(sys.executable), b"train.py", b"--data", b"data/table.csv",
+             b"--out", odd, b"--note", "plcc \u202eLIAF\u202c".encode()],
+            cwd=copy, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+            check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        report = cli_in(copy, "report", ".", "--html", "site")
+        assert report.returncode == 0, report.stderr
+        pages = [p.read_text("utf-8") for p in (copy / "site").rglob("*.html")]
+        assert any("m\\udcff.txt" in page for page in pages)
+        assert not any("\u202e" in page for page in pages)
+        assert any("plcc \\u202eLIAF\\u202c" in page for page in pages)
+
+    @pytest.mark.parametrize("marker", ["empty", "symlink", "other-text"])
+    def test_only_the_reports_own_marker_makes_a_folder_replaceable(
+        self, pipeline, tmp_path, marker
+    ):
+        dest = tmp_path / "results"
+        dest.mkdir()
+        (dest / "evidence.txt").write_text("keep me\n")
+        if marker == "empty":
+            (dest / MARKER).write_bytes(b"")
+        elif marker == "symlink":
+            real = tmp_path / "real-marker"
+            real.write_bytes(MARKER_TEXT)
+            (dest / MARKER).symlink_to(real)
+        else:
+            (dest / MARKER).write_bytes(b"x" * len(MARKER_TEXT))
+        proc = cli_in(pipeline, "report", ".", "--html", dest)
+        assert proc.returncode == 2
+        assert "not replaced" in proc.stderr
+        assert (dest / "evidence.txt").read_text() == "keep me\n"

@@ -32,6 +32,7 @@ from provenance.commands import (
     EXIT_OK,
     EXIT_USAGE,
     add_command,
+    add_outside_root,
     plural,
     printable,
     warn,
@@ -66,6 +67,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="attest a run whose gates failed; the statement names them",
     )
+    add_outside_root(parser)
 
 
 def password_for(key: str, env: str | None) -> bytes | None:
@@ -91,7 +93,12 @@ def run(args: argparse.Namespace) -> int:
         password = password_for(args.key, args.password_env)
         record = load(args.artifact, args.root)
         done = attestation.attest(
-            record, Path(args.artifact), args.key, password, allow_failed=args.allow_failed
+            record,
+            Path(args.artifact),
+            args.key,
+            password,
+            allow_failed=args.allow_failed,
+            outside_root=args.outside_root,
         )
     except attestation.MissingExtra as err:
         warn(f"attest: {err}")

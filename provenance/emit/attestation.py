@@ -277,7 +277,9 @@ def output_entry(record: Record, artifact: Path) -> dict[str, Any] | None:
     return None
 
 
-def vouchable(record: Record, artifact: Path, *, allow_failed: bool) -> dict[str, Any]:
+def vouchable(
+    record: Record, artifact: Path, *, allow_failed: bool, outside_root: bool = False
+) -> dict[str, Any]:
     """The artifact's output entry, if this tool can vouch for it; else ``Refusal``, why."""
     from provenance.commands.verify import QUIET, Verifier
     from provenance.records import LOST, job_state
@@ -298,7 +300,7 @@ def vouchable(record: Record, artifact: Path, *, allow_failed: bool) -> dict[str
     entry = output_entry(record, artifact)
     if entry is None:
         raise Refusal(f"{artifact}: not an output of the run its record describes")
-    verifier = Verifier(2**62, 10_000_000, None, outside_root=False)
+    verifier = Verifier(2**62, 10_000_000, None, outside_root=outside_root)
     try:
         checks = verifier.record(record, code=True)
     finally:
@@ -341,11 +343,12 @@ def attest(
     password: bytes | None,
     *,
     allow_failed: bool = False,
+    outside_root: bool = False,
 ) -> Attested:
     """Sign ``artifact`` and its run's statement; write ``X.sig`` and ``X.intoto.jsonl``."""
     require_extra()
     private_key = load_private_key(key_path, password)
-    entry = vouchable(record, artifact, allow_failed=allow_failed)
+    entry = vouchable(record, artifact, allow_failed=allow_failed, outside_root=outside_root)
     subject = subjects(artifact, entry["path"])
     made = statement(record, subject, failed_gates(record) if allow_failed else [])
     line = json.dumps(envelope(made, private_key), sort_keys=True, separators=(",", ":"))
@@ -461,7 +464,10 @@ def verify(record: Record, artifact: Path, path: Path, public_key_path: str) -> 
             + (f" (and {len(named) - 1} more)" if len(named) > 1 else "")
             + f", not for {shown}: an attestation of another artifact"
         )
-    now = subjects(artifact, shown, max_files=len(named))
+    try:
+        now = subjects(artifact, shown, max_files=len(named))
+    except Refusal as err:  # what attest would not sign is, here, what no longer matches
+        raise Mismatch(f"{err}".replace(": not signed", ": not what was signed")) from None
     signed = {s["name"]: s["digest"] for s in made["subject"]}
     for subject in now:
         was = signed.get(subject["name"])
@@ -513,7 +519,13 @@ def attest_outputs(sidecar: Path, outputs: list[str], key_path: str) -> list[str
         if not os.path.lexists(output):
             continue
         try:
-            attest(record, Path(output), key_path, password.encode("utf-8") if password else None)
+            attest(
+                record,
+                Path(output),
+                key_path,
+                password.encode("utf-8") if password else None,
+                outside_root=True,  # the paths are the ones this very run just measured
+            )
         except (KeyError_, Refusal, Mismatch, OSError) as err:
             problems.append(f"{output}: not signed: {err}")
     return problems

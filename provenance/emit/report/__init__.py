@@ -18,18 +18,20 @@ import ctypes
 import ctypes.util
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import plural
+from provenance.commands import plural, printable
 from provenance.errors import ProvenanceError
 from provenance.record.sidecar import atomic_write
 
 HERE = Path(__file__).parent
 # Written into every site: a folder without it is not replaced.
 MARKER = ".provenance-report"
+MARKER_TEXT = b"written by provenance report: replaced whole by its next run\n"
 ASSETS = ("dagre.min.js", "dagre.LICENSE")
 
 
@@ -60,12 +62,37 @@ def render(pages: list[Page]) -> dict[str, bytes]:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.finalize = _shown  # every value a page shows, before autoescaping
     env.filters["plural"] = plural  # {{ n | plural('run') }}: 1 run, 2 runs
     files = {p.name: env.get_template(p.template).render(**p.context).encode() for p in pages}
     for asset in ASSETS:
         files[f"assets/{asset}"] = (HERE / asset).read_bytes()
-    files[MARKER] = b"written by provenance report: replaced whole by its next run\n"
+    files[MARKER] = MARKER_TEXT
     return files
+
+
+def _is_marker(path: Path) -> bool:
+    """Whether ``path`` is the marker a report left: a regular file (not a link to one) holding
+    exactly what the report writes there, so no other folder is taken for a report."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != len(MARKER_TEXT):
+        return False
+    try:
+        return path.read_bytes() == MARKER_TEXT
+    except OSError:
+        return False
+
+
+def _shown(value: Any) -> Any:
+    """What a page shows of a value: a string as the command prints it (controls, bidi and
+    lone surrogates written as escapes), before the page escapes it for HTML; markup this
+    report made itself is left alone."""
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return printable(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def write_site(files: dict[str, bytes], dest: Path) -> None:
@@ -74,7 +101,7 @@ def write_site(files: dict[str, bytes], dest: Path) -> None:
     if os.path.lexists(dest):
         if dest.is_symlink() or not dest.is_dir():
             raise ReportError(f"{dest}: not a folder: not replaced")
-        if any(dest.iterdir()) and not (dest / MARKER).is_file():
+        if any(dest.iterdir()) and not _is_marker(dest / MARKER):
             raise ReportError(
                 f"{dest}: a folder that holds something else than a report: not replaced"
             )
