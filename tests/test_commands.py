@@ -1270,10 +1270,16 @@ class TestDiffReadsPerKey:
         a = document(fields={"rows": {"total": 600, "train": 533}, "model_id": "m"})
         b = document(fields={"rows": {"total": 600, "train": 500, "held_out": 100}})
         assert self.lines(proj, a, b) == [
-            '  fields   model_id: "m" -> null',
+            '  fields   model_id: "m" -> (absent)',
             "  fields   rows.held_out: (absent) -> 100",
             "  fields   rows.train: 533 -> 500",
         ]
+
+    def test_a_key_holding_null_is_not_a_key_that_is_absent(self, proj):
+        a = document(fields={"k": None, "n": 1})
+        b = document(fields={"n": 1})
+        assert self.lines(proj, a, b) == ["  fields   k: null -> (absent)"]
+        assert self.lines(proj, b, a) == ["  fields   k: (absent) -> null"]
 
     def test_json_keeps_one_item_per_gate_and_field(self, proj):
         a = document(

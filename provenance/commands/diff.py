@@ -64,12 +64,18 @@ def _changed(section: str, key: str, a: Any, b: Any) -> dict[str, Any]:
 
 
 def _mapping(section: str, a: Any, b: Any) -> list[dict[str, Any]]:
+    """The keys whose values differ, and the keys one side lacks (a key holding null is not a
+    key that is absent); an absent side is null in the item, which says ``absent``."""
     a, b = (a if isinstance(a, dict) else {}), (b if isinstance(b, dict) else {})
-    return [
-        _changed(section, k, a.get(k), b.get(k))
-        for k in sorted({*a, *b})
-        if not _same(a.get(k), b.get(k))
-    ]
+    found = []
+    for k in sorted({*a, *b}):
+        if k in a and k in b and _same(a[k], b[k]):
+            continue
+        item = _changed(section, k, a.get(k), b.get(k))
+        if k not in a or k not in b:
+            item["absent"] = "a" if k not in a else "b"
+        found.append(item)
+    return found
 
 
 def _identity(entry: Any) -> Any:
@@ -319,6 +325,10 @@ def _lines_of(item: dict[str, Any], args: tuple[Any, Any] = (None, None)) -> lis
     """One difference as the ``(key, a, b)`` lines it reads as; ``args``: each record's parsed
     arguments, which tell what each argv token is."""
     section, key, a, b = item["section"], item["key"], item["a"], item["b"]
+    if item.get("absent") == "a":
+        a = _Absent()
+    elif item.get("absent") == "b":
+        b = _Absent()
     if section == "command" and key == "argv" and _strings(a) and _strings(b):
         return _tokens(a, b, *args)
     if section == "seeds" and key != "left_out":
