@@ -10,11 +10,12 @@ WORKERS ?= 2
 
 .PHONY: test lint docs demo doc-examples bench clean
 
-# The framework with its extras (sign: attestations, tested with the ecosystem's verifiers), then the ai/ pipeline's own distribution (pipeline/), which
-# gives the vmaf-train command; the framework's wheel carries neither.
+# The framework with its extras (sign: attestations, checked with the ecosystem's verifiers),
+# then the ai/ pipeline's own distribution (pipeline/), which gives the vmaf-train command; the
+# framework's wheel carries neither.
 # Only a cold or stale .venv gets here: pip stays quiet, so say what the wait is for.
 $(STAMP): pyproject.toml pipeline/pyproject.toml
-	@echo "Building $(VENV): installing provenance with its dev and ai extras (numpy, pyarrow,"
+	@echo "Building $(VENV): installing provenance with its dev, ai and sign extras (numpy, pyarrow,"
 	@echo "onnx, onnxruntime, mkdocs, ...) and the pipeline; the first time takes a few minutes."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,ai,sign]'

@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     for page in pages():
         if args.update:
             changed = update(page, args.demo)
-            print(f"{page.relative_to(ROOT)}: {changed} block(s) rewritten")
+            blocks = "block" if changed == 1 else "blocks"
+            print(f"{page.relative_to(ROOT)}: {changed} {blocks} rewritten")
             continue
         for example in examples(page):
             if comparable(run(example.command, args.demo)) != comparable(example.body):
