@@ -224,3 +224,11 @@ def project_with(folder: Path, *fakes: str) -> Path:
     for name in fakes:
         shutil.copy(fake_path(name), folder / f"{name}.py")
     return folder
+
+
+def records_and(folder: Path, *, deep: bool = False) -> list[str]:
+    """The names in ``folder`` (``deep``: in its whole tree), without the folder listings a
+    record keeps beside itself (``X.manifest.files.<digest>``): what a failed run may leave is
+    its record, never an artifact."""
+    found = folder.rglob("*") if deep else folder.iterdir()
+    return sorted(p.name for p in found if ".manifest.files." not in p.name)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ai.features.libvmaf import FULL_FEATURES
-from tests.conftest import block_of, load_sidecar, run_script, sidecar_of
+from tests.conftest import block_of, load_sidecar, records_and, run_script, sidecar_of
 
 CHUG_FEATURES = ",".join(f for f in FULL_FEATURES if f != "ssimulacra2")
 CHECKS = ["transfer_function", "color_primaries", "bit_depth", "peak_luminance", "in_cache"]
@@ -123,7 +123,7 @@ def test_an_unreadable_row_is_exit_2_and_writes_neither_file(sample, tmp_path, r
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"chug_extract_features.py: error: {jsonl}:65:")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["chug.jsonl", "split.json.manifest.json"]
+    assert records_and(tmp_path) == ["chug.jsonl", "split.json.manifest.json"]
 
 
 def test_the_feature_table_is_the_cache_s_statistics_with_the_rows_clip_columns(demo):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import load_sidecar, run_script, sidecar_of
+from tests.conftest import load_sidecar, records_and, run_script, sidecar_of
 
 GONE = "gone"
 
@@ -67,6 +67,6 @@ def test_a_missing_input_is_exit_2_with_its_name_and_nothing_written(
     assert str(tmp_path / GONE) in proc.stderr
     assert "no such" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{output}.manifest.json"]
+    assert records_and(tmp_path) == [f"{output}.manifest.json"]
     outcome = load_sidecar(sidecar_of(out))["run_provenance"]["outcome"]
     assert (outcome["status"], outcome["exit_code"]) == ("failed", 2)

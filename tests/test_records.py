@@ -179,7 +179,7 @@ class TestAttempts:
             (f"{sidecar.name.removesuffix('.json')}.failed.json", "failed", 1, True),
         ]  # fmt: skip
         text = run_cli("show", out).out
-        assert f"2 other record(s) beside it, 2 newer; showing {sidecar}" in text
+        assert f"2 other records beside it, 2 newer; showing {sidecar}" in text
         lines = text.splitlines()
         interrupted = next(i for i, line in enumerate(lines) if "interrupted (exit 130)" in line)
         failed = next(i for i, line in enumerate(lines) if "failed (exit 1)" in line)

@@ -163,7 +163,7 @@ def documents(draw: Any) -> Any:
     return doc
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(documents())
 def test_generated_documents_are_judged_as_jsonschema_judges_them(doc):
     assert COMPILED is not None
@@ -179,7 +179,7 @@ def test_generated_documents_reach_both_answers():
     """The generator above is no use if it only makes valid, or only invalid, documents."""
     seen = {True: 0, False: 0}
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(documents())
     def count(doc):
         seen[REFERENCE.is_valid(doc)] += 1
