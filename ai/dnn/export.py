@@ -13,7 +13,7 @@ import io
 import json
 import sys
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ai.common.files import InputError, write_json
+from ai.common.cli import fail
+from ai.common.files import InputError, sha256_file, write_json
 from ai.common.onnx_checks import ExportCheckError, check_export
 from ai.release.registry import register
 from provenance import atomic_write, current_run
@@ -105,19 +106,61 @@ def require(
 
 def check(
     model: onnx.ModelProto,
-    feeds: Mapping[str, np.ndarray],
+    feeds: Mapping[str, np.ndarray] | Iterable[Mapping[str, np.ndarray]],
     reference: Callable[[Mapping[str, np.ndarray]], np.ndarray],
     atol: float,
     model_id: str,
 ) -> bytes:
-    """Checker, allowlist and parity, as the gate ``<model_id>_checks``; raises ``FatalCheck``."""
+    """Checker, allowlist and parity, as the gate ``<model_id>_checks``; raises ``FatalCheck``.
+
+    ``feeds`` is one input or several: the gate holds the worst drift over them.
+    """
+    batches = [feeds] if isinstance(feeds, Mapping) else list(feeds)
+    data, worst = b"", 0.0
     try:
-        data, drift = check_export(model, feeds, reference, atol)
+        for batch in batches:
+            data, drift = check_export(model, batch, reference, atol)
+            worst = max(worst, drift)
     except ExportCheckError as err:
         current_run().gate(f"{model_id}_checks", False, detail=str(err), atol=atol)
         raise FatalCheck(str(err)) from None
-    current_run().gate(f"{model_id}_checks", True, max_abs_diff=round(drift, 9), atol=atol)
+    current_run().gate(f"{model_id}_checks", True, max_abs_diff=round(worst, 9), atol=atol)
     return data
+
+
+def check_opset(parser: argparse.ArgumentParser, opset: int) -> None:
+    """The opsets the exporters write: 13 to 21; another is a usage error (exit 2)."""
+    if not 13 <= opset <= 21:
+        parser.error(f"--opset {opset}: supported opsets are 13 to 21")
+
+
+def load_pinned(weights: Path, pin: str | None, architecture: str) -> tuple[str, Checkpoint]:
+    """The upstream weights' sha256 and checkpoint, fatal when missing, off the pin (when one
+    is given) or not of ``architecture``."""
+    if not weights.is_file():
+        raise FatalCheck(f"{weights}: no such weights file")
+    digest = sha256_file(weights)
+    if pin is not None and digest != pin:
+        raise FatalCheck(f"{weights}: sha256 {digest} is not the pinned {pin}")
+    checkpoint = load_checkpoint(weights)
+    if checkpoint.hyper_parameters.get("architecture") != architecture:
+        raise FatalCheck(f"{weights}: holds no {architecture} architecture")
+    return digest, checkpoint
+
+
+def upstream(repo: str, commit: str, weights_sha256: str) -> dict[str, str]:
+    """The sidecar fields that say where converted upstream weights come from (MIT code)."""
+    return {
+        "license": "MIT",
+        "license_url": license_url(repo, commit),
+        "upstream_repo": repo,
+        "upstream_commit": commit,
+        "upstream_weights_sha256": weights_sha256,
+    }
+
+
+def license_url(repo: str, commit: str) -> str:
+    return f"{repo}/blob/{commit}/LICENSE"
 
 
 def require_registry(args: argparse.Namespace) -> None:
@@ -142,6 +185,31 @@ def registry_path(args: argparse.Namespace) -> Path | None:
     return None if args.no_registry else Path(args.registry)
 
 
+def sidecar_path(args: argparse.Namespace) -> Path | None:
+    """``<output>.json``, unless --no-registry (then no sidecar is written)."""
+    return None if args.no_registry else Path(args.output).with_suffix(".json")
+
+
+def contract(
+    args: argparse.Namespace,
+    model_id: str,
+    kind: str,
+    data: bytes,
+    input_name: str,
+    output_name: str,
+) -> dict[str, Any]:
+    """The fields every exporter's sidecar opens with: what the model is and its I/O names."""
+    return {
+        "id": model_id,
+        "kind": kind,
+        "onnx": Path(args.output).name,
+        "opset": args.opset,
+        "sha256": sha256_bytes(data),  # the registry validator matches it
+        "input_name": input_name,
+        "output_name": output_name,
+    }
+
+
 def publish(
     args: argparse.Namespace,
     onnx_path: Path,
@@ -162,6 +230,30 @@ def publish(
     write_json(sidecar_path, sidecar)
     register(Path(args.registry), row, onnx_path, sidecar_path, extra=row)
     current_run().record(**{f"model_{sidecar['id']}": sidecar})
+
+
+def write_model(
+    prog: str,
+    args: argparse.Namespace,
+    data: bytes,
+    sidecar: dict[str, Any],
+    row: dict[str, Any],
+    kind: str | None = None,
+) -> int:
+    """Write ``--output`` with its sidecar and registry row (``publish``); the exit status.
+
+    The row holds the sidecar's id, kind (or ``kind``, where the fork's row says another),
+    opset and sha256, then ``row``'s fields.
+    """
+    head = {"id": sidecar["id"], "kind": kind or sidecar["kind"], "opset": args.opset}
+    entry = {**head, "sha256": sidecar["sha256"], **row}
+    try:
+        publish(
+            args, Path(args.output), data, sidecar, Path(args.output).with_suffix(".json"), entry
+        )
+    except InputError as err:
+        return fail(prog, err)
+    return 0
 
 
 def sha256_bytes(data: bytes) -> str:

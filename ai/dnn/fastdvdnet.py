@@ -11,12 +11,14 @@ DepthToSpace is not on libvmaf's operator allowlist.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import onnx
 
+from ai.dnn import export
 from ai.dnn import graph as g
 
 FRAMES, CENTRE = 5, 2
@@ -25,6 +27,15 @@ LAYERS = ("inc", "downc0", "upc1", "outc")
 BT601 = (0.299, 0.587, 0.114)
 ARCHITECTURE = "FastDVDnet"
 PLACEHOLDER_SEED = 0xFA57DEAD
+
+
+def contract(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    """The sidecar fields of the pre-filter contract, the real model's and the placeholder's."""
+    return {
+        **export.contract(args, "fastdvdnet_pre", "filter", data, INPUT, OUTPUT),
+        "frame_window": FRAMES,
+        "centre_index": CENTRE,
+    }
 
 
 def shapes(c0: int = 8, c1: int = 16) -> dict[str, tuple[int, ...]]:

@@ -8,11 +8,14 @@ colour-histogram branch (where its SegmentSum sits) is not part of the reduced g
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import onnx
 
+from ai.dnn import export
 from ai.dnn import graph as g
 
 WINDOW, CHANNELS, HEIGHT, WIDTH = 100, 3, 27, 48
@@ -22,6 +25,18 @@ SHAPE_OUT = [1, WINDOW]
 DILATIONS = ((1, 1, 1), (2, 1, 1))
 PLACEHOLDER_SEED = 0x715A57
 ARCHITECTURE = "TransNetV2"
+
+
+def contract(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    """The sidecar fields of the shot-detector contract, the real model's and the placeholder's."""
+    return {
+        **export.contract(args, "transnet_v2", "shot_detector", data, INPUT, OUTPUT),
+        "frame_window": WINDOW,
+        "thumbnail_h": HEIGHT,
+        "thumbnail_w": WIDTH,
+        "channels": CHANNELS,
+        "boundary_threshold": 0.5,
+    }
 
 
 def shapes(filters: int = 4, dense: int = 8) -> dict[str, tuple[int, ...]]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError, sha256_file
+from ai.common.files import InputError
 from ai.dnn import export, fastdvdnet
 from provenance import recorded_run
 
@@ -51,13 +51,9 @@ def weights_path(args: argparse.Namespace) -> Path:
     return Path(args.upstream_dir) / WEIGHTS
 
 
-def sidecar_path(args: argparse.Namespace) -> Path | None:
-    return None if args.no_registry else Path(args.output).with_suffix(".json")
-
-
 @recorded_run(
     inputs={"weights": weights_path},
-    outputs={"onnx": "output", "sidecar": sidecar_path, "registry": export.registry_path},
+    outputs={"onnx": "output", "sidecar": export.sidecar_path, "registry": export.registry_path},
     embed_into="sidecar",
 )
 def main(argv: list[str] | None = None) -> int:
@@ -65,20 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.height < 2 or args.width < 2 or args.height % 2 or args.width % 2:
         parser.error("--height and --width must be even and at least 2")
-    if not 13 <= args.opset <= 21:
-        parser.error(f"--opset {args.opset}: supported opsets are 13 to 21")
+    export.check_opset(parser, args.opset)
     weights = weights_path(args)
     try:
-        if not weights.is_file():
-            raise export.FatalCheck(f"{weights}: no such weights file")
-        digest = sha256_file(weights)
-        if digest != args.weights_sha256:
-            raise export.FatalCheck(
-                f"{weights}: sha256 {digest} is not the pinned {args.weights_sha256}"
-            )
-        checkpoint = export.load_checkpoint(weights)
-        if checkpoint.hyper_parameters.get("architecture") != fastdvdnet.ARCHITECTURE:
-            raise export.FatalCheck(f"{weights}: holds no {fastdvdnet.ARCHITECTURE} architecture")
+        digest, checkpoint = export.load_pinned(
+            weights, args.weights_sha256, fastdvdnet.ARCHITECTURE
+        )
         export.require_registry(args)
         state = fastdvdnet.strip_module(checkpoint.state)
         c0, c1 = (
@@ -106,44 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         "tiled to RGB, constant noise map, RGB clamped to [0, 1] then BT.601 luma. "
         "PixelShuffle decomposed into Reshape/Transpose/Reshape (no DepthToSpace)."
     )
-    license_url = f"{UPSTREAM_REPO}/blob/{UPSTREAM_COMMIT}/LICENSE"
     sidecar: dict[str, Any] = dict(sorted({
-        "id": "fastdvdnet_pre",
-        "kind": "filter",
-        "onnx": Path(args.output).name,
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),  # the registry validator matches it
-        "input_name": fastdvdnet.INPUT,
-        "output_name": fastdvdnet.OUTPUT,
-        "frame_window": fastdvdnet.FRAMES,
-        "centre_index": fastdvdnet.CENTRE,
+        **fastdvdnet.contract(args, data),
         "smoke": False,
         "name": "vmaf_tiny_fastdvdnet_pre_v1",
-        "license": "MIT",
-        "license_url": license_url,
-        "upstream_repo": UPSTREAM_REPO,
-        "upstream_commit": UPSTREAM_COMMIT,
-        "upstream_weights_sha256": digest,
+        **export.upstream(UPSTREAM_REPO, UPSTREAM_COMMIT, digest),
         "notes": notes,
     }.items()))  # fmt: skip
     row = {
-        "id": "fastdvdnet_pre",
-        "kind": "filter",
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),
         "smoke": False,
         "license": "MIT",
-        "license_url": license_url,
+        "license_url": export.license_url(UPSTREAM_REPO, UPSTREAM_COMMIT),
         "description": "FastDVDnet temporal denoiser, luma 5-frame pre-filter",
         "notes": notes,
     }
-    try:
-        export.publish(
-            args, Path(args.output), data, sidecar, Path(args.output).with_suffix(".json"), row
-        )
-    except InputError as err:
-        return fail(parser.prog, err)
-    return 0
+    return export.write_model(parser.prog, args, data, sidecar, row)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError
+from ai.common.cli import add_manifest_out
 from ai.dnn import export, fastdvdnet
 from provenance import recorded_run
 
@@ -31,12 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def sidecar_path(args: argparse.Namespace) -> Path | None:
-    return None if args.no_registry else Path(args.output).with_suffix(".json")
-
-
 @recorded_run(
-    outputs={"onnx": "output", "sidecar": sidecar_path, "registry": export.registry_path},
+    outputs={"onnx": "output", "sidecar": export.sidecar_path, "registry": export.registry_path},
     embed_into="sidecar",
 )
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.height < 1 or args.width < 1:
         parser.error("--height and --width must be at least 1")
-    if not 13 <= args.opset <= 21:
-        parser.error(f"--opset {args.opset}: supported opsets are 13 to 21")
+    export.check_opset(parser, args.opset)
     state = fastdvdnet.placeholder_state()
     try:
         export.require_registry(args)
@@ -66,34 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         "pre-filter I/O contract until real weights are exported."
     )
     sidecar: dict[str, Any] = {
-        "id": "fastdvdnet_pre",
-        "kind": "filter",
-        "onnx": Path(args.output).name,
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),  # the registry validator matches it
-        "input_name": fastdvdnet.INPUT,
-        "output_name": fastdvdnet.OUTPUT,
-        "frame_window": fastdvdnet.FRAMES,
-        "centre_index": fastdvdnet.CENTRE,
+        **fastdvdnet.contract(args, data),
         "smoke": True,
         "name": "vmaf_tiny_fastdvdnet_pre_placeholder_v0",
         "notes": notes,
     }
-    row = {
-        "id": "fastdvdnet_pre",
-        "kind": "filter",
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),
-        "smoke": True,
-        "notes": notes,
-    }
-    try:
-        export.publish(
-            args, Path(args.output), data, sidecar, Path(args.output).with_suffix(".json"), row
-        )
-    except InputError as err:
-        return fail(parser.prog, err)
-    return 0
+    return export.write_model(parser.prog, args, data, sidecar, {"smoke": True, "notes": notes})
 
 
 if __name__ == "__main__":

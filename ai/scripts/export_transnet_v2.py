@@ -20,10 +20,9 @@ import numpy as np
 import onnx
 
 from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError, sha256_file
-from ai.common.onnx_checks import ExportCheckError, check_export
+from ai.common.files import InputError
 from ai.dnn import export, transnet
-from provenance import current_run, recorded_run
+from provenance import recorded_run
 
 UPSTREAM_REPO = "https://github.com/soCzech/TransNetV2"
 UPSTREAM_COMMIT = "77498b8e4a6d61ed7c3d9bd56f4de2b29ab7f4db"
@@ -47,53 +46,30 @@ def weights_path(args: argparse.Namespace) -> Path:
     return Path(args.upstream_dir) / WEIGHTS
 
 
-def sidecar_path(args: argparse.Namespace) -> Path | None:
-    return None if args.no_registry else Path(args.output).with_suffix(".json")
-
-
 def verify(model: onnx.ModelProto, state: dict[str, np.ndarray]) -> bytes:
     """Allowlist and parity on 3 random inputs x 255; the worst drift is the gate's."""
     rng = np.random.default_rng(VERIFY_SEED)
-    data, worst = b"", 0.0
-    try:
-        for _ in range(VERIFY_RUNS):
-            frames = (rng.random(transnet.SHAPE_IN) * 255.0).astype(np.float32)
-            data, drift = check_export(
-                model,
-                {transnet.INPUT: frames},
-                lambda f: transnet.forward(state, f[transnet.INPUT]),
-                ATOL,
-            )
-            worst = max(worst, drift)
-    except ExportCheckError as err:
-        current_run().gate("transnet_v2_checks", False, detail=str(err), atol=ATOL)
-        raise export.FatalCheck(str(err)) from None
-    current_run().gate("transnet_v2_checks", True, max_abs_diff=round(worst, 9), atol=ATOL)
-    return data
+    feeds = [
+        {transnet.INPUT: (rng.random(transnet.SHAPE_IN) * 255.0).astype(np.float32)}
+        for _ in range(VERIFY_RUNS)
+    ]
+    return export.check(
+        model, feeds, lambda f: transnet.forward(state, f[transnet.INPUT]), ATOL, "transnet_v2"
+    )
 
 
 @recorded_run(
     inputs={"weights": weights_path},
-    outputs={"onnx": "output", "sidecar": sidecar_path, "registry": export.registry_path},
+    outputs={"onnx": "output", "sidecar": export.sidecar_path, "registry": export.registry_path},
     embed_into="sidecar",
 )
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not 13 <= args.opset <= 21:
-        parser.error(f"--opset {args.opset}: supported opsets are 13 to 21")
+    export.check_opset(parser, args.opset)
     weights = weights_path(args)
     try:
-        if not weights.is_file():
-            raise export.FatalCheck(f"{weights}: no such weights file")
-        digest = sha256_file(weights)
-        if args.weights_sha256 is not None and digest != args.weights_sha256:
-            raise export.FatalCheck(
-                f"{weights}: sha256 {digest} is not the pinned {args.weights_sha256}"
-            )
-        checkpoint = export.load_checkpoint(weights)
-        if checkpoint.hyper_parameters.get("architecture") != transnet.ARCHITECTURE:
-            raise export.FatalCheck(f"{weights}: holds no {transnet.ARCHITECTURE} architecture")
+        digest, checkpoint = export.load_pinned(weights, args.weights_sha256, transnet.ARCHITECTURE)
         export.require_registry(args)
         state = checkpoint.state
         names = ("ddcnn.0.conv.weight", "fc1.weight")
@@ -113,46 +89,21 @@ def main(argv: list[str] | None = None) -> int:
         "TransNet V2 shot-boundary detector (reduced trunk, no colour-histogram branch): "
         "100-frame window of 27x48 RGB thumbnails (0-255) -> per-frame boundary logits."
     )
-    license_url = f"{UPSTREAM_REPO}/blob/{UPSTREAM_COMMIT}/LICENSE"
     sidecar: dict[str, Any] = dict(sorted({
-        "id": "transnet_v2",
-        "kind": "shot_detector",
-        "onnx": Path(args.output).name,
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),  # the registry validator matches it
-        "input_name": transnet.INPUT,
-        "output_name": transnet.OUTPUT,
-        "frame_window": transnet.WINDOW,
-        "thumbnail_h": transnet.HEIGHT,
-        "thumbnail_w": transnet.WIDTH,
-        "channels": transnet.CHANNELS,
-        "boundary_threshold": 0.5,
+        **transnet.contract(args, data),
         "smoke": False,
         "name": "vmaf_tiny_transnet_v2_v1",
-        "license": "MIT",
-        "license_url": license_url,
-        "upstream_repo": UPSTREAM_REPO,
-        "upstream_commit": UPSTREAM_COMMIT,
-        "upstream_weights_sha256": digest,
+        **export.upstream(UPSTREAM_REPO, UPSTREAM_COMMIT, digest),
         "notes": notes,
     }.items()))  # fmt: skip
     row = {
-        "id": "transnet_v2",
-        "kind": "nr",  # the fork's registry row says nr, its sidecar shot_detector
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),
         "license": "MIT",
-        "license_url": license_url,
+        "license_url": export.license_url(UPSTREAM_REPO, UPSTREAM_COMMIT),
         "description": "TransNet V2 shot-boundary detector",
         "notes": notes,
     }
-    try:
-        export.publish(
-            args, Path(args.output), data, sidecar, Path(args.output).with_suffix(".json"), row
-        )
-    except InputError as err:
-        return fail(parser.prog, err)
-    return 0
+    # the fork's registry row says nr, its sidecar shot_detector
+    return export.write_model(parser.prog, args, data, sidecar, row, kind="nr")
 
 
 if __name__ == "__main__":

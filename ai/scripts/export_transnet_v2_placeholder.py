@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError
+from ai.common.cli import add_manifest_out
 from ai.dnn import export, transnet
 from provenance import recorded_run
 
@@ -29,19 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def sidecar_path(args: argparse.Namespace) -> Path | None:
-    return None if args.no_registry else Path(args.output).with_suffix(".json")
-
-
 @recorded_run(
-    outputs={"onnx": "output", "sidecar": sidecar_path, "registry": export.registry_path},
+    outputs={"onnx": "output", "sidecar": export.sidecar_path, "registry": export.registry_path},
     embed_into="sidecar",
 )
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not 13 <= args.opset <= 21:
-        parser.error(f"--opset {args.opset}: supported opsets are 13 to 21")
+    export.check_opset(parser, args.opset)
     state = transnet.placeholder_state()
     try:
         export.require_registry(args)
@@ -60,39 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         "I/O contract until real weights are exported."
     )
     sidecar: dict[str, Any] = dict(sorted({
-        "id": "transnet_v2",
-        "kind": "shot_detector",
-        "onnx": Path(args.output).name,
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),  # the registry validator matches it
-        "input_name": transnet.INPUT,
-        "output_name": transnet.OUTPUT,
-        "frame_window": transnet.WINDOW,
-        "thumbnail_h": transnet.HEIGHT,
-        "thumbnail_w": transnet.WIDTH,
-        "channels": transnet.CHANNELS,
-        "boundary_threshold": 0.5,
+        **transnet.contract(args, data),
         "smoke": True,
         "name": "vmaf_tiny_transnet_v2_placeholder_v0",
         "license": "BSD-3-Clause-Plus-Patent",
         "notes": notes,
     }.items()))  # fmt: skip
-    row = {
-        "id": "transnet_v2",
-        "kind": "shot_detector",
-        "opset": args.opset,
-        "sha256": export.sha256_bytes(data),
-        "smoke": True,
-        "license": "BSD-3-Clause-Plus-Patent",
-        "notes": notes,
-    }
-    try:
-        export.publish(
-            args, Path(args.output), data, sidecar, Path(args.output).with_suffix(".json"), row
-        )
-    except InputError as err:
-        return fail(parser.prog, err)
-    return 0
+    row = {"smoke": True, "license": "BSD-3-Clause-Plus-Patent", "notes": notes}
+    return export.write_model(parser.prog, args, data, sidecar, row)
 
 
 if __name__ == "__main__":
