@@ -11,6 +11,8 @@ say how) and the raw codec block, as the fork's do.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from ai.common.files import InputError, finite_or_none, read_json_object, write_json
+from ai.common.cli import add_manifest_out
+from ai.common.files import finite_or_none, write_json
 from ai.common.mlp import MLP, to_onnx
 from ai.common.onnx_checks import check_export
 from ai.features.libvmaf import CANONICAL_6
-from ai.release.registry import SCHEMA_VERSION
+from ai.release.registry import read_or_new
+from provenance import atomic_write
 
 OPSET = 17
 KIND = "fr"
@@ -355,13 +359,7 @@ def register_rows(
 
     Each row's ``onnx`` (and ``sidecar``, if given) is a path, written relative to the registry.
     """
-    document: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "models": []}
-    if registry.exists():
-        document = read_json_object(registry)
-        if document.get("schema_version") != SCHEMA_VERSION or not isinstance(
-            document.get("models"), list
-        ):
-            raise InputError(f"{registry}: not a version-{SCHEMA_VERSION} model registry")
+    document = read_or_new(registry)
     base = registry.parent.resolve()
     entries = []
     for row in rows:
@@ -379,3 +377,63 @@ def register_rows(
     document["models"] = sorted([*kept, *entries], key=lambda m: str(m.get("id")))
     registry.parent.mkdir(parents=True, exist_ok=True)
     write_json(registry, document)
+
+
+# -- what the trainers' command lines and shipping share ------------------------------------------
+
+# What a trainer that ships one model writes besides its report.
+SHIPPED = {"onnx": "out_onnx", "model_sidecar": "out_sidecar", "registry": "registry"}
+
+
+def add_training_options(
+    parser: argparse.ArgumentParser, epochs: int, batch_size: int, lr: float
+) -> None:
+    """--epochs, --batch-size, --lr (each version's defaults) and --weight-decay (1e-5)."""
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--weight-decay", type=float, default=1e-5)
+
+
+def add_ship_options(
+    parser: argparse.ArgumentParser, model_id: str, no_export: str, metrics: bool = True
+) -> None:
+    """Where the model, its sidecar, registry row (and metrics) go; --no-export; --manifest-out."""
+    parser.add_argument("--out-onnx", type=Path, default=Path(f"model/tiny/{model_id}.onnx"))
+    parser.add_argument("--out-sidecar", type=Path, default=Path(f"model/tiny/{model_id}.json"))
+    parser.add_argument("--registry", type=Path, default=Path("model/tiny/registry.json"))
+    if metrics:
+        parser.add_argument(
+            "--metrics-out", type=Path, default=Path(f"runs/{model_id}_metrics.json")
+        )
+    parser.add_argument("--no-export", action="store_true", help=no_export)
+    add_manifest_out(parser, "<metrics-out>" if metrics else "<out-onnx>")
+
+
+def ship(
+    args: argparse.Namespace,
+    model_id: str,
+    fitted: Fitted,
+    inputs: Sequence[tuple[str, int]],
+    probe: Mapping[str, np.ndarray],
+    output: str,
+    notes: str,
+    features: Sequence[str],
+    fields: Mapping[str, Any],
+    row: Mapping[str, Any],
+) -> None:
+    """Export ``fitted`` (checked on ``probe``) to --out-onnx, write its sidecar (the common
+    fields, then ``fields``) to --out-sidecar and its registry row (the sidecar's id, kind,
+    opset, sha256 and notes, then ``row``) into --registry; raises ``InputError``."""
+    data, _ = export(fitted, inputs, output, model_id, probe)
+    atomic_write(args.out_onnx, data)
+    sidecar = sidecar_base(
+        model_id, args.out_onnx.name, hashlib.sha256(data).hexdigest(), notes,
+        [name for name, _ in inputs], [output], fitted, features,
+    )  # fmt: skip
+    sidecar.update(fields)
+    write_json(args.out_sidecar, sidecar)
+    common = {k: sidecar[k] for k in ("id", "kind", "opset", "sha256", "notes")}
+    register_rows(
+        args.registry, [{**common, **row, "onnx": args.out_onnx, "sidecar": args.out_sidecar}]
+    )

@@ -20,6 +20,18 @@ from provenance import UnreadableRecord, read_json
 SCHEMA_VERSION = 1
 
 
+def read_or_new(registry: Path) -> dict[str, Any]:
+    """The registry to add rows to: the file's document, or an empty one where there is none."""
+    document: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "models": []}
+    if registry.exists():
+        document = read_json_object(registry)
+        if document.get("schema_version") != SCHEMA_VERSION or not isinstance(
+            document.get("models"), list
+        ):
+            raise InputError(f"{registry}: not a version-{SCHEMA_VERSION} model registry")
+    return document
+
+
 def register(
     registry: Path,
     sidecar: dict[str, Any],
@@ -31,13 +43,7 @@ def register(
 
     ``extra`` adds the fields a family's rows carry beyond the common ones (never the paths).
     """
-    document: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "models": []}
-    if registry.exists():
-        document = read_json_object(registry)
-        if document.get("schema_version") != SCHEMA_VERSION or not isinstance(
-            document.get("models"), list
-        ):
-            raise InputError(f"{registry}: not a version-{SCHEMA_VERSION} model registry")
+    document = read_or_new(registry)
     base = registry.parent.resolve()
     entry = {
         "id": sidecar["id"],

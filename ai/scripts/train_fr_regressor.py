@@ -11,32 +11,32 @@ SHIP). The model sidecar and the metrics JSON both carry the run's provenance; e
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from ai.common.cli import add_manifest_out, fail
+from ai.common.cli import fail
 from ai.common.files import InputError, write_json
 from ai.fr.data import frame_table
 from ai.fr.regressor import (
     KIND,
     OPSET,
+    SHIPPED,
     SUBSETS,
     Training,
-    export,
+    add_ship_options,
+    add_training_options,
     loso,
     mean_std,
     probe_rows,
     r6,
-    register_rows,
     scores,
-    sidecar_base,
+    ship,
     standardise,
     train,
 )
-from provenance import atomic_write, current_run, recorded_run
+from provenance import current_run, recorded_run
 
 MODEL_ID = "fr_regressor_v1"
 
@@ -48,31 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-frame features, vmaf and source",
     )  # fmt: skip
     parser.add_argument("--features", choices=sorted(SUBSETS), default="canonical6")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-5)
+    add_training_options(parser, epochs=30, batch_size=256, lr=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ship-threshold", type=float, default=0.95, help="mean LOSO PLCC floor")
-    parser.add_argument("--out-onnx", type=Path, default=Path("model/tiny/fr_regressor_v1.onnx"))
-    parser.add_argument("--out-sidecar", type=Path, default=Path("model/tiny/fr_regressor_v1.json"))
-    parser.add_argument("--registry", type=Path, default=Path("model/tiny/registry.json"))
-    parser.add_argument(
-        "--metrics-out", type=Path, default=Path("runs/fr_regressor_v1_metrics.json")
-    )
-    parser.add_argument("--no-export", action="store_true", help="judge and fit, ship nothing")
-    add_manifest_out(parser, "<metrics-out>")
+    add_ship_options(parser, MODEL_ID, "judge and fit, ship nothing")
     return parser
 
 
 @recorded_run(
     inputs={"parquet": "parquet"},
-    outputs={
-        "metrics": "metrics_out",
-        "onnx": "out_onnx",
-        "model_sidecar": "out_sidecar",
-        "registry": "registry",
-    },
+    outputs={"metrics": "metrics_out", **SHIPPED},
     embed_into=("model_sidecar", "metrics"),
 )
 def main(argv: list[str] | None = None) -> int:
@@ -116,15 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     in_sample = scores(fitted.predict(rows.x), rows.y)
     if not args.no_export:
         (probe,) = probe_rows(standardise(rows.x, fitted.mean, fitted.std))
-        inputs = [("features", len(features))]
-        data, _ = export(fitted, inputs, "score", MODEL_ID, {"features": probe})
-        atomic_write(args.out_onnx, data)
-        sidecar = sidecar_base(
-            MODEL_ID, args.out_onnx.name, hashlib.sha256(data).hexdigest(),
-            f"FR regressor v1 on {args.features}: GELU MLP, leave-one-source-out gated",
-            ["features"], ["score"], fitted, features,
-        )  # fmt: skip
-        sidecar["training"] = {
+        training_fields = {
             "dataset": "netflix-public",
             "n_sources": len(set(rows.sources)),
             "n_pairs": pairs,
@@ -134,11 +111,18 @@ def main(argv: list[str] | None = None) -> int:
             "loso_mean_rmse": summary["mean_rmse"],
             "in_sample_plcc": in_sample["plcc"],
         }
-        write_json(args.out_sidecar, sidecar)
-        row = {k: sidecar[k] for k in ("id", "kind", "opset", "sha256", "notes")}
         try:
-            register_rows(
-                args.registry, [{**row, "onnx": args.out_onnx, "sidecar": args.out_sidecar}]
+            ship(
+                args,
+                MODEL_ID,
+                fitted,
+                [("features", len(features))],
+                {"features": probe},
+                "score",
+                f"FR regressor v1 on {args.features}: GELU MLP, leave-one-source-out gated",
+                features,
+                {"training": training_fields},
+                {},
             )
         except InputError as err:
             return fail(parser.prog, err)

@@ -10,27 +10,27 @@ the run's provenance. Exit 2 on bad input (both or neither of --smoke/--corpus, 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
-from ai.common.cli import add_manifest_out, fail
+from ai.common.cli import fail
 from ai.common.files import InputError, write_json
 from ai.features.libvmaf import CANONICAL_6
 from ai.fr.data import grid_rows_v2, smoke_rows_v2
 from ai.fr.regressor import (
     ENCODER_VOCAB_V2,
+    SHIPPED,
     Training,
+    add_ship_options,
+    add_training_options,
     codec_layout,
-    export,
     probe_rows,
-    register_rows,
     scores,
-    sidecar_base,
+    ship,
     standardise,
     train,
 )
-from provenance import atomic_write, current_run, recorded_run
+from provenance import current_run, recorded_run
 
 MODEL_ID = "fr_regressor_v2"
 
@@ -39,32 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, help="encode-grid JSONL (schema v3 rows)")
     parser.add_argument("--smoke", action="store_true", help="100 synthetic rows, one epoch")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-5)
+    add_training_options(parser, epochs=30, batch_size=64, lr=1e-3)
     parser.add_argument("--hidden", type=int, default=16)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-onnx", type=Path, default=Path("model/tiny/fr_regressor_v2.onnx"))
-    parser.add_argument("--out-sidecar", type=Path, default=Path("model/tiny/fr_regressor_v2.json"))
-    parser.add_argument("--registry", type=Path, default=Path("model/tiny/registry.json"))
-    parser.add_argument(
-        "--metrics-out", type=Path, default=Path("runs/fr_regressor_v2_metrics.json")
-    )
-    parser.add_argument("--no-export", action="store_true", help="fit and report, ship nothing")
-    add_manifest_out(parser, "<metrics-out>")
+    add_ship_options(parser, MODEL_ID, "fit and report, ship nothing")
     return parser
 
 
 @recorded_run(
     inputs={"corpus": "corpus"},
-    outputs={
-        "metrics": "metrics_out",
-        "onnx": "out_onnx",
-        "model_sidecar": "out_sidecar",
-        "registry": "registry",
-    },
+    outputs={"metrics": "metrics_out", **SHIPPED},
     embed_into=("model_sidecar", "metrics"),
 )
 def main(argv: list[str] | None = None) -> int:
@@ -95,16 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_export:
         probe, codec_probe = probe_rows(standardise(rows.x, fitted.mean, fitted.std), rows.codec)
         inputs = [("features", len(CANONICAL_6)), ("codec", rows.codec.shape[1])]
-        data, _ = export(
-            fitted, inputs, "score", MODEL_ID, {"features": probe, "codec": codec_probe}
-        )
-        atomic_write(args.out_onnx, data)
-        sidecar = sidecar_base(
-            MODEL_ID, args.out_onnx.name, hashlib.sha256(data).hexdigest(),
-            "FR regressor v2: canonical-6 + codec block (vocabulary v2), GELU MLP",
-            ["features", "codec"], ["score"], fitted, CANONICAL_6,
-        )  # fmt: skip
-        sidecar.update(
+        fields = dict(
             codec_aware=True,
             encoder_vocab=list(ENCODER_VOCAB_V2),
             encoder_vocab_version=2,
@@ -118,12 +94,18 @@ def main(argv: list[str] | None = None) -> int:
                 "smoke": args.smoke,
             },
         )
-        write_json(args.out_sidecar, sidecar)
-        row = {k: sidecar[k] for k in ("id", "kind", "opset", "sha256", "notes")}
         try:
-            register_rows(
-                args.registry,
-                [{**row, "smoke": args.smoke, "onnx": args.out_onnx, "sidecar": args.out_sidecar}],
+            ship(
+                args,
+                MODEL_ID,
+                fitted,
+                inputs,
+                {"features": probe, "codec": codec_probe},
+                "score",
+                "FR regressor v2: canonical-6 + codec block (vocabulary v2), GELU MLP",
+                CANONICAL_6,
+                fields,
+                {"smoke": args.smoke},
             )
         except InputError as err:
             return fail(parser.prog, err)

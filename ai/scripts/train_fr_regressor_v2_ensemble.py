@@ -30,6 +30,7 @@ from ai.fr.regressor import (
     KIND,
     OPSET,
     Training,
+    add_training_options,
     export,
     plcc,
     probe_rows,
@@ -50,10 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", type=Path, help="parquet: canonical-6, vmaf, codec")
     parser.add_argument("--smoke", action="store_true", help="100 synthetic rows, one epoch")
     parser.add_argument("--ensemble-size", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-5)
+    add_training_options(parser, epochs=30, batch_size=256, lr=1e-3)
     parser.add_argument("--base-seed", type=int, default=0)
     parser.add_argument(
         "--conformal-calibration-frac", type=float, default=0.0, help="0 disables calibration"

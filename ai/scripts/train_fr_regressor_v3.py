@@ -18,28 +18,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError, write_json
+from ai.common.cli import fail
+from ai.common.files import InputError
 from ai.features.libvmaf import CANONICAL_6
 from ai.fr.data import Rows, grid_rows_v3, smoke_rows_v3
 from ai.fr.regressor import (
     ENCODER_VOCAB_V3,
+    SHIPPED,
     Training,
+    add_ship_options,
+    add_training_options,
     codec_layout,
-    export,
     loso,
     mean_std,
     plcc,
     probe_rows,
     r6,
-    register_rows,
     rmse,
-    sidecar_base,
+    ship,
     srocc,
     standardise,
     train,
 )
-from provenance import atomic_write, current_run, recorded_run
+from provenance import current_run, recorded_run
 
 MODEL_ID = "fr_regressor_v3"
 SHIP_GATE = 0.95
@@ -49,19 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, help="encode-grid JSONL")
     parser.add_argument("--smoke", action="store_true", help="48 synthetic rows, gate skipped")
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--weight-decay", type=float, default=1e-5)
+    add_training_options(parser, epochs=200, batch_size=32, lr=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--num-codecs", type=int, default=18, help="accepted as the fork does; the block is 18"
     )
-    parser.add_argument("--out-onnx", type=Path, default=Path("model/tiny/fr_regressor_v3.onnx"))
-    parser.add_argument("--out-sidecar", type=Path, default=Path("model/tiny/fr_regressor_v3.json"))
-    parser.add_argument("--registry", type=Path, default=Path("model/tiny/registry.json"))
-    parser.add_argument("--no-export", action="store_true", help="judge only, ship nothing")
-    add_manifest_out(parser, "<out-onnx>")
+    add_ship_options(parser, MODEL_ID, "judge only, ship nothing", metrics=False)
     return parser
 
 
@@ -98,7 +92,7 @@ def loso_summary(rows: Rows, training: Training) -> dict[str, Any]:
 
 @recorded_run(
     inputs={"corpus": "corpus"},
-    outputs={"onnx": "out_onnx", "model_sidecar": "out_sidecar", "registry": "registry"},
+    outputs=SHIPPED,
     embed_into="model_sidecar",
 )
 def main(argv: list[str] | None = None) -> int:
@@ -137,20 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     fitted = train(rows.x, rows.y, rows.codec, training, epochs=1 if failed else None)
     probe, codec_probe = probe_rows(standardise(rows.x, fitted.mean, fitted.std), rows.codec)
     inputs = [("features", len(CANONICAL_6)), ("codec_block", rows.codec.shape[1])]
-    data, _ = export(
-        fitted, inputs, "vmaf", MODEL_ID, {"features": probe, "codec_block": codec_probe}
-    )
-    atomic_write(args.out_onnx, data)
     corpus_sha = (
         None if args.corpus is None else hashlib.sha256(args.corpus.read_bytes()).hexdigest()
     )
-    sidecar = sidecar_base(
-        MODEL_ID, args.out_onnx.name, hashlib.sha256(data).hexdigest(),
-        "FR regressor v3: canonical-6 + codec block (vocabulary v3), GELU MLP, LOSO gated"
-        + ("" if gate_passed else "; NOT gated (scaffold)"),
-        ["features", "codec_block"], ["vmaf"], fitted, CANONICAL_6,
-    )  # fmt: skip
-    sidecar.update(
+    fields = dict(
         codec_aware=True,
         encoder_vocab=list(ENCODER_VOCAB_V3),
         encoder_vocab_version=3,
@@ -176,23 +160,22 @@ def main(argv: list[str] | None = None) -> int:
         loso_mean_plcc=mean_plcc,
         gate_passed=gate_passed,
     )
-    write_json(args.out_sidecar, sidecar)
-    row = {k: sidecar[k] for k in ("id", "kind", "opset", "sha256", "notes")}
     try:
-        register_rows(
-            args.registry,
-            [
-                {
-                    **row,
-                    "smoke": not gate_passed,
-                    "onnx": args.out_onnx,
-                    "sidecar": args.out_sidecar,
-                }
-            ],
+        ship(
+            args,
+            MODEL_ID,
+            fitted,
+            inputs,
+            {"features": probe, "codec_block": codec_probe},
+            "vmaf",
+            "FR regressor v3: canonical-6 + codec block (vocabulary v3), GELU MLP, LOSO gated"
+            + ("" if gate_passed else "; NOT gated (scaffold)"),
+            CANONICAL_6,
+            fields,
+            {"smoke": not gate_passed},
         )
     except InputError as err:
         return fail(parser.prog, err)
-
     return 1 if failed else 0
 
 
