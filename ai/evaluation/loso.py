@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ai.common.files import InputError
+from ai.common.cli import add_manifest_out
+from ai.common.files import InputError, write_json
 from ai.features.libvmaf import CANONICAL_6, Cache
 from ai.mos.mos_head import plcc, rmse, srocc
+from provenance import atomic_write
 
 CLIPS = (
     "BigBuckBunny",
@@ -302,3 +304,28 @@ def cache_input(args: Any) -> Path | None:
     """--cache-dir, recorded apart when given (the default lies in the data root, recorded)."""
     given: Path | None = args.cache_dir
     return given
+
+
+def add_out_options(parser: Any, report: str) -> None:
+    """--out, the report folder, and --manifest-out beside ``<out>/<report>.json``."""
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the report folder")
+    add_manifest_out(parser, f"<out>/{report}.json")
+
+
+def report_outputs(report: str) -> dict[str, Any]:
+    """The ``recorded_run`` outputs of an evaluation: ``<out>/<report>.json`` and ``.md``."""
+    return {
+        "report": lambda a: a.out / f"{report}.json",
+        "report_md": lambda a: a.out / f"{report}.md",
+    }
+
+
+def load(args: Any) -> tuple[dict[str, ClipData], list[str]]:
+    """The clips of --data-root, their libvmaf JSON from --cache-dir (or the root's cache)."""
+    return load_clips(args.data_root, cache_dir(args.data_root, args.cache_dir))
+
+
+def write_report(out: Path, report_name: str, report: Mapping[str, Any], markdown: str) -> None:
+    """``<out>/<report_name>.json`` (where the run's provenance is embedded), then its ``.md``."""
+    write_json(out / f"{report_name}.json", report)
+    atomic_write(out / f"{report_name}.md", markdown.encode("utf-8"))

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError, write_json
+from ai.common.cli import fail
+from ai.common.files import InputError
 from ai.evaluation import loso
-from provenance import atomic_write, current_run, recorded_run
+from provenance import current_run, recorded_run
 
 ARCHS = ("mlp_small", "mlp_medium", "linear")
 REPORT = "loso_3arch_eval"
@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("model/tiny/training_runs"),
         help="loso_<arch>/fold_<clip>/<arch>_final.onnx for each architecture and clip",
     )
-    parser.add_argument("--out", type=Path, default=loso.DEFAULT_OUT, help="the report folder")
-    add_manifest_out(parser, f"<out>/{REPORT}.json")
+    loso.add_out_options(parser, REPORT)
     return parser
 
 
@@ -55,10 +54,7 @@ def present_models(args: argparse.Namespace) -> list[Path]:
         "fold_models": present_models,
         "external_weights": lambda a: loso.external_data_of(present_models(a)),
     },
-    outputs={
-        "report": lambda a: a.out / f"{REPORT}.json",
-        "report_md": lambda a: a.out / f"{REPORT}.md",
-    },
+    outputs=loso.report_outputs(REPORT),
     embed_into="report",
 )
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     archs: dict[str, Any] = {}
     try:
-        data, ignored = loso.load_clips(
-            args.data_root, loso.cache_dir(args.data_root, args.cache_dir)
-        )
+        data, ignored = loso.load(args)
         for arch in ARCHS:
             models, missing = {}, []
             for clip in loso.CLIPS:
@@ -87,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         return fail(parser.prog, err)
     report = {"generated": None, "corpus": str(args.data_root), "archs": archs}
-    write_json(args.out / f"{REPORT}.json", report)
-    atomic_write(args.out / f"{REPORT}.md", markdown(report).encode("utf-8"))
+    loso.write_report(args.out, REPORT, report, markdown(report))
     current_run().record(
         ignored_pairs=len(ignored),
         folds={arch: len(result["per_fold"]) for arch, result in archs.items()},

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ai.common.cli import add_manifest_out, fail
-from ai.common.files import InputError, write_json
+from ai.common.cli import fail
+from ai.common.files import InputError
 from ai.evaluation import loso
-from provenance import atomic_write, current_run, recorded_run
+from provenance import current_run, recorded_run
 
 ARCH = "mlp_small"
 BASELINES = ("mlp_small_v1", "mlp_medium_v1")
@@ -42,8 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mlp-medium-baseline", type=Path, default=Path("model/tiny/vmaf_tiny_v1_medium.onnx")
     )
-    parser.add_argument("--out", type=Path, default=loso.DEFAULT_OUT, help="the report folder")
-    add_manifest_out(parser, f"<out>/{REPORT}.json")
+    loso.add_out_options(parser, REPORT)
     return parser
 
 
@@ -66,19 +65,14 @@ def baselines(args: argparse.Namespace) -> dict[str, Path]:
         "mlp_small_baseline": "mlp_small_baseline",
         "mlp_medium_baseline": "mlp_medium_baseline",
     },
-    outputs={
-        "report": lambda a: a.out / f"{REPORT}.json",
-        "report_md": lambda a: a.out / f"{REPORT}.md",
-    },
+    outputs=loso.report_outputs(REPORT),
     embed_into="report",
 )
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        data, ignored = loso.load_clips(
-            args.data_root, loso.cache_dir(args.data_root, args.cache_dir)
-        )
+        data, ignored = loso.load(args)
         missing = [p for p in fold_models(args) if not p.is_file()]
         if missing:
             raise InputError(f"{len(missing)} fold model(s) missing, first {missing[0]}")
@@ -104,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "loso_aggregate": aggregate,
         "baselines": scored,
     }
-    write_json(args.out / f"{REPORT}.json", report)
-    atomic_write(args.out / f"{REPORT}.md", markdown(report).encode("utf-8"))
+    loso.write_report(args.out, REPORT, report, markdown(report))
     current_run().record(
         folds=len(per_fold), ignored_pairs=len(ignored), loso_aggregate=aggregate,
         baselines={n: s["all_clips_concat"] for n, s in scored.items()},
