@@ -24,6 +24,7 @@ from provenance import atomic_write, current_run, recorded_run
 
 Model = Annotated[Path, typer.Option(help="the ONNX model")]
 Repeated = Annotated[list[str] | None, typer.Option()]
+FailOnWarning = Annotated[bool, typer.Option(help="exit 1 when there are warnings")]
 
 
 def _report(path: Path, command: str, body: dict[str, Any]) -> None:
@@ -40,7 +41,7 @@ def validate_norm(
     model: Annotated[Path, typer.Option(help="the ONNX model, or its .json sidecar")],
     features: Annotated[Path, typer.Option(help="a feature parquet to compare against")],
     json_report: Report,
-    fail_on_warning: Annotated[bool, typer.Option(help="exit 1 when there are warnings")] = False,
+    fail_on_warning: FailOnWarning = False,
 ) -> int:
     """The sidecar's declared input standardization against a feature table's statistics."""
     run = current_run()
@@ -115,7 +116,7 @@ def audit_learned_filter(
     mean_shift_max: Annotated[float, typer.Option(help="warn above this mean shift")] = 0.05,
     std_ratio_max: Annotated[float, typer.Option(help="warn above this std out/in")] = 2.0,
     clip_fraction_max: Annotated[float, typer.Option(help="warn above this clipped share")] = 0.01,
-    fail_on_warning: Annotated[bool, typer.Option(help="exit 1 when there are warnings")] = False,
+    fail_on_warning: FailOnWarning = False,
 ) -> int:
     """A learned filter's effect on frames: mean shift, std ratio, clipping and SSIM per frame."""
     limits = {
