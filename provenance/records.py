@@ -141,8 +141,18 @@ def holds_block(record: Record, shown: str) -> bool:
     embedded copy), rather than another host of a copy of the same block."""
     if not record.embedded:
         return False
+    source = os.path.abspath(record.source)
     base = record.root if record.root is not None else Path.cwd()
-    return os.path.normpath(os.path.join(base, shown)) == os.path.abspath(record.source)
+    if os.path.normpath(os.path.join(base, shown)) == source:
+        return True
+    # The root found for an embedded block may not be the one the run had (an entrypoint
+    # outside it): then a relative path that ends the file's own path names it.
+    parts = Path(os.path.normpath(shown)).parts
+    return (
+        not os.path.isabs(shown)
+        and ".." not in parts
+        and Path(source).parts[-len(parts) :] == parts
+    )
 
 
 def place_of(base: Path, shown: Any, boundary: Boundary) -> Place:
