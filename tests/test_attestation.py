@@ -236,20 +236,29 @@ def verify_attestation(project: Path, artifact: str, attestation: Path, public: 
     )
 
 
+@pytest.fixture(scope="module")
+def attested(tmp_path_factory, keys) -> Path:
+    """Two real models, each attested: made once, then copied for each test to tamper with
+    (the records name everything relative to the project, so a copy verifies as well)."""
+    project = project_with(tmp_path_factory.mktemp("tampering") / "proj", "onnx_export")
+    (project / "data.txt").write_text("training data\n")
+    (project / "other.txt").write_text("other data\n")
+    export(project, "--data", "data.txt", "--out", "a.onnx")
+    export(project, "--data", "other.txt", "--out", "b.onnx")
+    for name in ("a.onnx", "b.onnx"):
+        proc = provenance("attest", name, "--key", keys["plain"][0], cwd=project)
+        assert proc.returncode == 0, proc.stderr
+    return project
+
+
 class TestTampering:
     """Each way an attestation can stop holding fails, exit 1, with its own one-line reason."""
 
     @pytest.fixture
-    def work(self, tmp_path, keys) -> Path:
-        project = project_with(tmp_path / "proj", "onnx_export")
-        (project / "data.txt").write_text("training data\n")
-        (project / "other.txt").write_text("other data\n")
-        export(project, "--data", "data.txt", "--out", "a.onnx")
-        export(project, "--data", "other.txt", "--out", "b.onnx")
-        for name in ("a.onnx", "b.onnx"):
-            proc = provenance("attest", name, "--key", keys["plain"][0], cwd=project)
-            assert proc.returncode == 0, proc.stderr
-        return project
+    def work(self, attested, tmp_path) -> Path:
+        copy = tmp_path / "proj"
+        shutil.copytree(attested, copy, symlinks=True)
+        return copy
 
     def failure(self, proc) -> str:
         assert proc.returncode == 1, proc.stdout + proc.stderr
