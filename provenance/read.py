@@ -9,12 +9,13 @@ anything looser.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +348,10 @@ class _Filters:
         if self.where:
             params = stored["params"]
             for names, value in self._where:
-                if not any(name in params and same(params[name], value) for name in names):
+                for name in names:
+                    if name in params and same(params[name], value):
+                        break
+                else:
                     return False
         if self.gate:
             gates = stored["gates"]
@@ -397,12 +401,18 @@ def collect_runs(
             raise UnreadableRecord(f"{top}: no such file or folder")
     filters = _Filters(where or {}, gate or {}, status, script)
     store = LineageIndex.from_environment() if index else None
+    collecting = gc.isenabled()
+    # A summary a record makes no reference cycle: looking for them among a hundred thousand
+    # (each one more object to look through) took a tenth of a warm call.
+    gc.disable()
     try:
         try:
             return _collect(tops, store, filters)
         except _StoreFailed:
             return _collect(tops, None, filters)
     finally:
+        if collecting:
+            gc.enable()
         if store is not None:
             store.close()
 
@@ -413,10 +423,9 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
     boundary = Boundary.of(t for t in tops if os.path.isdir(t))
     seen: set[bytes] = set()
     began = time.time_ns()  # before any stat: a record changed after it is racy
-    # The records the index answers for: (their folder's prefix, root, names), by folder, and
-    # their stored summaries (JSON text), in the same order.
-    pending: list[tuple[str, str, list[bytes]]] = []
-    texts: list[str] = []
+    # The records the index answers for, by folder: its prefix, their root, their names and
+    # their stored summaries.
+    pending: list[tuple[str, str, list[bytes], list[Any]]] = []
 
     def read(shown: str, root: str, real: bytes | None = None, key: bytes | None = None) -> None:
         try:
@@ -446,14 +455,12 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
             continue
         top_key = folder_key(os.path.realpath(top))
         held: dict[bytes, bytes] = {}
-        summaries: dict[bytes, str] = {}  # by real path
-        walked = scan(top)  # first: a forked walker copies less of a process that holds less
-        if store is not None:
-            folders_held = store.folders_under(top_key)
-            stored_summaries = store.summaries_under(top_key)
-            if folders_held is None or stored_summaries is None:
-                raise _StoreFailed
-            held, summaries = folders_held, stored_summaries
+        summaries: dict[bytes, Any] = {}  # decoded, by real path
+        got: list[tuple[dict[bytes, bytes], dict[bytes, Any]]] = []
+        # The store is read while a forked process walks: most of a warm call is either.
+        walked = scan(top, partial(_from_store, store, top_key, got) if store is not None else None)
+        if got:
+            held, summaries = got[0]
         for folder in walked:
             key = folder.key
             if key in seen:
@@ -474,17 +481,16 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
             base = key + b"/"
             stored = [summaries.get(base + name) for name in now]
             if before is now and None not in stored:  # the common case: all of them current
-                pending.append((prefix, top, list(now)))
-                texts.extend(stored)  # type: ignore[arg-type]  # no None in it
+                pending.append((prefix, top, list(now), stored))
             else:
-                current = []
-                for (name, stat_key), text in zip(now.items(), stored, strict=True):
-                    if text is not None and before.get(name) == stat_key:
+                current, values = [], []
+                for (name, stat_key), summary in zip(now.items(), stored, strict=True):
+                    if summary is not None and before.get(name) == stat_key:
                         current.append(name)
-                        texts.append(text)
+                        values.append(summary)
                     else:
                         read(prefix + os.fsdecode(name), top, base + name, stat_key)
-                pending.append((prefix, top, current))
+                pending.append((prefix, top, current, values))
             if store is not None and before is not now:
                 store.forget(base + name for name in before if name not in now)
             for other in folder.others:  # links, or records that could not be stat-ed
@@ -505,25 +511,43 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
         store.flush()
         if store.broken:
             raise _StoreFailed
-    if texts:
-        try:
-            summaries_read = json.loads("[" + ",".join(texts) + "]")
-            if len(summaries_read) != len(texts):
-                raise ValueError("one is two, or two are one")
-            decoded = iter(summaries_read)
-            for prefix, root, current in pending:
-                # strict=False: ``decoded`` runs on into the next folder's
-                for name, summary in zip(current, decoded, strict=False):
-                    if summary["status"] == RUNNING:  # a job's: its ranks' processes say
-                        read(prefix + os.fsdecode(name), root)
-                    elif keep(summary):
-                        found.runs.append(_summary(prefix + os.fsdecode(name), summary))
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
-            assert store is not None  # a store something else wrote into
-            store.distrust(f"a stored run summary is not one: {err}")
-            raise _StoreFailed from None
+    try:
+        for prefix, root, current, values in pending:
+            for name, summary in zip(current, values, strict=True):
+                if summary["status"] == RUNNING:  # a job's: its ranks' processes say
+                    read(prefix + os.fsdecode(name), root)
+                elif keep(summary):
+                    found.runs.append(_summary(prefix + os.fsdecode(name), summary))
+    except (TypeError, KeyError, AttributeError) as err:
+        assert store is not None  # a store something else wrote into
+        store.distrust(f"a stored run summary is not one: {err}")
+        raise _StoreFailed from None
     found.runs.sort(key=lambda run: run.record)
     return found
+
+
+def _from_store(
+    store: LineageIndex, top: bytes, into: list[tuple[dict[bytes, bytes], dict[bytes, Any]]]
+) -> None:
+    """Add to ``into`` what ``store`` holds below the folder ``top``: its folders' entries, and
+    its records' summaries, decoded (by path)."""
+    held = store.folders_under(top)
+    stored = store.summaries_under(top)
+    if held is None or stored is None:
+        raise _StoreFailed
+    into.append((held, _decoded(store, stored)))
+
+
+def _decoded(store: LineageIndex, stored: dict[bytes, str]) -> dict[bytes, Any]:
+    """The summaries a store holds (JSON text, by path), decoded in one call."""
+    try:
+        values = json.loads("[" + ",".join(stored.values()) + "]")
+        if len(values) != len(stored):
+            raise ValueError("one is two, or two are one")
+    except (ValueError, TypeError) as err:  # a store something else wrote into
+        store.distrust(f"a stored run summary is not one: {err}")
+        raise _StoreFailed from None
+    return dict(zip(stored, values, strict=True))
 
 
 def matches(
