@@ -9,7 +9,6 @@ anything looser.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance import records
-from provenance.commands import declared_entries
+from provenance.commands import declared_entries, no_cycle_collection
 from provenance.commands.lineage import MAX_DEPTH, Walk, index_for, outputs_of, trace
 from provenance.commands.verify import (
     DEFAULT_MAX_BYTES,
@@ -401,18 +400,13 @@ def collect_runs(
             raise UnreadableRecord(f"{top}: no such file or folder")
     filters = _Filters(where or {}, gate or {}, status, script)
     store = LineageIndex.from_environment() if index else None
-    collecting = gc.isenabled()
-    # A summary a record makes no reference cycle: looking for them among a hundred thousand
-    # (each one more object to look through) took a tenth of a warm call.
-    gc.disable()
     try:
-        try:
-            return _collect(tops, store, filters)
-        except _StoreFailed:
-            return _collect(tops, None, filters)
+        with no_cycle_collection():
+            try:
+                return _collect(tops, store, filters)
+            except _StoreFailed:
+                return _collect(tops, None, filters)
     finally:
-        if collecting:
-            gc.enable()
         if store is not None:
             store.close()
 

@@ -7,7 +7,9 @@ where asked), 2 a usage error or a record that cannot be read.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import gc
 import json
 import re
 import shlex
@@ -202,6 +204,21 @@ def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
 def warn(message: str) -> None:
     """One line on stderr, ``provenance:`` first, however long or odd the message."""
     print(f"provenance: {one_line(message)}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a command reads many records. What reading
+    them makes holds no reference cycle the command leaves behind, and the collector looks
+    through every object still held, again and again as they are made: a fifth of a cold
+    call over a hundred thousand records, a tenth of a warm one."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def print_json(value: Any) -> None:
