@@ -14,11 +14,12 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
 from provenance import records
-from provenance.commands import declared_entries
+from provenance.commands import declared_entries, no_cycle_collection
 from provenance.commands.lineage import MAX_DEPTH, Walk, index_for, outputs_of, trace
 from provenance.commands.verify import (
     DEFAULT_MAX_BYTES,
@@ -323,10 +324,49 @@ class _StoreFailed(Exception):
     """The lineage index broke while in use: the runs are found again without it."""
 
 
-def _summary(shown: str, artifact: str, stored: dict[str, Any]) -> RunSummary:
+@dataclass(frozen=True)
+class _Filters:
+    """What ``find_runs`` keeps: applied to what a record's summary says, before a
+    ``RunSummary`` is made of it."""
+
+    where: Mapping[str, Any]
+    gate: Mapping[str, bool]
+    status: str | None
+    script: str | None
+
+    def keep(self, stored: dict[str, Any]) -> bool:
+        if self.status is not None and stored["status"] != self.status:
+            return False
+        script = self.script
+        if script is not None and script not in (
+            stored["script"],
+            Path(stored["script"]).name,
+            stored["command"],
+        ):
+            return False
+        if self.where:
+            params = stored["params"]
+            for names, value in self._where:
+                for name in names:
+                    if name in params and same(params[name], value):
+                        break
+                else:
+                    return False
+        if self.gate:
+            gates = stored["gates"]
+            return all(gates.get(name) is passed for name, passed in self.gate.items())
+        return True
+
+    @cached_property
+    def _where(self) -> list[tuple[tuple[str, str, str], Any]]:
+        """Each ``where`` key with the names it may have among the params, and its value."""
+        return [((k, f"args.{k}", f"config.{k}"), v) for k, v in self.where.items()]
+
+
+def _summary(shown: str, stored: dict[str, Any]) -> RunSummary:
     return RunSummary(
         shown,
-        artifact,
+        _artifact_of(shown),
         stored["script"],
         stored["command"],
         stored["status"],
@@ -342,31 +382,44 @@ def _artifact_of(shown: str) -> str:
     return head
 
 
-def collect_runs(paths: Iterable[str | os.PathLike[str]], *, index: bool = True) -> FoundRuns:
-    """Every run recorded under ``paths`` (folders, walked; or artifacts and records), sorted
-    by record path; unchanged records come from the lineage index where there is one."""
+def collect_runs(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    index: bool = True,
+    where: Mapping[str, Any] | None = None,
+    gate: Mapping[str, bool] | None = None,
+    status: str | None = None,
+    script: str | None = None,
+) -> FoundRuns:
+    """Every run recorded under ``paths`` (folders, walked; or artifacts and records) that
+    passes the filters (as ``find_runs`` takes them), sorted by record path; unchanged records
+    come from the lineage index where there is one."""
     tops = [str(p) for p in paths] or ["."]
     for top in tops:
         if not os.path.lexists(top):
             raise UnreadableRecord(f"{top}: no such file or folder")
+    filters = _Filters(where or {}, gate or {}, status, script)
     store = LineageIndex.from_environment() if index else None
     try:
-        try:
-            return _collect(tops, store)
-        except _StoreFailed:
-            return _collect(tops, None)
+        with no_cycle_collection():
+            try:
+                return _collect(tops, store, filters)
+            except _StoreFailed:
+                return _collect(tops, None, filters)
     finally:
         if store is not None:
             store.close()
 
 
-def _collect(tops: list[str], store: LineageIndex | None) -> FoundRuns:
+def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> FoundRuns:
     found = FoundRuns([], [])
+    keep = filters.keep
     boundary = Boundary.of(t for t in tops if os.path.isdir(t))
     seen: set[bytes] = set()
     began = time.time_ns()  # before any stat: a record changed after it is racy
-    # (shown, root, stored text) of the records the index answers for
-    pending: list[tuple[str, str, str]] = []
+    # The records the index answers for, by folder: its prefix, their root, their names and
+    # their stored summaries.
+    pending: list[tuple[str, str, list[bytes], list[Any]]] = []
 
     def read(shown: str, root: str, real: bytes | None = None, key: bytes | None = None) -> None:
         try:
@@ -383,7 +436,8 @@ def _collect(tops: list[str], store: LineageIndex | None) -> FoundRuns:
             text = stored_text(stored)
             entrypoint = record.block["entrypoint"]["path"]
             store.put(real, key, entrypoint, outputs_of(record), text, walk_began_ns=began)
-        found.runs.append(_summary(shown, _artifact_of(shown), stored))
+        if keep(stored):
+            found.runs.append(_summary(shown, stored))
 
     for top in tops:
         if not os.path.isdir(top):
@@ -395,14 +449,12 @@ def _collect(tops: list[str], store: LineageIndex | None) -> FoundRuns:
             continue
         top_key = folder_key(os.path.realpath(top))
         held: dict[bytes, bytes] = {}
-        summaries: dict[bytes, dict[bytes, str]] = {}
-        if store is not None:
-            folders_held = store.folders_under(top_key)
-            stored_summaries = store.summaries_under(top_key)
-            if folders_held is None or stored_summaries is None:
-                raise _StoreFailed
-            held, summaries = folders_held, stored_summaries
-        walked = scan(top)
+        summaries: dict[bytes, Any] = {}  # decoded, by real path
+        got: list[tuple[dict[bytes, bytes], dict[bytes, Any]]] = []
+        # The store is read while a forked process walks: most of a warm call is either.
+        walked = scan(top, partial(_from_store, store, top_key, got) if store is not None else None)
+        if got:
+            held, summaries = got[0]
         for folder in walked:
             key = folder.key
             if key in seen:
@@ -411,21 +463,30 @@ def _collect(tops: list[str], store: LineageIndex | None) -> FoundRuns:
             now = parse_entries(folder.entries)
             before: dict[bytes, bytes] = {}
             if store is not None:
-                names = store.names(held.pop(key, b""))
-                if names is None:
-                    raise _StoreFailed
-                before = names
-            mine = summaries.get(key, {})
-            prefix = folder.prefix
-            for name, stat_key in now.items():
-                shown = prefix + os.fsdecode(name)
-                text = mine.get(name)
-                if text is not None and before.get(name) == stat_key:
-                    pending.append((shown, top, text))
+                entries = held.pop(key, b"")
+                if entries == folder.entries:
+                    before = now  # none of its records changed, came or went
                 else:
-                    read(shown, top, key + b"/" + name, stat_key)
-            if store is not None:
-                store.forget(key + b"/" + name for name in before if name not in now)
+                    names = store.names(entries)
+                    if names is None:
+                        raise _StoreFailed
+                    before = names
+            prefix = folder.prefix
+            base = key + b"/"
+            stored = [summaries.get(base + name) for name in now]
+            if before is now and None not in stored:  # the common case: all of them current
+                pending.append((prefix, top, list(now), stored))
+            else:
+                current, values = [], []
+                for (name, stat_key), summary in zip(now.items(), stored, strict=True):
+                    if summary is not None and before.get(name) == stat_key:
+                        current.append(name)
+                        values.append(summary)
+                    else:
+                        read(prefix + os.fsdecode(name), top, base + name, stat_key)
+                pending.append((prefix, top, current, values))
+            if store is not None and before is not now:
+                store.forget(base + name for name in before if name not in now)
             for other in folder.others:  # links, or records that could not be stat-ed
                 shown = prefix + other
                 if boundary.admits(os.path.realpath(shown)):
@@ -444,27 +505,43 @@ def _collect(tops: list[str], store: LineageIndex | None) -> FoundRuns:
         store.flush()
         if store.broken:
             raise _StoreFailed
-    if pending:
-        try:
-            decoded = json.loads("[" + ",".join(text for _, _, text in pending) + "]")
-            for (shown, root, _), stored in zip(pending, decoded, strict=True):
-                if stored["status"] == RUNNING:  # a job's: its ranks' processes say if it runs
-                    read(shown, root)
-                else:
-                    found.runs.append(_summary(shown, _artifact_of(shown), stored))
-        except (ValueError, TypeError, KeyError) as err:  # a store something else wrote into
-            assert store is not None
-            store.distrust(f"a stored run summary is not one: {err}")
-            raise _StoreFailed from None
+    try:
+        for prefix, root, current, values in pending:
+            for name, summary in zip(current, values, strict=True):
+                if summary["status"] == RUNNING:  # a job's: its ranks' processes say
+                    read(prefix + os.fsdecode(name), root)
+                elif keep(summary):
+                    found.runs.append(_summary(prefix + os.fsdecode(name), summary))
+    except (TypeError, KeyError, AttributeError) as err:
+        assert store is not None  # a store something else wrote into
+        store.distrust(f"a stored run summary is not one: {err}")
+        raise _StoreFailed from None
     found.runs.sort(key=lambda run: run.record)
     return found
 
 
-def _matches_param(params: Mapping[str, Any], key: str, value: Any) -> bool:
-    for name in (key, f"args.{key}", f"config.{key}"):
-        if name in params and same(params[name], value):
-            return True
-    return False
+def _from_store(
+    store: LineageIndex, top: bytes, into: list[tuple[dict[bytes, bytes], dict[bytes, Any]]]
+) -> None:
+    """Add to ``into`` what ``store`` holds below the folder ``top``: its folders' entries, and
+    its records' summaries, decoded (by path)."""
+    held = store.folders_under(top)
+    stored = store.summaries_under(top)
+    if held is None or stored is None:
+        raise _StoreFailed
+    into.append((held, _decoded(store, stored)))
+
+
+def _decoded(store: LineageIndex, stored: dict[bytes, str]) -> dict[bytes, Any]:
+    """The summaries a store holds (JSON text, by path), decoded in one call."""
+    try:
+        values = json.loads("[" + ",".join(stored.values()) + "]")
+        if len(values) != len(stored):
+            raise ValueError("one is two, or two are one")
+    except (ValueError, TypeError) as err:  # a store something else wrote into
+        store.distrust(f"a stored run summary is not one: {err}")
+        raise _StoreFailed from None
+    return dict(zip(stored, values, strict=True))
 
 
 def matches(
@@ -476,13 +553,14 @@ def matches(
     script: str | None = None,
 ) -> bool:
     """Whether a run passes every filter ``find_runs`` takes."""
-    if status is not None and run.status != status:
-        return False
-    if script is not None and script not in (run.script, Path(run.script).name, run.command):
-        return False
-    if any(not _matches_param(run.params, k, v) for k, v in (where or {}).items()):
-        return False
-    return all(run.gates.get(name) is passed for name, passed in (gate or {}).items())
+    stored = {
+        "status": run.status,
+        "script": run.script,
+        "command": run.command,
+        "params": run.params,
+        "gates": run.gates,
+    }
+    return _Filters(where or {}, gate or {}, status, script).keep(stored)
 
 
 def find_runs(
@@ -502,12 +580,8 @@ def find_runs(
     without that gate does not match); ``status``: succeeded, failed, interrupted, running or
     lost; ``script``: the entrypoint's recorded path or file name, or the command path.
     Records that cannot be read are left out (``collect_runs`` names them)."""
-    found = collect_runs(paths, index=index)
-    return [
-        run
-        for run in found.runs
-        if matches(run, where=where, gate=gate, status=status, script=script)
-    ]
+    found = collect_runs(paths, index=index, where=where, gate=gate, status=status, script=script)
+    return found.runs
 
 
 def differing(runs: Sequence[RunSummary]) -> list[str]:
@@ -518,9 +592,26 @@ def differing(runs: Sequence[RunSummary]) -> list[str]:
     found = []
     for key in keys:
         values = {
-            "\0absent" if v is absent else json.dumps(v, sort_keys=True)
-            for v in (run.params.get(key, absent) for run in runs)
+            v if v is absent else _as_json(v) for v in (run.params.get(key, absent) for run in runs)
         }
         if len(values) > 1:
             found.append(key)
     return found
+
+
+_PLAIN = {str: "s", int: "i", bool: "b", type(None): "n"}
+
+
+def _as_json(value: Any) -> tuple[str, Any]:
+    """What tells values apart as JSON: two are equal exactly when their JSON text is. A plain
+    value (most of them) is its type and itself, not written out."""
+    kind = _PLAIN.get(type(value))
+    if kind is not None:
+        return kind, value
+    text = json.dumps(value, sort_keys=True)
+    if text[:1] not in "[{":  # a float, or a subclass of a plain type, read back
+        back = json.loads(text)
+        kind = _PLAIN.get(type(back))
+        if kind is not None:
+            return kind, back
+    return "j", text

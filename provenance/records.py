@@ -131,9 +131,11 @@ class Record:
         """What a command reading this record may touch: the project root, unless asked."""
         return Boundary.of([self.base], anywhere=outside_root)
 
-    def place(self, shown: Any, boundary: Boundary) -> Place:
+    def place(
+        self, shown: Any, boundary: Boundary, real: Callable[[str], str] = os.path.realpath
+    ) -> Place:
         """Where a path the record names is, or why it is not to be touched (see ``place_of``)."""
-        return place_of(self.base, shown, boundary)
+        return place_of(self.base, shown, boundary, real)
 
 
 def holds_block(record: Record, shown: str) -> bool:
@@ -155,10 +157,13 @@ def holds_block(record: Record, shown: str) -> bool:
     )
 
 
-def place_of(base: Path, shown: Any, boundary: Boundary) -> Place:
+def place_of(
+    base: Path, shown: Any, boundary: Boundary, real: Callable[[str], str] = os.path.realpath
+) -> Place:
     """Where a path a record names, relative to ``base``, is, or why it is not to be touched.
     Nothing outside ``boundary`` is touched to find out: the path is checked as written, then
-    with its symlinks resolved, so a link out of the root is refused too."""
+    with its symlinks resolved (by ``real``: ``os.path.realpath``, or a ``RealPaths`` of the
+    command's), so a link out of the root is refused too."""
     if not isinstance(shown, str) or not shown:
         return Place(str(shown), None, "malformed path")
     if "\0" in shown:
@@ -172,10 +177,34 @@ def place_of(base: Path, shown: Any, boundary: Boundary) -> Place:
     written = os.path.normpath(os.path.join(base, shown))
     if not boundary.admits(written):
         return Place(shown, None, OUTSIDE, Path(written))
-    real = os.path.realpath(written)  # never raises on a loop: stat-ing it says ELOOP
-    if not boundary.admits(real):
+    resolved = real(written)  # never raises on a loop: stat-ing it says ELOOP
+    if not boundary.admits(resolved):
         return Place(shown, None, OUTSIDE_BY_LINK, Path(written))
-    return Place(shown, Path(real), None, Path(written))
+    return Place(shown, Path(resolved), None, Path(written))
+
+
+class RealPaths:
+    """``os.path.realpath`` for the many paths one command resolves: each folder is resolved
+    once, and a path in it costs one ``lstat`` of its last part, not one of every part. To be
+    used while the command runs, not kept: a folder made a link since is not seen."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        folder, _, name = path.rpartition("/")
+        if not folder or path.startswith("//") or os.path.normpath(path) != path:
+            return os.path.realpath(path)  # relative, the root itself, or not normalized
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        joined = real.rstrip("/") + "/" + name
+        try:
+            if stat.S_ISLNK(os.lstat(joined).st_mode):
+                return os.path.realpath(path)
+        except OSError:
+            pass  # as realpath takes a part it cannot stat: as it is
+        return joined
 
 
 def run_state(running_record: Path) -> str:
@@ -366,10 +395,6 @@ def load(
             f"no record for {given}: neither it nor {sidecar_path_for(Path(given)).name} exists"
         )
     embedded = not is_sidecar_name(source.name)
-    no_record = (
-        f"no record for {given} (looked for {sidecar_path_for(source).name} and an embedded "
-        "run_provenance block)"
-    )
     try:
         document, st = _read_json(source)
     except UnreadableRecord as err:
@@ -377,11 +402,11 @@ def load(
             raise
         # An artifact that is not a JSON document holding a record has no record: that is
         # the finding, not how its bytes failed to be JSON.
-        raise UnreadableRecord(no_record) from err
+        raise UnreadableRecord(_no_record(given, source)) from err
     if embedded:
         block = document.get("run_provenance") if isinstance(document, dict) else None
         if not isinstance(block, dict):
-            raise UnreadableRecord(no_record)
+            raise UnreadableRecord(_no_record(given, source))
         document = {"schema": "provenance.manifest/v1", "run_provenance": block}
     if declared_count(document) > MAX_DECLARED:
         raise UnreadableRecord(f"{source}: declares over {MAX_DECLARED:,} paths: not a sidecar")
@@ -397,6 +422,13 @@ def load(
         else (roots or Roots()).root_for(source, entrypoint["path"], entrypoint.get("sha256"))
     )
     return Record(source, document, base, embedded)
+
+
+def _no_record(given: str | os.PathLike[str], source: Path) -> str:
+    return (
+        f"no record for {given} (looked for {sidecar_path_for(source).name} and an embedded "
+        "run_provenance block)"
+    )
 
 
 # How many folders above a record's own the root it was written against is looked for, when no

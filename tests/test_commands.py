@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from provenance.record.sidecar import running_record_path, side_record_path, sidecar_path_for
 from tests.conftest import ROOT, block_of, load_sidecar, run_fake, run_script, sidecar_of
@@ -1541,3 +1543,50 @@ class TestVerifyForPeople:
         assert "records verified" not in one[-1]  # a total only across several
         assert any(line.endswith(" files") or line.endswith(" file") for line in one)
         assert not any("(s)" in line for line in one)
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(alphabet=st.characters(codec=None, exclude_categories=()))
+)
+
+
+class TestIndentedJson:
+    """``print_json``'s encoder writes what ``json.dumps(indent=2, sort_keys=True)`` writes,
+    byte for byte, whatever the value holds."""
+
+    @hypothesis.given(
+        st.recursive(
+            _JSON_LEAVES,
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.tuples(inner, inner)
+                | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+                | st.dictionaries(st.integers(), inner, max_size=2)
+            ),
+            max_leaves=30,
+        )
+    )
+    def test_the_bytes_of_json_dumps(self, value):
+        from provenance.commands import indented_json
+
+        for ascii_only in (False, True):
+            expected = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=ascii_only)
+            assert indented_json(value, ensure_ascii=ascii_only) == expected
+
+    def test_a_list_of_runs_as_json_dumps_writes_it(self):
+        from provenance.commands import indented_json
+
+        value = {
+            "differing": ["args.lr"],
+            "runs": [
+                {"gates": {}, "params": {"args.lr": 0.1, "x": [1, {"a": []}]}, "status": "ok"},
+                {"gates": {"g": True}, "params": {}, "e": None, "n": -0.0, "s": "\u2028é"},
+            ],
+        }
+        assert indented_json(value, ensure_ascii=False) == json.dumps(
+            value, indent=2, sort_keys=True, ensure_ascii=False
+        )

@@ -250,6 +250,9 @@ def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(
     full_scan = [str(p) for p in records_under(folders, boundary)]
     assert list(record_paths(scan.scan(folders[0]))) == full_scan
     assert len(full_scan) == 8 + 12 + 4
+    done: list[int] = []  # the caller's work done while a forked process walks: the same walk
+    assert scan.scan(folders[0], lambda: done.append(os.getpid())) == scan.scan(folders[0])
+    assert done == [os.getpid()]
     walked = scan.scan(folders[0])
     for folder in walked:
         assert folder.real == os.path.realpath(folder.shown)
@@ -259,6 +262,33 @@ def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(
     others = sorted(name for folder in walked for name in folder.others)
     assert others == ["dangling.manifest.json", "t.manifest.json"]  # a link to a folder is none
     assert len(walked) == 1 + 1 + 1 + 12 + 4  # proj, records, links, the d* and the d*/sub
+
+
+@pytest.mark.parametrize("split_at", [1, 1000], ids=["forked", "one process"])
+def test_the_work_done_while_walking_is_done_once_and_its_error_stops_the_walker(
+    proj, monkeypatch, split_at
+):
+    from provenance.stores import scan
+
+    monkeypatch.setattr(scan, "SPLIT_AT", split_at)
+    for i in range(20):
+        write(proj / f"d{i:02}" / "x.manifest.json", document())
+    expected = scan.scan(proj)
+    done: list[str] = []
+    assert scan.scan(proj, lambda: done.append("done")) == expected
+    assert scan.scan(proj / "nowhere", lambda: done.append("none")) == []
+    assert done == ["done", "none"]
+
+    def fails() -> None:
+        raise KeyboardInterrupt
+
+    def children() -> set[str]:  # running or unreaped (Linux)
+        return set(Path(f"/proc/self/task/{os.getpid()}/children").read_text().split())
+
+    before = children()
+    with pytest.raises(KeyboardInterrupt):
+        scan.scan(proj, fails)
+    assert children() == before  # no walker left behind
 
 
 def test_a_walker_that_fails_is_walked_for_again(proj, monkeypatch):

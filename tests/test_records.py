@@ -142,6 +142,43 @@ class TestPlaces:
         anywhere = record.boundary(outside_root=True)
         assert record.place("link", anywhere).path == (tmp_path / "secret.txt").resolve()
 
+    def test_real_paths_resolved_by_folder_are_realpaths(self, tmp_path):
+        from provenance.records import RealPaths
+
+        root = project(tmp_path / "proj")
+        (root / "d" / "e").mkdir(parents=True)
+        (root / "d" / "f.txt").write_text("f")
+        (tmp_path / "out").mkdir()
+        os.symlink(root / "d", root / "to-d")  # a linked folder
+        os.symlink("e/../f.txt", root / "d" / "rel")  # a relative link through ".."
+        os.symlink(tmp_path / "out", root / "d" / "out")  # out of the root
+        os.symlink(root / "nowhere", root / "d" / "dangling")
+        os.symlink(root / "d" / "loop2", root / "d" / "loop1")
+        os.symlink(root / "d" / "loop1", root / "d" / "loop2")
+        os.symlink("to-d", root / "chain")  # a link to a link to a folder
+        (root / "d" / "file").write_text("not a folder")
+        names = ["d", "to-d", "chain", "e", "f.txt", "rel", "out", "dangling", "loop1", "file"]
+        names += ["missing", "x.txt"]
+        paths = [str(root / a) for a in names]
+        paths += [str(root / a / b) for a in names for b in names]
+        paths += [str(root / a / b / c) for a in names[:4] for b in names for c in names[:6]]
+        paths += [
+            "/",
+            "//x",
+            "relative/x",
+            "/x",
+            "/x/..",
+            *(str(root) + p for p in ("/d/./e", "/d/../d", "/to-d/..", "/chain/.", "/d/", "//d")),
+        ]
+        real = RealPaths()
+        for _ in range(2):  # the folders resolved once stand for the rest
+            for path in paths:
+                assert real(path) == os.path.realpath(path), path
+        record = load(write(root / "a.manifest.json", document()))
+        boundary = record.boundary()
+        for shown in names + [f"to-d/{n}" for n in names] + [f"chain/{n}" for n in names]:
+            assert record.place(shown, boundary, real) == record.place(shown, boundary), shown
+
     @pytest.mark.parametrize("shown", ["a\u0000b", "\ud800", "", "x" * 5000])
     def test_unusable_paths_are_refused_with_why(self, tmp_path, shown):
         root = project(tmp_path / "proj")

@@ -312,3 +312,85 @@ class TestSameAsJson:
         assert [r.script for r in where(["runs"], where={"n": 1})] == ["t.py"]
         assert [r.script for r in where(["runs"], where={"n": 1.0})] == ["o.py"]
         assert where(["runs"], where={"n": "1"}) == []
+
+
+class TestFiltersBeforeSummaries:
+    """``collect_runs`` filters what each record's summary says before it makes a run of it:
+    the runs it keeps are those ``matches`` keeps, cold, warm, and without the index."""
+
+    FILTERS: tuple[dict[str, Any], ...] = (
+        {},
+        {"where": {"lr": 0.01}},
+        {"where": {"seed": 1, "trainer.epochs": 5}},
+        {"where": {"config.trainer.epochs": 7}},
+        {"where": {"lr": "0.01"}},
+        {"gate": {"plcc": False}},
+        {"status": "failed"},
+        {"status": "lost"},
+        {"script": "eval.py"},
+        {"script": "train.py", "where": {"seed": 1}, "gate": {"plcc": True}},
+    )
+
+    def test_the_same_runs_as_filtering_them_all(self, proj, monkeypatch):
+        from provenance.read import collect_runs, matches
+
+        sweep(proj)
+        lost = proj / "runs" / "d" / "model.bin.manifest.running.0000000a.json"
+        write(lost, run_doc("train.py", {"seed": 3}, status="running", exit_code=None))
+        failed = proj / "runs" / "a" / "model.bin.manifest.failed.json"
+        write(failed, run_doc("train.py", {"lr": 3}, status="failed", exit_code=2))
+        aged(proj)
+        for call in ("cold", "warm", "off"):
+            if call == "off":
+                monkeypatch.setenv(ENVIRONMENT, "off")
+            every = collect_runs(["runs"]).runs
+            assert len(every) == 6
+            for filters in self.FILTERS:
+                kept = collect_runs(["runs"], **filters).runs
+                assert kept == [r for r in every if matches(r, **filters)], (call, filters)
+                assert kept == provenance.find_runs(["runs"], **filters)
+        assert [r.status for r in collect_runs(["runs"], status="lost").runs] == ["lost"]
+
+    def test_summaries_the_store_holds_merged_are_not_trusted(self, proj, tmp_path):
+        sweep(proj)
+        aged(proj)
+        full = runs("runs", "--json")
+        with sqlite3.connect(tmp_path / "cache" / FILE_NAME) as db:
+            rows = db.execute("SELECT path, summary FROM runs ORDER BY path").fetchall()
+            # Two folders' texts that, joined, make one summary: one run stands for two.
+            (first, one), (second, _) = rows[0], rows[1]
+            assert first.endswith(b"/a/model.bin.manifest.json"), first
+            merged = one[:-1] + ',"more":[0'
+            db.execute("UPDATE runs SET summary = ? WHERE path = ?", (merged, first))
+            db.execute("UPDATE runs SET summary = ? WHERE path = ?", ("0]}", second))
+        code, out, err = runs("runs", "--json")
+        assert (code, out) == full[:2]
+        assert "lineage index" in err.splitlines()[0]
+
+
+class TestDiffering:
+    def test_a_parameter_differs_exactly_when_its_values_are_written_differently(self):
+        import enum
+
+        from provenance.read import RunSummary, differing
+
+        class Level(enum.IntEnum):
+            ONE = 1
+
+        class Name(str):
+            pass
+
+        values = (*_VALUES, Level.ONE, Name("1"), Name("é"))
+        absent = object()
+        for a in (*values, absent):
+            for b in values:
+                made = [
+                    RunSummary(
+                        "r", "a", "s.py", None, "succeeded", 0, {}, {} if v is absent else {"k": v}
+                    )
+                    for v in (a, b)
+                ]
+                written = a is not absent and json.dumps(a, sort_keys=True) == json.dumps(
+                    b, sort_keys=True
+                )
+                assert differing(made) == ([] if written else ["k"]), (a, b)

@@ -27,6 +27,7 @@ from provenance.commands import (
     add_outside_root,
     declared_entries,
     lines_text,
+    no_cycle_collection,
     print_json,
     short,
     warn,
@@ -36,6 +37,7 @@ from provenance.record.summary import stored_text, summarize
 from provenance.records import (
     Boundary,
     Place,
+    RealPaths,
     Record,
     Roots,
     UnreadableRecord,
@@ -177,16 +179,22 @@ class Index:
     _read: dict[bytes, Record | None] = field(default_factory=dict)
     _roots: dict[tuple[str, str], Path | None] = field(default_factory=dict)
     _finder: Roots = field(default_factory=Roots)
+    _real: RealPaths = field(default_factory=RealPaths)
 
     def add(self, record: Record, order: Order | None = None) -> bool:
-        source = os.path.realpath(record.source)
+        given = os.fspath(record.source)
+        # Without "..", the real path of the absolute path is the path's (the working folder
+        # is real): resolved by folder.
+        source = (
+            self._real(os.path.abspath(given)) if ".." not in given else os.path.realpath(given)
+        )
         if source in self._indexed or self._at(source.encode(*_FS)) is not None:
             return False
         self._indexed.add(source)
         if order is None:
             order, self._next = (self._next, ""), self._next + 1
         for output in outputs_of(record):
-            place = record.place(output.shown, self.boundary)
+            place = record.place(output.shown, self.boundary, self._real)
             key = (order, output.position)
             producer = Producer(record, source, output.name, output.shown, _where(place), key)
             if output.blake3:
@@ -488,21 +496,22 @@ def build_index(
     folders: list[Path], root: str | None, boundary: Boundary, store: LineageIndex | None = None
 ) -> Index:
     index = Index(boundary, root, store)
-    if store is None:
-        for path in records_under(folders, boundary):
-            index.load(path)
-        return index
-    began = time.time_ns()  # before any stat: a record changed after it is racy
-    walked: list[Folder] = []
-    for top in dict.fromkeys(folders):  # a forked walker touches no store: it only stats
-        walked.extend(scan(top))
-    stored: dict[bytes, bytes] = {}
-    for top in dict.fromkeys(folders):
-        held = store.folders_under(folder_key(os.path.realpath(top)))
-        if held is None:
-            raise _StoreFailed
-        stored.update(held)
-    index.take(walked, stored, began)
+    with no_cycle_collection():
+        if store is None:
+            for path in records_under(folders, boundary):
+                index.load(path)
+            return index
+        began = time.time_ns()  # before any stat: a record changed after it is racy
+        walked: list[Folder] = []
+        for top in dict.fromkeys(folders):  # a forked walker touches no store: it only stats
+            walked.extend(scan(top))
+        stored: dict[bytes, bytes] = {}
+        for top in dict.fromkeys(folders):
+            held = store.folders_under(folder_key(os.path.realpath(top)))
+            if held is None:
+                raise _StoreFailed
+            stored.update(held)
+        index.take(walked, stored, began)
     return index
 
 

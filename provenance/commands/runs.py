@@ -27,7 +27,7 @@ from provenance.commands import (
     printable,
     warn,
 )
-from provenance.read import RunSummary, collect_runs, differing, matches
+from provenance.read import RunSummary, collect_runs, differing
 
 MAX_SHOWN = 60  # characters of one value a line shows: a record's value can be megabytes long
 STATUSES = ("succeeded", "failed", "interrupted", "running", "lost")
@@ -119,14 +119,14 @@ def render(runs: list[RunSummary]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    found = collect_runs(args.paths)
-    runs = [
-        r
-        for r in found.runs
-        if matches(
-            r, where=dict(args.where), gate=dict(args.gate), status=args.status, script=args.script
-        )
-    ]
+    found = collect_runs(
+        args.paths,
+        where=dict(args.where),
+        gate=dict(args.gate),
+        status=args.status,
+        script=args.script,
+    )
+    runs = found.runs
     if args.json:
         keys = differing(runs)
         print_json({"differing": keys, "runs": [r.as_dict() for r in runs]})

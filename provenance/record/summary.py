@@ -78,7 +78,11 @@ def summarize(block: dict[str, Any]) -> dict[str, Any]:
 
 def stored_text(summary: dict[str, Any]) -> str:
     """A summary as the index keeps it: ASCII JSON (a hostile record's lone surrogate too)."""
-    return json.dumps(summary, separators=(",", ":"))
+    return _STORED(summary)
+
+
+# Made once: ``json.dumps`` with separators makes its encoder again at every call.
+_STORED = json.JSONEncoder(separators=(",", ":")).encode
 
 
 # Values equal as JSON exactly when they are of one of these types and equal: compared without

@@ -155,21 +155,14 @@ class LineageIndex(SqliteStore):
             self._give_up(err)
             return None
 
-    def summaries_under(self, folder: bytes) -> dict[bytes, dict[bytes, str]] | None:
-        """``{real folder: {name: summary}}`` of the stored records at or below ``folder``, each
-        summary as stored (JSON text); None if broken."""
+    def summaries_under(self, folder: bytes) -> dict[bytes, str] | None:
+        """``{real path: summary}`` of the stored records at or below ``folder``, each summary
+        as stored (JSON text); None if broken."""
         rows = self._query(
-            "SELECT folder, path, summary FROM runs "
-            "WHERE folder = ? OR (folder >= ? AND folder < ?)",
+            "SELECT path, summary FROM runs WHERE folder = ? OR (folder >= ? AND folder < ?)",
             (folder, folder + b"/", folder + b"0"),
         )
-        if rows is None:
-            return None
-        found: dict[bytes, dict[bytes, str]] = {}
-        for where, path, summary in rows:
-            where, path = bytes(where), bytes(path)
-            found.setdefault(where, {})[path[len(where) + 1 :]] = summary
-        return found
+        return None if rows is None else dict(rows)
 
     def by_digest(self, blake3: str) -> list[StoredOutput] | None:
         """The stored outputs with this digest, whichever record; None if broken."""

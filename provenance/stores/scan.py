@@ -21,6 +21,7 @@ import signal
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,12 +104,17 @@ def join_entries(pairs: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(name + b"\0" + key for name, key in pairs)
 
 
-def scan(top: str | os.PathLike[str]) -> list[Folder]:
-    """The folders below ``top`` (itself included) that hold records, in the walk's order."""
+def scan(top: str | os.PathLike[str], meanwhile: Callable[[], None] | None = None) -> list[Folder]:
+    """The folders below ``top`` (itself included) that hold records, in the walk's order.
+
+    ``meanwhile``: the caller's own work, done by this process while a forked one walks (then
+    the forked one walks all of what is left), else before walking."""
     shown = str(Path(top))
     try:
         fd = os.open(shown, _OPEN)
     except OSError:
+        if meanwhile is not None:
+            meanwhile()
         return []  # no folder there: os.walk yields nothing either
     first = _Pending((), shown, os.path.realpath(shown), fd)
     found: list[Folder] = []
@@ -119,7 +125,9 @@ def scan(top: str | os.PathLike[str]) -> list[Folder]:
             below.extend(_list(pending, found))
         level = below
     if level:
-        found.extend(_shared(level))
+        found.extend(_shared(level, meanwhile))
+    elif meanwhile is not None:
+        meanwhile()
     found.sort(key=lambda folder: folder.order)
     return found
 
@@ -208,15 +216,20 @@ def _walk(pending: list[_Pending], parent: int | None = None) -> list[Folder]:
     return found
 
 
-def _shared(pending: list[_Pending]) -> list[Folder]:
+def _shared(pending: list[_Pending], meanwhile: Callable[[], None] | None = None) -> list[Folder]:
     """``_walk`` of ``pending``, every other subtree walked by a forked process where that is
-    safe and there is a second core; by this process alone otherwise."""
+    safe and there is a second core (all of them, while this one does ``meanwhile``); by this
+    process alone otherwise, after ``meanwhile``."""
     if not _may_fork():
+        if meanwhile is not None:
+            meanwhile()
         return _walk(pending)
-    theirs, ours = pending[0::2], pending[1::2]
+    theirs, ours = (pending, []) if meanwhile is not None else (pending[0::2], pending[1::2])
     try:
         read, write = os.pipe()
     except OSError:
+        if meanwhile is not None:
+            meanwhile()
         return _walk(pending)
     parent = os.getpid()
     try:
@@ -224,6 +237,8 @@ def _shared(pending: list[_Pending]) -> list[Folder]:
     except OSError:
         os.close(read)
         os.close(write)
+        if meanwhile is not None:
+            meanwhile()
         return _walk(pending)
     if child == 0:  # pragma: no cover -- the forked process; its result is what the tests see
         status = 1
@@ -235,6 +250,8 @@ def _shared(pending: list[_Pending]) -> list[Folder]:
             os._exit(status)  # never the parent's cleanup, buffers or handlers
     os.close(write)
     try:
+        if meanwhile is not None:
+            meanwhile()
         found = _walk(ours)
         data = _read_all(read)
     except BaseException:  # Ctrl-C, or anything: no walker is left walking for nobody
