@@ -813,8 +813,7 @@ def sign_shipped(out: str) -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    atomic_write(private, pem)
-    private.chmod(0o600)
+    atomic_write(private, pem, mode=0o600)  # never readable by others, not even for a moment
     atomic_write(
         public,
         key.public_key().public_bytes(

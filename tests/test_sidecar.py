@@ -124,6 +124,29 @@ class TestAtomicWrite:
         atomic_write(target, b"x")
         assert target.stat().st_mode & 0o777 == 0o640
 
+    def test_a_mode_given_is_the_new_files_and_no_wider_mode_is_ever_seen(self, tmp_path):
+        """A private key written with ``mode=0o600``: the new file, one that replaced a
+        world-readable one, and the temporary file it was written to are all 0o600."""
+        seen: list[int] = []
+        real_fchmod = os.fchmod
+
+        def fchmod(fd: int, mode: int) -> None:
+            seen.append(os.fstat(fd).st_mode & 0o777)  # the temporary file before its mode
+            real_fchmod(fd, mode)
+
+        os.fchmod = fchmod  # type: ignore[assignment]
+        try:
+            fresh, replaced = tmp_path / "key.pem", tmp_path / "old.pem"
+            replaced.write_bytes(b"")
+            replaced.chmod(0o644)
+            atomic_write(fresh, b"secret", mode=0o600)
+            atomic_write(replaced, b"secret", mode=0o600)
+        finally:
+            os.fchmod = real_fchmod
+        assert fresh.stat().st_mode & 0o777 == 0o600
+        assert replaced.stat().st_mode & 0o777 == 0o600
+        assert seen == [0o600, 0o600]
+
 
 class TestEmbed:
     def test_keeps_the_documents_own_order_and_puts_the_block_last(self):

@@ -245,9 +245,16 @@ def _put_in_place(target: Path, data: bytes, mode: int) -> int:
 
 
 def atomic_write(
-    path: str | os.PathLike[str], data: bytes, *, follow_symlinks: bool = True
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    follow_symlinks: bool = True,
+    mode: int | None = None,
 ) -> None:
     """Replace ``path`` with ``data``: a crash leaves the old file or the new one, never half.
+
+    The file keeps the mode of the one it replaces, else the umask's; ``mode`` sets it instead
+    (``0o600`` for a private key), and the data is never readable more widely on the way.
 
     A symlink is written through, as ``open()`` would (its target is replaced, the link stays),
     unless ``follow_symlinks`` is false: records are never written through a link someone put
@@ -257,10 +264,11 @@ def atomic_write(
     if follow_symlinks and target.is_symlink():
         target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = os.stat(target).st_mode & 0o7777
-    except OSError:
-        mode = _default_mode()
+    if mode is None:
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except OSError:
+            mode = _default_mode()
     fd = _put_in_place(target, data, mode)
     os.close(fd)
     remove_stale_tmp(target)
