@@ -183,6 +183,39 @@ CORPUS_ROW_KEYS: tuple[str, ...] = (
     "enc_internal_itex_mean", "enc_internal_ptex_mean", "enc_internal_intra_ratio",
     "enc_internal_skip_ratio",
 )  # fmt: skip
+
+# What every synthetic encode-grid row (the sample's and the predictor's smoke rows) holds
+# alike: a 10 s 1080p30 source, a whole-clip VMAF 3.0.0 score that exited 0, no HDR, three shots.
+SYNTHETIC_ENCODE: dict[str, Any] = {
+    "width": 1920,
+    "height": 1080,
+    "pix_fmt": "yuv420p",
+    "framerate": 30.0,
+    "duration_s": 10.0,
+    "encoder_version": "sample",
+    "preset": "medium",
+    "extra_params": "",
+    "vmaf_model": "vmaf_v0.6.1",
+    "ffmpeg_version": "7.1",
+    "vmaf_binary_version": "3.0.0",
+    "exit_status": 0,
+    "clip_mode": "full",
+    "hdr_transfer": "bt709",
+    "hdr_primaries": "bt709",
+    "hdr_forced": False,
+    "shot_count": 3,
+    "shot_avg_duration_sec": 3.333,
+    "shot_duration_std_sec": 0.5,
+}
+
+
+def synthetic_encode_row(**fields: Any) -> dict[str, Any]:
+    """A schema-v3 row with every key in its place, ``SYNTHETIC_ENCODE`` and ``fields`` set."""
+    row: dict[str, Any] = dict.fromkeys(CORPUS_ROW_KEYS)
+    row.update(schema_version=SCHEMA_VERSION, **SYNTHETIC_ENCODE, **fields)
+    return row
+
+
 NATURAL_KEY = ("src_sha256", "encoder", "preset", "crf")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
+from ai.corpus.corpora import synthetic_encode_row
 
 STAMP = "2026-05-01T00:00:00Z"  # fixed: the rows must not depend on the clock
 
@@ -27,41 +27,20 @@ def synthetic_row(rng: np.random.Generator, codec: str, source: int, crf: int) -
     size = int(3_000_000 * (0.5 + c) * 2 ** (-(crf - 18) / 6))
     z = 5.2 - 0.13 * (crf - 18) - 1.6 * c + float(rng.normal(0.0, 0.03))
     vmaf = 100.0 / (1.0 + math.exp(-z))
-    row: dict[str, Any] = dict.fromkeys(CORPUS_ROW_KEYS)
     src = f"sources/pred{source:02d}.y4m"
-    row.update(
-        schema_version=SCHEMA_VERSION,
+    row = synthetic_encode_row(
         run_id=f"predictor-{codec}",
         timestamp=STAMP,
         src=src,
         src_sha256=hashlib.sha256(src.encode()).hexdigest(),
-        width=1920,
-        height=1080,
-        pix_fmt="yuv420p",
-        framerate=30.0,
-        duration_s=10.0,
         encoder=codec,
-        encoder_version="sample",
-        preset="medium",
         crf=crf,
-        extra_params="",
         encode_path=f"encodes/pred{source:02d}_{codec}_crf{crf}.mp4",
         encode_size_bytes=size,
         bitrate_kbps=round(size * 8 / 10.0 / 1000.0, 3),
         encode_time_ms=int(rng.integers(800, 9000)),
         vmaf_score=round(vmaf, 4),
-        vmaf_model="vmaf_v0.6.1",
         score_time_ms=int(rng.integers(300, 2000)),
-        ffmpeg_version="7.1",
-        vmaf_binary_version="3.0.0",
-        exit_status=0,
-        clip_mode="full",
-        hdr_transfer="bt709",
-        hdr_primaries="bt709",
-        hdr_forced=False,
-        shot_count=3,
-        shot_avg_duration_sec=3.333,
-        shot_duration_std_sec=0.5,
     )
     for feature in ("adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3"):
         row[f"{feature}_mean"] = round(min(1.0, vmaf / 100.0 + 0.02), 6)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ai.corpus.corpora import CORPUS_ROW_KEYS, SCHEMA_VERSION
+from ai.corpus.corpora import synthetic_encode_row
 from ai.features.libvmaf import FULL_FEATURES, metric_keys
 from ai.sample.dnn import write_dnn
 from ai.sample.evaluation import write_netflix_loso
@@ -397,43 +397,22 @@ def write_bvi_dvc(tree: Tree, rng: np.random.Generator) -> None:
 def grid_row(
     rng: np.random.Generator, run_id: str, source: int, encoder: str, crf: int
 ) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(CORPUS_ROW_KEYS)
     quality = max(0.05, 0.98 - (crf - 18) * 0.03 + 0.03 * (source % 3))
     size = int(2_000_000 * 2 ** (-(crf - 18) / 6))
     levels = feature_levels(quality, 4.0 + source)
-    row.update(
-        schema_version=SCHEMA_VERSION,
+    row = synthetic_encode_row(
         run_id=run_id,
         timestamp=INGESTED_AT,
         src=f"sources/src{source:02d}.y4m",
         src_sha256=_sha256(f"src{source:02d}".encode()),
-        width=1920,
-        height=1080,
-        pix_fmt="yuv420p",
-        framerate=30.0,
-        duration_s=10.0,
         encoder=encoder,
-        encoder_version="sample",
-        preset="medium",
         crf=crf,
-        extra_params="",
         encode_path=f"encodes/src{source:02d}_{encoder}_crf{crf}.mp4",
         encode_size_bytes=size,
         bitrate_kbps=_r(size * 8 / 10.0 / 1000.0, 3),
         encode_time_ms=int(rng.integers(800, 9000)),
         vmaf_score=_r(vmaf_level(quality, 4.0 + source)),
-        vmaf_model="vmaf_v0.6.1",
         score_time_ms=int(rng.integers(300, 2000)),
-        ffmpeg_version="7.1",
-        vmaf_binary_version=VMAF_VERSION,
-        exit_status=0,
-        clip_mode="full",
-        hdr_transfer="bt709",
-        hdr_primaries="bt709",
-        hdr_forced=False,
-        shot_count=3,
-        shot_avg_duration_sec=3.333,
-        shot_duration_std_sec=0.5,
     )
     for feature in ("adm2", "vif_scale0", "vif_scale1", "vif_scale2", "vif_scale3", "motion2"):
         row[f"{feature}_mean"] = _r(levels[feature])
