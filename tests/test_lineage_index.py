@@ -101,6 +101,8 @@ def same_as_full_scan(
         assert indexed == lineage(monkeypatch, "off", artifact, *flags), flags
         assert "Traceback" not in indexed[2]
     tree: dict[str, Any] = json.loads(lineage(monkeypatch, cache, artifact, "--json")[1])
+    if cache != "off":
+        folder_rows_agree_with_record_rows(Path(cache).with_name(FILE_NAME))
     return tree
 
 
@@ -298,9 +300,9 @@ def test_a_walker_that_fails_is_walked_for_again(proj, monkeypatch):
         write(proj / f"d{i:02}" / "x.manifest.json", document())
     expected = scan.scan(proj)
     monkeypatch.setattr(scan, "SPLIT_AT", 1)
-    monkeypatch.setattr(scan, "_send", lambda fd, found: os.write(fd, b"\x05" * 9))
+    monkeypatch.setattr(scan, "_send", lambda fd, taken, found: os.write(fd, b"\x05" * 9))
     assert scan.scan(proj) == expected  # a garbled answer: this process walks its share
-    monkeypatch.setattr(scan, "_send", lambda fd, found: os._exit(3))
+    monkeypatch.setattr(scan, "_send", lambda fd, taken, found: os._exit(3))
     assert scan.scan(proj) == expected  # no answer at all
 
 
@@ -626,3 +628,75 @@ def test_odd_names_and_files_and_search_forms_answer_as_the_full_scan(proj, tmp_
         assert producer(json.loads(full[1]), "u") == "odd.py"
     finally:
         bound.close()
+
+
+def folder_rows_agree_with_record_rows(location: Path) -> None:
+    """Each folder's row names exactly the records the index has rows of, with their stat
+    keys: what lets a folder none of whose records changed be taken whole."""
+    from provenance.stores.scan import parse_entries
+
+    with sqlite3.connect(location) as db:
+        rows: dict[bytes, dict[bytes, bytes]] = {}
+        for path, stat in db.execute("SELECT path, stat FROM records"):
+            folder, _, name = bytes(path).rpartition(b"/")
+            rows.setdefault(folder, {})[name] = bytes(stat)
+        folders = {
+            bytes(path): parse_entries(bytes(entries))
+            for path, entries in db.execute("SELECT path, entries FROM folders")
+        }
+    assert folders == rows
+
+
+@pytest.mark.parametrize("meanwhile", ["forgets one", "stores one", "nothing"])
+def test_a_folder_row_written_after_another_command_wrote_is_made_from_the_rows(
+    proj, tmp_path, meanwhile
+):
+    from provenance.stores import scan
+    from provenance.stores.lineage_index import Output
+
+    for i in range(4):
+        write(proj / f"r{i}.manifest.json", document(f"s{i}.py"))
+    aged(proj)
+    location = tmp_path / FILE_NAME
+    build_index([proj], None, Boundary.of([proj]), LineageIndex(location, racy_window_ns=0))
+    [folder] = scan.scan(proj)
+    ours = LineageIndex(location, racy_window_ns=0)
+    held = ours.folders_under(folder.key)
+    assert held is not None
+    assert held[folder.key] == folder.entries
+    (proj / "r0.manifest.json").write_text(json.dumps(document("changed.py")))  # to read again
+    [folder] = scan.scan(proj)
+    changes = ours.walked(folder.key, folder.entries, held[folder.key])
+    assert changes is not None
+    assert changes.changed == [b"r0.manifest.json"]
+    other = LineageIndex(location, racy_window_ns=0)  # another command, at the same time
+    if meanwhile == "forgets one":  # as one that found r1 unreadable would
+        other.forget([folder.key + b"/r1.manifest.json"])
+    elif meanwhile == "stores one":  # a record this command never saw
+        key = scan.parse_entries(folder.entries)[b"r2.manifest.json"]
+        later = time.time_ns() + RACY_WINDOW_NS
+        other.put(folder.key + b"/new.manifest.json", key, "n.py", [], "{}", walk_began_ns=later)
+    other.flush()
+    other.close()
+    now = scan.parse_entries(folder.entries)
+    output = Output(0, "out", "out", "b" * 64, False)
+    ours.put(
+        folder.key + b"/r0.manifest.json",
+        now[b"r0.manifest.json"],
+        "changed.py",
+        [output],
+        "{}",
+        walk_began_ns=time.time_ns() + RACY_WINDOW_NS,
+    )
+    ours.flush()
+    ours.close()
+    folder_rows_agree_with_record_rows(location)
+    with sqlite3.connect(location) as db:
+        [(entries,)] = db.execute("SELECT entries FROM folders").fetchall()
+    names = set(scan.parse_entries(bytes(entries)))
+    expected = {f"r{i}.manifest.json".encode() for i in range(4)}
+    if meanwhile == "forgets one":
+        expected.discard(b"r1.manifest.json")
+    elif meanwhile == "stores one":
+        expected.add(b"new.manifest.json")
+    assert names == expected

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import re
 import signal
 import struct
 import sys
@@ -86,16 +87,14 @@ def folder_key(real: str) -> bytes:
 
 def parse_entries(entries: bytes) -> dict[bytes, bytes]:
     """``{name: stat key}`` of an ``entries`` value, in its order; ValueError if malformed."""
-    found: dict[bytes, bytes] = {}
-    at, end = 0, len(entries)
-    while at < end:
-        cut = entries.index(b"\0", at)
-        key = entries[cut + 1 : cut + 1 + KEY_BYTES]
-        if len(key) != KEY_BYTES:
-            raise ValueError("an entry ends early")
-        found[entries[at:cut]] = key
-        at = cut + 1 + KEY_BYTES
-    return found
+    if _ENTRIES.fullmatch(entries) is None:
+        raise ValueError("an entry is empty or ends early")
+    return dict(_ENTRY.findall(entries))  # in C: a folder of a hundred records is one call
+
+
+# A name (no NUL), NUL, a stat key (any bytes); entries, one after another.
+_ENTRY = re.compile(b"([^\\0]+)\\0(.{%d})" % KEY_BYTES, re.DOTALL)
+_ENTRIES = re.compile(b"(?:[^\\0]+\\0.{%d})*" % KEY_BYTES, re.DOTALL)
 
 
 def join_entries(pairs: list[tuple[bytes, bytes]]) -> bytes:
@@ -217,17 +216,27 @@ def _walk(pending: list[_Pending], parent: int | None = None) -> list[Folder]:
 
 
 def _shared(pending: list[_Pending], meanwhile: Callable[[], None] | None = None) -> list[Folder]:
-    """``_walk`` of ``pending``, every other subtree walked by a forked process where that is
-    safe and there is a second core (all of them, while this one does ``meanwhile``); by this
-    process alone otherwise, after ``meanwhile``."""
+    """``_walk`` of ``pending``, shared with a forked process where that is safe and there is a
+    second core: the subtrees wait in a queue (a pipe of their numbers) and each process takes
+    the next one whenever it is free, this one after ``meanwhile``; so however long
+    ``meanwhile`` takes, neither process waits on the other for long. By this process alone
+    otherwise, after ``meanwhile``."""
     if not _may_fork():
         if meanwhile is not None:
             meanwhile()
         return _walk(pending)
-    theirs, ours = (pending, []) if meanwhile is not None else (pending[0::2], pending[1::2])
+    groups = _groups(pending)
+    pipes: list[int] = []
     try:
+        queue, fill = os.pipe()
+        pipes.append(queue)
+        os.write(fill, b"".join(_ITEM.pack(i) for i in range(len(groups))))  # one page at most
+        os.close(fill)  # at the end of the queue, a read returns nothing: every subtree taken
         read, write = os.pipe()
+        pipes += [read, write]
     except OSError:
+        for fd in pipes:
+            os.close(fd)
         if meanwhile is not None:
             meanwhile()
         return _walk(pending)
@@ -235,8 +244,8 @@ def _shared(pending: list[_Pending], meanwhile: Callable[[], None] | None = None
     try:
         child = os.fork()
     except OSError:
-        os.close(read)
-        os.close(write)
+        for fd in pipes:
+            os.close(fd)
         if meanwhile is not None:
             meanwhile()
         return _walk(pending)
@@ -244,7 +253,8 @@ def _shared(pending: list[_Pending], meanwhile: Callable[[], None] | None = None
         status = 1
         try:
             os.close(read)
-            _send(write, _walk(theirs, parent))
+            taken, found = _take(queue, groups, parent)
+            _send(write, taken, found)
             status = 0
         finally:
             os._exit(status)  # never the parent's cleanup, buffers or handlers
@@ -252,15 +262,49 @@ def _shared(pending: list[_Pending], meanwhile: Callable[[], None] | None = None
     try:
         if meanwhile is not None:
             meanwhile()
-        found = _walk(ours)
+        ours, found = _take(queue, groups)
         data = _read_all(read)
     except BaseException:  # Ctrl-C, or anything: no walker is left walking for nobody
         _stop(child)  # not reaped yet: its pid is still its own
         raise
     finally:
         os.close(read)
+        os.close(queue)
     received = _receive(data, child)
-    return found + (received if received is not None else _walk(theirs))
+    theirs, more = received if received is not None else (set(), [])
+    found += more
+    for i, group in enumerate(groups):  # any the forked process did not say it walked
+        if i not in ours and i not in theirs:
+            found += _walk(group)
+    return found
+
+
+_ITEM = struct.Struct("<I")
+_GROUPS = 1024  # queued at most: a page of the pipe, which a pipe always holds
+
+
+def _groups(pending: list[_Pending]) -> list[list[_Pending]]:
+    """``pending`` in at most ``_GROUPS`` runs of neighbours, each a unit of the queue."""
+    size = -(-len(pending) // _GROUPS)
+    return [pending[i : i + size] for i in range(0, len(pending), size)]
+
+
+def _take(
+    queue: int, groups: list[list[_Pending]], parent: int | None = None
+) -> tuple[set[int], list[Folder]]:
+    """Walk the groups taken from ``queue`` until it is empty: their numbers and what was
+    found. ``parent``: the command's process, for a forked walker to stop with it."""
+    taken: set[int] = set()
+    found: list[Folder] = []
+    while True:
+        item = os.read(queue, _ITEM.size)
+        if len(item) != _ITEM.size:
+            return taken, found  # the end of the queue (a short read: the end, to be safe)
+        (i,) = _ITEM.unpack(item)
+        if i >= len(groups):
+            return taken, found
+        taken.add(i)
+        found += _walk(groups[i], parent)
 
 
 def _stop(child: int) -> None:
@@ -280,8 +324,9 @@ def _may_fork() -> bool:
         return (os.cpu_count() or 1) > 1
 
 
-def _send(fd: int, found: list[Folder]) -> None:
-    data = marshal.dumps([(f.order, f.shown, f.real, f.entries, f.others, f.sides) for f in found])
+def _send(fd: int, taken: set[int], found: list[Folder]) -> None:
+    rows = [(f.order, f.shown, f.real, f.entries, f.others, f.sides) for f in found]
+    data = marshal.dumps((sorted(taken), rows))
     view = memoryview(struct.pack("<Q", len(data)) + data)
     while view:
         view = view[os.write(fd, view) :]
@@ -299,9 +344,9 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _receive(data: bytes, child: int) -> list[Folder] | None:
-    """What the forked process found, once it has ended, or None if it did not say it all
-    (its share is then walked here)."""
+def _receive(data: bytes, child: int) -> tuple[set[int], list[Folder]] | None:
+    """The groups the forked process walked and what it found there, once it has ended, or
+    None if it did not say it all (what it took is then walked here)."""
     try:
         _, status = os.waitpid(child, 0)
     except ChildProcessError:  # reaped by the kernel (SIGCHLD ignored): its answer's length says
@@ -309,6 +354,7 @@ def _receive(data: bytes, child: int) -> list[Folder] | None:
     if status != 0 or len(data) < 8 or struct.unpack_from("<Q", data)[0] != len(data) - 8:
         return None
     try:
-        return [Folder(*row) for row in marshal.loads(data[8:])]
+        taken, rows = marshal.loads(data[8:])
+        return {int(i) for i in taken}, [Folder(*row) for row in rows]
     except (ValueError, TypeError, EOFError):
         return None
