@@ -460,33 +460,27 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
             if key in seen:
                 continue  # below two of the tops: its records once
             seen.add(key)
-            now = parse_entries(folder.entries)
-            before: dict[bytes, bytes] = {}
             if store is not None:
-                entries = held.pop(key, b"")
-                if entries == folder.entries:
-                    before = now  # none of its records changed, came or went
-                else:
-                    names = store.names(entries)
-                    if names is None:
-                        raise _StoreFailed
-                    before = names
+                changes = store.walked(key, folder.entries, held.pop(key, b""))
+                if changes is None:
+                    raise _StoreFailed
+                now, changed = changes.now, set(changes.changed)
+            else:
+                now, changed = parse_entries(folder.entries), set()
             prefix = folder.prefix
             base = key + b"/"
             stored = [summaries.get(base + name) for name in now]
-            if before is now and None not in stored:  # the common case: all of them current
+            if not changed and None not in stored:  # the common case: all of them current
                 pending.append((prefix, top, list(now), stored))
             else:
                 current, values = [], []
                 for (name, stat_key), summary in zip(now.items(), stored, strict=True):
-                    if summary is not None and before.get(name) == stat_key:
+                    if summary is not None and name not in changed:
                         current.append(name)
                         values.append(summary)
                     else:
                         read(prefix + os.fsdecode(name), top, base + name, stat_key)
                 pending.append((prefix, top, current, values))
-            if store is not None and before is not now:
-                store.forget(base + name for name in before if name not in now)
             for other in folder.others:  # links, or records that could not be stat-ed
                 shown = prefix + other
                 if boundary.admits(os.path.realpath(shown)):

@@ -175,6 +175,7 @@ class Index:
     # through a link in the walk (by real path: where the walk met them, as what path).
     _taken: dict[bytes, _Taken] = field(default_factory=dict)
     _linked: dict[bytes, tuple[Order, str, bytes]] = field(default_factory=dict)
+    _through_links: set[str] = field(default_factory=set)  # real paths read where a link met them
     _stored_folders: list[tuple[tuple[Order, int], StoredOutput, Path]] | None = None
     _read: dict[bytes, Record | None] = field(default_factory=dict)
     _roots: dict[tuple[str, str], Path | None] = field(default_factory=dict)
@@ -399,16 +400,46 @@ class Index:
         store = self.store
         assert store is not None
         key = folder.key
+        current = self._taken[key] = _Taken(place, folder.prefix)
+        if folder.others or not self.boundary.admits(folder.real):
+            self._take_in_order(current, folder, held, began)
+            return
+        changes = store.walked(key, folder.entries, held or b"")
+        if changes is None:
+            raise _StoreFailed
+        now = changes.now
+        changed = set(changes.changed)
+        current.keys = {n: k for n, k in now.items() if n not in changed}
+        base = key + b"/"
+        for name in sorted(changed, key=lambda name: name.decode(*_FS)):
+            real = base + name
+            if real in self._linked:
+                current.keys[name] = now[name]  # current, taken in where a link to it was met
+            elif os.fsdecode(real) not in self._indexed:  # else read where a link met it
+                shown = name.decode(*_FS)
+                self._read_and_store(folder.prefix + shown, (place, shown), real, now[name], began)
+        if self._through_links:  # read already, where a link to it was met: not taken here
+            for name in [n for n in current.keys if os.fsdecode(base + n) in self._through_links]:
+                del current.keys[name]
+
+    def _take_in_order(
+        self, current: _Taken, folder: Folder, held: bytes | None, began: int
+    ) -> None:
+        """``_take_each`` of a folder that holds links, or is out of the boundary: its records
+        one by one in the walk's order, so that a link and the record it leads to are met in
+        the order the full scan meets them."""
+        store = self.store
+        assert store is not None
+        key = folder.key
         before = _held(store, held) if held is not None else {}
         now = parse_entries(folder.entries)  # as this walk made them
         names = {name.decode(*_FS): name for name in now}
-        current = self._taken[key] = _Taken(place, folder.prefix)
         admitted = self.boundary.admits(folder.real)
         for shown in sorted([*names, *folder.others]):
             path = folder.prefix + shown
             name = names.get(shown)
             if name is None or not admitted:
-                self._take_one(path, (place, shown), began)
+                self._take_one(path, (current.place, shown), began)
                 continue
             real = key + b"/" + name
             if real in self._linked:
@@ -419,7 +450,7 @@ class Index:
             if before.get(name) == now[name]:
                 current.keys[name] = now[name]
                 continue
-            self._read_and_store(path, (place, shown), real, now[name], began)
+            self._read_and_store(path, (current.place, shown), real, now[name], began)
         store.forget(key + b"/" + name for name in before if name not in current.keys)
 
     def _take_one(self, path: str, order: Order, began: int) -> None:
@@ -445,6 +476,7 @@ class Index:
             self._linked[real_bytes] = (order, path, stat_key(st))
             return
         key = stat_key(st) if st is not None else None
+        self._through_links.add(real)
         self._read_and_store(path, order, real_bytes, key, began)
 
     def _read_and_store(

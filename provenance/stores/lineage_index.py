@@ -78,6 +78,14 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Changes:
+    """A walked folder's records against the index's rows of them."""
+
+    now: dict[bytes, bytes]  # the walk's records, name: stat key, in the walk's order
+    changed: list[bytes]  # the names among them whose rows are not current: new, or changed
+
+
+@dataclass(frozen=True)
 class StoredOutput:
     """An output row of a stored record."""
 
@@ -115,6 +123,13 @@ class LineageIndex(SqliteStore):
         super().__init__(location, racy_window_ns=racy_window_ns, busy_timeout=busy_timeout)
         self._put: list[tuple[bytes, bytes, str, tuple[Output, ...], str]] = []
         self._forget: list[bytes] = []
+        # Each walked folder's row as read, by folder: (the row, its names, the walk's entries
+        # and names), from which ``flush`` makes the folder's new row without reading its
+        # records' rows back.
+        self._views: dict[bytes, tuple[bytes, dict[bytes, bytes], bytes, dict[bytes, bytes]]] = {}
+        # SQLite's data_version before the first folder row was read: while no other
+        # connection has written since, the rows read are still the rows.
+        self._version: int | None = None
 
     @classmethod
     def from_environment(cls) -> LineageIndex | None:
@@ -127,6 +142,7 @@ class LineageIndex(SqliteStore):
         """``{real folder: entries}`` of the stored folders at or below ``folder`` (a folder key:
         no trailing slash); None if broken."""
         prefix = folder + b"/"
+        self._note_version()
         rows = self._query(
             "SELECT path, entries FROM folders WHERE path = ? OR (path >= ? AND path < ?)",
             (folder, prefix, folder + b"0"),  # "0" sorts right after "/"
@@ -135,8 +151,14 @@ class LineageIndex(SqliteStore):
 
     def entries_of(self, folder: bytes) -> bytes | None:
         """The stored entries of one folder (b"" if none); None if broken."""
+        self._note_version()
         rows = self._query("SELECT entries FROM folders WHERE path = ?", (folder,))
         return None if rows is None else bytes(rows[0][0]) if rows else b""
+
+    def _note_version(self) -> None:
+        if self._version is None:
+            rows = self._query("PRAGMA data_version", ())
+            self._version = rows[0][0] if rows else None
 
     def vouches(self, source: Path, st: os.stat_result) -> bool:
         """Whether the record read from ``source`` (``st`` taken after reading it) is stored,
@@ -154,6 +176,23 @@ class LineageIndex(SqliteStore):
         except ValueError as err:  # a store something else wrote into
             self._give_up(err)
             return None
+
+    def walked(self, folder: bytes, entries: bytes, held: bytes) -> Changes | None:
+        """A walked folder's records (``entries``, as the walk made them) against the row the
+        index held of it (``held``, b"" if none): the rows of records gone from it are
+        forgotten. None if the row is not of its shape (the store given up)."""
+        now = parse_entries(entries)  # the walk's own: of its shape
+        if held == entries:
+            before, changed = now, []  # none of its records changed, came or went
+        else:
+            names = self.names(held) if held else {}
+            if names is None:
+                return None
+            before = names
+            changed = [name for name, key in now.items() if before.get(name) != key]
+            self.forget(folder + b"/" + name for name in before if name not in now)
+        self._views[folder] = (held, before, entries, now)
+        return Changes(now, changed)
 
     def summaries_under(self, folder: bytes) -> dict[bytes, str] | None:
         """``{real path: summary}`` of the stored records at or below ``folder``, each summary
@@ -238,7 +277,13 @@ class LineageIndex(SqliteStore):
             for p, _, _, written, _ in put
             for o in written
         ]
-        touched = sorted({_folder_of(p) for (p,) in paths})
+        touched: dict[bytes, tuple[set[bytes], dict[bytes, bytes]]] = {}  # (gone, put) by folder
+        for path in gone:
+            folder, _, name = path.rpartition(b"/")
+            touched.setdefault(folder, (set(), {}))[0].add(name)
+        for path, key, *_ in put:
+            folder, _, name = path.rpartition(b"/")
+            touched.setdefault(folder, (set(), {}))[1][name] = key
         try:
             with immediate(db):
                 db.executemany("DELETE FROM outputs WHERE path = ?", paths)
@@ -253,22 +298,52 @@ class LineageIndex(SqliteStore):
                     [(p, _folder_of(p), summary) for p, _, _, _, summary in put],
                 )
                 db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs)
-                for folder in touched:  # each folder's row, made again from its records' rows
-                    rows = db.execute(
-                        "SELECT path, stat FROM records WHERE folder = ?", (folder,)
-                    ).fetchall()
-                    cut = len(folder) + 1
-                    entries = join_entries([(bytes(p)[cut:], bytes(k)) for p, k in rows])
-                    if entries:
-                        db.execute(
-                            "INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, entries)
-                        )
-                    else:
-                        db.execute("DELETE FROM folders WHERE path = ?", (folder,))
+                version = db.execute("PRAGMA data_version").fetchone()[0]
+                views = self._views if version == self._version else {}  # else, out of date
+                rows = [
+                    (folder, self._folder_row(db, folder, *touched[folder], views.get(folder)))
+                    for folder in sorted(touched)
+                ]
+                db.executemany(
+                    "INSERT OR REPLACE INTO folders VALUES (?, ?)", [r for r in rows if r[1]]
+                )
+                db.executemany(
+                    "DELETE FROM folders WHERE path = ?", [r[:1] for r in rows if not r[1]]
+                )
         except sqlite3.Error as err:
             self._give_up(err)
             return
+        finally:  # what was read is older than what this command just wrote
+            self._views.clear()
+            self._version = None
         self.stored += len(put)
+
+    @staticmethod
+    def _folder_row(
+        db: Any,
+        folder: bytes,
+        gone: set[bytes],
+        put: dict[bytes, bytes],
+        view: tuple[bytes, dict[bytes, bytes], bytes, dict[bytes, bytes]] | None,
+    ) -> bytes:
+        """A folder's row, once its records' rows are written: from the row this command read
+        (``view``: it is still the row) less the records gone, with those put; else made again
+        from its records' rows."""
+        if view is not None:
+            _, before, entries, now = view
+            names = dict(before)
+            for name in gone:
+                names.pop(name, None)
+            names.update(put)
+            if names == now:
+                return entries  # the common case: the walk's, as it made them
+            kept = [(name, key) for name, key in now.items() if names.get(name) == key]
+            if len(kept) == len(names):  # some of the walk's: in its order
+                return b"".join(name + b"\0" + key for name, key in kept)
+            return join_entries(list(names.items()))
+        rows = db.execute("SELECT path, stat FROM records WHERE folder = ?", (folder,)).fetchall()
+        cut = len(folder) + 1
+        return join_entries([(bytes(p)[cut:], bytes(k)) for p, k in rows])
 
     def distrust(self, why: str) -> None:
         """Give the store up: a record read says other than its rows."""
@@ -280,3 +355,5 @@ class LineageIndex(SqliteStore):
     def _drop_pending(self) -> None:
         self._put.clear()
         self._forget.clear()
+        self._views.clear()
+        self._version = None
