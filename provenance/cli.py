@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,20 +24,10 @@ from provenance.commands import (
     HelpFormatter,
     Parser,
     add_color,
-    attest,
-    diff,
-    export,
-    lineage,
     one_line,
     plain,
     printable,
-    replay,
-    report,
-    run,
-    runs,
-    show,
     style,
-    verify,
     warn,
 )
 from provenance.errors import ProvenanceError
@@ -72,7 +63,28 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Every command, in the order help lists them: a module of provenance.commands that registers
+# it, or None for the two defined here.
+COMMANDS = {
+    "show": "show",
+    "verify": "verify",
+    "diff": "diff",
+    "lineage": "lineage",
+    "runs": "runs",
+    "replay": "replay",
+    "schema": None,
+    "validate": None,
+    "export": "export",
+    "attest": "attest",
+    "run": "run",
+    "report": "report",
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser, with every command; or with ``only`` that one, which is all a
+    command line naming it needs: each command's module is imported only when it is used, so
+    that ``provenance runs`` does not pay for importing what ``report`` and ``attest`` need."""
     from provenance import __version__
 
     parser = Parser(
@@ -84,31 +96,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"provenance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (show, verify, diff, lineage, runs, replay):
-        command.register(commands)
-    schema = commands.add_parser(
-        "schema",
-        help="print the JSON Schema of the sidecar",
-        description="Print the JSON Schema (draft 2020-12) every sidecar is checked against.",
-        epilog="examples:\n  provenance schema > manifest-v1.schema.json",
-        formatter_class=HelpFormatter,
-    )
-    schema.set_defaults(func=_cmd_schema, command_parser=schema)
-    check = commands.add_parser(
-        "validate",
-        help="check sidecars against the schema",
-        description="Check each sidecar against the schema: exit 1 if one is invalid.",
-        epilog="examples:\n  provenance validate runs/demo/models/*.manifest.json",
-        formatter_class=HelpFormatter,
-    )
-    check.add_argument("files", nargs="+", help="artifacts or their sidecars")
-    add_color(check)
-    check.set_defaults(func=_cmd_validate, command_parser=check)
-    export.register(commands)
-    attest.register(commands)
-    run.register(commands)
-    report.register(commands)
+    for name, module in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        if module is not None:
+            importlib.import_module(f"provenance.commands.{module}").register(commands)
+        elif name == "schema":
+            schema = commands.add_parser(
+                "schema",
+                help="print the JSON Schema of the sidecar",
+                description="Print the JSON Schema (draft 2020-12) every sidecar is checked "
+                "against.",
+                epilog="examples:\n  provenance schema > manifest-v1.schema.json",
+                formatter_class=HelpFormatter,
+            )
+            schema.set_defaults(func=_cmd_schema, command_parser=schema)
+        else:
+            check = commands.add_parser(
+                "validate",
+                help="check sidecars against the schema",
+                description="Check each sidecar against the schema: exit 1 if one is invalid.",
+                epilog="examples:\n  provenance validate runs/demo/models/*.manifest.json",
+                formatter_class=HelpFormatter,
+            )
+            check.add_argument("files", nargs="+", help="artifacts or their sidecars")
+            add_color(check)
+            check.set_defaults(func=_cmd_validate, command_parser=check)
     return parser
+
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command a command line names, if it names one: its first word that is no option
+    (the only options before a command, --help and --version, take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 @contextlib.contextmanager
@@ -129,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. This is the boundary where anything a record did to a command becomes
     one line on stderr and exit 2: never a traceback."""
     with _tolerant(sys.stdout, sys.stderr):
-        parser = build_parser()
+        words = sys.argv[1:] if argv is None else argv
+        parser = build_parser(_command_named(words))
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the command's own parser, with its own usage
             args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
