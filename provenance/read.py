@@ -34,7 +34,7 @@ from provenance.record.sidecar import is_sidecar_name
 from provenance.record.summary import RunSummary, same, stored_text, summarize
 from provenance.records import Boundary, UnreadableRecord, read_json
 from provenance.stores.digest_cache import DigestCache
-from provenance.stores.lineage_index import LineageIndex
+from provenance.stores.lineage_index import LineageIndex, content_digest
 from provenance.stores.scan import folder_key, parse_entries, scan
 
 __all__ = [
@@ -421,23 +421,53 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
     # their stored summaries.
     pending: list[tuple[str, str, list[bytes], list[Any]]] = []
 
-    def read(shown: str, root: str, real: bytes | None = None, key: bytes | None = None) -> None:
+    def read(
+        shown: str,
+        root: str,
+        real: bytes | None = None,
+        key: bytes | None = None,
+        held: bool = False,
+    ) -> bool:
+        """Read a record and list its run, storing its summary where ``real`` and ``key`` (its
+        stat key) are given; ``held``: the store has a summary of it. True, and nothing read,
+        if its bytes are those the stored summary was made from."""
+        got, digest = None, b""
+        if store is not None and real is not None and key is not None:
+            try:
+                got = records.read_bytes(shown)
+            except UnreadableRecord as err:
+                found.unreadable.append(str(err))
+                store.forget([real])
+                return False
+            digest = content_digest(got[0])
+            if held and store.holds_bytes(real, digest):  # rewritten, not changed
+                store.restat(real, key, walk_began_ns=began)
+                return True
         try:
-            record = records.load(shown, root)
+            record = records.load(shown, root, read=got)
         except UnreadableRecord as err:
             found.unreadable.append(str(err))
             if store is not None and real is not None:
                 store.forget([real])
-            return
+            return False
         stored = summarize(record.block)
         if stored["status"] == RUNNING:
             stored["status"] = records.job_state(record)
         elif store is not None and real is not None and key is not None:
             text = stored_text(stored)
             entrypoint = record.block["entrypoint"]["path"]
-            store.put(real, key, entrypoint, outputs_of(record), text, walk_began_ns=began)
+            store.put(
+                real,
+                key,
+                entrypoint,
+                outputs_of(record),
+                text,
+                digest=digest,
+                walk_began_ns=began,
+            )
         if keep(stored):
             found.runs.append(_summary(shown, stored))
+        return False
 
     for top in tops:
         if not os.path.isdir(top):
@@ -475,11 +505,12 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
             else:
                 current, values = [], []
                 for (name, stat_key), summary in zip(now.items(), stored, strict=True):
-                    if summary is not None and name not in changed:
+                    shown = prefix + os.fsdecode(name)
+                    if (summary is not None and name not in changed) or read(
+                        shown, top, base + name, stat_key, held=summary is not None
+                    ):
                         current.append(name)
                         values.append(summary)
-                    else:
-                        read(prefix + os.fsdecode(name), top, base + name, stat_key)
                 pending.append((prefix, top, current, values))
             for other in folder.others:  # links, or records that could not be stat-ed
                 shown = prefix + other

@@ -379,6 +379,7 @@ def load(
     *,
     vouched: Callable[[Path, os.stat_result], bool] | None = None,
     roots: Roots | None = None,
+    read: tuple[bytes, os.stat_result] | None = None,
 ) -> Record:
     """Read and check the record of ``given``; relative paths resolve from ``root``, else from
     the project root of the record (see ``root_for``).
@@ -388,7 +389,8 @@ def load(
     index); the check is then not made again. The strict JSON reader always is.
 
     ``roots``: the ``Roots`` of a command reading many records, which looks at each folder
-    once."""
+    once. ``read``: the record's bytes and their stat, as ``read_bytes`` gave them, if the
+    caller read them already (it is then those bytes that are checked, not the file again)."""
     source = locate(given)
     if not is_sidecar_name(Path(given).name) and not os.path.lexists(source):
         raise UnreadableRecord(
@@ -396,7 +398,7 @@ def load(
         )
     embedded = not is_sidecar_name(source.name)
     try:
-        document, st = _read_json(source)
+        document, st = _read_json(source, read=read)
     except UnreadableRecord as err:
         if not embedded:
             raise
@@ -531,27 +533,15 @@ def read_json(path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTE
 
 
 def _read_json(
-    path: Path, *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTES
+    path: Path,
+    *,
+    kind: str = "sidecar",
+    limit: int = MAX_RECORD_BYTES,
+    read: tuple[bytes, os.stat_result] | None = None,
 ) -> tuple[Any, os.stat_result]:
-    """``read_json``, and the file's stat taken once it was read."""
-    try:
-        # Non-blocking: a FIFO named as a sidecar must not hang the command waiting for a writer.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnreadableRecord(f"{path}: not a regular file")
-            # Its size says so without reading it; the read is bounded for one that grows.
-            data = b"" if st.st_size > limit else _read_bounded(fd, st.st_size, limit)
-            after = os.fstat(fd)  # a write while it was read changes its ctime
-        finally:
-            os.close(fd)
-    except FileNotFoundError:
-        raise UnreadableRecord(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
-        raise UnreadableRecord(f"{path}: cannot be read: {_reason(err)}") from None
-    if st.st_size > limit:
-        raise UnreadableRecord(f"{path}: over {size_text(limit)}: not a {kind}")
+    """``read_json``, and the file's stat taken once it was read; ``read``: the file's bytes
+    and that stat, from ``read_bytes``, if they were read already."""
+    data, after = read if read is not None else read_bytes(path, kind=kind, limit=limit)
     why = refusal(data, kind, limit)
     if why is not None:
         raise UnreadableRecord(f"{path}: {why}")
@@ -570,6 +560,32 @@ def _read_json(
     if openings(data) > MAX_DEPTH and depth_over(document, MAX_DEPTH):
         raise UnreadableRecord(f"{path}: nested deeper than {MAX_DEPTH} levels: not a {kind}")
     return document, after
+
+
+def read_bytes(
+    path: str | os.PathLike[str], *, kind: str = "sidecar", limit: int = MAX_RECORD_BYTES
+) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file of at most ``limit`` bytes (``kind`` names what it should
+    be in messages), and its stat taken once they were read; ``UnreadableRecord`` if not."""
+    try:
+        # Non-blocking: a FIFO named as a sidecar must not hang the command waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnreadableRecord(f"{path}: not a regular file")
+            # Its size says so without reading it; the read is bounded for one that grows.
+            data = b"" if st.st_size > limit else _read_bounded(fd, st.st_size, limit)
+            after = os.fstat(fd)  # a write while it was read changes its ctime
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        raise UnreadableRecord(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+        raise UnreadableRecord(f"{path}: cannot be read: {_reason(err)}") from None
+    if st.st_size > limit:
+        raise UnreadableRecord(f"{path}: over {size_text(limit)}: not a {kind}")
+    return data, after
 
 
 def _read_bounded(fd: int, size: int, limit: int) -> bytes:

@@ -175,6 +175,20 @@ def test_cold_warm_and_after_every_change_the_answer_is_the_full_scans(proj, tmp
     same_as_full_scan(monkeypatch, str(cache), model)
     assert stored_records(cache) == 2
 
+    # Rewritten with the same bytes (racy, then aged), then changed in place at the same size.
+    record = proj / "table.csv.manifest.json"
+    text = record.read_text()
+    record.unlink()
+    record.write_text(text)
+    tree = same_as_full_scan(monkeypatch, str(cache), model)
+    assert tree["inputs"][0]["produced_by"]["entrypoint"] == "table.py"
+    aged(proj)
+    same_as_full_scan(monkeypatch, str(cache), model)
+    assert f"{TABLE:064x}" in text
+    record.write_text(text.replace(f"{TABLE:064x}", f"{6:064x}"))  # no longer the table's writer
+    tree = same_as_full_scan(monkeypatch, str(cache), model)
+    assert "produced_by" not in tree["inputs"][0]
+
 
 def test_a_warm_walk_parses_no_record_and_a_changed_one_is_parsed_again(proj, tmp_path):
     pipeline(proj)
@@ -183,8 +197,14 @@ def test_a_warm_walk_parses_no_record_and_a_changed_one_is_parsed_again(proj, tm
     assert build_index([proj], None, boundary, store).parsed == 6  # five, and the broken one
     assert build_index([proj], None, boundary, store).parsed == 1  # only the broken one
     record = proj / "model.bin.manifest.json"
-    record.write_text(record.read_text())  # the same bytes, but not the same file any more
+    text = record.read_text()
+    record.unlink()
+    record.write_text(text)  # the same bytes, but not the same file any more: read, not parsed
+    assert build_index([proj], None, boundary, store).parsed == 1
+    assert build_index([proj], None, boundary, store).parsed == 1  # and kept under its new stat
+    record.write_text(text.replace("train.py", "trail.py"))  # in place, the same size
     assert build_index([proj], None, boundary, store).parsed == 2
+    assert build_index([proj], None, boundary, store).parsed == 1
     store.close()
 
 
@@ -580,19 +600,19 @@ def test_a_walk_interrupted_here_leaves_no_walker_behind(proj, monkeypatch):
         write(proj / f"d{i:02}" / "x.manifest.json", document())
     monkeypatch.setattr(scan, "SPLIT_AT", 1)
     parent, forked = os.getpid(), []
-    real_fork, real_walk = os.fork, scan._walk
+    real_fork, real_take = os.fork, scan._take
 
     def fork() -> int:
         forked.append(real_fork())
         return forked[-1]
 
-    def walk(pending, walker_of=None):
+    def take(queue, groups, walker_of=None):
         if os.getpid() == parent:
             raise KeyboardInterrupt  # as Ctrl-C would, while the walker walks its share
-        return real_walk(pending, walker_of)
+        return real_take(queue, groups, walker_of)
 
     monkeypatch.setattr(os, "fork", fork)
-    monkeypatch.setattr(scan, "_walk", walk)
+    monkeypatch.setattr(scan, "_take", take)
     monkeypatch.setattr(scan, "_may_fork", lambda: True)  # whatever threads this worker has
     with pytest.raises(KeyboardInterrupt):
         scan.scan(proj)
@@ -675,7 +695,15 @@ def test_a_folder_row_written_after_another_command_wrote_is_made_from_the_rows(
     elif meanwhile == "stores one":  # a record this command never saw
         key = scan.parse_entries(folder.entries)[b"r2.manifest.json"]
         later = time.time_ns() + RACY_WINDOW_NS
-        other.put(folder.key + b"/new.manifest.json", key, "n.py", [], "{}", walk_began_ns=later)
+        other.put(
+            folder.key + b"/new.manifest.json",
+            key,
+            "n.py",
+            [],
+            "{}",
+            digest=b"",
+            walk_began_ns=later,
+        )
     other.flush()
     other.close()
     now = scan.parse_entries(folder.entries)
@@ -686,6 +714,7 @@ def test_a_folder_row_written_after_another_command_wrote_is_made_from_the_rows(
         "changed.py",
         [output],
         "{}",
+        digest=b"",
         walk_began_ns=time.time_ns() + RACY_WINDOW_NS,
     )
     ours.flush()

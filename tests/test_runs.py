@@ -203,6 +203,37 @@ class TestTheIndex:
         record.unlink()
         assert "runs/b/" not in runs("runs")[1]
 
+    def test_a_record_rewritten_with_its_bytes_is_not_parsed_and_one_changed_in_place_is(
+        self, proj, tmp_path, monkeypatch
+    ):
+        from provenance import records
+
+        folder = sweep(proj)
+        aged(proj)
+        first = runs("runs")
+        parsed: list[str] = []
+        real = records.load
+
+        def counting(given: Any, *a: Any, **k: Any) -> Any:
+            parsed.append(str(given))
+            return real(given, *a, **k)
+
+        monkeypatch.setattr(records, "load", counting)
+        record = folder / "b" / "model.bin.manifest.json"
+        text = record.read_text()
+        record.unlink()
+        record.write_text(text)  # a new file, the same bytes (copied, checked out again)
+        assert runs("runs") == first  # racy, and still not parsed
+        assert parsed == []
+        aged(proj)
+        assert runs("runs") == first
+        assert parsed == []
+        assert '"lr": 0.1' in text
+        record.write_text(text.replace('"lr": 0.1', '"lr": 0.7'))  # in place, the same size
+        _, out, _ = runs("runs", "--where", "lr=0.7")
+        assert out.split()[:1] == ["runs/b/model.bin"]
+        assert parsed == [str(Path("runs") / "b" / "model.bin.manifest.json")]
+
     def test_the_index_turned_off_is_never_written(self, proj, tmp_path, monkeypatch):
         sweep(proj)
         aged(proj)

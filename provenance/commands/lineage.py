@@ -43,9 +43,10 @@ from provenance.records import (
     UnreadableRecord,
     load,
     place_of,
+    read_bytes,
 )
 from provenance.stores.digest_cache import stat_key
-from provenance.stores.lineage_index import LineageIndex, Output, StoredOutput
+from provenance.stores.lineage_index import LineageIndex, Output, StoredOutput, content_digest
 from provenance.stores.scan import SKIPPED_FOLDERS, Folder, folder_key, parse_entries, scan
 
 _MAX_FOLDER_DEPTH = 64  # how far up from an input to look for a folder a run wrote
@@ -357,10 +358,16 @@ class Index:
         ):
             self.load(sidecar)
 
-    def load(self, path: Path, order: Order | None = None) -> Record | None:
+    def load(
+        self,
+        path: Path,
+        order: Order | None = None,
+        *,
+        read: tuple[bytes, os.stat_result] | None = None,
+    ) -> Record | None:
         self.parsed += 1
         try:
-            record = load(path, self.root, roots=self._finder)
+            record = load(path, self.root, roots=self._finder, read=read)
         except UnreadableRecord as err:
             self.unreadable.append(str(err))
             return None
@@ -417,7 +424,10 @@ class Index:
                 current.keys[name] = now[name]  # current, taken in where a link to it was met
             elif os.fsdecode(real) not in self._indexed:  # else read where a link met it
                 shown = name.decode(*_FS)
-                self._read_and_store(folder.prefix + shown, (place, shown), real, now[name], began)
+                path = folder.prefix + shown
+                same = self._read_and_store(path, (place, shown), real, now[name], began)
+                if same is not None:  # its bytes are those its rows were read from
+                    current.keys[name] = same
         if self._through_links:  # read already, where a link to it was met: not taken here
             for name in [n for n in current.keys if os.fsdecode(base + n) in self._through_links]:
                 del current.keys[name]
@@ -450,7 +460,9 @@ class Index:
             if before.get(name) == now[name]:
                 current.keys[name] = now[name]
                 continue
-            self._read_and_store(path, (current.place, shown), real, now[name], began)
+            same = self._read_and_store(path, (current.place, shown), real, now[name], began)
+            if same is not None:  # its bytes are those its rows were read from
+                current.keys[name] = same
         store.forget(key + b"/" + name for name in before if name not in current.keys)
 
     def _take_one(self, path: str, order: Order, began: int) -> None:
@@ -476,23 +488,48 @@ class Index:
             self._linked[real_bytes] = (order, path, stat_key(st))
             return
         key = stat_key(st) if st is not None else None
-        self._through_links.add(real)
-        self._read_and_store(path, order, real_bytes, key, began)
+        same = self._read_and_store(path, order, real_bytes, key, began)
+        if same is not None:  # its bytes are those its rows were read from
+            self._linked[real_bytes] = (order, path, same)
+        else:
+            self._through_links.add(real)
 
     def _read_and_store(
         self, path: str, order: Order, real: bytes, key: bytes | None, began: int
-    ) -> None:
-        """Read a record the store cannot answer for, and store what it says (``key``: its
-        stat key before the read; none, nothing is stored), or drop its rows if unreadable."""
+    ) -> bytes | None:
+        """Read a record the store cannot answer for by its stat, and store what it says
+        (``key``: its stat key before the read; none, nothing is stored), or drop its rows if
+        unreadable. If its bytes are those the store's rows were read from (rewritten, not
+        changed), it is not parsed: the key its rows are current under is returned (b"" if
+        it is racy: current, but vouched for by no stat)."""
         store = self.store
         assert store is not None
-        record = self.load(Path(path), order)
+        try:
+            read = read_bytes(path)
+        except UnreadableRecord as err:
+            self.parsed += 1
+            self.unreadable.append(str(err))
+            store.forget([real])
+            return None
+        digest = content_digest(read[0])
+        if key is not None and store.holds_bytes(real, digest):
+            return key if store.restat(real, key, walk_began_ns=began) else b""
+        record = self.load(Path(path), order, read=read)
         if record is None:
             store.forget([real])
         elif key is not None:
             entrypoint = record.block["entrypoint"]["path"]
             summary = stored_text(summarize(record.block))
-            store.put(real, key, entrypoint, outputs_of(record), summary, walk_began_ns=began)
+            store.put(
+                real,
+                key,
+                entrypoint,
+                outputs_of(record),
+                summary,
+                digest=digest,
+                walk_began_ns=began,
+            )
+        return None
 
 
 def _held(store: LineageIndex, entries: bytes) -> dict[bytes, bytes]:

@@ -19,19 +19,20 @@ stderr, and the records are then all parsed, as without it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from provenance.stores.digest_cache import ENVIRONMENT, STAT_KEY, default_location, stat_key
 from provenance.stores.scan import join_entries, parse_entries
 from provenance.stores.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
-SCHEMA_VERSION = 3  # 2: folder rows; 3: run summaries
+SCHEMA_VERSION = 4  # 2: folder rows; 3: run summaries; 4: records' digests
 # Text a record holds is kept as JSON (ASCII, escaped): a lone surrogate a hostile record can
 # hold is no UTF-8 SQLite could store.
 _SCHEMA = (
@@ -39,7 +40,8 @@ _SCHEMA = (
         path BLOB NOT NULL PRIMARY KEY,
         folder BLOB NOT NULL,
         stat BLOB NOT NULL,
-        entrypoint TEXT NOT NULL
+        entrypoint TEXT NOT NULL,
+        digest BLOB NOT NULL
     ) WITHOUT ROWID""",
     "CREATE INDEX records_by_folder ON records (folder)",
     """CREATE TABLE folders (
@@ -94,6 +96,21 @@ class StoredOutput:
     entrypoint: str
 
 
+class _Put(NamedTuple):
+    path: bytes
+    key: bytes
+    entrypoint: str
+    outputs: tuple[Output, ...]
+    summary: str
+    digest: bytes
+
+
+def content_digest(data: bytes) -> bytes:
+    """What the index knows a record's bytes by: a record rewritten with the same bytes (copied,
+    checked out again, restored) need not be parsed again."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 def _text(value: Any) -> str:
     return json.dumps(value)
 
@@ -121,8 +138,9 @@ class LineageIndex(SqliteStore):
         busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
         super().__init__(location, racy_window_ns=racy_window_ns, busy_timeout=busy_timeout)
-        self._put: list[tuple[bytes, bytes, str, tuple[Output, ...], str]] = []
+        self._put: list[_Put] = []
         self._forget: list[bytes] = []
+        self._restat: list[tuple[bytes, bytes]] = []  # (path, stat key): the same bytes, anew
         # Each walked folder's row as read, by folder: (the row, its names, the walk's entries
         # and names), from which ``flush`` makes the folder's new row without reading its
         # records' rows back.
@@ -242,19 +260,38 @@ class LineageIndex(SqliteStore):
         outputs: Iterable[Output],
         summary: str,
         *,
+        digest: bytes,
         walk_began_ns: int,
     ) -> bool:
         """Remember what a record just read says (``key``: its stat key, taken before it was
-        read; ``summary``: its run's, as ``provenance.record.summary.stored_text`` gives it); a
-        racy record is not remembered."""
+        read; ``summary``: its run's, as ``provenance.record.summary.stored_text`` gives it;
+        ``digest``: ``content_digest`` of the bytes read); a racy record is not remembered."""
         if self.broken:
             return False
-        _, _, _, mtime_ns, ctime_ns = STAT_KEY.unpack(key)
-        if walk_began_ns - max(mtime_ns, ctime_ns) < self.racy_window_ns:
+        if self._racy(key, walk_began_ns):
             self._forget.append(path)
             return False
-        self._put.append((path, key, entrypoint, tuple(outputs), summary))
+        self._put.append(_Put(path, key, entrypoint, tuple(outputs), summary, digest))
         return True
+
+    def holds_bytes(self, path: bytes, digest: bytes) -> bool:
+        """Whether the index's rows of the record at ``path`` are those of bytes with this
+        ``digest``: read from these very bytes, they stand for it whatever its stat now."""
+        rows = self._query("SELECT 1 FROM records WHERE path = ? AND digest = ?", (path, digest))
+        return rows is not None and len(rows) > 0
+
+    def restat(self, path: bytes, key: bytes, *, walk_began_ns: int) -> bool:
+        """Keep a record's rows under its new stat ``key``: it was rewritten with the bytes
+        they were read from (``holds_bytes``). A racy one keeps its old key, to be looked at
+        again."""
+        if self.broken or self._racy(key, walk_began_ns):
+            return False
+        self._restat.append((path, key))
+        return True
+
+    def _racy(self, key: bytes, walk_began_ns: int) -> bool:
+        _, _, _, mtime_ns, ctime_ns = STAT_KEY.unpack(key)
+        return bool(walk_began_ns - max(mtime_ns, ctime_ns) < self.racy_window_ns)
 
     def forget(self, paths: Iterable[bytes]) -> None:
         """Drop the rows of records that are gone or no longer readable."""
@@ -266,22 +303,23 @@ class LineageIndex(SqliteStore):
 
         put, self._put = self._put, []
         gone, self._forget = self._forget, []
-        if not (put or gone) or self.broken:
+        restat, self._restat = self._restat, []
+        if not (put or gone or restat) or self.broken:
             return
         db = self._connect()
         if db is None:
             return
-        paths = [(p,) for p in gone] + [(p,) for p, *_ in put]
+        paths = [(p,) for p in gone] + [(p.path,) for p in put]
         outputs = [
-            (p, o.position, _text(o.name), _text(o.shown), o.blake3, int(o.directory))
-            for p, _, _, written, _ in put
-            for o in written
+            (p.path, o.position, _text(o.name), _text(o.shown), o.blake3, int(o.directory))
+            for p in put
+            for o in p.outputs
         ]
         touched: dict[bytes, tuple[set[bytes], dict[bytes, bytes]]] = {}  # (gone, put) by folder
         for path in gone:
             folder, _, name = path.rpartition(b"/")
             touched.setdefault(folder, (set(), {}))[0].add(name)
-        for path, key, *_ in put:
+        for path, key in [*((p.path, p.key) for p in put), *restat]:
             folder, _, name = path.rpartition(b"/")
             touched.setdefault(folder, (set(), {}))[1][name] = key
         try:
@@ -290,14 +328,20 @@ class LineageIndex(SqliteStore):
                 db.executemany("DELETE FROM records WHERE path = ?", paths)
                 db.executemany("DELETE FROM runs WHERE path = ?", paths)
                 db.executemany(
-                    "INSERT INTO records VALUES (?, ?, ?, ?)",
-                    [(p, _folder_of(p), key, _text(ep)) for p, key, ep, _, _ in put],
+                    "INSERT INTO records VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (p.path, _folder_of(p.path), p.key, _text(p.entrypoint), p.digest)
+                        for p in put
+                    ],
                 )
                 db.executemany(
                     "INSERT INTO runs VALUES (?, ?, ?)",
-                    [(p, _folder_of(p), summary) for p, _, _, _, summary in put],
+                    [(p.path, _folder_of(p.path), p.summary) for p in put],
                 )
                 db.executemany("INSERT INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs)
+                db.executemany(
+                    "UPDATE records SET stat = ? WHERE path = ?", [(k, p) for p, k in restat]
+                )
                 version = db.execute("PRAGMA data_version").fetchone()[0]
                 views = self._views if version == self._version else {}  # else, out of date
                 rows = [
@@ -355,5 +399,6 @@ class LineageIndex(SqliteStore):
     def _drop_pending(self) -> None:
         self._put.clear()
         self._forget.clear()
+        self._restat.clear()
         self._views.clear()
         self._version = None
