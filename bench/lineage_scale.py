@@ -4,9 +4,11 @@ among N records: the full scan against the lineage index.
 Generates N records (pipelines of four runs, one in fifty starting from a folder it wrote) in a
 temporary project, then times each command, each time its own process as a user runs it: with
 the index off (every record parsed), cold (parsing and filling the index, each command its own),
-warm (the median of --warm-runs calls), and warm again after 1% of the records were rewritten
-(the same bytes in new files, so the same answer). Every output must be the full scan's, byte
-for byte. The package's bytecode is compiled first, as an installed package's is.
+warm (the median of --warm-runs calls), warm again after 1% of the records were rewritten
+(the same bytes in new files, so the same answer), and after 1% were changed (an argument
+neither command shows, so the same answer again, but new bytes to parse). Every output must
+be the full scan's, byte for byte. The package's bytecode is compiled first, as an installed
+package's is.
 
     python bench/lineage_scale.py [--records N] [--warm-runs K]
 """
@@ -154,6 +156,7 @@ class Series:
     cold: Timed
     warms: list[Timed]  # fastest first
     edited: Timed | None = None
+    changed: Timed | None = None
 
     @property
     def warm(self) -> Timed:
@@ -163,9 +166,11 @@ class Series:
         assert self.cold.out == self.full.out, f"{name}: the index must answer as the full scan"
         assert all(t.out == self.full.out for t in self.warms), name
         assert self.edited is None or self.edited.out == self.full.out, name  # the same bytes
+        assert self.changed is None or self.changed.out == self.full.out, name
 
     def rows(self, changed: int) -> list[list[str]]:
         assert self.edited is not None
+        assert self.changed is not None
         return [
             [
                 label,
@@ -179,6 +184,7 @@ class Series:
                 ("index, cold (filling it)", self.cold),
                 (f"index, warm (median of {len(self.warms)})", self.warm),
                 (f"index, warm, {changed:,} records rewritten", self.edited),
+                (f"index, warm, {changed:,} records changed", self.changed),
             ]
         ]
 
@@ -199,6 +205,19 @@ def rewrite(top: Path, share: int) -> int:
         if i % share == 0:
             temporary = path.with_name(path.name + ".tmp")
             temporary.write_bytes(path.read_bytes())
+            os.replace(temporary, path)
+            count += 1
+    return count
+
+
+def change(top: Path, share: int) -> int:
+    """Change one record in ``share`` (an argument neither command shows, at the same size, in
+    a new file): new bytes, each parsed again."""
+    count = 0
+    for i, path in enumerate(sorted(top.glob("runs/*/*.manifest.json"))):
+        if i % share == 0:
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_bytes(path.read_bytes().replace(b'"--seed"', b'"--SEED"'))
             os.replace(temporary, path)
             count += 1
     return count
@@ -237,6 +256,9 @@ def main() -> None:
         changed = rewrite(top, 100)
         for name, (command, location) in commands.items():
             measured[name] = replace(measured[name], edited=measure(command, top, location))
+        assert change(top, 100) == changed
+        for name, (command, location) in commands.items():
+            measured[name] = replace(measured[name], changed=measure(command, top, location))
     lineage, runs = measured["lineage --json"], measured["runs --json --where seed=0"]
     assert json.loads(lineage.full.out)["inputs"], "the artifact has a lineage to follow"
     found = json.loads(runs.full.out)["runs"]
