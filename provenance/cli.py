@@ -1,10 +1,10 @@
 """The ``provenance`` command: show, verify, diff, lineage, runs, replay, schema, validate, export,
 attest, run, report.
 
-Every command but run, runs and report takes an artifact or its sidecar (runs and report take
-folders). Exit codes: 0 fine, 1 a finding (drift, a difference, an invalid record, a failed
-outcome where asked), 2 a usage error or unreadable input; run exits as the command it records
-does.
+Every command but runs, report, run and schema takes an artifact or its sidecar (runs and report
+take folders, run a command to record, schema nothing). Exit codes: 0 fine, 1 a finding (drift,
+a difference, an invalid record, a failed outcome where asked), 2 a usage error or unreadable
+input; run exits as the command it records does.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from provenance.commands.verify import (
     counts_of,
 )
 from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
-from provenance.record.sidecar import is_sidecar_name
+from provenance.record.sidecar import is_sidecar_name, sidecar_path_for
 from provenance.record.summary import RunSummary, same, stored_text, summarize
 from provenance.records import Boundary, UnreadableRecord, read_json
 from provenance.stores.digest_cache import DigestCache
@@ -52,6 +52,7 @@ __all__ = [
     "lineage",
     "read_json",
     "record_of",
+    "sidecar_path_for",
     "verify",
 ]
 

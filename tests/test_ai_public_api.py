@@ -7,11 +7,13 @@ package's first user, and what it needs from it belongs in the public API.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 import provenance
+import provenance.read
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = frozenset(provenance.__all__) | {"__version__", "*"}  # a star takes __all__ only
@@ -114,3 +116,21 @@ def test_public_names_pass(source: str) -> None:
 def test_every_public_name_resolves() -> None:
     for name in provenance.__all__:
         assert getattr(provenance, name) is not None, name
+
+
+def api_page_names() -> set[str]:
+    """The names docs/api.md gives as ``provenance.read``'s: each list entry's first name, and
+    what its example imports."""
+    page = (ROOT / "docs/api.md").read_text("utf-8")
+    names = set(re.findall(r"^- `([A-Za-z_]\w*)", page, re.MULTILINE))
+    for imported in re.findall(r"^from provenance import (.+)$", page, re.MULTILINE):
+        names |= {n.strip() for n in imported.split(",")}
+    return names
+
+
+def test_every_name_the_api_page_gives_is_provenance_reads_and_provenances() -> None:
+    names = api_page_names()
+    assert {"record_of", "find_runs", "sidecar_path_for", "read_json"} <= names
+    for name in sorted(names):
+        assert name in provenance.read.__all__, name
+        assert getattr(provenance.read, name) is getattr(provenance, name), name

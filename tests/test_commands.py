@@ -776,6 +776,25 @@ class TestReplayRun:
         assert "reproduced: no differences" in result.out
         assert f"new record {sidecar}" in result.out
 
+    @pytest.mark.parametrize("given", ["t.tsv", "t.tsv.manifest.json", "./sub/../t.tsv"])
+    def test_it_names_the_new_record_as_the_path_was_given(self, proj, monkeypatch, given):
+        table = built_table(proj)
+        (proj / "sub").mkdir()
+        monkeypatch.chdir(proj)
+        shown = str(Path(given).parent / "t.tsv.manifest.json")
+        result = run_cli("replay", "--run", given)
+        assert result.code == 0, result
+        assert f"replayed: exit 0; new record {shown}\n" in result.out
+        assert str(proj) not in result.out
+        report = json.loads(run_cli("replay", "--run", "--json", given).out)
+        assert report["record"] == shown
+        assert (proj / report["record"]).resolve() == sidecar_of(table).resolve()
+
+    def test_a_new_record_given_by_an_absolute_path_is_named_absolute(self, proj):
+        table = built_table(proj)
+        result = run_cli("replay", "--run", table)
+        assert f"new record {sidecar_of(table)}\n" in result.out
+
     def test_a_package_script_started_by_path_reproduces(self, proj):
         (proj / "pkg").mkdir()
         (proj / "pkg/__init__.py").write_text("")

@@ -3,16 +3,16 @@
 - ``slsa``: an in-toto Statement v1 whose predicate is SLSA Provenance v1. Its subjects are the
   run's outputs (sha256 where recorded, blake3 beside it); the entrypoint, shared trainer, code
   and inputs are resolved dependencies; argv and args are external parameters.
-- ``openlineage``: OpenLineage run events, START then COMPLETE or FAIL, one per line (START
-  alone for the record of a run still under way).
+- ``openlineage``: OpenLineage run events, START then COMPLETE, FAIL or ABORT, one per line
+  (START alone for the record of a run still under way).
 - ``prov``: W3C PROV-JSON, made with the ``prov`` library (the sign extra): the run an activity
   associated with its entrypoint, which used the inputs and generated the outputs.
 
-Both are derived from the record alone, so the same record exports to the same bytes, except the
-OpenLineage event time: a record holds no time, so it is the record file's modification time
-unless ``--event-time`` gives one. No path the record names is touched. Strings taken from the
-record (argv, args, the error) pass through secret redaction first, and ``--out`` replaces only
-a regular file.
+All three are derived from the record alone, so the same record exports to the same bytes,
+except the OpenLineage event time: a record holds no time, so it is the record file's
+modification time unless ``--event-time`` gives one. No path the record names is touched.
+Strings taken from the record (argv, args, the error) pass through secret redaction first, and
+``--out`` replaces only a regular file.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def register(commands: Any) -> None:
         required=True,
         choices=("slsa", "openlineage", "prov"),
         help="slsa: an in-toto Statement with the SLSA v1 provenance predicate; openlineage: "
-        "a COMPLETE or FAIL RunEvent; prov: W3C PROV-JSON (the sign extra)",
+        "START then COMPLETE, FAIL or ABORT RunEvents, one per line; prov: W3C PROV-JSON (the sign "
+        "extra)",
     )
     parser.add_argument("--out", help="write here (atomically) instead of to stdout")
     parser.add_argument(

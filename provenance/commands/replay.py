@@ -459,6 +459,15 @@ def _judged(record: Record, written: list[Path]) -> Path | None:
     return found[-1] if found else None
 
 
+def _as_given(record: Record, written: Path) -> Path:
+    """A record the replay wrote, named as the replayed record's path was given (relative where
+    it was), as every command names the paths it was given; absolute when it is elsewhere."""
+    given = Path(record.source)
+    if written.parent == Path(os.path.abspath(given)).parent:
+        return given.parent / written.name
+    return written
+
+
 def _not_rebuilt(old: Record, new: Record) -> list[str]:
     """Outputs the recorded run wrote that the replay did not: the same bytes still on disk
     would otherwise read as reproduced."""
@@ -598,6 +607,7 @@ def run(args: argparse.Namespace) -> int:
             new = load(chosen, record.root)
         except UnreadableRecord as err:
             problems.append(f"its record cannot be read: {err}")
+    named = _as_given(record, chosen) if chosen is not None else None
     differences = compare(record, new) if new is not None else []
     read = (
         readings(differences, (record.block.get("args"), new.block.get("args")))
@@ -616,7 +626,7 @@ def run(args: argparse.Namespace) -> int:
                 "environment": wanted,
                 "not_set": left,
                 "exit_code": returncode,
-                "record": str(chosen) if chosen is not None else None,
+                "record": str(named) if named is not None else None,
                 "reproduced": not problems,
                 "problems": problems,
                 "differences": differences,
@@ -624,7 +634,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
-        wrote = f"new record {chosen}" if chosen is not None else "it wrote no record"
+        wrote = f"new record {named}" if named is not None else "it wrote no record"
         lines = [f"replayed: exit {returncode}; {wrote}"]
         print(lines_text(lines))
         if differences:
