@@ -250,6 +250,26 @@ def indented_json(value: Any, *, ensure_ascii: bool) -> str:
             flat[inner] = _plain_encoder(ensure_ascii, ",\n" + inner)
         return flat[inner](values)[1:-1]
 
+    def scalar(value: Any, kind: type, indent: str) -> str:
+        """One value as the item of a container at ``indent``: a plain one written here."""
+        if kind is str:
+            return string(value)
+        if value is None:
+            return "null"
+        if kind is bool:
+            return "true" if value else "false"
+        if kind is int:
+            return int.__repr__(value)
+        if kind is float:
+            if value != value:
+                return "NaN"
+            if value in (_INFINITY, -_INFINITY):
+                return "Infinity" if value > 0 else "-Infinity"
+            return float.__repr__(value)
+        if not value and kind in _EMPTY:
+            return "{}" if kind is dict else "[]"
+        return encode(value, indent)
+
     def encode(value: Any, indent: str) -> str:
         kind = type(value)
         if kind is str:
@@ -258,9 +278,15 @@ def indented_json(value: Any, *, ensure_ascii: bool) -> str:
             return plain([value], indent)
         inner = indent + "  "
         pieces: list[str] = []
-        if kind is dict and all(type(key) is str for key in value):
+        if kind is dict and set(map(type, value)) <= _STR:
             if not value:
                 return "{}"
+            if len(value) <= _SMALL:  # a few keys: each written here, no C call a run of them
+                pieces = [
+                    string(key) + ": " + scalar(value[key], type(value[key]), inner)
+                    for key in sorted(value)
+                ]
+                return "{\n" + inner + (",\n" + inner).join(pieces) + "\n" + indent + "}"
             run: dict[str, Any] = {}
             for key in sorted(value):
                 item = value[key]
@@ -316,6 +342,9 @@ def _plain_encoder(ensure_ascii: bool, between: str) -> Callable[[Any], str]:
 # ``float.__repr__``, NaN and the infinities as ``NaN`` and ``Infinity``, in both).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _EMPTY = frozenset({dict, list})  # empty, ``{}`` and ``[]`` in both
+_STR = frozenset({str})
+_SMALL = 12  # keys of a dict written one by one; a larger one's plain values, by C runs
+_INFINITY = float("inf")
 
 
 def json_for_terminal(text: str) -> str:
