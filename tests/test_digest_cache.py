@@ -12,7 +12,13 @@ import blake3
 import pytest
 
 from provenance.measure.hashing import SMALL_FILE_MAX, HashPolicy, hash_file, hash_tree
-from provenance.stores.digest_cache import DigestCache, default_location
+from provenance.stores.digest_cache import (
+    ENVIRONMENT,
+    RACY_WINDOW_NS,
+    DigestCache,
+    default_location,
+)
+from tests import handmade
 from tests.conftest import ROOT
 
 POLICY = HashPolicy()
@@ -197,6 +203,10 @@ def test_two_processes_share_the_cache_at_once(tmp_path):
 def test_the_environment_moves_or_disables_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PROVENANCE_DIGEST_CACHE", str(tmp_path / "c.sqlite3"))
     assert default_location() == tmp_path / "c.sqlite3"
+    monkeypatch.setenv("PROVENANCE_DIGEST_CACHE", str(tmp_path))  # a folder that exists
+    assert default_location() == tmp_path / "digests-v1.sqlite3"
+    monkeypatch.setenv("PROVENANCE_DIGEST_CACHE", str(tmp_path / "later") + "/")
+    assert default_location() == tmp_path / "later" / "digests-v1.sqlite3"
     for off in ("off", "", "0"):
         monkeypatch.setenv("PROVENANCE_DIGEST_CACHE", off)
         assert default_location() is None
@@ -276,3 +286,79 @@ def test_a_run_of_small_files_never_imports_sqlite3(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "model.txt.manifest.json").is_file()
     assert done.stdout == "False\n"
+
+
+class TestAFolderForBothStores:
+    """``PROVENANCE_DIGEST_CACHE`` naming a folder (one that exists, or a value ending with a
+    separator) keeps the digest cache and the lineage index in it, under their default names,
+    as ``verify`` and ``runs`` use them; a value naming a file keeps the index beside it."""
+
+    @staticmethod
+    def _project(tmp_path):
+        folder = handmade.project(tmp_path / "p")
+        script = folder / "script.py"
+        script.write_text("print('made o.bin')\n")
+        out = folder / "o.bin"
+        out.write_bytes(sized(b"o"))  # a small file is read, never looked up in the cache
+        doc = handmade.document(
+            entrypoint_digests=handmade.digests(script),
+            outputs={"o": handmade.file_entry(out, "o.bin")},
+        )
+        record = handmade.write(folder / "o.bin.manifest.json", doc)
+        # Old enough to be stored (not racy), so the index holds a row for it.
+        time.sleep(max(0.0, (record.stat().st_ctime_ns + RACY_WINDOW_NS - time.time_ns()) / 1e9))
+        time.sleep(0.05)
+        return folder, out
+
+    @staticmethod
+    def _commands(folder, out, value):
+        env = {ENVIRONMENT: value}
+        for done in (
+            handmade.cli_in(folder, "verify", out, env=env),
+            handmade.cli_in(folder, "runs", folder, env=env),
+        ):
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert done.stderr == ""  # no store warned it cannot be used
+
+    @staticmethod
+    def _stores(folder):
+        return sorted(p.name for p in folder.iterdir() if p.name.endswith(".sqlite3"))
+
+    @staticmethod
+    def _stored(location, table):
+        with sqlite3.connect(location) as db:
+            return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def test_an_existing_folder_holds_both(self, tmp_path):
+        folder, out = self._project(tmp_path)
+        stores = tmp_path / "stores"
+        stores.mkdir()
+        self._commands(folder, out, str(stores))
+        assert self._stores(stores) == ["digests-v1.sqlite3", "lineage-v1.sqlite3"]
+        assert self._stores(tmp_path) == []  # nothing in the folder's parent
+        assert self._stored(stores / "lineage-v1.sqlite3", "records") == 1
+
+    def test_a_value_ending_with_a_separator_is_a_folder_made_when_missing(self, tmp_path):
+        folder, out = self._project(tmp_path)
+        stores = tmp_path / "new" / "stores"
+        self._commands(folder, out, str(stores) + os.sep)
+        assert self._stores(stores) == ["digests-v1.sqlite3", "lineage-v1.sqlite3"]
+        assert self._stores(stores.parent) == []
+
+    def test_a_file_keeps_the_index_beside_it(self, tmp_path):
+        folder, out = self._project(tmp_path)
+        stores = tmp_path / "stores"
+        self._commands(folder, out, str(stores / "mine.sqlite3"))
+        assert self._stores(stores) == ["lineage-v1.sqlite3", "mine.sqlite3"]
+        assert self._stored(stores / "lineage-v1.sqlite3", "records") == 1
+
+    def test_a_folder_in_the_caches_place_is_not_called_a_file(self, tmp_path):
+        folder, out = self._project(tmp_path)
+        stores = tmp_path / "stores"
+        (stores / "digests-v1.sqlite3").mkdir(parents=True)
+        done = handmade.cli_in(folder, "verify", out, env={ENVIRONMENT: str(stores)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        warning = f"the digest cache {stores / 'digests-v1.sqlite3'} cannot be used"
+        assert warning in done.stderr
+        assert "Move the folder away, or set PROVENANCE_DIGEST_CACHE=off" in done.stderr
+        assert "Delete the file" not in done.stderr

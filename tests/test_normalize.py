@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import subprocess
 import sys
 import typing
 from collections import namedtuple
@@ -21,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from provenance.record.normalize import display_path, normalize, tagged_repr
+from tests.conftest import ROOT
 
 
 class Color(enum.Enum):
@@ -250,3 +252,61 @@ def test_set_order_does_not_depend_on_insertion(items):
     backward = normalize(set(reversed(list(items))))
     assert forward == backward
     assert sorted(forward, key=str) == sorted((normalize(i) for i in items), key=str)
+
+
+class Whole(enum.Enum):
+    ONE = 1
+    ZERO = 0
+
+
+class Written(enum.Enum):
+    ONE_POINT_ZERO = 1.0
+    MINUS_ZERO = -0.0
+
+
+class TestEqualNumbersWrittenApart:
+    """Equal numbers written apart (1 and 1.0) held in one set, as two enums' members can be:
+    their order comes from how they are written, never from the set's (the hash seed's)."""
+
+    def test_ints_before_floats_then_by_their_text(self):
+        value = {Written.ONE_POINT_ZERO, Whole.ONE, Written.MINUS_ZERO, Whole.ZERO}
+        assert json.dumps(normalize(value)) == "[0, -0.0, 1, 1.0]"
+
+    def test_ints_past_the_float_range_and_precision(self):
+        assert normalize({10**400, 2**53 + 1, 2.0**53, -(10**400)}) == [
+            -(10**400),
+            2.0**53,
+            2**53 + 1,
+            10**400,
+        ]
+
+    def test_a_recorded_set_is_the_same_under_every_hash_seed(self, tmp_path):
+        script = tmp_path / "script.py"
+        script.write_text(
+            "import enum, sys\n"
+            "from provenance import current_run, recorded_run\n"
+            "class A(enum.Enum):\n    one = 1\n    zero = 0\n"
+            "class B(enum.Enum):\n    one_point_zero = 1.0\n    minus_zero = -0.0\n"
+            "@recorded_run(outputs={'out': lambda args: 'out.txt'})\n"
+            "def main():\n"
+            "    open('out.txt', 'w').write('x')\n"
+            "    current_run().record(kinds={A.one, B.one_point_zero, A.zero, B.minus_zero})\n"
+            "main()\n"
+        )
+        (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\n')
+        written = set()
+        for seed in ("0", "1", "2", "3", "4", "5"):
+            done = subprocess.run(
+                [sys.executable, str(script)],
+                cwd=tmp_path,
+                env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            record = json.loads((tmp_path / "out.txt.manifest.json").read_text())
+            assert record["kinds"] == [0, -0.0, 1, 1.0]
+            written.add(json.dumps(record["kinds"]))
+        assert written == {"[0, -0.0, 1, 1.0]"}

@@ -133,11 +133,14 @@ def _key(key: Any, root: Path | None) -> str:
 
 
 def _sort_key(value: JSONValue) -> tuple[int, float, str]:
-    # Numbers sort by value, everything else by its canonical JSON text.
+    # Numbers sort by value, everything else by its canonical JSON text. Python compares an int
+    # with a float exactly (no float() that rounds, or overflows on a huge int); equal values
+    # written apart (1, 1.0, -0.0: members of two enums) are put in order by how they are
+    # written, not left in the set's order, which follows the hash seed.
     if isinstance(value, bool):
-        return (0, float(value), "")
+        return (0, value, "")
     if isinstance(value, (int, float)):
-        return (1, float(value), "")
+        return (1, value, "" if isinstance(value, int) else repr(value))
     if isinstance(value, str):
         return (2, 0.0, value)
     return (3, 0.0, json.dumps(value, sort_keys=True))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -52,13 +53,36 @@ def _compiled() -> Callable[[Any], bool] | None:
         return None
 
 
+def _extra_keys(instance: dict[str, Any], schema: dict[str, Any]) -> Iterator[str]:
+    """The keys ``additionalProperties`` applies to, in the order the document holds them."""
+    properties = schema.get("properties", {})
+    patterns = "|".join(schema.get("patternProperties", {}))
+    for key in instance:
+        if key not in properties and not (patterns and re.search(patterns, key)):
+            yield key
+
+
 @cache
 def _validator() -> Any:
+    """jsonschema's Draft 2020-12 validator, but the entries ``additionalProperties`` checks
+    are taken in document order: jsonschema puts them in a set, so which of two bad entries it
+    reported first changed with the hash seed, and so did the command's message."""
     try:
         import jsonschema
     except ImportError as err:
         raise ProvenanceError("validating a sidecar needs the jsonschema package") from err
-    return jsonschema.Draft202012Validator(_inlined_schema())
+    draft = jsonschema.Draft202012Validator
+    keyword = draft.VALIDATORS["additionalProperties"]
+
+    def additional(validator: Any, extra: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        if not (validator.is_type(extra, "object") and validator.is_type(instance, "object")):
+            yield from keyword(validator, extra, instance, schema)  # it sorts the keys it names
+            return
+        for key in _extra_keys(instance, schema):
+            yield from validator.descend(instance[key], extra, path=key)
+
+    ordered = jsonschema.validators.extend(draft, {"additionalProperties": additional})
+    return ordered(_inlined_schema())
 
 
 def validate(document: Any) -> None:

@@ -11,8 +11,10 @@ The store is SQLite in WAL mode, shared safely by concurrent runs. Anything wron
 corrupt file, a lock held too long, a read-only folder) turns the cache off for the rest of the
 run with one warning on stderr: the digests are then computed, never guessed, and the run goes on.
 
-``PROVENANCE_DIGEST_CACHE`` names the database file; ``off`` (or an empty value) disables it.
-By default it lives in ``$XDG_CACHE_HOME/provenance/`` (``~/.cache/provenance/``).
+``PROVENANCE_DIGEST_CACHE`` names the database file, or a folder to keep it in under its
+default name (one that exists, or any value ending with a separator); ``off`` (or an empty
+value) disables it. By default it lives in ``$XDG_CACHE_HOME/provenance/``
+(``~/.cache/provenance/``). The lineage index is kept beside it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from provenance.stores.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, Sqlit
 
 ENVIRONMENT = "PROVENANCE_DIGEST_CACHE"
 FILE_NAME = "digests-v1.sqlite3"
+_SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)  # a value ending so is a folder
 SCHEMA_VERSION = 3
 # Rows are keyed by (folder, name), so one folder's rows are one range of the primary key.
 _SCHEMA = """
@@ -58,10 +61,16 @@ def stat_key(st: os.stat_result) -> bytes:
 
 
 def default_location() -> Path | None:
-    """Where the cache lives, from the environment; None when it is turned off."""
+    """Where the cache lives, from the environment; None when it is turned off. A value naming
+    a folder holds the cache in it, so the lineage index beside it is in that folder too, not
+    in the folder's parent."""
     given = os.environ.get(ENVIRONMENT)
     if given is not None:
-        return None if given.strip().lower() in ("", "off", "0", "no", "false") else Path(given)
+        if given.strip().lower() in ("", "off", "0", "no", "false"):
+            return None
+        if given.endswith(_SEPARATORS) or os.path.isdir(given):
+            return Path(given) / FILE_NAME
+        return Path(given)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "provenance" / FILE_NAME
 

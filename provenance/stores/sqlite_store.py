@@ -136,9 +136,11 @@ class SqliteStore:
 
     def _give_up(self, err: Exception) -> None:
         if not self.broken:
+            # The advice names what is there: a folder in the store's place is no file to delete.
+            what = "Move the folder away" if os.path.isdir(self.location) else "Delete the file"
             print(
                 f"provenance: {self.NAME} {self.location} cannot be used "
-                f"({type(err).__name__}: {err}); {self.WITHOUT_IT}. Delete the file, or set "
+                f"({type(err).__name__}: {err}); {self.WITHOUT_IT}. {what}, or set "
                 f"{self.TURN_OFF}=off, to stop this warning.",
                 file=sys.stderr,
                 flush=True,
