@@ -6,18 +6,22 @@ scripts: --dump-dom gives the DOM after the filter and the graph's layout ran.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from provenance.emit.report import MARKER, MARKER_TEXT
-from tests.conftest import ROOT, project_with
+from tests.conftest import ROOT, default_signals, project_with
 from tests.handmade import cli_in, run_in
+from tests.test_lost_runs import finish, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -330,3 +334,183 @@ class TestTextARecordCannotBreak:
         assert proc.returncode == 2
         assert "not replaced" in proc.stderr
         assert (dest / "evidence.txt").read_text() == "keep me\n"
+
+
+class _Rows(HTMLParser):
+    """The cells of the runs table, as text, one list a row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr" and ("class", "run-row") in attrs:
+            self.rows.append([])
+        elif tag == "td" and self.rows:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_rows(site: Path) -> list[list[str]]:
+    """script, artifact, outcome, gates, arguments: each row of the site's runs table."""
+    rows = _Rows()
+    rows.feed((site / "index.html").read_text())
+    return rows.rows
+
+
+def listed(folder: Path, *paths: str) -> list[dict[str, object]]:
+    proc = cli_in(folder, "runs", *paths, "--json")
+    assert proc.returncode == 0, proc.stderr
+    found: list[dict[str, object]] = json.loads(proc.stdout)["runs"]
+    return found
+
+
+def as_runs_lists(runs: list[dict[str, object]]) -> list[tuple[str, str, str]]:
+    return sorted(
+        (str(r["artifact"]), str(r["command"] or r["script"]), str(r["status"])) for r in runs
+    )
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project with every kind of run ``runs`` lists: succeeded, failed, failed by a gate,
+    a failed rerun kept beside the sidecar (``X.manifest.failed.json``), one killed with
+    SIGKILL (lost) and one still under way while the module's tests run."""
+    folder = project_with(tmp_path_factory.mktemp("outcomes") / "proj", "report_stage", "outcomes")
+    (folder / "raw.csv").write_text("a,b\n1,2\n")
+    for argv, code in [
+        (("--out", "ok/table.csv"), 0),
+        (("--out", "ok/table.csv", "--fail"), 1),  # wrote nothing: kept beside
+        (("--out", "bad/table.csv", "--fail"), 1),
+        (("--out", "gate/table.csv", "--min-score", "9"), 0),
+    ]:
+        proc = run_in(folder, "report_stage.py", "--data", "raw.csv", *argv)
+        assert proc.returncode == code, proc.stderr
+    assert (folder / "ok/table.csv.manifest.failed.json").is_file()
+
+    def started(name: str) -> subprocess.Popen[str]:
+        (folder / name).mkdir()
+        proc = subprocess.Popen(
+            [sys.executable, "outcomes.py", "--mode", "wait", "--out", f"{name}/r.txt",
+             "--ready", f"{name}/ready"],
+            cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_signals,
+        )  # fmt: skip
+        wait_until(lambda: (folder / name / "ready").exists(), proc, "it was under way")
+        return proc
+
+    lost = started("lost")
+    lost.send_signal(signal.SIGKILL)
+    finish(lost)
+    live = started("live")
+    try:
+        yield folder
+    finally:
+        live.send_signal(signal.SIGKILL)
+        finish(live)
+
+
+class TestTheSameRunsAsTheRunsCommand:
+    def test_the_rows_are_the_runs_that_runs_lists(self, outcomes, tmp_path):
+        runs = listed(outcomes, ".")
+        statuses = sorted(str(r["status"]) for r in runs)
+        # ok's run, its failed rerun, bad's, gate's (succeeded, its gate failed), lost, live
+        assert statuses == ["failed", "failed", "lost", "running", "succeeded", "succeeded"]
+        assert [r["gates"] for r in runs if r["artifact"] == "gate/table.csv"] == [{"score": False}]
+        site = tmp_path / "site"
+        proc = cli_in(outcomes, "report", ".", "--html", site)
+        assert proc.returncode == 0, proc.stderr
+        assert f"{len(runs)} runs" in proc.stdout
+        rows = table_rows(site)
+        assert sorted((row[1], row[0], row[2]) for row in rows) == as_runs_lists(runs)
+
+    def test_a_lost_and_a_running_run_have_a_page_from_their_running_record(
+        self, outcomes, tmp_path
+    ):
+        site = tmp_path / "site"
+        assert cli_in(outcomes, "report", ".", "--html", site).returncode == 0
+        pages = {p.read_text() for p in (site / "artifacts").glob("*.html")}
+        for name, status in [("lost", "lost"), ("live", "running")]:
+            (page,) = [p for p in pages if f"<title>{name}/r.txt</title>" in p]
+            assert f'<span class="{status}">{status}</span>' in page
+            assert ".manifest.running." in page  # its record, as far as there is one
+
+    def test_the_same_paths_give_the_same_runs(self, outcomes, tmp_path):
+        """Folders and artifacts, alone and together, overlapping: the same runs as ``runs``."""
+        (lost,) = (outcomes / "lost").glob("r.txt.manifest.running.*.json")
+        for paths in [
+            ("ok",),
+            ("ok", "."),
+            (f"lost/{lost.name}", "ok/table.csv"),
+            ("live", "bad/table.csv.manifest.json"),
+        ]:
+            site = tmp_path / f"site{len(list(tmp_path.iterdir()))}"
+            proc = cli_in(outcomes, "report", *paths, "--html", site)
+            assert proc.returncode == 0, proc.stderr
+            # the site shows paths from its first folder, runs from the working folder
+            base = outcomes / (paths[0] if (outcomes / paths[0]).is_dir() else ".")
+            rows = [(os.path.normpath(base / r[1]), r[0], r[2]) for r in table_rows(site)]
+            runs = [
+                (os.path.normpath(outcomes / a), s, st)
+                for a, s, st in as_runs_lists(listed(outcomes, *paths))
+            ]
+            assert sorted(rows) == runs, paths
+
+
+class TestLinkedRecords:
+    """Two paths to one record: the real one is kept where it is found, a link only alone."""
+
+    @pytest.fixture
+    def linked(self, pipeline: Path, tmp_path: Path) -> Path:
+        copy = tmp_path / "proj"
+        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+        for alias in ("aaa", "zzz"):  # sorted before and after the real record
+            (copy / "models" / f"{alias}.manifest.json").symlink_to("m3.txt.manifest.json")
+        return copy
+
+    def artifacts(self, folder: Path, *paths: str) -> list[str]:
+        site = folder / f"site{len(list(folder.glob('site*')))}"
+        proc = cli_in(folder, "report", *paths, "--html", site)
+        assert proc.returncode == 0, proc.stderr
+        return sorted(row[1] for row in table_rows(site))
+
+    def test_a_link_to_a_record_found_as_itself_is_left_out(self, linked):
+        models = self.artifacts(linked, "models")
+        assert "m3.txt" in models
+        assert not {"aaa", "zzz"} & set(models)
+        assert len(models) == 4  # m3, m5, bad and the hostile one: each once
+        everything = self.artifacts(linked, ".")
+        assert "models/m3.txt" in everything
+        assert not {"models/aaa", "models/zzz"} & set(everything)
+        given = self.artifacts(linked, "models/aaa.manifest.json", "models/m3.txt")
+        assert given == ["models/m3.txt"]
+
+    def test_a_link_alone_is_the_record_it_leads_to(self, linked):
+        assert self.artifacts(linked, "models/zzz.manifest.json") == ["models/zzz"]
+        assert self.artifacts(linked, "models/aaa.manifest.json", "models/zzz.manifest.json") == [
+            "models/aaa"
+        ]
+
+    def test_the_rule_is_the_read_apis(self, linked, monkeypatch):
+        """``distinct_runs``, which the report takes its runs through, for ``runs`` too."""
+        from provenance.read import collect_runs, distinct_runs
+
+        monkeypatch.chdir(linked)
+        found = collect_runs(["models"], index=False).runs
+        kept = distinct_runs(found)
+        assert len(found) == len(kept) + 2
+        assert [r.artifact for r in kept if "m3" in r.record or "a" * 3 in r.record] == [
+            "models/m3.txt"
+        ]
+        assert distinct_runs(list(reversed(found))) == list(reversed(kept))

@@ -8,7 +8,8 @@ own: its record as ``show`` says it, ``verify``'s verdict, its gates, and what d
 previous run of the same script as ``diff`` says it.
 
 PATH is a folder to find records in, or an artifact or its sidecar (default: the working
-folder). Records that cannot be read are skipped, with a line on stderr. DIR is replaced whole,
+folder): the runs are those ``provenance runs PATH...`` lists, running and lost ones too.
+Records that cannot be read are skipped, with a line on stderr. DIR is replaced whole,
 and only if it is a report this wrote (or empty, or absent).
 """
 
@@ -22,6 +23,7 @@ import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
+from os.path import isdir, islink
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ from provenance.commands import (
 )
 from provenance.commands import show as show_command
 from provenance.commands.diff import compare, readings, volatile_changes
-from provenance.commands.lineage import Index, records_under
+from provenance.commands.lineage import Index
 from provenance.commands.verify import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
@@ -46,13 +48,14 @@ from provenance.commands.verify import (
     counts_of,
 )
 from provenance.emit.report import Page, ReportError, render, write_site
-from provenance.record.sidecar import SIDECAR_SUFFIX, is_sidecar_name
+from provenance.read import RunSummary, collect_runs, distinct_runs
+from provenance.record.sidecar import SIDECAR_SUFFIX
 from provenance.records import (
     Boundary,
     Record,
     UnreadableRecord,
-    attempts,
     load,
+    locate,
     sidecar_target,
 )
 from provenance.stores.digest_cache import DigestCache
@@ -82,43 +85,33 @@ def register(commands: Any) -> None:
 
 @dataclass
 class Collected:
-    """The runs a report shows, and the records it could not read."""
+    """The runs a report shows (each record with its run's summary, as ``runs`` lists it), and
+    the records it could not read."""
 
     records: list[Record]
+    summaries: list[RunSummary] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
 
 
 def collect(paths: list[str], root: str | None) -> Collected:
-    """Every readable record under ``paths`` (folders, artifacts or sidecars), with the records
-    of other runs kept beside them (a failed rerun's), each once, in a stable order. The one
-    place the report reads records: what it shows is built from this alone."""
-    folders = [Path(p) for p in paths if Path(p).is_dir()]
-    found: list[Path] = records_under(folders, Boundary.of(folders))
-    found += [Path(p) for p in paths if not Path(p).is_dir()]
-    collected = Collected([], folders=folders)
-    seen: set[str] = set()
-
-    def take(path: Path, *, given: bool) -> Record | None:
+    """The runs ``provenance runs`` lists for ``paths`` (found by the same ``collect_runs``,
+    one per record file by ``distinct_runs``: running and lost runs, and the side records of
+    other runs, too), each with its record. The one place the report finds runs: what it
+    shows is built from this alone."""
+    # Of two given paths to one record, collect_runs reads the first: a link's goes last.
+    found = collect_runs(sorted(paths, key=lambda p: not isdir(p) and islink(locate(p))))
+    collected = Collected(
+        [], unreadable=list(found.unreadable), folders=[Path(p) for p in paths if Path(p).is_dir()]
+    )
+    for summary in distinct_runs(found.runs):
         try:
-            record = load(path, root)
-        except UnreadableRecord as err:
-            if given or is_sidecar_name(path.name):
-                collected.unreadable.append(str(err))
-            return None
-        real = os.path.realpath(record.source)
-        if real in seen:
-            return None
-        seen.add(real)
+            record = load(summary.record, root)
+        except UnreadableRecord as err:  # changed since it was found
+            collected.unreadable.append(str(err))
+            continue
         collected.records.append(record)
-        return record
-
-    for path in found:
-        record = take(path, given=True)
-        for attempt in attempts(record) if record is not None else []:
-            if not attempt.unreadable:
-                take(attempt.source, given=False)
-    collected.records.sort(key=lambda r: os.path.realpath(r.source))
+        collected.summaries.append(summary)
     return collected
 
 
@@ -135,10 +128,6 @@ def artifact_of(record: Record) -> Path:
         return record.source
     target = sidecar_target(record.source)
     return target.with_name(target.name.removesuffix(SIDECAR_SUFFIX))
-
-
-def _status(record: Record) -> str:
-    return str((record.block.get("outcome") or {}).get("status") or "unknown")
 
 
 def _order_key(record: Record) -> tuple[int, str]:
@@ -276,7 +265,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
     }
     nodes = []
     for i, record in enumerate(records):
-        status = _status(record)
+        status = collected.summaries[i].status
         nodes.append(
             {
                 "id": f"r{i}",
@@ -309,7 +298,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
             "script": _script(record),
             "artifact": _shown(artifact_of(record), base),
             "href": pages_of[i],
-            "status": _status(record),
+            "status": collected.summaries[i].status,
             "gates": _gates(record),
             "arguments": arguments[i],
         }
@@ -351,7 +340,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
                         "title": _shown(artifact_of(record), base),
                         "record": _shown(record.source, base),
                         "script": _script(record),
-                        "status": _status(record),
+                        "status": collected.summaries[i].status,
                         "show": show_command.render(show_command.summary(record)),
                         "checks": [c for c in checks if c.status not in QUIET or c.group != "code"],
                         "counts": counts_of(checks),
