@@ -514,3 +514,52 @@ class TestLinkedRecords:
             "models/m3.txt"
         ]
         assert distinct_runs(list(reversed(found))) == list(reversed(kept))
+
+
+class _Pre(HTMLParser):
+    """The text of the page's ``<pre id="show">``, as the DOM holds it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.inside = self.inside or (tag == "pre" and ("id", "show") in attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside = self.inside and tag != "pre"
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.text.append(data)
+
+
+@needs_chromium
+class TestTheRecordAsShowSaysIt:
+    @pytest.mark.parametrize(
+        "note",
+        ["two\nlines", "ansi \x1b[31mred\x1b[0m and a bell\x07", "<b>bold</b>\r\nbidi \u202eX"],
+    )
+    def test_the_record_is_shows_lines_each_escaped(self, pipeline, tmp_path, note):
+        """The page's record is ``show``'s text line for line, in a ``<pre>``: the breaks
+        between lines are real, and a value's own newline or control stays an escape."""
+        copy = tmp_path / "proj"
+        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+        out = "models/noted.txt"
+        proc = run_in(copy, "train.py", "--data", "data/table.csv", "--out", out, "--note", note)
+        assert proc.returncode == 0, proc.stderr
+        show = cli_in(copy, "show", out, "--color", "never")
+        assert show.returncode == 0, show.stderr
+        assert cli_in(copy, "report", out, "--html", "site").returncode == 0
+        (page,) = (copy / "site/artifacts").glob("*.html")
+        pre = _Pre()
+        pre.feed(browse(page, tmp_path))
+        text = "".join(pre.text)
+        assert text.splitlines() == show.stdout.splitlines()
+        assert len(text.splitlines()) > 10
+        (noted,) = [line for line in text.splitlines() if line.lstrip().startswith("note ")]
+        assert "\\x0a" in noted or "\\x0d" in noted or "\\x1b" in noted
+        assert not any(char in text for char in "\x1b\x07\r\u202e")
+        # an escaped newline only where the note is: its field and the command line
+        assert all("note" in line for line in text.splitlines() if "\\x0a" in line)

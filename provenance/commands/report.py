@@ -341,7 +341,8 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
                         "record": _shown(record.source, base),
                         "script": _script(record),
                         "status": collected.summaries[i].status,
-                        "show": show_command.render(show_command.summary(record)),
+                        # line by line: each is escaped on its own, the breaks kept
+                        "show": show_command.render(show_command.summary(record)).split("\n"),
                         "checks": [c for c in checks if c.status not in QUIET or c.group != "code"],
                         "counts": counts_of(checks),
                         "findings": sum(c.status not in QUIET for c in checks),
