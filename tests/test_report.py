@@ -563,3 +563,34 @@ class TestTheRecordAsShowSaysIt:
         assert not any(char in text for char in "\x1b\x07\r\u202e")
         # an escaped newline only where the note is: its field and the command line
         assert all("note" in line for line in text.splitlines() if "\\x0a" in line)
+
+
+class TestWhereTheSiteGoes:
+    def test_an_empty_folder_name_is_a_usage_error(self, pipeline, tmp_path):
+        before = sorted(p.name for p in pipeline.iterdir())
+        proc = cli_in(pipeline, "report", ".", "--html", "")
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1
+        assert "--html: an empty value" in proc.stderr
+        assert sorted(p.name for p in pipeline.iterdir()) == before
+
+    @pytest.mark.parametrize("to", ["an empty folder", "a report", "nothing"])
+    def test_a_link_is_refused_for_what_it_is(self, pipeline, tmp_path, to):
+        target = tmp_path / "target"
+        if to == "an empty folder":
+            target.mkdir()
+        elif to == "a report":
+            assert cli_in(pipeline, "report", "models/m3.txt", "--html", target).returncode == 0
+        link = tmp_path / "site"
+        link.symlink_to(target)
+        kept = sorted(p.name for p in target.rglob("*")) if target.exists() else None
+        proc = cli_in(pipeline, "report", ".", "--html", link)
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1
+        assert f"{link}: a link (to {target}): not replaced" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert link.is_symlink()
+        assert (sorted(p.name for p in target.rglob("*")) if target.exists() else None) == kept
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            ["site", *(["target"] if target.exists() else [])]
+        )

@@ -360,6 +360,9 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
 
 def run(args: argparse.Namespace) -> int:
     style.configure("never", sys.stdout)  # pages hold no terminal colour
+    if not args.html:
+        warn("--html: an empty value names no folder: give the folder of the site")
+        return EXIT_USAGE
     paths = args.paths or ["."]
     for given in paths:
         if not os.path.lexists(given):
