@@ -128,7 +128,8 @@ class Record(records.Record):
     @property
     def params(self) -> dict[str, Any]:
         """The arguments and the resolved config flattened to dotted keys (``args.lr``,
-        ``config.trainer.epochs``), as ``find_runs`` filters on them."""
+        ``config.trainer.epochs``; ``argv``, the command line's words, where no argument was
+        parsed), as ``find_runs`` filters on them."""
         return dict(summarize(self.block)["params"])
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -349,6 +351,8 @@ class _Rows(HTMLParser):
             self.rows.append([])
         elif tag == "td" and self.rows:
             self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "td" and self._cell is not None:
@@ -594,3 +598,112 @@ class TestWhereTheSiteGoes:
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             ["site", *(["target"] if target.exists() else [])]
         )
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Runs of three kinds of script, written under runs/ from an input beside it: a typer
+    command path, a script run by ``provenance run`` (no parsed arguments), and an argparse
+    stage, twice each."""
+    folder = project_with(tmp_path_factory.mktemp("mixed") / "proj", "typer_app", "report_stage")
+    (folder / "train.py").write_text(  # no decorator, no parse: provenance run records it
+        "import sys\nfrom pathlib import Path\n\nPath(sys.argv[-1]).write_text('model')\n"
+    )
+    (folder / "raw.csv").write_text("adm2,mos\n0.9,4.2\n")
+    for n in (3, 5):
+        for argv in [
+            ("typer_app.py", "fit", "--features", "raw.csv", "--out", f"runs/fit{n}.txt",
+             "--epochs", n),
+            ("-m", "provenance", "run", "--input=data=raw.csv", f"--output=model=runs/t{n}.txt",
+             "--", sys.executable, "train.py", "--data", "raw.csv", "--out", f"runs/t{n}.txt"),
+            ("report_stage.py", "--data", "raw.csv", "--out", f"runs/s{n}.txt", "--epochs", n),
+        ]:  # fmt: skip
+            (folder / "runs").mkdir(exist_ok=True)
+            proc = run_in(folder, *argv)
+            assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mixed_site(mixed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("site") / "site"
+    proc = cli_in(mixed, "report", "runs", "--html", site)
+    assert proc.returncode == 0, proc.stderr
+    return site
+
+
+class TestAsTheCommandsSayIt:
+    def test_a_script_is_named_as_runs_names_it(self, mixed, mixed_site):
+        proc = cli_in(mixed, "runs", "runs")
+        assert proc.returncode == 0, proc.stderr
+        cells = [re.split(r"\s{2,}", line) for line in proc.stdout.splitlines()]
+        named = {cell[0].removeprefix("runs/"): cell[1] for cell in cells}
+        rows = {row[1]: row[0] for row in table_rows(mixed_site)}
+        assert rows == named
+        assert rows["fit3.txt"] == "typer_app.py fit"
+        graph = graph_of(mixed_site)
+        labels = sorted(n["label"] for n in graph["nodes"] if n["kind"] == "run")
+        assert labels == sorted(named.values())
+        pages = [p.read_text() for p in (mixed_site / "artifacts").glob("*.html")]
+        assert sum("Made by <code>typer_app.py fit</code>" in page for page in pages) == 2
+
+    def test_the_arguments_that_differ_are_runs_values_among_the_runs_of_a_script(
+        self, mixed, mixed_site
+    ):
+        """Each script's runs compared among themselves, as ``runs --script`` lists them; a
+        run of no parsed arguments by its command line's words, in both."""
+        rows = table_rows(mixed_site)
+        for script in {row[0] for row in rows}:
+            proc = cli_in(mixed, "runs", "runs", "--script", script, "--json")
+            assert proc.returncode == 0, proc.stderr
+            listed = json.loads(proc.stdout)
+            for run in listed["runs"]:
+                params = run["params"]
+                wanted = [
+                    f"{k.removeprefix('args.')}="
+                    + (params[k] if isinstance(params[k], str) else json.dumps(params[k]))
+                    for k in listed["differing"]
+                    if k in params
+                ]
+                (row,) = [r for r in rows if r[1] == run["artifact"].removeprefix("runs/")]
+                assert row[4].split("\n") == wanted, script
+        argvs = sorted(row[4] for row in rows if row[0] == "train.py")
+        assert argvs == [
+            "argv=--data raw.csv --out runs/t3.txt",
+            "argv=--data raw.csv --out runs/t5.txt",
+        ]
+        assert sorted(row[4] for row in rows if row[0] == "report_stage.py") == [
+            "epochs=3\nout=runs/s3.txt",
+            "epochs=5\nout=runs/s5.txt",
+        ]
+
+    def test_runs_shows_the_words_of_a_run_of_no_parsed_arguments(self, mixed):
+        proc = cli_in(mixed, "runs", "runs", "--script", "train.py")
+        assert proc.returncode == 0, proc.stderr
+        assert [re.split(r"\s{2,}", line)[-1] for line in proc.stdout.splitlines()] == [
+            "argv=--data raw.csv --out runs/t3.txt",
+            "argv=--data raw.csv --out runs/t5.txt",
+        ]
+
+    def test_the_graph_names_a_path_as_lineage_does(self, mixed, mixed_site):
+        """An input outside the report's folder is named as the record (and ``lineage``)
+        names it, not by an absolute path; so is every other artifact."""
+        labels = {n["label"] for n in graph_of(mixed_site)["nodes"] if n["kind"] == "artifact"}
+        assert not any(os.path.isabs(label) for label in labels)
+        assert "raw.csv" in labels
+        tree = cli_in(mixed, "lineage", "runs/s3.txt")
+        assert tree.returncode == 0, tree.stderr
+        assert "raw.csv  (raw input" in tree.stdout
+        assert labels == {
+            "raw.csv",
+            *(f"runs/{n}{k}.txt" for n in ("fit", "t", "s") for k in (3, 5)),
+        }
+
+
+def graph_of(site: Path) -> dict[str, Any]:
+    """The graph's data, as the index page carries it to its script."""
+    html = (site / "index.html").read_text()
+    start = html.index('<script type="application/json" id="graph-data">')
+    body = html[html.index(">", start) + 1 : html.index("</script>", start)]
+    graph: dict[str, Any] = json.loads(body)
+    return graph

@@ -48,7 +48,7 @@ from provenance.commands.verify import (
     counts_of,
 )
 from provenance.emit.report import Page, ReportError, render, write_site
-from provenance.read import RunSummary, collect_runs, distinct_runs
+from provenance.read import RunSummary, collect_runs, differing, distinct_runs
 from provenance.record.sidecar import SIDECAR_SUFFIX
 from provenance.records import (
     Boundary,
@@ -140,7 +140,14 @@ def _order_key(record: Record) -> tuple[int, str]:
 
 
 def _script(record: Record) -> str:
-    return str(record.block["entrypoint"].get("path"))
+    """The script, or the command path it recorded (``evalcli.py evaluate``), as ``runs``
+    names it."""
+    command = record.block.get("command")
+    return command if isinstance(command, str) else str(record.block["entrypoint"]["path"])
+
+
+def _named(summary: RunSummary) -> str:
+    return summary.command if summary.command is not None else summary.script
 
 
 def previous_runs(records: list[Record]) -> dict[int, Record]:
@@ -160,27 +167,26 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def differing_arguments(records: list[Record]) -> dict[int, list[str]]:
-    """For each record, ``name=value`` for each argument whose value is not the same across the
-    runs of its script, among those it has (the parsed arguments, else the argument list as a
-    whole)."""
+def differing_arguments(summaries: list[RunSummary]) -> dict[int, list[str]]:
+    """For each run (by its place in ``summaries``), ``key=value`` for each of its parameters
+    (as ``runs`` shows them: the arguments, the resolved config, or the command line's words
+    where nothing was parsed) whose value is not the same across the runs of its script."""
     by_script: dict[str, list[int]] = defaultdict(list)
-    for i, record in enumerate(records):
-        by_script[_script(record)].append(i)
+    for i, summary in enumerate(summaries):
+        by_script[_named(summary)].append(i)
     found: dict[int, list[str]] = {}
     for places in by_script.values():
-        parsed = [records[i].block.get("args") for i in places]
-        table = [a if isinstance(a, dict) else {} for a in parsed]
-        keys = sorted({k for a in table for k in a})
-        varying = [k for k in keys if len({_text(a.get(k, "(absent)")) for a in table}) > 1]
-        argvs = {_text(records[i].block.get("argv")) for i in places}
-        for i, args in zip(places, table, strict=True):
-            shown = [f"{k}={_text(args[k])}" for k in varying if k in args]
-            if not shown and len(argvs) > 1:
-                argv = records[i].block.get("argv")
-                shown = [" ".join(map(str, argv)) if isinstance(argv, list) else _text(argv)]
-            found[i] = shown
+        keys = differing([summaries[i] for i in places])
+        for i in places:
+            params = summaries[i].params
+            found[i] = [
+                f"{k.removeprefix('args.')}={_text(params[k])}" for k in keys if k in params
+            ]
     return found
+
+
+def _short(key: str) -> str:
+    return key.removeprefix("args.")  # as runs shows an argument: lr=0.01, config.x=1
 
 
 def _gates(record: Record) -> list[dict[str, Any]]:
@@ -254,7 +260,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
     base = Path(os.path.abspath(collected.folders[0] if collected.folders else os.getcwd()))
     pages_of = [page_name(r) for r in records]
     previous = previous_runs(records)
-    arguments = differing_arguments(records)
+    arguments = differing_arguments(collected.summaries)
     boundary = Boundary.of(
         [*{r.base for r in records}, *collected.folders], anywhere=args.outside_root
     )
@@ -288,7 +294,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
             {
                 "id": node["id"],
                 "kind": "artifact",
-                "label": _shown(key, base) if not key.startswith("?") else node["label"],
+                "label": node["label"],  # as the records say it, as lineage shows it
                 "href": own or href_of_run.get(run or "", ""),
                 "missing": node["missing"],
             }

@@ -31,7 +31,7 @@ from provenance.stores.scan import join_entries, parse_entries
 from provenance.stores.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
-SCHEMA_VERSION = 3  # 2: folder rows; 3: run summaries
+SCHEMA_VERSION = 4  # 2: folder rows; 3: run summaries; 4: argv in those of unparsed runs
 # Text a record holds is kept as JSON (ASCII, escaped): a lone surrogate a hostile record can
 # hold is no UTF-8 SQLite could store.
 _SCHEMA = (
