@@ -438,6 +438,13 @@ class TestTheSameRunsAsTheRunsCommand:
         assert f"{len(runs)} runs" in proc.stdout
         rows = table_rows(site)
         assert sorted((row[1], row[0], row[2]) for row in rows) == as_runs_lists(runs)
+        marked = sorted(
+            (n["status"], n["failed"]) for n in graph_of(site)["nodes"] if "status" in n
+        )
+        assert marked == [
+            ("failed", True), ("failed", True), ("lost", True), ("running", False),
+            ("succeeded", False), ("succeeded", False),
+        ]  # fmt: skip
 
     def test_a_lost_and_a_running_run_have_a_page_from_their_running_record(
         self, outcomes, tmp_path

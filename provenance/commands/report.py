@@ -278,7 +278,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
                 "kind": "run",
                 "label": _script(record),
                 "status": status,
-                "failed": status != "succeeded",
+                "failed": status not in ("succeeded", "running"),  # lost is: it never ended
                 "href": pages_of[i],
             }
         )
