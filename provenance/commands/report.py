@@ -8,7 +8,8 @@ own: its record as ``show`` says it, ``verify``'s verdict, its gates, and what d
 previous run of the same script as ``diff`` says it.
 
 PATH is a folder to find records in, or an artifact or its sidecar (default: the working
-folder). Records that cannot be read are skipped, with a line on stderr. DIR is replaced whole,
+folder): the runs are those ``provenance runs PATH...`` lists, running and lost ones too.
+Records that cannot be read are skipped, with a line on stderr. DIR is replaced whole,
 and only if it is a report this wrote (or empty, or absent).
 """
 
@@ -22,6 +23,7 @@ import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
+from os.path import isdir, islink
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ from provenance.commands import (
 )
 from provenance.commands import show as show_command
 from provenance.commands.diff import compare, readings, volatile_changes
-from provenance.commands.lineage import Index, records_under
+from provenance.commands.lineage import Index
 from provenance.commands.verify import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
@@ -46,13 +48,14 @@ from provenance.commands.verify import (
     counts_of,
 )
 from provenance.emit.report import Page, ReportError, render, write_site
-from provenance.record.sidecar import SIDECAR_SUFFIX, is_sidecar_name
+from provenance.read import RunSummary, collect_runs, differing, distinct_runs
+from provenance.record.sidecar import SIDECAR_SUFFIX
 from provenance.records import (
     Boundary,
     Record,
     UnreadableRecord,
-    attempts,
     load,
+    locate,
     sidecar_target,
 )
 from provenance.stores.digest_cache import DigestCache
@@ -82,43 +85,33 @@ def register(commands: Any) -> None:
 
 @dataclass
 class Collected:
-    """The runs a report shows, and the records it could not read."""
+    """The runs a report shows (each record with its run's summary, as ``runs`` lists it), and
+    the records it could not read."""
 
     records: list[Record]
+    summaries: list[RunSummary] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
 
 
 def collect(paths: list[str], root: str | None) -> Collected:
-    """Every readable record under ``paths`` (folders, artifacts or sidecars), with the records
-    of other runs kept beside them (a failed rerun's), each once, in a stable order. The one
-    place the report reads records: what it shows is built from this alone."""
-    folders = [Path(p) for p in paths if Path(p).is_dir()]
-    found: list[Path] = records_under(folders, Boundary.of(folders))
-    found += [Path(p) for p in paths if not Path(p).is_dir()]
-    collected = Collected([], folders=folders)
-    seen: set[str] = set()
-
-    def take(path: Path, *, given: bool) -> Record | None:
+    """The runs ``provenance runs`` lists for ``paths`` (found by the same ``collect_runs``,
+    one per record file by ``distinct_runs``: running and lost runs, and the side records of
+    other runs, too), each with its record. The one place the report finds runs: what it
+    shows is built from this alone."""
+    # Of two given paths to one record, collect_runs reads the first: a link's goes last.
+    found = collect_runs(sorted(paths, key=lambda p: not isdir(p) and islink(locate(p))))
+    collected = Collected(
+        [], unreadable=list(found.unreadable), folders=[Path(p) for p in paths if Path(p).is_dir()]
+    )
+    for summary in distinct_runs(found.runs):
         try:
-            record = load(path, root)
-        except UnreadableRecord as err:
-            if given or is_sidecar_name(path.name):
-                collected.unreadable.append(str(err))
-            return None
-        real = os.path.realpath(record.source)
-        if real in seen:
-            return None
-        seen.add(real)
+            record = load(summary.record, root)
+        except UnreadableRecord as err:  # changed since it was found
+            collected.unreadable.append(str(err))
+            continue
         collected.records.append(record)
-        return record
-
-    for path in found:
-        record = take(path, given=True)
-        for attempt in attempts(record) if record is not None else []:
-            if not attempt.unreadable:
-                take(attempt.source, given=False)
-    collected.records.sort(key=lambda r: os.path.realpath(r.source))
+        collected.summaries.append(summary)
     return collected
 
 
@@ -137,10 +130,6 @@ def artifact_of(record: Record) -> Path:
     return target.with_name(target.name.removesuffix(SIDECAR_SUFFIX))
 
 
-def _status(record: Record) -> str:
-    return str((record.block.get("outcome") or {}).get("status") or "unknown")
-
-
 def _order_key(record: Record) -> tuple[int, str]:
     """When a run ended, as its record's file says (written as the run ends), then its path."""
     try:
@@ -151,7 +140,14 @@ def _order_key(record: Record) -> tuple[int, str]:
 
 
 def _script(record: Record) -> str:
-    return str(record.block["entrypoint"].get("path"))
+    """The script, or the command path it recorded (``evalcli.py evaluate``), as ``runs``
+    names it."""
+    command = record.block.get("command")
+    return command if isinstance(command, str) else str(record.block["entrypoint"]["path"])
+
+
+def _named(summary: RunSummary) -> str:
+    return summary.command if summary.command is not None else summary.script
 
 
 def previous_runs(records: list[Record]) -> dict[int, Record]:
@@ -171,27 +167,26 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def differing_arguments(records: list[Record]) -> dict[int, list[str]]:
-    """For each record, ``name=value`` for each argument whose value is not the same across the
-    runs of its script, among those it has (the parsed arguments, else the argument list as a
-    whole)."""
+def differing_arguments(summaries: list[RunSummary]) -> dict[int, list[str]]:
+    """For each run (by its place in ``summaries``), ``key=value`` for each of its parameters
+    (as ``runs`` shows them: the arguments, the resolved config, or the command line's words
+    where nothing was parsed) whose value is not the same across the runs of its script."""
     by_script: dict[str, list[int]] = defaultdict(list)
-    for i, record in enumerate(records):
-        by_script[_script(record)].append(i)
+    for i, summary in enumerate(summaries):
+        by_script[_named(summary)].append(i)
     found: dict[int, list[str]] = {}
     for places in by_script.values():
-        parsed = [records[i].block.get("args") for i in places]
-        table = [a if isinstance(a, dict) else {} for a in parsed]
-        keys = sorted({k for a in table for k in a})
-        varying = [k for k in keys if len({_text(a.get(k, "(absent)")) for a in table}) > 1]
-        argvs = {_text(records[i].block.get("argv")) for i in places}
-        for i, args in zip(places, table, strict=True):
-            shown = [f"{k}={_text(args[k])}" for k in varying if k in args]
-            if not shown and len(argvs) > 1:
-                argv = records[i].block.get("argv")
-                shown = [" ".join(map(str, argv)) if isinstance(argv, list) else _text(argv)]
-            found[i] = shown
+        keys = differing([summaries[i] for i in places])
+        for i in places:
+            params = summaries[i].params
+            found[i] = [
+                f"{k.removeprefix('args.')}={_text(params[k])}" for k in keys if k in params
+            ]
     return found
+
+
+def _short(key: str) -> str:
+    return key.removeprefix("args.")  # as runs shows an argument: lr=0.01, config.x=1
 
 
 def _gates(record: Record) -> list[dict[str, Any]]:
@@ -265,7 +260,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
     base = Path(os.path.abspath(collected.folders[0] if collected.folders else os.getcwd()))
     pages_of = [page_name(r) for r in records]
     previous = previous_runs(records)
-    arguments = differing_arguments(records)
+    arguments = differing_arguments(collected.summaries)
     boundary = Boundary.of(
         [*{r.base for r in records}, *collected.folders], anywhere=args.outside_root
     )
@@ -276,14 +271,14 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
     }
     nodes = []
     for i, record in enumerate(records):
-        status = _status(record)
+        status = collected.summaries[i].status
         nodes.append(
             {
                 "id": f"r{i}",
                 "kind": "run",
                 "label": _script(record),
                 "status": status,
-                "failed": status != "succeeded",
+                "failed": status not in ("succeeded", "running"),  # lost is: it never ended
                 "href": pages_of[i],
             }
         )
@@ -299,7 +294,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
             {
                 "id": node["id"],
                 "kind": "artifact",
-                "label": _shown(key, base) if not key.startswith("?") else node["label"],
+                "label": node["label"],  # as the records say it, as lineage shows it
                 "href": own or href_of_run.get(run or "", ""),
                 "missing": node["missing"],
             }
@@ -309,7 +304,7 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
             "script": _script(record),
             "artifact": _shown(artifact_of(record), base),
             "href": pages_of[i],
-            "status": _status(record),
+            "status": collected.summaries[i].status,
             "gates": _gates(record),
             "arguments": arguments[i],
         }
@@ -351,8 +346,9 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
                         "title": _shown(artifact_of(record), base),
                         "record": _shown(record.source, base),
                         "script": _script(record),
-                        "status": _status(record),
-                        "show": show_command.render(show_command.summary(record)),
+                        "status": collected.summaries[i].status,
+                        # line by line: each is escaped on its own, the breaks kept
+                        "show": show_command.render(show_command.summary(record)).split("\n"),
                         "checks": [c for c in checks if c.status not in QUIET or c.group != "code"],
                         "counts": counts_of(checks),
                         "findings": sum(c.status not in QUIET for c in checks),
@@ -370,6 +366,9 @@ def build_pages(collected: Collected, args: argparse.Namespace) -> list[Page]:
 
 def run(args: argparse.Namespace) -> int:
     style.configure("never", sys.stdout)  # pages hold no terminal colour
+    if not args.html:
+        warn("--html: an empty value names no folder: give the folder of the site")
+        return EXIT_USAGE
     paths = args.paths or ["."]
     for given in paths:
         if not os.path.lexists(given):

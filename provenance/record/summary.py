@@ -7,6 +7,7 @@ and a warm ``runs`` reads it instead of parsing the record again.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,8 @@ class RunSummary:
     """One recorded run, as ``find_runs`` and ``provenance runs`` list it.
 
     ``params`` holds the run's arguments and its resolved config flattened to dotted keys
-    (``args.lr``, ``config.trainer.epochs``); ``status`` is ``running`` or ``lost`` for a run
+    (``args.lr``, ``config.trainer.epochs``), and for a run with no parsed arguments its
+    command line's words as ``argv`` (shell-quoted); ``status`` is ``running`` or ``lost`` for a run
     that has no final record (yet)."""
 
     record: str  # the record's path, as found
@@ -59,6 +61,9 @@ def summarize(block: dict[str, Any]) -> dict[str, Any]:
     gates = outcome.get("gates")
     config = block.get("config")
     params = dict(flat(block.get("args") or {}, "args")) if block.get("args") else {}
+    argv = block.get("argv")
+    if not params and isinstance(argv, list) and argv:  # what tells apart runs of no parsed args
+        params["argv"] = shlex.join(str(word) for word in argv)
     if isinstance(config, dict) and isinstance(config.get("resolved"), dict):
         params.update(flat(config["resolved"], "config") if config["resolved"] else {})
     command = block.get("command")

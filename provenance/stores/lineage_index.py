@@ -32,7 +32,8 @@ from provenance.stores.scan import join_entries, parse_entries
 from provenance.stores.sqlite_store import BUSY_TIMEOUT_S, RACY_WINDOW_NS, SqliteStore, immediate
 
 FILE_NAME = "lineage-v1.sqlite3"
-SCHEMA_VERSION = 4  # 2: folder rows; 3: run summaries; 4: records' digests
+# 2: folder rows; 3: run summaries; 4: records' digests; 5: argv in the summaries of unparsed runs
+SCHEMA_VERSION = 5
 # Text a record holds is kept as JSON (ASCII, escaped): a lone surrogate a hostile record can
 # hold is no UTF-8 SQLite could store.
 _SCHEMA = (

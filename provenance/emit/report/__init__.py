@@ -99,7 +99,12 @@ def write_site(files: dict[str, bytes], dest: Path) -> None:
     """Put the site at ``dest`` whole: built beside it, then swapped in (see the docstring)."""
     dest = Path(os.path.abspath(dest))
     if os.path.lexists(dest):
-        if dest.is_symlink() or not dest.is_dir():
+        if dest.is_symlink():
+            raise ReportError(
+                f"{dest}: a link (to {os.readlink(dest)}): not replaced, as the site is replaced"
+                " whole, link and all; name the folder itself"
+            )
+        if not dest.is_dir():
             raise ReportError(f"{dest}: not a folder: not replaced")
         if any(dest.iterdir()) and not _is_marker(dest / MARKER):
             raise ReportError(
