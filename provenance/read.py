@@ -507,9 +507,8 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
             else:
                 current, values = [], []
                 for (name, stat_key), summary in zip(now.items(), stored, strict=True):
-                    shown = prefix + os.fsdecode(name)
                     if (summary is not None and name not in changed) or read(
-                        shown, top, base + name, stat_key, held=summary is not None
+                        prefix + os.fsdecode(name), top, base + name, stat_key, summary is not None
                     ):
                         current.append(name)
                         values.append(summary)

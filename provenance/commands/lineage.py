@@ -425,7 +425,9 @@ class Index:
             elif os.fsdecode(real) not in self._indexed:  # else read where a link met it
                 shown = name.decode(*_FS)
                 path = folder.prefix + shown
-                same = self._read_and_store(path, (place, shown), real, now[name], began)
+                same = self._read_and_store(
+                    path, (place, shown), real, now[name], began, held=name in changes.before
+                )
                 if same is not None:  # its bytes are those its rows were read from
                     current.keys[name] = same
         if self._through_links:  # read already, where a link to it was met: not taken here
@@ -460,7 +462,9 @@ class Index:
             if before.get(name) == now[name]:
                 current.keys[name] = now[name]
                 continue
-            same = self._read_and_store(path, (current.place, shown), real, now[name], began)
+            same = self._read_and_store(
+                path, (current.place, shown), real, now[name], began, held=name in before
+            )
             if same is not None:  # its bytes are those its rows were read from
                 current.keys[name] = same
         store.forget(key + b"/" + name for name in before if name not in current.keys)
@@ -484,18 +488,19 @@ class Index:
         held = store.entries_of(folder)
         if held is None:
             raise _StoreFailed
-        if st is not None and _held(store, held).get(name) == stat_key(st):
+        names = _held(store, held)
+        if st is not None and names.get(name) == stat_key(st):
             self._linked[real_bytes] = (order, path, stat_key(st))
             return
         key = stat_key(st) if st is not None else None
-        same = self._read_and_store(path, order, real_bytes, key, began)
+        same = self._read_and_store(path, order, real_bytes, key, began, held=name in names)
         if same is not None:  # its bytes are those its rows were read from
             self._linked[real_bytes] = (order, path, same)
         else:
             self._through_links.add(real)
 
     def _read_and_store(
-        self, path: str, order: Order, real: bytes, key: bytes | None, began: int
+        self, path: str, order: Order, real: bytes, key: bytes | None, began: int, *, held: bool
     ) -> bytes | None:
         """Read a record the store cannot answer for by its stat, and store what it says
         (``key``: its stat key before the read; none, nothing is stored), or drop its rows if
@@ -512,7 +517,7 @@ class Index:
             store.forget([real])
             return None
         digest = content_digest(read[0])
-        if key is not None and store.holds_bytes(real, digest):
+        if held and key is not None and store.holds_bytes(real, digest):
             return key if store.restat(real, key, walk_began_ns=began) else b""
         record = self.load(Path(path), order, read=read)
         if record is None:

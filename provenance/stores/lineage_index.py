@@ -86,6 +86,7 @@ class Changes:
 
     now: dict[bytes, bytes]  # the walk's records, name: stat key, in the walk's order
     changed: list[bytes]  # the names among them whose rows are not current: new, or changed
+    before: dict[bytes, bytes]  # the records the index held rows of, name: stat key
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ class LineageIndex(SqliteStore):
             changed = [name for name, key in now.items() if before.get(name) != key]
             self.forget(folder + b"/" + name for name in before if name not in now)
         self._views[folder] = (held, before, entries, now)
-        return Changes(now, changed)
+        return Changes(now, changed, before)
 
     def summaries_under(self, folder: bytes) -> dict[bytes, str] | None:
         """``{real path: summary}`` of the stored records at or below ``folder``, each summary
