@@ -6,6 +6,7 @@ import fcntl
 import json
 import sqlite3
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +267,8 @@ class TestHostileRecords:
         assert "\x07" not in out
         assert "evil\\x0a.py" in lines[0]
         assert "g\\x07ate:pass" in lines[0]
-        assert "<b>x</b>\\x1b[31m\\x0anext\\u202e" in lines[0]
+        # Quoted, as JSON: a string holding an escape never reads as the escape's own text.
+        assert 'name="<b>x</b>\\u001b[31m\\nnext\\u202e"' in lines[0]
         assert len(lines[0]) < 400
         assert err.count("\n") == 1
         assert "skipped" in err
@@ -394,3 +396,149 @@ class TestDiffering:
                     b, sort_keys=True
                 )
                 assert differing(made) == ([] if written else ["k"]), (a, b)
+
+
+def made(artifact: str, params: dict[str, Any], **fields: Any) -> provenance.RunSummary:
+    """A run as ``find_runs`` gives it, made by hand for ``render``."""
+    return provenance.RunSummary(
+        fields.get("record", artifact + ".manifest.json"),
+        artifact,
+        fields.get("script", "t.py"),
+        None,
+        "succeeded",
+        0,
+        fields.get("gates", {}),
+        params,
+    )
+
+
+def width(text: str) -> int:
+    """The columns ``text`` takes on a terminal, East Asian wide characters two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+class TestTheTable:
+    def test_long_artifact_paths_are_shown_whole(self, proj):
+        folder = "runs/exp/2024-06-01-resnet50-imagenet/sweep_lr/seed_0/ckpt"
+        for n in (1, 2):
+            write(proj / folder / f"epoch_{n}.json.manifest.json", run_doc("train.py", {}))
+        write(proj / "runs" / ("z" * 200 + ".bin.manifest.json"), run_doc("train.py", {}))
+        _, out, _ = runs("runs")
+        assert [line.split()[0] for line in out.splitlines()] == [
+            f"{folder}/epoch_1.json",
+            f"{folder}/epoch_2.json",
+            "runs/" + "z" * 200 + ".bin",
+        ]
+
+    def test_different_values_never_read_the_same(self):
+        from provenance.commands.runs import render
+
+        long = "/data/sweep/" + "x" * 200
+        values = [
+            *_VALUES,
+            *("a b", "a b=c", "a", "b=c", "a\tb", "x\x1b", "x\\x1b", "\\x1b", "a…b", "…", " 1"),
+            *('"1"', "0.01", "NaN", "\u200b", "\ufeff", "\ud800", "\\ud800", "x\U000e0001"),
+            *(long + "1", long + "2", "1" + long, "2" + long, "y" * 1000, "y" * 1001),
+            *(long[:100] + "1" + long[100:], long[:100] + "2" + long[100:], long + "…1"),
+        ]
+        distinct = {json.dumps(v, sort_keys=True): v for v in values}  # as differing tells
+        table = [made(f"r{i:03}", {"k": v}) for i, v in enumerate(distinct.values())]
+        table.append(made("r999", {"k": "a", "b": "c"}))  # not k="a b=c"
+        cells = [line.split("  -  ", 1)[1] for line in render(table).splitlines()]
+        assert len(set(cells)) == len(table), [c for c in cells if cells.count(c) > 1]
+        # Cut where they are long: only as far as it takes to tell them apart.
+        shown = dict(zip(distinct, cells, strict=False))
+        assert len(shown[json.dumps(long + "1")]) < 80
+        assert len(shown[json.dumps("1" + long)]) < 80
+        assert 0 < len(shown[json.dumps(long[:100] + "1" + long[100:])]) - 100 < 40
+
+    def test_gate_names_and_scripts_are_told_apart_too(self):
+        from provenance.commands.runs import render
+
+        long = "g" * 100
+        table = [
+            made("a", {}, gates={long + "1": True}, script="s/" + long + "1.py"),
+            made("b", {}, gates={long + "2": True}, script="s/" + long + "2.py"),
+        ]
+        first, second = render(table).splitlines()
+        assert first[2:] != second[2:]
+        assert len(first.split()[1]) < 80
+
+    def test_columns_line_up_as_printed_escapes_and_wide_characters_included(self, proj):
+        names = ["plain", "bidi\u202e", "bytes\udcff", "模型", "zw\u200b"]
+        for name in names:
+            write(proj / "runs" / (name + ".bin.manifest.json"), run_doc("train.py", {}))
+        code, out, _ = runs("runs")
+        assert code == 0
+        lines = out.splitlines()
+        assert len(lines) == len(names)
+        starts = {width(line[: line.index("  train.py")]) for line in lines}
+        assert len(starts) == 1, lines
+        assert "runs/bytes\\udcff.bin" in out
+        assert "runs/bidi\\u202e.bin" in out
+
+
+# What a terminal shows as nothing, or as something else: format characters (Cf), other
+# default-ignorable code points, variation selectors.
+HIDDEN = (
+    *("\u200b", "\u200c", "\u200d", "\u2060", "\u2061", "\u2064", "\u206a", "\ufeff", "\u00ad"),
+    *("\u180e", "\u3164", "\uffa0", "\u115f", "\u034f", "\u061c", "\u0600", "\u17b4", "\ufe0f"),
+    *("\ufe00", "\U000e0001", "\U000e0041", "\U000e007f", "\U000e0100", "\U0001d173"),
+    *("\U0001bca0", "\ufff9"),
+)
+
+
+class TestHiddenCharacters:
+    def test_every_command_shows_them_as_escapes(self, proj):
+        for i, char in enumerate(HIDDEN):
+            write(
+                proj / "runs" / f"m{i:02}{char}.bin.manifest.json",
+                run_doc(
+                    f"train{char}.py", {"note": f"a{char}b"}, gates={f"g{char}": {"passed": True}}
+                ),
+            )
+        outputs = {"runs": runs("runs")[1], "runs --json": runs("runs", "--json")[1]}
+        for i, char in enumerate(HIDDEN):
+            artifact = f"runs/m{i:02}{char}.bin"
+            outputs[f"show {i}"] = run_cli("show", artifact).out
+            outputs[f"show --json {i}"] = run_cli("show", "--json", artifact).out
+            outputs[f"lineage {i}"] = run_cli("lineage", artifact).out
+        for i, char in enumerate(HIDDEN):
+            for command, out in outputs.items():
+                assert char not in out, (command, hex(ord(char)))
+            code = ord(char)
+            escape = (
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
+            assert f"m{i:02}{escape}.bin" in outputs["runs"]
+            assert f"train{escape}.py" in outputs["runs"]
+            assert f"m{i:02}{escape}.bin" in outputs[f"show {i}"]
+            assert f"m{i:02}{escape}.bin" in outputs[f"lineage {i}"]
+        listed = json.loads(outputs["runs --json"])["runs"]
+        assert sorted(r["script"] for r in listed) == sorted(f"train{c}.py" for c in HIDDEN)
+
+    def test_printable_escapes_every_format_and_ignorable_character(self):
+        from provenance.commands import json_for_terminal, printable, shell_quote
+
+        ignorable = [
+            *range(0x180B, 0x1810),
+            *range(0x2060, 0x2070),
+            *range(0xFE00, 0xFE10),
+            *range(0xFFF0, 0xFFF9),
+            *range(0xE0000, 0xE1000),
+            *(0xAD, 0x34F, 0x61C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFEFF, 0xFFA0),
+        ]
+        every = [
+            chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cf", "Cc")
+        ] + [chr(c) for c in ignorable]
+        for char in every:
+            assert char not in printable(f"a{char}b"), hex(ord(char))
+            text = json_for_terminal(json.dumps(char, ensure_ascii=False))
+            assert char not in text, hex(ord(char))
+            assert json.loads(text) == char
+            assert char not in shell_quote(f"a{char}b"), hex(ord(char))
+        assert printable("é 模型 😀 \u0301") == "é 模型 😀 \u0301"  # what shows is left alone
