@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import sqlite3
 import time
 import unicodedata
@@ -247,6 +248,29 @@ class TestRunStates:
         assert "failed (2)" in out
         assert "lr=3" in out
         assert "lr=4" not in out  # a superseded record is not another run
+
+    def test_an_attempt_reads_as_one_not_as_the_artifacts_run(self, proj):
+        folder = sweep(proj)
+        for status, code in (("failed", 2), ("interrupted", 130), ("succeeded", 0)):
+            write(
+                folder / "a" / f"model.bin.manifest.{status}.json",
+                run_doc("train.py", {"lr": 0.01, "seed": 1}, status=status, exit_code=code),
+            )
+        _, out, _ = runs("runs/a")
+        # The same artifact, script and arguments: only the outcome column tells them apart.
+        assert [re.split(" {2,}", line)[:3] for line in out.splitlines()] == [
+            ["runs/a/model.bin", "train.py", "failed (2), attempt"],
+            ["runs/a/model.bin", "train.py", "interrupted (130), attempt"],
+            ["runs/a/model.bin", "train.py", "succeeded"],
+            ["runs/a/model.bin", "train.py", "succeeded, attempt"],
+        ]
+        listed = json.loads(runs("runs/a", "--json")[1])["runs"]
+        assert [r["record"].rpartition("/")[2] for r in listed] == [
+            "model.bin.manifest.failed.json",
+            "model.bin.manifest.interrupted.json",
+            "model.bin.manifest.json",
+            "model.bin.manifest.succeeded.json",
+        ]
 
 
 class TestHostileRecords:
