@@ -29,6 +29,7 @@ from provenance.commands.verify import (
     Verifier,
     counts_of,
 )
+from provenance.measure.paths import find_root
 from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.record.sidecar import is_sidecar_name
 from provenance.record.summary import RunSummary, same, stored_text, summarize
@@ -333,17 +334,20 @@ class _Filters:
     gate: Mapping[str, bool]
     status: str | None
     script: str | None
+    tops: tuple[str, ...] = ()  # the paths searched: where the project roots are looked for
 
     def keep(self, stored: dict[str, Any]) -> bool:
         if self.status is not None and stored["status"] != self.status:
             return False
         script = self.script
-        if script is not None and script not in (
-            stored["script"],
-            Path(stored["script"]).name,
-            stored["command"],
-        ):
-            return False
+        if script is not None and script != stored["command"]:
+            recorded = stored["script"]
+            named = self._script_names
+            if named is None:  # a file name: the entrypoint's, or its recorded path
+                if script not in (recorded, Path(recorded).name):
+                    return False
+            elif recorded not in named and os.path.normpath(recorded) not in named:
+                return False
         if self.where:
             params = stored["params"]
             for names, value in self._where:
@@ -356,6 +360,29 @@ class _Filters:
             gates = stored["gates"]
             return all(gates.get(name) is passed for name, passed in self.gate.items())
         return True
+
+    @cached_property
+    def _script_names(self) -> frozenset[str] | None:
+        """What a recorded entrypoint that names the file ``script`` (a path) says: its path
+        from each project root it is below (that of the working folder, of a path searched,
+        or its own), or its absolute path; as written (less a leading ./) where it is below
+        none. None for a file name."""
+        given = self.script
+        if given is None or "/" not in given:
+            return None
+        places = {os.path.abspath(given), os.path.realpath(given)}
+        roots: set[str] = set()
+        for start in (os.path.dirname(os.path.abspath(given)), os.getcwd(), *self.tops):
+            root = find_root(start)
+            if root is not None:
+                roots.update((os.path.abspath(root), os.path.realpath(root)))
+        below = {
+            os.path.relpath(place, root)
+            for place in places
+            for root in roots
+            if place.startswith(root.rstrip("/") + "/")
+        }
+        return frozenset(places | (below or {os.path.normpath(given)}))
 
     @cached_property
     def _where(self) -> list[tuple[tuple[str, str, str], Any]]:
@@ -398,7 +425,7 @@ def collect_runs(
     for top in tops:
         if not os.path.lexists(top):
             raise UnreadableRecord(f"{top}: no such file or folder")
-    filters = _Filters(where or {}, gate or {}, status, script)
+    filters = _Filters(where or {}, gate or {}, status, script, tuple(tops))
     store = LineageIndex.from_environment() if index else None
     try:
         with no_cycle_collection():
@@ -572,7 +599,8 @@ def find_runs(
     ``config.trainer.epochs``) and the value each must have, compared as JSON (``1`` is not
     ``1.0`` nor ``true``); ``gate``: gate names and whether each must have passed (a run
     without that gate does not match); ``status``: succeeded, failed, interrupted, running or
-    lost; ``script``: the entrypoint's recorded path or file name, or the command path.
+    lost; ``script``: a file name (the entrypoint's, or its recorded path), a path (the runs
+    whose recorded entrypoint, from its project root, is that file), or the command path.
     Records that cannot be read are left out (``collect_runs`` names them)."""
     found = collect_runs(paths, index=index, where=where, gate=gate, status=status, script=script)
     return found.runs

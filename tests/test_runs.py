@@ -219,6 +219,56 @@ class TestTheIndex:
         assert self.stored(tmp_path) == 4  # lineage stored the summaries runs reads
 
 
+class TestScriptByPath:
+    """``--script`` given a path matches the runs whose recorded entrypoint is that file."""
+
+    def scripts(self, proj: Path) -> None:
+        for name in ("train.py", "src/train.py", "tools/eval.py"):
+            (proj / name).parent.mkdir(parents=True, exist_ok=True)
+            (proj / name).write_text("print()\n")
+        for name, script in (
+            ("a", "train.py"),
+            ("b", "src/train.py"),
+            ("c", "tools/eval.py"),
+            ("d", str(proj / "src" / "train.py")),  # recorded absolute
+            ("e", "./src/../train.py"),  # recorded as typed
+        ):
+            write(proj / "runs" / name / "m.bin.manifest.json", run_doc(script, {}))
+
+    def listed(self, *script: str | Path, at: Path | None = None) -> list[str]:
+        found = provenance.find_runs([at or "runs"], script=str(script[0]))
+        return [Path(r.artifact).parent.name for r in found]
+
+    def test_a_path_names_a_file_whichever_way_it_is_written(self, proj, monkeypatch):
+        self.scripts(proj)
+        assert self.listed("train.py") == ["a", "b", "d", "e"]  # a file name: all of that name
+        for given in ("./train.py", str(proj / "train.py"), "src/../train.py"):
+            assert self.listed(given) == ["a", "e"], given
+        for given in ("src/train.py", "./src/train.py", str(proj / "src" / "train.py")):
+            assert self.listed(given) == ["b", "d"], given
+        assert self.listed("./tools/eval.py") == ["c"]
+        assert self.listed("./nothing.py") == []
+        monkeypatch.chdir(proj / "src")  # another folder: relative to it
+        assert self.listed("./train.py", at=proj / "runs") == ["b", "d"]
+        assert self.listed("../train.py", at=proj / "runs") == ["a", "e"]
+        assert self.listed("../tools/eval.py", at=proj / "runs") == ["c"]
+        monkeypatch.chdir(proj.parent)  # outside the project: its root from the runs searched
+        assert self.listed(f"{proj.name}/src/train.py", at=proj / "runs") == ["b", "d"]
+
+    def test_through_a_link_to_the_file(self, proj, tmp_path):
+        self.scripts(proj)
+        (tmp_path / "linked.py").symlink_to(proj / "src" / "train.py")
+        assert self.listed(str(tmp_path / "linked.py")) == ["b", "d"]
+
+    def test_the_command_filters_the_same(self, proj):
+        self.scripts(proj)
+        _, out, _ = runs("runs", "--script", "./src/train.py")
+        assert [line.split()[0] for line in out.splitlines()] == ["runs/b/m.bin", "runs/d/m.bin"]
+        assert runs("runs", "--script", "./src/train.py", "--json") == runs(
+            "runs", "--script", str(proj / "src" / "train.py"), "--json"
+        )
+
+
 class TestRunStates:
     def test_a_lost_and_a_running_run_show_as_such(self, proj):
         folder = sweep(proj)

@@ -72,7 +72,9 @@ def register(commands: Any) -> None:
         help="keep runs whose gate NAME passed, or failed (repeatable)",
     )
     parser.add_argument("--status", choices=STATUSES, help="keep runs with this outcome")
-    parser.add_argument("--script", help="keep runs of this script (path or file name) or command")
+    parser.add_argument(
+        "--script", help="keep runs of this script (a file name, or a path to it) or command"
+    )
     parser.add_argument("--json", action="store_true", help="print the runs as JSON")
 
 
