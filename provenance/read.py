@@ -51,6 +51,7 @@ __all__ = [
     "Verdict",
     "find_runs",
     "lineage",
+    "one_path_each",
     "read_json",
     "record_of",
     "verify",
@@ -447,6 +448,10 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
     # The records the index answers for, by folder: its prefix, their root, their names and
     # their stored summaries.
     pending: list[tuple[str, str, list[bytes], list[Any]]] = []
+    # The records read by another way than a folder's regular ones (given, links, side records):
+    # each path, its real path and whether it is a link; and the regular ones, by folder.
+    beside: list[tuple[str, bytes, bool]] = []
+    regular: dict[bytes, tuple[str, dict[bytes, bytes]]] = {}
 
     def read(shown: str, root: str, real: bytes | None = None, key: bytes | None = None) -> None:
         try:
@@ -468,11 +473,9 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
 
     for top in tops:
         if not os.path.isdir(top):
-            real = os.fsencode(os.path.realpath(records.locate(top)))
-            if real not in seen:
-                seen.add(real)
-                shown = top if is_sidecar_name(Path(top).name) else str(records.locate(top))
-                read(shown, os.path.dirname(os.path.abspath(top)) or ".")
+            shown = top if is_sidecar_name(Path(top).name) else str(records.locate(top))
+            beside.append((shown, os.fsencode(os.path.realpath(shown)), os.path.islink(shown)))
+            read(shown, os.path.dirname(os.path.abspath(top)) or ".")
             continue
         top_key = folder_key(os.path.realpath(top))
         held: dict[bytes, bytes] = {}
@@ -496,6 +499,7 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
                 now, changed = parse_entries(folder.entries), set()
             prefix = folder.prefix
             base = key + b"/"
+            regular[key] = (prefix, now)
             stored = [summaries.get(base + name) for name in now]
             if not changed and None not in stored:  # the common case: all of them current
                 pending.append((prefix, top, list(now), stored))
@@ -508,14 +512,22 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
                     else:
                         read(prefix + os.fsdecode(name), top, base + name, stat_key)
                 pending.append((prefix, top, current, values))
-            for other in folder.others:  # links, or records that could not be stat-ed
+            sides = [
+                side
+                for side in folder.sides
+                if (kind := side.removesuffix(".json").rpartition(".manifest.")[2]) in _ATTEMPTS
+                or kind.startswith(f"{RUNNING}.")
+            ]
+            for other in (*folder.others, *sides):  # links, unstat-able records, side records
                 shown = prefix + other
-                if boundary.admits(os.path.realpath(shown)):
-                    read(shown, top)
-            for side in folder.sides:
-                kind = side.removesuffix(".json").rpartition(".manifest.")[2]
-                if kind in _ATTEMPTS or kind.startswith(f"{RUNNING}."):
-                    read(prefix + side, top)
+                link = os.path.islink(shown)
+                problem = _linked(shown, boundary) if link else None
+                if problem is not None:
+                    found.unreadable.append(problem)
+                    continue
+                real = os.fsencode(os.path.realpath(shown)) if link else base + os.fsencode(other)
+                beside.append((shown, real, link))
+                read(shown, top)
         if store is not None:
             for key, entries in held.items():  # folders gone from the walk: their records too
                 names = store.names(entries)
@@ -538,7 +550,50 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
         store.distrust(f"a stored run summary is not one: {err}")
         raise _StoreFailed from None
     found.runs.sort(key=lambda run: run.record)
+    if beside:
+        found.runs = _once(found.runs, beside, regular)
     return found
+
+
+def one_path_each(found: Iterable[tuple[str, bytes, bool]]) -> dict[bytes, str]:
+    """The path to list each record under, by its real path, of ``found``: each path a record
+    was found by, with its real path and whether it is a link. Where two lead to one record,
+    the one that is not a link, else the first in sorted order: one record, one listing."""
+    chosen: dict[bytes, tuple[bool, str]] = {}
+    for shown, real, link in found:
+        if real not in chosen or (link, shown) < chosen[real]:
+            chosen[real] = (link, shown)
+    return {real: shown for real, (_, shown) in chosen.items()}
+
+
+def _once(
+    runs: list[RunSummary],
+    beside: list[tuple[str, bytes, bool]],
+    regular: dict[bytes, tuple[str, dict[bytes, bytes]]],
+) -> list[RunSummary]:
+    """``runs`` (sorted) with each record listed once (``one_path_each``): those read one by
+    one may be a folder's regular records again, or each other."""
+    found = list(beside)
+    for _, real, _ in beside:
+        folder, _, name = real.rpartition(b"/")
+        if folder in regular and name in regular[folder][1]:
+            found.append((regular[folder][0] + os.fsdecode(name), real, False))
+    listed = set(one_path_each(found).values())
+    dropped = {shown for shown, _, _ in found} - listed
+    once: list[RunSummary] = []
+    for run in runs:
+        if run.record not in dropped and not (once and once[-1].record == run.record):
+            once.append(run)
+    return once
+
+
+def _linked(shown: str, boundary: Boundary) -> str | None:
+    """Why a record that is a link is not read, if it is not."""
+    if not os.path.exists(shown):
+        return f"{shown}: a link to nothing"
+    if not boundary.admits(os.path.realpath(shown)):
+        return f"{shown}: a link to outside the searched folders"
+    return None
 
 
 def _from_store(

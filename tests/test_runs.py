@@ -616,3 +616,128 @@ class TestHiddenCharacters:
             assert json.loads(text) == char
             assert char not in shell_quote(f"a{char}b"), hex(ord(char))
         assert printable("é 模型 😀 \u0301") == "é 模型 😀 \u0301"  # what shows is left alone
+
+
+class TestOneRecordOneLine:
+    """Two paths to one record list it once: under the one that is not a link."""
+
+    def records(self, proj: Path) -> Path:
+        ok = proj / "runs" / "ok"
+        write(ok / "model.json", {"weights": []})
+        write(ok / "model.json.manifest.json", run_doc("train.py", {"lr": 1}))
+        write(
+            ok / "model.json.manifest.failed.json", run_doc("train.py", {"lr": 2}, status="failed")
+        )
+        write(proj / "runs" / "other" / "b.bin.manifest.json", run_doc("train.py", {"lr": 3}))
+        return ok
+
+    def listed(self, *paths: object) -> list[str]:
+        code, out, err = runs(*paths, "--json")
+        assert code == 0, err
+        texts = {out}
+        with pytest.MonkeyPatch.context() as patch:  # the same bytes without the index
+            patch.setenv(ENVIRONMENT, "off")
+            texts.add(runs(*paths, "--json")[1])
+        assert len(texts) == 1
+        return [r["record"] for r in json.loads(out)["runs"]]
+
+    def test_a_folder_and_what_it_holds(self, proj):
+        ok = self.records(proj)
+        every = [
+            "runs/ok/model.json.manifest.failed.json",
+            "runs/ok/model.json.manifest.json",
+        ]
+        aged(proj)
+        for given in (
+            ["runs/ok", "runs/ok/model.json"],
+            ["runs/ok/model.json", "runs/ok"],
+            ["runs/ok", "runs/ok/model.json.manifest.json"],
+            ["runs/ok", "runs/ok/model.json", "runs/ok/model.json"],
+            ["runs/ok", "runs/ok/model.json.manifest.failed.json"],
+            ["runs/ok", str(ok / "model.json"), "./runs/ok/model.json"],
+        ):
+            listed = self.listed(*given)
+            assert len(listed) == 2, (given, listed)
+            assert {Path(r).name for r in listed} == {Path(r).name for r in every}
+        twice = "runs/ok/model.json.manifest.failed.json"
+        assert self.listed(twice, twice) == [twice]
+        assert self.listed("runs/ok", "runs/ok/model.json") == every
+        assert self.listed("runs", "runs/ok/model.json", "runs/ok") == [
+            *every,
+            "runs/other/b.bin.manifest.json",
+        ]
+
+    def test_a_link_to_a_record_found_anyway_is_not_listed_again(self, proj):
+        ok = self.records(proj)
+        (ok / "aaa.manifest.json").symlink_to("model.json.manifest.json")
+        (ok / "zzz.manifest.json").symlink_to("../other/b.bin.manifest.json")
+        (ok / "side.manifest.failed.json").symlink_to("model.json.manifest.failed.json")
+        aged(proj)
+        assert self.listed("runs") == [
+            "runs/ok/model.json.manifest.failed.json",
+            "runs/ok/model.json.manifest.json",
+            "runs/other/b.bin.manifest.json",
+        ]
+        # Where what it leads to is not searched for, the link is how the record is found.
+        assert self.listed("runs/ok", "runs/other/b.bin.manifest.json") == [
+            "runs/ok/model.json.manifest.failed.json",
+            "runs/ok/model.json.manifest.json",
+            "runs/other/b.bin.manifest.json",
+        ]
+        (proj / "runs" / "other" / "b.bin.manifest.json").unlink()
+        (proj / "elsewhere").mkdir()
+        write(proj / "elsewhere" / "b.bin.manifest.json", run_doc("train.py", {"lr": 3}))
+        (ok / "zzz.manifest.json").unlink()
+        (ok / "zzz.manifest.json").symlink_to("../../runs/other/c.bin.manifest.json")
+        code, _, err = runs("runs")
+        assert code == 0
+        assert "zzz.manifest.json: a link to nothing" in err
+
+    def test_the_choice_of_path(self):
+        from provenance.read import one_path_each
+
+        found = [
+            ("b/link.manifest.json", b"/r/a/m.manifest.json", True),
+            ("a/m.manifest.json", b"/r/a/m.manifest.json", False),
+            ("z/only-link.manifest.json", b"/r/q.manifest.json", True),
+            ("y/only-link.manifest.json", b"/r/q.manifest.json", True),
+        ]
+        for order in (found, found[::-1]):
+            assert one_path_each(order) == {
+                b"/r/a/m.manifest.json": "a/m.manifest.json",
+                b"/r/q.manifest.json": "y/only-link.manifest.json",
+            }
+
+
+class TestSkippedLinks:
+    def test_each_link_not_followed_is_a_line_on_stderr(self, proj, tmp_path):
+        write(proj / "runs" / "ok" / "x.manifest.json", run_doc("train.py", {}))
+        write(tmp_path / "outside" / "o.manifest.json", run_doc("train.py", {}))
+        ok = proj / "runs" / "ok"
+        (ok / "y.manifest.json").symlink_to(tmp_path / "outside" / "o.manifest.json")
+        (ok / "z.manifest.json").symlink_to(ok / "gone.manifest.json")
+        (ok / "loop.manifest.json").symlink_to("loop.manifest.json")
+        (ok / "w.manifest.failed.json").symlink_to(tmp_path / "outside" / "o.manifest.json")
+        aged(proj)
+        for index in ("on", "off"):
+            with pytest.MonkeyPatch.context() as patch:
+                if index == "off":
+                    patch.setenv(ENVIRONMENT, "off")
+                code, out, err = runs("runs")
+            assert code == 0
+            assert out.split()[0] == "runs/ok/x"
+            assert len(out.splitlines()) == 1
+            assert err.splitlines() == [
+                "provenance: skipped runs/ok/loop.manifest.json: a link to nothing",
+                "provenance: skipped runs/ok/y.manifest.json: "
+                "a link to outside the searched folders",
+                "provenance: skipped runs/ok/z.manifest.json: a link to nothing",
+                "provenance: skipped runs/ok/w.manifest.failed.json: "
+                "a link to outside the searched folders",
+            ], index
+        # Searched, what it leads to is read through it.
+        code, out, err = runs("runs", tmp_path / "outside")
+        assert code == 0
+        assert "runs/ok/y" not in out  # listed under its own path, not the link's
+        assert f"{tmp_path}/outside/o  " in out
+        assert "y.manifest.json: a link" not in err
