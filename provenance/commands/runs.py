@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import re
 import sys
 import unicodedata
@@ -99,10 +100,14 @@ def _value(value: Any) -> str:
     """A value from a record as one cell, whole: as JSON, but a string bare where that reads
     as no other value (``train.py``, not ``0.01``, ``a b`` or ``x\\x1b``, which are quoted, as
     ``--where`` takes them): two different values never read the same."""
-    if not isinstance(value, str):
-        return json.dumps(value, sort_keys=True)  # ASCII: \u escapes for the rest
+    kind = type(value)
+    if kind is not str:
+        if kind is int or (kind is float and math.isfinite(value)):
+            return repr(value)  # as json.dumps writes it, faster: most values are numbers
+        text: str = _ENCODE(value)  # ASCII: \u escapes for the rest
+        return text
     if value and _UNQUOTED.search(value) is None and not _is_json(value):
-        return value
+        return str(value)
     return _QUOTED_ESCAPES.sub(_json_escape, json.dumps(value, ensure_ascii=False))
 
 
@@ -122,7 +127,13 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True).encode
+_JSON_STARTS = frozenset('-0123456789[{"tfnNI')  # what JSON text may begin with, spaces aside
+
+
 def _is_json(text: str) -> bool:
+    if text[0] not in _JSON_STARTS:
+        return False
     try:
         json.loads(text)
     except ValueError:
@@ -196,12 +207,15 @@ def render(runs: list[RunSummary]) -> str:
     The artifact is shown whole; any other value cut (``cut``) so that different ones still
     read differently. A rerun's record kept beside the sidecar says so after its outcome."""
     keys = differing(runs)
-    scripts = cut(printable(r.command if r.command is not None else r.script) for r in runs)
+    named = [printable(r.command if r.command is not None else r.script) for r in runs]
+    scripts = cut(named)
     gate_names = cut(printable(name) for r in runs for name in r.gates)
-    key_names = cut(_value(_short_key(k)) for k in keys)
-    values = {k: cut(_value(r.params[k]) for r in runs if k in r.params) for k in keys}
+    names = cut(_value(_short_key(k)) for k in keys)
+    key_names = {k: names[_value(_short_key(k))] for k in keys}
+    whole = {k: [_value(r.params[k]) if k in r.params else "" for r in runs] for k in keys}
+    values = {k: cut(texts) for k, texts in whole.items()}
     rows = []
-    for r in runs:
+    for i, r in enumerate(runs):
         outcome = r.status if r.exit_code in (None, 0) else f"{r.status} ({r.exit_code})"
         if _attempt(r.record) is not None:
             outcome += ", attempt"
@@ -209,12 +223,8 @@ def render(runs: list[RunSummary]) -> str:
             f"{gate_names[printable(name)]}:{'pass' if passed else 'FAIL'}"
             for name, passed in r.gates.items()
         )
-        params = " ".join(
-            f"{key_names[_value(_short_key(k))]}={values[k][_value(r.params[k])]}"
-            for k in keys
-            if k in r.params
-        )
-        script = scripts[printable(r.command if r.command is not None else r.script)]
+        params = " ".join(f"{key_names[k]}={values[k][whole[k][i]]}" for k in keys if k in r.params)
+        script = scripts[named[i]]
         rows.append([printable(r.artifact), script, outcome, gates or "-", params])
     measured = [[_width(cell) for cell in row] for row in rows]
     widths = [max((m[i] for m in measured), default=0) for i in range(4)]
