@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provenance import records
 from provenance.commands import declared_entries, no_cycle_collection
@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 
+_Real = TypeVar("_Real", bytes, str)  # a real path, as os.fsencode gives it or as text
 _AnyRecord = records.Record  # the reader's own, or the public one below
 
 MAX_LINEAGE_DEPTH = MAX_DEPTH  # the most runs deep ``lineage`` may follow (``max_depth``)
@@ -555,11 +556,12 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
     return found
 
 
-def one_path_each(found: Iterable[tuple[str, bytes, bool]]) -> dict[bytes, str]:
+def one_path_each(found: Iterable[tuple[str, _Real, bool]]) -> dict[_Real, str]:
     """The path to list each record under, by its real path, of ``found``: each path a record
-    was found by, with its real path and whether it is a link. Where two lead to one record,
-    the one that is not a link, else the first in sorted order: one record, one listing."""
-    chosen: dict[bytes, tuple[bool, str]] = {}
+    was found by, with its real path (bytes or text, one kind) and whether it is a link. Where
+    two lead to one record, the one that is not a link, else the first in sorted order: one
+    record, one listing."""
+    chosen: dict[_Real, tuple[bool, str]] = {}
     for shown, real, link in found:
         if real not in chosen or (link, shown) < chosen[real]:
             chosen[real] = (link, shown)

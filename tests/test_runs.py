@@ -707,6 +707,11 @@ class TestOneRecordOneLine:
                 b"/r/a/m.manifest.json": "a/m.manifest.json",
                 b"/r/q.manifest.json": "y/only-link.manifest.json",
             }
+        as_text = [(shown, real.decode(), link) for shown, real, link in found]
+        assert one_path_each(as_text) == {
+            "/r/a/m.manifest.json": "a/m.manifest.json",
+            "/r/q.manifest.json": "y/only-link.manifest.json",
+        }
 
 
 class TestSkippedLinks:
