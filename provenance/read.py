@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provenance import records
 from provenance.commands import declared_entries, no_cycle_collection
@@ -29,6 +29,7 @@ from provenance.commands.verify import (
     Verifier,
     counts_of,
 )
+from provenance.measure.paths import find_root
 from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.record.sidecar import is_sidecar_name, sidecar_path_for
 from provenance.record.summary import RunSummary, same, stored_text, summarize
@@ -50,6 +51,7 @@ __all__ = [
     "Verdict",
     "find_runs",
     "lineage",
+    "one_path_each",
     "read_json",
     "record_of",
     "sidecar_path_for",
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 
+_Real = TypeVar("_Real", bytes, str)  # a real path, as os.fsencode gives it or as text
 _AnyRecord = records.Record  # the reader's own, or the public one below
 
 MAX_LINEAGE_DEPTH = MAX_DEPTH  # the most runs deep ``lineage`` may follow (``max_depth``)
@@ -335,17 +338,20 @@ class _Filters:
     gate: Mapping[str, bool]
     status: str | None
     script: str | None
+    tops: tuple[str, ...] = ()  # the paths searched: where the project roots are looked for
 
     def keep(self, stored: dict[str, Any]) -> bool:
         if self.status is not None and stored["status"] != self.status:
             return False
         script = self.script
-        if script is not None and script not in (
-            stored["script"],
-            Path(stored["script"]).name,
-            stored["command"],
-        ):
-            return False
+        if script is not None and script != stored["command"]:
+            recorded = stored["script"]
+            named = self._script_names
+            if named is None:  # a file name: the entrypoint's, or its recorded path
+                if script not in (recorded, Path(recorded).name):
+                    return False
+            elif recorded not in named and os.path.normpath(recorded) not in named:
+                return False
         if self.where:
             params = stored["params"]
             for names, value in self._where:
@@ -358,6 +364,29 @@ class _Filters:
             gates = stored["gates"]
             return all(gates.get(name) is passed for name, passed in self.gate.items())
         return True
+
+    @cached_property
+    def _script_names(self) -> frozenset[str] | None:
+        """What a recorded entrypoint that names the file ``script`` (a path) says: its path
+        from each project root it is below (that of the working folder, of a path searched,
+        or its own), or its absolute path; as written (less a leading ./) where it is below
+        none. None for a file name."""
+        given = self.script
+        if given is None or "/" not in given:
+            return None
+        places = {os.path.abspath(given), os.path.realpath(given)}
+        roots: set[str] = set()
+        for start in (os.path.dirname(os.path.abspath(given)), os.getcwd(), *self.tops):
+            root = find_root(start)
+            if root is not None:
+                roots.update((os.path.abspath(root), os.path.realpath(root)))
+        below = {
+            os.path.relpath(place, root)
+            for place in places
+            for root in roots
+            if place.startswith(root.rstrip("/") + "/")
+        }
+        return frozenset(places | (below or {os.path.normpath(given)}))
 
     @cached_property
     def _where(self) -> list[tuple[tuple[str, str, str], Any]]:
@@ -400,7 +429,7 @@ def collect_runs(
     for top in tops:
         if not os.path.lexists(top):
             raise UnreadableRecord(f"{top}: no such file or folder")
-    filters = _Filters(where or {}, gate or {}, status, script)
+    filters = _Filters(where or {}, gate or {}, status, script, tuple(tops))
     store = LineageIndex.from_environment() if index else None
     try:
         with no_cycle_collection():
@@ -422,6 +451,10 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
     # The records the index answers for, by folder: its prefix, their root, their names and
     # their stored summaries.
     pending: list[tuple[str, str, list[bytes], list[Any]]] = []
+    # The records read by another way than a folder's regular ones (given, links, side records):
+    # each path, its real path and whether it is a link; and the regular ones, by folder.
+    beside: list[tuple[str, bytes, bool]] = []
+    regular: dict[bytes, tuple[str, dict[bytes, bytes]]] = {}
 
     def read(
         shown: str,
@@ -473,11 +506,9 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
 
     for top in tops:
         if not os.path.isdir(top):
-            real = os.fsencode(os.path.realpath(records.locate(top)))
-            if real not in seen:
-                seen.add(real)
-                shown = top if is_sidecar_name(Path(top).name) else str(records.locate(top))
-                read(shown, os.path.dirname(os.path.abspath(top)) or ".")
+            shown = top if is_sidecar_name(Path(top).name) else str(records.locate(top))
+            beside.append((shown, os.fsencode(os.path.realpath(shown)), os.path.islink(shown)))
+            read(shown, os.path.dirname(os.path.abspath(top)) or ".")
             continue
         top_key = folder_key(os.path.realpath(top))
         held: dict[bytes, bytes] = {}
@@ -501,6 +532,7 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
                 now, changed = parse_entries(folder.entries), set()
             prefix = folder.prefix
             base = key + b"/"
+            regular[key] = (prefix, now)
             stored = [summaries.get(base + name) for name in now]
             if not changed and None not in stored:  # the common case: all of them current
                 pending.append((prefix, top, list(now), stored))
@@ -513,14 +545,22 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
                         current.append(name)
                         values.append(summary)
                 pending.append((prefix, top, current, values))
-            for other in folder.others:  # links, or records that could not be stat-ed
+            sides = [
+                side
+                for side in folder.sides
+                if (kind := side.removesuffix(".json").rpartition(".manifest.")[2]) in _ATTEMPTS
+                or kind.startswith(f"{RUNNING}.")
+            ]
+            for other in (*folder.others, *sides):  # links, unstat-able records, side records
                 shown = prefix + other
-                if boundary.admits(os.path.realpath(shown)):
-                    read(shown, top)
-            for side in folder.sides:
-                kind = side.removesuffix(".json").rpartition(".manifest.")[2]
-                if kind in _ATTEMPTS or kind.startswith(f"{RUNNING}."):
-                    read(prefix + side, top)
+                link = os.path.islink(shown)
+                problem = _linked(shown, boundary) if link else None
+                if problem is not None:
+                    found.unreadable.append(problem)
+                    continue
+                real = os.fsencode(os.path.realpath(shown)) if link else base + os.fsencode(other)
+                beside.append((shown, real, link))
+                read(shown, top)
         if store is not None:
             for key, entries in held.items():  # folders gone from the walk: their records too
                 names = store.names(entries)
@@ -543,7 +583,51 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
         store.distrust(f"a stored run summary is not one: {err}")
         raise _StoreFailed from None
     found.runs.sort(key=lambda run: run.record)
+    if beside:
+        found.runs = _once(found.runs, beside, regular)
     return found
+
+
+def one_path_each(found: Iterable[tuple[str, _Real, bool]]) -> dict[_Real, str]:
+    """The path to list each record under, by its real path, of ``found``: each path a record
+    was found by, with its real path (bytes or text, one kind) and whether it is a link. Where
+    two lead to one record, the one that is not a link, else the first in sorted order: one
+    record, one listing."""
+    chosen: dict[_Real, tuple[bool, str]] = {}
+    for shown, real, link in found:
+        if real not in chosen or (link, shown) < chosen[real]:
+            chosen[real] = (link, shown)
+    return {real: shown for real, (_, shown) in chosen.items()}
+
+
+def _once(
+    runs: list[RunSummary],
+    beside: list[tuple[str, bytes, bool]],
+    regular: dict[bytes, tuple[str, dict[bytes, bytes]]],
+) -> list[RunSummary]:
+    """``runs`` (sorted) with each record listed once (``one_path_each``): those read one by
+    one may be a folder's regular records again, or each other."""
+    found = list(beside)
+    for _, real, _ in beside:
+        folder, _, name = real.rpartition(b"/")
+        if folder in regular and name in regular[folder][1]:
+            found.append((regular[folder][0] + os.fsdecode(name), real, False))
+    listed = set(one_path_each(found).values())
+    dropped = {shown for shown, _, _ in found} - listed
+    once: list[RunSummary] = []
+    for run in runs:
+        if run.record not in dropped and not (once and once[-1].record == run.record):
+            once.append(run)
+    return once
+
+
+def _linked(shown: str, boundary: Boundary) -> str | None:
+    """Why a record that is a link is not read, if it is not."""
+    if not os.path.exists(shown):
+        return f"{shown}: a link to nothing"
+    if not boundary.admits(os.path.realpath(shown)):
+        return f"{shown}: a link to outside the searched folders"
+    return None
 
 
 def _from_store(
@@ -604,7 +688,8 @@ def find_runs(
     ``config.trainer.epochs``) and the value each must have, compared as JSON (``1`` is not
     ``1.0`` nor ``true``); ``gate``: gate names and whether each must have passed (a run
     without that gate does not match); ``status``: succeeded, failed, interrupted, running or
-    lost; ``script``: the entrypoint's recorded path or file name, or the command path.
+    lost; ``script``: a file name (the entrypoint's, or its recorded path), a path (the runs
+    whose recorded entrypoint, from its project root, is that file), or the command path.
     Records that cannot be read are left out (``collect_runs`` names them)."""
     found = collect_runs(paths, index=index, where=where, gate=gate, status=status, script=script)
     return found.runs

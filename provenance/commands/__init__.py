@@ -21,12 +21,22 @@ from typing import Any, NoReturn
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 MAX_MESSAGE = 400  # characters of one line on stderr: a hostile value can be megabytes long
 # What a record's text must not do to a terminal: move the cursor, start a line of its own,
-# or reorder what follows (bidirectional controls).
-# What json.dumps leaves raw (it escapes C0 itself) that could still steer a terminal.
-_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_CONTROLS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+# reorder what follows (bidirectional controls), or hide (format characters, Unicode category
+# Cf; the other default-ignorable code points, such as U+3164 and U+FFA0; variation
+# selectors): `train\u200b.py` must not read as `train.py`. Each range holds the Cf ones of
+# later Unicode versions too; tests check the class against this Python's unicodedata.
+_HIDDEN = (
+    "\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    "\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
 )
+# What json.dumps leaves raw (it escapes C0 itself) that could still steer a terminal.
+_JSON_RAW = re.compile(f"[\x7f-\x9f{_HIDDEN}]")
+_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f{_HIDDEN}]")
+# What ``printable`` escapes: the above, and the lone surrogates a name that is not UTF-8 is
+# held as, which stdout writes as ``\udcff`` anyway: escaped here, a line is as long as it prints.
+_ESCAPED = re.compile(f"[\x00-\x1f\x7f-\x9f{_HIDDEN}\ud800-\udfff]")
 
 
 def plain(docstring: str | None) -> str:
@@ -154,12 +164,14 @@ def short(digest: object, width: int = 12) -> str:
 
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str) -> str:
     """``text`` with what could steer a terminal written as escapes: one line stays one line."""
-    return _CONTROLS.sub(_escaped, text)
+    return _ESCAPED.sub(_escaped, text)
 
 
 def shell_quote(word: str) -> str:
@@ -174,7 +186,11 @@ def shell_quote(word: str) -> str:
             out.append("\\" + char)
         elif _CONTROLS.match(char):
             code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x80
+                else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            )
         else:
             out.append(char)
     return "$'" + "".join(out) + "'"
@@ -350,7 +366,15 @@ _INFINITY = float("inf")
 def json_for_terminal(text: str) -> str:
     """JSON text with each character that could steer a terminal as its JSON escape, not raw:
     the same value to a JSON reader."""
-    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _JSON_RAW.sub(_json_escaped, text)
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON has no escape beyond U+FFFF: a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def declared_entries(table: object) -> Iterator[tuple[str, Any]]:
