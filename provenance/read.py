@@ -695,32 +695,6 @@ def find_runs(
     return found.runs
 
 
-def distinct_runs(runs: Sequence[RunSummary]) -> list[RunSummary]:
-    """One run per record file, in the order given: where two found paths lead to the same
-    record (a link to a sidecar, a folder reached through a link), the one that is not a link
-    is kept when it is among them, so a link never renames nor hides the real artifact; a
-    link only when the record it leads to was not otherwise found."""
-    places: dict[tuple[int, int], list[int]] = {}
-    for i, run in enumerate(runs):
-        try:
-            st = os.stat(run.record)
-        except OSError:
-            continue  # nothing to be the same record as: kept
-        places.setdefault((st.st_dev, st.st_ino), []).append(i)
-    dropped: set[int] = set()
-    for same_record in places.values():
-        if len(same_record) > 1:
-            kept = min(same_record, key=lambda i: (_through_link(runs[i].record), i))
-            dropped.update(i for i in same_record if i != kept)
-    return [run for i, run in enumerate(runs) if i not in dropped]
-
-
-def _through_link(path: str) -> tuple[bool, bool]:
-    """Whether ``path`` is a link itself, and whether any folder on the way to it is one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    return os.path.islink(path), os.path.realpath(folder) != folder
-
-
 def differing(runs: Sequence[RunSummary]) -> list[str]:
     """The parameters whose values are not the same in every run (absent counts as a value),
     sorted."""

@@ -514,17 +514,16 @@ class TestLinkedRecords:
         ]
 
     def test_the_rule_is_the_read_apis(self, linked, monkeypatch):
-        """``distinct_runs``, which the report takes its runs through, for ``runs`` too."""
-        from provenance.read import collect_runs, distinct_runs
+        """``collect_runs``, which the report takes its runs from, chooses as ``runs`` does."""
+        from provenance.read import collect_runs
 
         monkeypatch.chdir(linked)
-        found = collect_runs(["models"], index=False).runs
-        kept = distinct_runs(found)
-        assert len(found) == len(kept) + 2
-        assert [r.artifact for r in kept if "m3" in r.record or "a" * 3 in r.record] == [
-            "models/m3.txt"
-        ]
-        assert distinct_runs(list(reversed(found))) == list(reversed(kept))
+        for paths in (["models"], ["models/zzz.manifest.json", "models"]):
+            found = collect_runs(paths, index=False).runs
+            assert [r.artifact for r in found if "m3" in r.record or "a" * 3 in r.record] == [
+                "models/m3.txt"
+            ]
+            assert len(found) == 4
 
 
 class _Pre(HTMLParser):
@@ -676,8 +675,8 @@ class TestAsTheCommandsSayIt:
                 assert row[4].split("\n") == wanted, script
         argvs = sorted(row[4] for row in rows if row[0] == "train.py")
         assert argvs == [
-            "argv=--data raw.csv --out runs/t3.txt",
-            "argv=--data raw.csv --out runs/t5.txt",
+            'argv="--data raw.csv --out runs/t3.txt"',  # quoted: it holds spaces
+            'argv="--data raw.csv --out runs/t5.txt"',
         ]
         assert sorted(row[4] for row in rows if row[0] == "report_stage.py") == [
             "epochs=3\nout=runs/s3.txt",
@@ -688,8 +687,8 @@ class TestAsTheCommandsSayIt:
         proc = cli_in(mixed, "runs", "runs", "--script", "train.py")
         assert proc.returncode == 0, proc.stderr
         assert [re.split(r"\s{2,}", line)[-1] for line in proc.stdout.splitlines()] == [
-            "argv=--data raw.csv --out runs/t3.txt",
-            "argv=--data raw.csv --out runs/t5.txt",
+            'argv="--data raw.csv --out runs/t3.txt"',  # quoted: it holds spaces
+            'argv="--data raw.csv --out runs/t5.txt"',
         ]
 
     def test_the_graph_names_a_path_as_lineage_does(self, mixed, mixed_site):

@@ -23,7 +23,6 @@ import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from os.path import isdir, islink
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +47,13 @@ from provenance.commands.verify import (
     counts_of,
 )
 from provenance.emit.report import Page, ReportError, render, write_site
-from provenance.read import RunSummary, collect_runs, differing, distinct_runs
+from provenance.read import RunSummary, collect_runs, differing
 from provenance.record.sidecar import SIDECAR_SUFFIX
 from provenance.records import (
     Boundary,
     Record,
     UnreadableRecord,
     load,
-    locate,
     sidecar_target,
 )
 from provenance.stores.digest_cache import DigestCache
@@ -96,15 +94,14 @@ class Collected:
 
 def collect(paths: list[str], root: str | None) -> Collected:
     """The runs ``provenance runs`` lists for ``paths`` (found by the same ``collect_runs``,
-    one per record file by ``distinct_runs``: running and lost runs, and the side records of
-    other runs, too), each with its record. The one place the report finds runs: what it
-    shows is built from this alone."""
-    # Of two given paths to one record, collect_runs reads the first: a link's goes last.
-    found = collect_runs(sorted(paths, key=lambda p: not isdir(p) and islink(locate(p))))
+    one per record file: running and lost runs, and the side records of other runs, too),
+    each with its record. The one place the report finds runs: what it shows is built from
+    this alone."""
+    found = collect_runs(paths)
     collected = Collected(
         [], unreadable=list(found.unreadable), folders=[Path(p) for p in paths if Path(p).is_dir()]
     )
-    for summary in distinct_runs(found.runs):
+    for summary in found.runs:
         try:
             record = load(summary.record, root)
         except UnreadableRecord as err:  # changed since it was found
