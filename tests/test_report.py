@@ -675,8 +675,8 @@ class TestAsTheCommandsSayIt:
                 assert row[4].split("\n") == wanted, script
         argvs = sorted(row[4] for row in rows if row[0] == "train.py")
         assert argvs == [
-            'argv="--data raw.csv --out runs/t3.txt"',  # quoted: it holds spaces
-            'argv="--data raw.csv --out runs/t5.txt"',
+            "argv=--data raw.csv --out runs/t3.txt",
+            "argv=--data raw.csv --out runs/t5.txt",
         ]
         assert sorted(row[4] for row in rows if row[0] == "report_stage.py") == [
             "epochs=3\nout=runs/s3.txt",
