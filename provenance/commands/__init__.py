@@ -366,6 +366,8 @@ _INFINITY = float("inf")
 def json_for_terminal(text: str) -> str:
     """JSON text with each character that could steer a terminal as its JSON escape, not raw:
     the same value to a JSON reader."""
+    if text.isascii() and "\x7f" not in text:
+        return text  # most of it: nothing to look for, and one pass of C instead of the regex
     return _JSON_RAW.sub(_json_escaped, text)
 
 

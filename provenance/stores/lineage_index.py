@@ -217,9 +217,9 @@ class LineageIndex(SqliteStore):
     def summaries_under(self, folder: bytes) -> dict[bytes, str] | None:
         """``{real path: summary}`` of the stored records at or below ``folder``, each summary
         as stored (JSON text); None if broken."""
-        rows = self._query(
-            "SELECT path, summary FROM runs WHERE folder = ? OR (folder >= ? AND folder < ?)",
-            (folder, folder + b"/", folder + b"0"),
+        rows = self._query(  # by path, in its own order: a record below is named folder + "/"...
+            "SELECT path, summary FROM runs WHERE path >= ? AND path < ?",
+            (folder + b"/", folder + b"0"),  # "0" sorts right after "/"
         )
         return None if rows is None else dict(rows)
 
