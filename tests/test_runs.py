@@ -174,21 +174,27 @@ class TestTheIndex:
             count: int = db.execute("SELECT count(*) FROM runs").fetchone()[0]
         return count
 
-    def test_a_warm_call_parses_no_unchanged_record(self, proj, tmp_path, monkeypatch):
+    @pytest.fixture
+    def parsed(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        """The records read through the strict reader from now on, by the path given."""
         from provenance import records
 
+        read: list[str] = []
+        real = records.load
+
+        def counting(given: Any, *a: Any, **k: Any) -> Any:
+            read.append(str(given))
+            return real(given, *a, **k)
+
+        monkeypatch.setattr(records, "load", counting)
+        return read
+
+    def test_a_warm_call_parses_no_unchanged_record(self, proj, tmp_path, request):
         sweep(proj)
         aged(proj)
         first = runs("runs")
         assert self.stored(tmp_path) == 4
-        parsed: list[str] = []
-        real = records.load
-
-        def counting(given: Any, *a: Any, **k: Any) -> Any:
-            parsed.append(str(given))
-            return real(given, *a, **k)
-
-        monkeypatch.setattr(records, "load", counting)
+        parsed = request.getfixturevalue("parsed")
         assert runs("runs") == first
         assert parsed == []
 
@@ -206,21 +212,12 @@ class TestTheIndex:
         assert "runs/b/" not in runs("runs")[1]
 
     def test_a_record_rewritten_with_its_bytes_is_not_parsed_and_one_changed_in_place_is(
-        self, proj, tmp_path, monkeypatch
+        self, proj, request
     ):
-        from provenance import records
-
         folder = sweep(proj)
         aged(proj)
         first = runs("runs")
-        parsed: list[str] = []
-        real = records.load
-
-        def counting(given: Any, *a: Any, **k: Any) -> Any:
-            parsed.append(str(given))
-            return real(given, *a, **k)
-
-        monkeypatch.setattr(records, "load", counting)
+        parsed = request.getfixturevalue("parsed")
         record = folder / "b" / "model.bin.manifest.json"
         text = record.read_text()
         record.unlink()
