@@ -34,13 +34,13 @@ from provenance.commands import (
     EXIT_USAGE,
     add_command,
     declared_entries,
-    json_for_terminal,
     warn,
 )
 from provenance.emit import openlineage, prov
 from provenance.record.redact import SecretMatcher, redact_block, redact_text
 from provenance.record.sidecar import atomic_write, canonical_bytes
 from provenance.records import Record, load
+from provenance.text import json_for_terminal
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"

@@ -26,10 +26,8 @@ from provenance.commands import (
     add_command,
     add_outside_root,
     declared_entries,
-    lines_text,
     no_cycle_collection,
     print_json,
-    short,
     warn,
 )
 from provenance.record.sidecar import SIDECAR_SUFFIX, sidecar_path_for
@@ -48,6 +46,7 @@ from provenance.records import (
 from provenance.stores.digest_cache import stat_key
 from provenance.stores.lineage_index import LineageIndex, Output, StoredOutput, content_digest
 from provenance.stores.scan import SKIPPED_FOLDERS, Folder, folder_key, parse_entries, scan
+from provenance.text import lines_text, short
 
 _MAX_FOLDER_DEPTH = 64  # how far up from an input to look for a folder a run wrote
 # Runs followed from the artifact: pipelines are a few deep; JSON of a much deeper tree would

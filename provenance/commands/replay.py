@@ -27,12 +27,7 @@ from provenance.commands import (
     EXIT_USAGE,
     add_command,
     declared_entries,
-    lines_text,
-    plural,
     print_json,
-    shell_join,
-    shell_quote,
-    short,
     warn,
 )
 from provenance.commands.diff import compare, readings, render_differences
@@ -44,6 +39,7 @@ from provenance.record.limits import LEFT_OUT_TEXT
 from provenance.record.redact import REDACTED
 from provenance.record.sidecar import RECORD_LOG
 from provenance.records import Record, UnreadableRecord, load, sidecar_target
+from provenance.text import lines_text, plural, shell_join, shell_quote, short
 
 MAX_LOG_BYTES = 1024 * 1024  # the record log names a few records, one per line
 Environment = dict[str, str | None]

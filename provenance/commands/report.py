@@ -32,7 +32,6 @@ from provenance.commands import (
     add_command,
     add_outside_root,
     declared_entries,
-    plural,
     style,
     warn,
 )
@@ -57,6 +56,7 @@ from provenance.records import (
     sidecar_target,
 )
 from provenance.stores.digest_cache import DigestCache
+from provenance.text import plural
 
 
 def register(commands: Any) -> None:

@@ -13,17 +13,9 @@ from typing import Any
 from provenance.commands import (
     EXIT_FINDING,
     EXIT_OK,
-    Escaped,
     add_command,
     declared_entries,
-    human_size,
-    lines_text,
-    one_line,
-    plural,
     print_json,
-    printable,
-    shell_quote,
-    short,
     style,
 )
 from provenance.commands.diff import seed_text
@@ -40,6 +32,16 @@ from provenance.records import (
     load,
     rank_states,
     running_beside,
+)
+from provenance.text import (
+    Escaped,
+    human_size,
+    lines_text,
+    one_line,
+    plural,
+    printable,
+    shell_quote,
+    short,
 )
 
 STATES = {

@@ -40,11 +40,7 @@ from provenance.commands import (
     add_command,
     add_outside_root,
     declared_entries,
-    human_size,
-    plural,
     print_json,
-    printable,
-    short,
     size_arg,
     size_default,
     style,
@@ -71,6 +67,7 @@ from provenance.records import (
     sidecar_target,
 )
 from provenance.stores.digest_cache import DigestCache
+from provenance.text import human_size, plural, printable, short
 
 UNCHANGED, CHANGED, MISSING, APPEARED, SKIPPED = (
     "unchanged",

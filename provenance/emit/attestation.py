@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import plural
 from provenance.errors import ProvenanceError
 from provenance.measure.hashing import HashPolicy, hash_file
 from provenance.record.limits import Refused, depth_over, refusal, strict_loads
 from provenance.record.outcome import SUCCEEDED
 from provenance.record.sidecar import atomic_write
 from provenance.records import Record, read_json
+from provenance.text import plural
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SIGNATURE_SUFFIX = ".sig"
