@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from provenance import records
-from provenance.commands import declared_entries, no_cycle_collection
 from provenance.commands.lineage import MAX_DEPTH, Walk, index_for, outputs_of, trace
 from provenance.commands.verify import (
     DEFAULT_MAX_BYTES,
@@ -30,10 +29,11 @@ from provenance.commands.verify import (
     counts_of,
 )
 from provenance.measure.paths import find_root
+from provenance.reading import no_cycle_collection
 from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.record.sidecar import is_sidecar_name, sidecar_path_for
 from provenance.record.summary import RunSummary, same, stored_text, summarize
-from provenance.records import Boundary, UnreadableRecord, read_json
+from provenance.records import Boundary, UnreadableRecord, declared_entries, read_json
 from provenance.stores.digest_cache import DigestCache
 from provenance.stores.lineage_index import LineageIndex, content_digest
 from provenance.stores.scan import folder_key, parse_entries, scan

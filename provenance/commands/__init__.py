@@ -7,12 +7,10 @@ where asked), 2 a usage error or a record that cannot be read.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
-import gc
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from provenance.text import indented_json, json_for_terminal, one_line
@@ -127,21 +125,6 @@ def warn(message: str) -> None:
     print(f"provenance: {one_line(message)}", file=sys.stderr)
 
 
-@contextlib.contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a command reads many records. What reading
-    them makes holds no reference cycle the command leaves behind, and the collector looks
-    through every object still held, again and again as they are made: a fifth of a cold
-    call over a hundred thousand records, a tenth of a warm one."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def print_json(value: Any) -> None:
     """``value`` as JSON on stdout; escaped to ASCII where stdout cannot take the text (a C
     locale, or names that are not UTF-8, which Python holds as lone surrogates)."""
@@ -151,16 +134,3 @@ def print_json(value: Any) -> None:
     except UnicodeEncodeError:
         text = indented_json(value, ensure_ascii=True)
     sys.stdout.write(json_for_terminal(text) + "\n")
-
-
-def declared_entries(table: object) -> Iterator[tuple[str, Any]]:
-    """``(name, entry)`` for each path a record's inputs or outputs table names; a list gives
-    ``name[i]``; a name given no path (null) gives nothing."""
-    if not isinstance(table, dict):
-        return
-    for name, value in table.items():
-        if isinstance(value, list):
-            for index, entry in enumerate(value):
-                yield f"{name}[{index}]", entry
-        elif value is not None:
-            yield name, value

@@ -28,18 +28,11 @@ import uuid
 from typing import Any
 
 from provenance import __version__
-from provenance.commands import (
-    EXIT_FINDING,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_command,
-    declared_entries,
-    warn,
-)
+from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, add_command, warn
 from provenance.emit import openlineage, prov
 from provenance.record.redact import SecretMatcher, redact_block, redact_text
 from provenance.record.sidecar import atomic_write, canonical_bytes
-from provenance.records import Record, load
+from provenance.records import Record, declared_entries, load
 from provenance.text import json_for_terminal
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -25,11 +25,10 @@ from provenance.commands import (
     EXIT_OK,
     add_command,
     add_outside_root,
-    declared_entries,
-    no_cycle_collection,
     print_json,
     warn,
 )
+from provenance.reading import no_cycle_collection
 from provenance.record.sidecar import SIDECAR_SUFFIX, sidecar_path_for
 from provenance.record.summary import stored_text, summarize
 from provenance.records import (
@@ -39,6 +38,7 @@ from provenance.records import (
     Record,
     Roots,
     UnreadableRecord,
+    declared_entries,
     load,
     place_of,
     read_bytes,

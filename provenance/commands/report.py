@@ -26,15 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import (
-    EXIT_OK,
-    EXIT_USAGE,
-    add_command,
-    add_outside_root,
-    declared_entries,
-    style,
-    warn,
-)
+from provenance.commands import EXIT_OK, EXIT_USAGE, add_command, add_outside_root, style, warn
 from provenance.commands import show as show_command
 from provenance.commands.diff import compare, readings, volatile_changes
 from provenance.commands.lineage import Index
@@ -52,6 +44,7 @@ from provenance.records import (
     Boundary,
     Record,
     UnreadableRecord,
+    declared_entries,
     load,
     sidecar_target,
 )

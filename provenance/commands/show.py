@@ -10,14 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from provenance.commands import (
-    EXIT_FINDING,
-    EXIT_OK,
-    add_command,
-    declared_entries,
-    print_json,
-    style,
-)
+from provenance.commands import EXIT_FINDING, EXIT_OK, add_command, print_json, style
 from provenance.commands.diff import seed_text
 from provenance.commands.replay import command_line
 from provenance.measure.environment import recorded_variables
@@ -27,6 +20,7 @@ from provenance.records import (
     Attempt,
     Record,
     attempts,
+    declared_entries,
     holds_block,
     job_state,
     load,

@@ -265,7 +265,7 @@ class Attested:
 
 def output_entry(record: Record, artifact: Path) -> dict[str, Any] | None:
     """The record's output entry naming ``artifact``, or None."""
-    from provenance.commands import declared_entries
+    from provenance.records import declared_entries
 
     real = os.path.realpath(artifact)
     boundary = record.boundary(outside_root=True)
