@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from provenance import records
-from provenance.commands.verify import (
+from provenance.measure.paths import find_root
+from provenance.reading import no_cycle_collection
+from provenance.reading.lineage import MAX_DEPTH, Walk, index_for, outputs_of, trace
+from provenance.reading.verify import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
     QUIET,
@@ -27,9 +30,6 @@ from provenance.commands.verify import (
     Verifier,
     counts_of,
 )
-from provenance.measure.paths import find_root
-from provenance.reading import no_cycle_collection
-from provenance.reading.lineage import MAX_DEPTH, Walk, index_for, outputs_of, trace
 from provenance.record.outcome import FAILED, INTERRUPTED, RUNNING, SUCCEEDED
 from provenance.record.sidecar import is_sidecar_name, sidecar_path_for
 from provenance.record.summary import RunSummary, same, stored_text, summarize

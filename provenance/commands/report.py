@@ -29,16 +29,16 @@ from typing import Any
 from provenance.commands import EXIT_OK, EXIT_USAGE, add_command, add_outside_root, style, warn
 from provenance.commands import show as show_command
 from provenance.commands.diff import compare, readings, volatile_changes
-from provenance.commands.verify import (
+from provenance.emit.report import Page, ReportError, render, write_site
+from provenance.read import RunSummary, collect_runs, differing
+from provenance.reading.lineage import Index
+from provenance.reading.verify import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
     QUIET,
     Verifier,
     counts_of,
 )
-from provenance.emit.report import Page, ReportError, render, write_site
-from provenance.read import RunSummary, collect_runs, differing
-from provenance.reading.lineage import Index
 from provenance.record.sidecar import SIDECAR_SUFFIX
 from provenance.records import (
     Boundary,

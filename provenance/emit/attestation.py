@@ -281,7 +281,7 @@ def vouchable(
     record: Record, artifact: Path, *, allow_failed: bool, outside_root: bool = False
 ) -> dict[str, Any]:
     """The artifact's output entry, if this tool can vouch for it; else ``Refusal``, why."""
-    from provenance.commands.verify import QUIET, Verifier
+    from provenance.reading.verify import QUIET, Verifier
     from provenance.records import LOST, job_state
 
     if record.running:
