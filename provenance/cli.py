@@ -24,9 +24,7 @@ from provenance.commands import (
     HelpFormatter,
     Parser,
     add_color,
-    one_line,
     plain,
-    printable,
     style,
     warn,
 )
@@ -34,6 +32,7 @@ from provenance.errors import ProvenanceError
 from provenance.record.schema import _schema_text, validate
 from provenance.record.sidecar import is_sidecar_name, sidecar_path_for
 from provenance.records import UnreadableRecord, read_json
+from provenance.text import one_line, printable
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,19 @@ def holds_block(record: Record, shown: str) -> bool:
         and ".." not in parts
         and Path(source).parts[-len(parts) :] == parts
     )
+
+
+def declared_entries(table: object) -> Iterator[tuple[str, Any]]:
+    """``(name, entry)`` for each path a record's inputs or outputs table names; a list gives
+    ``name[i]``; a name given no path (null) gives nothing."""
+    if not isinstance(table, dict):
+        return
+    for name, value in table.items():
+        if isinstance(value, list):
+            for index, entry in enumerate(value):
+                yield f"{name}[{index}]", entry
+        elif value is not None:
+            yield name, value
 
 
 def place_of(

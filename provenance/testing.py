@@ -225,12 +225,12 @@ def run_recorded_command(
     is the command's (127 when it cannot be found, negative when a signal ended it, as
     ``subprocess`` says); ``stdout`` and ``stderr`` hold what it printed.
     """
-    from provenance.commands.run import _PYTHON  # loaded when asked: the plugin stays light
+    from provenance.launch.launchers import PYTHON  # loaded when asked: the plugin stays light
 
     words = [os.fspath(word) for word in command]
     if not words:
         raise ValueError("no command to run")
-    if _PYTHON.fullmatch(words[0]):
+    if PYTHON.fullmatch(words[0]):
         words[0] = sys.executable
     options = [f"--input={name}={os.fspath(path)}" for name, path in (inputs or {}).items()]
     options += [f"--output={name}={os.fspath(path)}" for name, path in (outputs or {}).items()]

@@ -81,7 +81,7 @@ def test_ai_uses_only_public_provenance_names() -> None:
         "from provenance import records",
         "from provenance import recorded_run, records",
         "from provenance.records import load",
-        "from provenance.commands.lineage import trace",
+        "from provenance.reading.lineage import trace",
         "from provenance.stores import digest_cache",
         "import provenance.records",
         "import provenance.measure.hashing as hashing",

@@ -120,7 +120,8 @@ def test_every_command_has_a_description_examples_and_shown_defaults():
 
 
 def test_sizes_are_taken_and_refused_as_a_person_types_them():
-    from provenance.commands import human_size, size_arg, size_default
+    from provenance.commands import size_arg, size_default
+    from provenance.text import human_size
 
     assert [size_arg(s) for s in ("1G", "512M", "64k", "1.5T", "100", "2GiB")] == [
         2**30, 512 * 2**20, 64 * 2**10, int(1.5 * 2**40), 100, 2**31,
@@ -136,7 +137,7 @@ def test_sizes_are_taken_and_refused_as_a_person_types_them():
 
 
 def test_counts_read_as_words_not_as_word_s():
-    from provenance.commands import plural
+    from provenance.text import plural
 
     assert plural(1, "difference") == "1 difference"
     assert plural(0, "run") == "0 runs"

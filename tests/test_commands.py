@@ -1590,14 +1590,14 @@ class TestIndentedJson:
         )
     )
     def test_the_bytes_of_json_dumps(self, value):
-        from provenance.commands import indented_json
+        from provenance.text import indented_json
 
         for ascii_only in (False, True):
             expected = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=ascii_only)
             assert indented_json(value, ensure_ascii=ascii_only) == expected
 
     def test_a_list_of_runs_as_json_dumps_writes_it(self):
-        from provenance.commands import indented_json
+        from provenance.text import indented_json
 
         value = {
             "differing": ["args.lr"],

@@ -284,7 +284,7 @@ class TestProgress:
         progress.close()
 
     def test_verify_totals_what_the_records_hold_before_it_hashes(self, tmp_path, monkeypatch):
-        from provenance.commands.verify import Verifier, planned
+        from provenance.reading.verify import Verifier, planned
         from provenance.records import load
         from tests.handmade import document, file_entry, project, write
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from provenance.commands.lineage import build_index
+from provenance.reading.lineage import build_index
 from provenance.records import Boundary
 from provenance.stores.digest_cache import ENVIRONMENT, RACY_WINDOW_NS, stat_key
 from provenance.stores.lineage_index import FILE_NAME, LineageIndex
@@ -251,7 +251,7 @@ def record_paths(walked: list[Any]) -> list[str]:
 def test_the_indexed_walk_finds_what_the_full_scans_walk_finds(
     proj, tmp_path, monkeypatch, top, split_at
 ):
-    from provenance.commands.lineage import records_under
+    from provenance.reading.lineage import records_under
     from provenance.stores import scan
 
     monkeypatch.setattr(scan, "SPLIT_AT", split_at)

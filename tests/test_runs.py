@@ -624,7 +624,7 @@ class TestHiddenCharacters:
         assert sorted(r["script"] for r in listed) == sorted(f"train{c}.py" for c in HIDDEN)
 
     def test_printable_escapes_every_format_and_ignorable_character(self):
-        from provenance.commands import json_for_terminal, printable, shell_quote
+        from provenance.text import json_for_terminal, printable, shell_quote
 
         ignorable = [
             *range(0x180B, 0x1810),

@@ -33,11 +33,10 @@ from provenance.commands import (
     EXIT_USAGE,
     add_command,
     add_outside_root,
-    plural,
-    printable,
     warn,
 )
 from provenance.records import load
+from provenance.text import plural, printable
 
 
 def register(commands: Any) -> None:

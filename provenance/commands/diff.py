@@ -22,21 +22,10 @@ from collections.abc import Iterator
 from itertools import zip_longest
 from typing import Any, NamedTuple
 
-from provenance.commands import (
-    EXIT_FINDING,
-    EXIT_OK,
-    Escaped,
-    add_command,
-    declared_entries,
-    lines_text,
-    plural,
-    print_json,
-    printable,
-    short,
-    style,
-)
+from provenance.commands import EXIT_FINDING, EXIT_OK, add_command, print_json, style
 from provenance.measure import environment, volatile
-from provenance.records import Record, load
+from provenance.records import Record, declared_entries, load
+from provenance.text import Escaped, lines_text, plural, printable, short
 
 # What of an entry tells two versions of a path apart.
 ENTRY_KEYS = ("path", "exists", "kind", "size_bytes", "blake3", "sha256", "file_count", "error")

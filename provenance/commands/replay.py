@@ -21,20 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import (
-    EXIT_FINDING,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_command,
-    declared_entries,
-    lines_text,
-    plural,
-    print_json,
-    shell_join,
-    shell_quote,
-    short,
-    warn,
-)
+from provenance.commands import EXIT_FINDING, EXIT_OK, EXIT_USAGE, add_command, print_json, warn
 from provenance.commands.diff import compare, readings, render_differences
 from provenance.launch import RECORDED_BY
 from provenance.measure.environment import ENV_NAME, recorded_variables
@@ -43,7 +30,8 @@ from provenance.ranks import MAX_WORLD_SIZE
 from provenance.record.limits import LEFT_OUT_TEXT
 from provenance.record.redact import REDACTED
 from provenance.record.sidecar import RECORD_LOG
-from provenance.records import Record, UnreadableRecord, load, sidecar_target
+from provenance.records import Record, UnreadableRecord, declared_entries, load, sidecar_target
+from provenance.text import lines_text, plural, shell_join, shell_quote, short
 
 MAX_LOG_BYTES = 1024 * 1024  # the record log names a few records, one per line
 Environment = dict[str, str | None]

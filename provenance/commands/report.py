@@ -26,37 +26,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import (
-    EXIT_OK,
-    EXIT_USAGE,
-    add_command,
-    add_outside_root,
-    declared_entries,
-    plural,
-    style,
-    warn,
-)
+from provenance.commands import EXIT_OK, EXIT_USAGE, add_command, add_outside_root, style, warn
 from provenance.commands import show as show_command
 from provenance.commands.diff import compare, readings, volatile_changes
-from provenance.commands.lineage import Index
-from provenance.commands.verify import (
+from provenance.emit.report import Page, ReportError, render, write_site
+from provenance.read import RunSummary, collect_runs, differing
+from provenance.reading.lineage import Index
+from provenance.reading.verify import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ENTRIES,
     QUIET,
     Verifier,
     counts_of,
 )
-from provenance.emit.report import Page, ReportError, render, write_site
-from provenance.read import RunSummary, collect_runs, differing
 from provenance.record.sidecar import SIDECAR_SUFFIX
 from provenance.records import (
     Boundary,
     Record,
     UnreadableRecord,
+    declared_entries,
     load,
     sidecar_target,
 )
 from provenance.stores.digest_cache import DigestCache
+from provenance.text import plural
 
 
 def register(commands: Any) -> None:

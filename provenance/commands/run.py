@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,12 +23,18 @@ from typing import Any
 from provenance.commands import EXIT_USAGE, add_command, warn
 from provenance.errors import ProvenanceError
 from provenance.launch import MODULE, SPEC_ENVIRONMENT, Told
-from provenance.launch.launchers import BY_MODULE, BY_PROGRAM, Launcher, options_of, rewrite
+from provenance.launch.launchers import (
+    BY_MODULE,
+    BY_PROGRAM,
+    PYTHON,
+    Launcher,
+    options_of,
+    rewrite,
+)
 from provenance.measure.paths import find_root
 from provenance.record.outcome import Terminated
 
 EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE = 127, 126  # what a shell exits with
-_PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
 # Launchers given a whole command line (python and its arguments come after their options).
 _COMMAND_LAUNCHERS = frozenset({"mpirun", "mpiexec", "srun"})
 # Python's options that take a value as the next word (or the rest of the word).
@@ -147,11 +152,11 @@ def python_command(command: Sequence[str], program: str) -> list[str] | None:
         return _behind_launcher(BY_PROGRAM[name], command, 1)
     if name in _COMMAND_LAUNCHERS:
         for at, word in enumerate(command[1:], 1):
-            if _PYTHON.fullmatch(os.path.basename(word)):
+            if PYTHON.fullmatch(os.path.basename(word)):
                 rewritten = _python_part(command[at:])
                 return None if rewritten is None else [*command[:at], *rewritten]
         return None
-    if _PYTHON.fullmatch(name):
+    if PYTHON.fullmatch(name):
         return _python_part(command)
     interpreter = _python_shebang(program)
     if interpreter is not None:  # a console script, or an executable x.py
@@ -231,8 +236,8 @@ def _python_shebang(program: str) -> list[str] | None:
         return None
     if os.path.basename(words[0]) == "env":
         named = [w for w in words[1:] if not w.startswith("-")]
-        return words if named and _PYTHON.fullmatch(os.path.basename(named[0])) else None
-    return words if _PYTHON.fullmatch(os.path.basename(words[0])) else None
+        return words if named and PYTHON.fullmatch(os.path.basename(named[0])) else None
+    return words if PYTHON.fullmatch(os.path.basename(words[0])) else None
 
 
 def _start(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, int | None]:

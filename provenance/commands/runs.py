@@ -24,17 +24,9 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from provenance.commands import (
-    _ESCAPED,
-    EXIT_OK,
-    Escaped,
-    add_command,
-    lines_text,
-    print_json,
-    printable,
-    warn,
-)
+from provenance.commands import EXIT_OK, add_command, print_json, warn
 from provenance.read import RunSummary, collect_runs, differing
+from provenance.text import ESCAPED, Escaped, lines_text, printable
 
 # Characters of one value a line shows before its middle is cut (a record's value can be
 # megabytes long); a value is cut no further than it takes to tell it from the others.
@@ -113,10 +105,10 @@ def _value(value: Any) -> str:
 
 # What a bare value may not hold: what separates cells (space, =), what quotes or escapes
 # (", \\), the cut mark, and what ``printable`` would write as an escape.
-_UNQUOTED = re.compile(r'[\s="\\…]|' + _ESCAPED.pattern)
+_UNQUOTED = re.compile(r'[\s="\\…]|' + ESCAPED.pattern)
 # What a quoted value writes as a JSON escape rather than raw: what ``printable`` escapes, and
 # the cut mark, so no whole value holds a bare one.
-_QUOTED_ESCAPES = re.compile("…|" + _ESCAPED.pattern)
+_QUOTED_ESCAPES = re.compile("…|" + ESCAPED.pattern)
 
 
 def _json_escape(match: re.Match[str]) -> str:

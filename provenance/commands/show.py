@@ -10,22 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from provenance.commands import (
-    EXIT_FINDING,
-    EXIT_OK,
-    Escaped,
-    add_command,
-    declared_entries,
-    human_size,
-    lines_text,
-    one_line,
-    plural,
-    print_json,
-    printable,
-    shell_quote,
-    short,
-    style,
-)
+from provenance.commands import EXIT_FINDING, EXIT_OK, add_command, print_json, style
 from provenance.commands.diff import seed_text
 from provenance.commands.replay import command_line
 from provenance.measure.environment import recorded_variables
@@ -35,11 +20,22 @@ from provenance.records import (
     Attempt,
     Record,
     attempts,
+    declared_entries,
     holds_block,
     job_state,
     load,
     rank_states,
     running_beside,
+)
+from provenance.text import (
+    Escaped,
+    human_size,
+    lines_text,
+    one_line,
+    plural,
+    printable,
+    shell_quote,
+    short,
 )
 
 STATES = {

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import plural
+from provenance.emit.slsa import SLSA_PREDICATE, STATEMENT_TYPE, slsa_statement
 from provenance.errors import ProvenanceError
 from provenance.measure.hashing import HashPolicy, hash_file
 from provenance.record.limits import Refused, depth_over, refusal, strict_loads
 from provenance.record.outcome import SUCCEEDED
 from provenance.record.sidecar import atomic_write
-from provenance.records import Record, read_json
+from provenance.records import Record, declared_entries, read_json
+from provenance.text import plural
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SIGNATURE_SUFFIX = ".sig"
@@ -244,8 +245,6 @@ def failed_gates(record: Record) -> list[str]:
 def statement(record: Record, subject: list[dict[str, Any]], failed: list[str]) -> dict[str, Any]:
     """The run's SLSA statement (as ``export --format slsa`` makes it) about ``subject``;
     ``failed`` names the gates it was made despite."""
-    from provenance.commands.export import slsa_statement
-
     made = slsa_statement(record)
     made["subject"] = subject
     if failed:
@@ -265,8 +264,6 @@ class Attested:
 
 def output_entry(record: Record, artifact: Path) -> dict[str, Any] | None:
     """The record's output entry naming ``artifact``, or None."""
-    from provenance.commands import declared_entries
-
     real = os.path.realpath(artifact)
     boundary = record.boundary(outside_root=True)
     for _, entry in declared_entries(record.block["outputs"]):
@@ -281,7 +278,7 @@ def vouchable(
     record: Record, artifact: Path, *, allow_failed: bool, outside_root: bool = False
 ) -> dict[str, Any]:
     """The artifact's output entry, if this tool can vouch for it; else ``Refusal``, why."""
-    from provenance.commands.verify import QUIET, Verifier
+    from provenance.reading.verify import QUIET, Verifier
     from provenance.records import LOST, job_state
 
     if record.running:
@@ -416,8 +413,6 @@ def _signed_payload(document: dict[str, Any], public_key: Any, path: Path) -> by
 
 
 def _statement_of(payload: bytes, path: Path) -> dict[str, Any]:
-    from provenance.commands.export import SLSA_PREDICATE, STATEMENT_TYPE
-
     why = refusal(payload, "statement", MAX_ATTESTATION_BYTES)
     if why:
         raise BadAttestation(f"{path}: {why}")

@@ -140,7 +140,7 @@ def outcome_message(outcome: dict[str, Any]) -> str:
 def datasets(base: Path, table: Any, facets_key: str) -> list[dict[str, Any]]:
     """Datasets in OpenLineage's local-file naming: namespace ``file``, the absolute path (worked
     out from the record's text: a path is never followed on disk), the digests as a facet."""
-    from provenance.commands import declared_entries  # loaded only where events are built
+    from provenance.records import declared_entries  # loaded only where events are built
 
     found = []
     for _, entry in declared_entries(table):

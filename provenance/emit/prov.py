@@ -44,7 +44,7 @@ def document(block: dict[str, Any], run_id: str) -> dict[str, Any]:
         raise MissingProv(
             "export --format prov needs the sign extra: pip install 'provenance-sidecar[sign]'"
         ) from err
-    from provenance.commands import declared_entries
+    from provenance.records import declared_entries
 
     made = ProvDocument()
     for prefix, uri in NAMESPACES.items():

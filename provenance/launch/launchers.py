@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from provenance.launch import MODULE
+
+PYTHON = re.compile(r"python(\d+(\.\d+)*)?")  # what a Python interpreter's program is named
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provenance.commands import plural, printable
 from provenance.errors import ProvenanceError
 from provenance.record.sidecar import atomic_write
+from provenance.text import plural, printable
 
 HERE = Path(__file__).parent
 # Written into every site: a folder without it is not replaced.
