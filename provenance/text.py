@@ -124,8 +124,10 @@ def indented_json(value: Any, *, ensure_ascii: bool) -> str:
             flat[inner] = _plain_encoder(ensure_ascii, ",\n" + inner)
         return flat[inner](values)[1:-1]
 
-    def scalar(value: Any, kind: type, indent: str) -> str:
-        """One value as the item of a container at ``indent``: a plain one written here."""
+    def scalar(value: Any) -> str | None:
+        """A plain value (or an empty container) as JSON; None for any other. It calls nothing
+        that nests: a deep value costs one frame of ``encode`` a level, as ``json``'s own."""
+        kind = type(value)
         if kind is str:
             return string(value)
         if value is None:
@@ -142,7 +144,7 @@ def indented_json(value: Any, *, ensure_ascii: bool) -> str:
             return float.__repr__(value)
         if not value and kind in _EMPTY:
             return "{}" if kind is dict else "[]"
-        return encode(value, indent)
+        return None
 
     def encode(value: Any, indent: str) -> str:
         kind = type(value)
@@ -156,10 +158,12 @@ def indented_json(value: Any, *, ensure_ascii: bool) -> str:
             if not value:
                 return "{}"
             if len(value) <= _SMALL:  # a few keys: each written here, no C call a run of them
-                pieces = [
-                    string(key) + ": " + scalar(value[key], type(value[key]), inner)
-                    for key in sorted(value)
-                ]
+                for key in sorted(value):
+                    item = value[key]
+                    text = scalar(item)
+                    pieces.append(
+                        string(key) + ": " + (encode(item, inner) if text is None else text)
+                    )
                 return "{\n" + inner + (",\n" + inner).join(pieces) + "\n" + indent + "}"
             run: dict[str, Any] = {}
             for key in sorted(value):

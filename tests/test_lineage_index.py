@@ -729,3 +729,24 @@ def test_a_folder_row_written_after_another_command_wrote_is_made_from_the_rows(
     elif meanwhile == "stores one":
         expected.add(b"new.manifest.json")
     assert names == expected
+
+
+def test_the_deepest_chain_allowed_prints_as_json(proj, tmp_path, monkeypatch):
+    from provenance.reading.lineage import MAX_DEPTH
+
+    for i in range(MAX_DEPTH + 1):  # s0 from a raw input, each next one from the one before
+        source = entry("raw.txt", 10**6) if i == 0 else entry(f"s{i - 1}.txt", i - 1)
+        write(
+            proj / f"s{i}.txt.manifest.json",
+            document("step.py", inputs={"src": source}, outputs={"dst": entry(f"s{i}.txt", i)}),
+        )
+    aged(proj)
+    for cache in ("off", str(tmp_path / "cache" / "digests.sqlite3")):
+        code, out, err = lineage(
+            monkeypatch, cache, proj / f"s{MAX_DEPTH}.txt", "--json", "--max-depth", str(MAX_DEPTH)
+        )
+        assert (code, err) == (0, ""), err
+        tree, depth = json.loads(out), 0
+        while tree["inputs"] and "produced_by" in tree["inputs"][0]:
+            tree, depth = tree["inputs"][0]["produced_by"], depth + 1
+        assert depth == MAX_DEPTH
