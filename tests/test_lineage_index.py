@@ -750,3 +750,23 @@ def test_the_deepest_chain_allowed_prints_as_json(proj, tmp_path, monkeypatch):
         while tree["inputs"] and "produced_by" in tree["inputs"][0]:
             tree, depth = tree["inputs"][0]["produced_by"], depth + 1
         assert depth == MAX_DEPTH
+
+
+def test_a_producer_rewritten_after_the_walk_restarts_without_blaming_the_index(
+    proj, tmp_path, capfd
+):
+    from provenance.reading.lineage import StoreFailed
+
+    made = write(proj / "t.manifest.json", document("make.py", outputs={"t": entry("t", 5)}))
+    aged(proj)
+    store = LineageIndex(tmp_path / FILE_NAME, racy_window_ns=0)
+    boundary = Boundary.of([proj])
+    build_index([proj], None, boundary, store)
+    index = build_index([proj], None, boundary, store)  # warm: the record is not read
+    assert index.parsed == 0
+    write(made, document("make.py", outputs={"t": entry("t", 6)}))  # after the walk
+    with pytest.raises(StoreFailed):
+        list(index._by_digest(f"{5:064x}", ""))
+    assert not store.broken
+    assert capfd.readouterr().err == ""
+    store.close()

@@ -743,6 +743,30 @@ class TestOneRecordOneLine:
 
 
 class TestSkippedLinks:
+    def test_a_link_named_itself_is_listed_and_not_said_skipped(self, proj, tmp_path):
+        write(proj / "runs" / "ok" / "x.manifest.json", run_doc("train.py", {}))
+        write(tmp_path / "outside" / "o.manifest.json", run_doc("other.py", {}))
+        link = proj / "runs" / "ok" / "ext.manifest.json"
+        link.symlink_to(tmp_path / "outside" / "o.manifest.json")
+        aged(proj)
+        for given in (["runs", "runs/ok/ext.manifest.json"], ["runs/ok/ext.manifest.json", "runs"]):
+            code, out, err = runs(*given)
+            assert code == 0
+            assert [line.split()[:2] for line in out.splitlines()] == [
+                ["runs/ok/ext", "other.py"],
+                ["runs/ok/x", "train.py"],
+            ]
+            assert err == "", given
+
+    def test_a_folder_given_also_through_a_link_lists_its_runs_by_its_own_path(self, proj):
+        write(proj / "runs" / "ok" / "x.manifest.json", run_doc("train.py", {}))
+        (proj / "linked").symlink_to("runs")
+        aged(proj)
+        for given in (["linked", "runs"], ["runs", "linked"]):
+            code, out, err = runs(*given)
+            assert (code, err) == (0, "")
+            assert [line.split()[0] for line in out.splitlines()] == ["runs/ok/x"], given
+
     def test_each_link_not_followed_is_a_line_on_stderr(self, proj, tmp_path):
         write(proj / "runs" / "ok" / "x.manifest.json", run_doc("train.py", {}))
         write(tmp_path / "outside" / "o.manifest.json", run_doc("train.py", {}))

@@ -276,12 +276,29 @@ class Index:
         if record is None:
             return None
         output = row.output
-        if output not in outputs_of(record):  # the rows were written by something else
+        if output not in outputs_of(record):
             assert self.store is not None
+            if self._changed_since_walk(row.path, walked):
+                raise StoreFailed  # rewritten meanwhile: the records answer, the store is fine
             self.store.distrust(f"{walked}: its rows name an output it does not hold")
-            raise StoreFailed
+            raise StoreFailed  # the rows were written by something else
         source = os.fsdecode(row.path)
         return Producer(record, source, output.name, output.shown, where, (order, output.position))
+
+    def _changed_since_walk(self, real: bytes, walked: str) -> bool:
+        """Whether the record the walk met at ``walked`` (real path ``real``) has another stat
+        now than the one its rows were taken under."""
+        linked = self._linked.get(real)
+        if linked is not None:
+            key: bytes | None = linked[2]
+        else:
+            folder, _, name = real.rpartition(b"/")
+            taken = self._taken.get(folder)
+            key = taken.key(name) if taken is not None else None
+        try:
+            return key is None or stat_key(os.stat(walked)) != key
+        except OSError:
+            return True
 
     def _add_beside(self, path: Path) -> None:
         """Index the record kept beside ``path``, if there is a readable one inside the

@@ -140,6 +140,9 @@ def collect_runs(
     for top in tops:
         if not os.path.lexists(top):
             raise UnreadableRecord(f"{top}: no such file or folder")
+    # Of two tops that lead to one folder, the first is walked: one reached through a link
+    # goes last, so that a record is listed under the path that is not a link.
+    tops.sort(key=lambda top: os.path.realpath(top) != os.path.abspath(top))
     filters = _Filters(where or {}, gate or {}, status, script, tuple(tops))
     store = LineageIndex.from_environment() if index else None
     try:
@@ -215,6 +218,9 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
             found.runs.append(_summary(shown, stored))
         return False
 
+    named = {  # the records given as paths: listed, whatever leads to them from the walk
+        os.fsencode(os.path.realpath(records.locate(top))) for top in tops if not os.path.isdir(top)
+    }
     for top in tops:
         if not os.path.isdir(top):
             shown = top if is_sidecar_name(Path(top).name) else str(records.locate(top))
@@ -267,7 +273,8 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
                 link = os.path.islink(shown)
                 problem = _linked(shown, boundary) if link else None
                 if problem is not None:
-                    found.unreadable.append(problem)
+                    if os.fsencode(os.path.realpath(shown)) not in named:  # else listed as named
+                        found.unreadable.append(problem)
                     continue
                 real = os.fsencode(os.path.realpath(shown)) if link else base + os.fsencode(other)
                 beside.append((shown, real, link))
