@@ -9,6 +9,7 @@ one that may be touched, or says why not.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -594,7 +595,11 @@ def read_bytes(
             os.close(fd)
     except FileNotFoundError:
         raise UnreadableRecord(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+    except OSError as err:
+        if err.errno == errno.ENXIO:  # a socket, which opens as nothing: as a FIFO is said
+            raise UnreadableRecord(f"{path}: not a regular file") from None
+        raise UnreadableRecord(f"{path}: cannot be read: {_reason(err)}") from None
+    except ValueError as err:  # a NUL byte in the name
         raise UnreadableRecord(f"{path}: cannot be read: {_reason(err)}") from None
     if st.st_size > limit:
         raise UnreadableRecord(f"{path}: over {size_text(limit)}: not a {kind}")
