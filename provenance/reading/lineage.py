@@ -375,7 +375,9 @@ class Index:
             raise StoreFailed
         now = changes.now
         changed = set(changes.changed)
-        current.keys = {n: k for n, k in now.items() if n not in changed}
+        current.keys = dict(now)
+        for name in changed:
+            del current.keys[name]
         base = key + b"/"
         for name in sorted(changed, key=lambda name: name.decode(*_FS)):
             real = base + name
@@ -535,15 +537,23 @@ def build_index(
                 index.load(path)
             return index
         began = time.time_ns()  # before any stat: a record changed after it is racy
-        walked: list[Folder] = []
-        for top in dict.fromkeys(folders):  # a forked walker touches no store: it only stats
-            walked.extend(scan(top))
+        tops = list(dict.fromkeys(folders))
         stored: dict[bytes, bytes] = {}
-        for top in dict.fromkeys(folders):
-            held = store.folders_under(folder_key(os.path.realpath(top)))
-            if held is None:
-                raise StoreFailed
-            stored.update(held)
+        failed: list[bool] = []
+
+        def read_store() -> None:  # done while a forked walker stats (it touches no store)
+            for top in tops:
+                held = store.folders_under(folder_key(os.path.realpath(top)))
+                if held is None:
+                    failed.append(True)
+                    return
+                stored.update(held)
+
+        walked: list[Folder] = []
+        for i, top in enumerate(tops):
+            walked.extend(scan(top, read_store if i == 0 else None))
+        if failed:
+            raise StoreFailed
         index.take(walked, stored, began)
     return index
 

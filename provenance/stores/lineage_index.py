@@ -201,7 +201,7 @@ class LineageIndex(SqliteStore):
         """A walked folder's records (``entries``, as the walk made them) against the row the
         index held of it (``held``, b"" if none): the rows of records gone from it are
         forgotten. None if the row is not of its shape (the store given up)."""
-        now = parse_entries(entries)  # the walk's own: of its shape
+        now = parse_entries(entries, checked=False)  # the walk's own: of its shape
         if held == entries:
             before, changed = now, []  # none of its records changed, came or went
         else:

@@ -85,9 +85,10 @@ def folder_key(real: str) -> bytes:
     return real.rstrip("/").encode(*_FS)
 
 
-def parse_entries(entries: bytes) -> dict[bytes, bytes]:
-    """``{name: stat key}`` of an ``entries`` value, in its order; ValueError if malformed."""
-    if _ENTRIES.fullmatch(entries) is None:
+def parse_entries(entries: bytes, *, checked: bool = True) -> dict[bytes, bytes]:
+    """``{name: stat key}`` of an ``entries`` value, in its order; ValueError if malformed
+    (``checked``; a walk's own, made by ``_folder``, need not be)."""
+    if checked and _ENTRIES.fullmatch(entries) is None:
         raise ValueError("an entry is empty or ends early")
     return dict(_ENTRY.findall(entries))  # in C: a folder of a hundred records is one call
 
