@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from provenance.commands import EXIT_FINDING, EXIT_OK, add_command, print_json, style
 from provenance.measure import environment, volatile
+from provenance.record.summary import flat
 from provenance.records import Record, declared_entries, load
 from provenance.text import Escaped, lines_text, plural, printable, short
 
@@ -147,19 +148,9 @@ def _seed_value(seed: dict[str, Any]) -> str:
     return f"type {kind}, its value not recorded"
 
 
-def _flat(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    """``(dotted key, leaf)`` for each leaf of nested mappings; a list or a scalar is a leaf.
-    The reader bounds a record's depth, so the recursion is bounded too."""
-    if isinstance(value, dict) and (value or not prefix):
-        for key, item in value.items():
-            yield from _flat(item, f"{prefix}.{key}" if prefix else str(key))
-    else:
-        yield prefix, value  # an empty mapping under a key is a value of its own
-
-
 def _per_key(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
     """The leaves that differ between two nested mappings, by dotted key, in a stable order."""
-    fa, fb = dict(_flat(a, prefix)), dict(_flat(b, prefix))
+    fa, fb = dict(flat(a, prefix)), dict(flat(b, prefix))
     missing = _Absent()
     return [
         (k, fa.get(k, missing), fb.get(k, missing))
