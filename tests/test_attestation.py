@@ -188,51 +188,39 @@ class TestAttest:
 
 class TestVerify:
     def test_an_untouched_artifact_verifies(self, signed, keys, project):
-        proc = provenance(
-            "verify",
-            "models/a.onnx",
-            "--attestation",
-            "models/a.onnx.intoto.jsonl",
-            "--public-key",
-            keys["plain"][1],
-            cwd=project,
+        proc = verify_attestation(
+            project, "models/a.onnx", Path("models/a.onnx.intoto.jsonl"), keys["plain"][1]
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "signed by the key given, 1 subject" in proc.stdout
         assert "unchanged output model" in proc.stdout
 
     def test_json_stays_one_document_with_the_verdict_on_stderr(self, signed, keys, project):
-        proc = provenance(
-            "verify",
-            "models/a.onnx",
-            "--json",
-            "--attestation",
-            "models/a.onnx.intoto.jsonl",
-            "--public-key",
-            keys["plain"][1],
-            cwd=project,
+        proc = verify_attestation(
+            project, "models/a.onnx", Path("models/a.onnx.intoto.jsonl"), keys["plain"][1], "--json"
         )
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)[0]["checks"]
         assert "signed by the key given" in proc.stderr
 
     def test_a_folder_verifies(self, signed_folder, keys, project):
-        proc = provenance(
-            "verify",
-            "models/folder",
-            "--attestation",
-            "models/folder.intoto.jsonl",
-            "--public-key",
-            keys["plain"][1],
-            cwd=project,
+        proc = verify_attestation(
+            project, "models/folder", Path("models/folder.intoto.jsonl"), keys["plain"][1]
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "2 subjects" in proc.stdout
 
 
-def verify_attestation(project: Path, artifact: str, attestation: Path, public: Path):
+def verify_attestation(project: Path, artifact: str, attestation: Path, public: Path, *extra: str):
     return provenance(
-        "verify", artifact, "--attestation", attestation, "--public-key", public, cwd=project
+        "verify",
+        artifact,
+        *extra,
+        "--attestation",
+        attestation,
+        "--public-key",
+        public,
+        cwd=project,
     )
 
 
