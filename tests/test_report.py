@@ -58,6 +58,14 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture
+def own_copy(pipeline: Path, tmp_path: Path) -> Path:
+    """The pipeline's project copied for one test to change (without a site written in it)."""
+    copy = tmp_path / "proj"
+    shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+    return copy
+
+
 @pytest.fixture(scope="module")
 def site(pipeline: Path) -> Path:
     proc = cli_in(pipeline, "report", ".", "--html", "site")
@@ -219,9 +227,8 @@ class TestPages:
         (first,) = [t for t in pages.values() if "<title>data/table.csv</title>" in t]
         assert "nothing to compare with" in first
 
-    def test_a_changed_artifact_is_a_finding_on_its_page(self, pipeline, tmp_path):
-        copy = tmp_path / "proj"
-        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+    def test_a_changed_artifact_is_a_finding_on_its_page(self, own_copy):
+        copy = own_copy
         (copy / "models/m3.txt").write_text("tampered\n")
         proc = cli_in(copy, "report", ".", "--html", "site")
         assert proc.returncode == 0, proc.stderr
@@ -283,9 +290,8 @@ class TestTheSiteFolder:
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / "site").exists()
 
-    def test_an_unreadable_record_is_skipped_with_a_line(self, pipeline, tmp_path):
-        copy = tmp_path / "proj"
-        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+    def test_an_unreadable_record_is_skipped_with_a_line(self, own_copy):
+        copy = own_copy
         (copy / "models/m3.txt.manifest.json").write_text("{not json")
         proc = cli_in(copy, "report", ".", "--html", "site")
         assert proc.returncode == 0, proc.stderr
@@ -296,12 +302,11 @@ class TestTheSiteFolder:
 
 
 class TestTextARecordCannotBreak:
-    def test_a_name_that_is_not_utf8_and_bidi_controls_are_shown_escaped(self, pipeline, tmp_path):
+    def test_a_name_that_is_not_utf8_and_bidi_controls_are_shown_escaped(self, own_copy):
         """A file name of non-UTF-8 bytes is recorded as lone surrogates, as an honest run
         writes it: the site is still written, and it shows the escape the command shows; a
         bidi control cannot reorder what a page shows."""
-        copy = tmp_path / "proj"
-        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+        copy = own_copy
         odd = os.fsencode(str(copy / "models")) + b"/m\xff.txt"
         proc = subprocess.run(
             [os.fsencode(sys.executable), b"train.py", b"--data", b"data/table.csv",
@@ -483,9 +488,8 @@ class TestLinkedRecords:
     """Two paths to one record: the real one is kept where it is found, a link only alone."""
 
     @pytest.fixture
-    def linked(self, pipeline: Path, tmp_path: Path) -> Path:
-        copy = tmp_path / "proj"
-        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+    def linked(self, own_copy: Path) -> Path:
+        copy = own_copy
         for alias in ("aaa", "zzz"):  # sorted before and after the real record
             (copy / "models" / f"{alias}.manifest.json").symlink_to("m3.txt.manifest.json")
         return copy
@@ -551,11 +555,10 @@ class TestTheRecordAsShowSaysIt:
         "note",
         ["two\nlines", "ansi \x1b[31mred\x1b[0m and a bell\x07", "<b>bold</b>\r\nbidi \u202eX"],
     )
-    def test_the_record_is_shows_lines_each_escaped(self, pipeline, tmp_path, note):
+    def test_the_record_is_shows_lines_each_escaped(self, own_copy, tmp_path, note):
         """The page's record is ``show``'s text line for line, in a ``<pre>``: the breaks
         between lines are real, and a value's own newline or control stays an escape."""
-        copy = tmp_path / "proj"
-        shutil.copytree(pipeline, copy, ignore=shutil.ignore_patterns("site"))
+        copy = own_copy
         out = "models/noted.txt"
         proc = run_in(copy, "train.py", "--data", "data/table.csv", "--out", out, "--note", note)
         assert proc.returncode == 0, proc.stderr
