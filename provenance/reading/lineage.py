@@ -478,8 +478,10 @@ class Index:
             store.forget([real])
             return None
         digest = content_digest(read[0])
-        if held and key is not None and store.holds_bytes(real, digest):
-            return key if store.restat(real, key, walk_began_ns=began) else b""
+        if held and key is not None:
+            kept = store.same_bytes(real, key, digest, walk_began_ns=began)
+            if kept is not None:
+                return kept
         record = self.load(Path(path), order, read=read)
         if record is None:
             store.forget([real])

@@ -189,9 +189,8 @@ def _collect(tops: list[str], store: LineageIndex | None, filters: _Filters) -> 
                 store.forget([real])
                 return False
             digest = content_digest(got[0])
-            if held and store.holds_bytes(real, digest):  # rewritten, not changed
-                store.restat(real, key, walk_began_ns=began)
-                return True
+            if held and store.same_bytes(real, key, digest, walk_began_ns=began) is not None:
+                return True  # rewritten, not changed
         try:
             record = records.load(shown, root, read=got)
         except UnreadableRecord as err:

@@ -276,20 +276,21 @@ class LineageIndex(SqliteStore):
         self._put.append(_Put(path, key, entrypoint, tuple(outputs), summary, digest))
         return True
 
-    def holds_bytes(self, path: bytes, digest: bytes) -> bool:
-        """Whether the index's rows of the record at ``path`` are those of bytes with this
-        ``digest``: read from these very bytes, they stand for it whatever its stat now."""
+    def same_bytes(
+        self, path: bytes, key: bytes, digest: bytes, *, walk_began_ns: int
+    ) -> bytes | None:
+        """For a record whose stat changed to ``key``: if the index's rows of it were read from
+        bytes with this ``digest`` (rewritten, not changed), they stand for it whatever its
+        stat, and are kept under ``key``; the key they are current under is returned (b"" for
+        a racy record, which keeps its old key, to be looked at again). None if its bytes are
+        not those."""
         rows = self._query("SELECT 1 FROM records WHERE path = ? AND digest = ?", (path, digest))
-        return rows is not None and len(rows) > 0
-
-    def restat(self, path: bytes, key: bytes, *, walk_began_ns: int) -> bool:
-        """Keep a record's rows under its new stat ``key``: it was rewritten with the bytes
-        they were read from (``holds_bytes``). A racy one keeps its old key, to be looked at
-        again."""
+        if not rows:
+            return None
         if self.broken or self._racy(key, walk_began_ns):
-            return False
+            return b""
         self._restat.append((path, key))
-        return True
+        return key
 
     def _racy(self, key: bytes, walk_began_ns: int) -> bool:
         _, _, _, mtime_ns, ctime_ns = STAT_KEY.unpack(key)
